@@ -1,0 +1,256 @@
+/**
+ * The typed errors of effect-cachekit. Every error is a `Schema.TaggedError`, so it can be
+ * matched with `Effect.catchTag`, serialised across process boundaries and logged with its fields.
+ *
+ * A loader's own error type is never wrapped: a strategy's `get` fails with `E | CacheError`.
+ *
+ * @since 0.1.0
+ */
+import * as Schema from "effect/Schema"
+
+/**
+ * Why a store operation failed.
+ *
+ * - `connection`: the backend could not be reached (refused, reset, closed).
+ * - `timeout`: the backend did not answer within the command timeout.
+ * - `command`: the backend answered with an error for this command.
+ * - `protocol`: the backend answered with something the client could not understand.
+ * - `unavailable`: the store is skipped on purpose (circuit breaker open).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const StoreErrorReason = Schema.Literal("connection", "timeout", "command", "protocol", "unavailable")
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type StoreErrorReason = typeof StoreErrorReason.Type
+
+/**
+ * A backend failed to carry out an operation.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class StoreError extends Schema.TaggedError<StoreError>("effect-cachekit/StoreError")("StoreError", {
+  store: Schema.String,
+  operation: Schema.String,
+  reason: StoreErrorReason,
+  detail: Schema.String,
+  cause: Schema.optional(Schema.Defect)
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `${this.store}: ${this.operation} failed (${this.reason}): ${this.detail}`
+  }
+}
+
+/**
+ * A value could not be encoded with its namespace's Schema (or is of a form the store cannot
+ * hold). Nothing was written: the previous entry, if any, is untouched.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class EncodeError extends Schema.TaggedError<EncodeError>("effect-cachekit/EncodeError")("EncodeError", {
+  namespace: Schema.String,
+  key: Schema.String,
+  detail: Schema.String,
+  cause: Schema.optional(Schema.Defect)
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `cannot encode the value of ${this.namespace}:${this.key}: ${this.detail}`
+  }
+}
+
+/**
+ * Stored bytes could not be decoded with the namespace's Schema. The strategies treat this as a
+ * miss (the entry is deleted, a metric counts it and the loader runs); it only reaches callers
+ * that read the store directly through a codec.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class DecodeError extends Schema.TaggedError<DecodeError>("effect-cachekit/DecodeError")("DecodeError", {
+  namespace: Schema.String,
+  key: Schema.String,
+  detail: Schema.String,
+  cause: Schema.optional(Schema.Defect)
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `cannot decode the entry of ${this.namespace}:${this.key}: ${this.detail}`
+  }
+}
+
+/**
+ * A key that a store cannot hold and cannot make safe.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidKey extends Schema.TaggedError<InvalidKey>("effect-cachekit/InvalidKey")("InvalidKey", {
+  store: Schema.String,
+  key: Schema.String,
+  detail: Schema.String
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `${this.store}: invalid key ${JSON.stringify(this.key)}: ${this.detail}`
+  }
+}
+
+/**
+ * A value larger than the store accepts (memcached's item size limit, a memory store's `maxBytes`).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ValueTooLarge extends Schema.TaggedError<ValueTooLarge>("effect-cachekit/ValueTooLarge")("ValueTooLarge", {
+  store: Schema.String,
+  key: Schema.String,
+  size: Schema.Number,
+  limit: Schema.Number
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `${this.store}: value of ${this.key} is ${this.size} bytes, over the limit of ${this.limit}`
+  }
+}
+
+/**
+ * The store does not offer an optional capability (a key scan on memcached, for example).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class UnsupportedCapability
+  extends Schema.TaggedError<UnsupportedCapability>("effect-cachekit/UnsupportedCapability")("UnsupportedCapability", {
+    store: Schema.String,
+    capability: Schema.String,
+    detail: Schema.String
+  })
+{
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `${this.store} does not support ${this.capability}: ${this.detail}`
+  }
+}
+
+/**
+ * A load did not complete within the strategy's `loadTimeout`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class LoadTimeout extends Schema.TaggedError<LoadTimeout>("effect-cachekit/LoadTimeout")("LoadTimeout", {
+  namespace: Schema.String,
+  key: Schema.String,
+  timeoutMillis: Schema.Number
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `loading ${this.namespace}:${this.key} took longer than ${this.timeoutMillis} ms`
+  }
+}
+
+/**
+ * A distributed lock could not be acquired within its wait time.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class LockTimeout extends Schema.TaggedError<LockTimeout>("effect-cachekit/LockTimeout")("LockTimeout", {
+  key: Schema.String,
+  timeoutMillis: Schema.Number
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `could not acquire the lock on ${this.key} within ${this.timeoutMillis} ms`
+  }
+}
+
+/**
+ * Options that make no sense (a capacity of 0, a negative TTL, an unknown policy). Raised when
+ * the layer, strategy or policy is constructed, never at the first read or write.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidOptions extends Schema.TaggedError<InvalidOptions>("effect-cachekit/InvalidOptions")("InvalidOptions", {
+  component: Schema.String,
+  detail: Schema.String
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `${this.component}: invalid options: ${this.detail}`
+  }
+}
+
+/**
+ * Every error a cache operation itself can raise.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type CacheError =
+  | StoreError
+  | EncodeError
+  | DecodeError
+  | InvalidKey
+  | ValueTooLarge
+  | UnsupportedCapability
+  | LoadTimeout
+  | LockTimeout
+
+/**
+ * Errors a `CacheStore` operation can fail with.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type StoreFailure = StoreError | EncodeError | InvalidKey | ValueTooLarge | UnsupportedCapability
+
+/**
+ * Throws `InvalidOptions` when `ok` is false. Used by constructors, which reject nonsense options
+ * synchronously, before any layer is built.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const assertOption = (ok: boolean, component: string, detail: string): void => {
+  if (!ok) throw new InvalidOptions({ component, detail })
+}
+
+/**
+ * Whether an unknown value is one of the errors of this module.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isCacheError = (u: unknown): u is CacheError =>
+  typeof u === "object" && u !== null && "_tag" in u &&
+  (u._tag === "StoreError" || u._tag === "EncodeError" || u._tag === "DecodeError" || u._tag === "InvalidKey" ||
+    u._tag === "ValueTooLarge" || u._tag === "UnsupportedCapability" || u._tag === "LoadTimeout" ||
+    u._tag === "LockTimeout")

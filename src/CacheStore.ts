@@ -1,0 +1,239 @@
+/**
+ * The one contract every backend implements. Strategies, invalidation and stampede protection are
+ * written against this tag only, so swapping Redis for Memcached for memory is swapping one layer.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import type * as Duration from "effect/Duration"
+import { UnsupportedCapability } from "./CacheError.js"
+import type { StoreFailure } from "./CacheError.js"
+import * as internal from "./internal/store.js"
+
+/**
+ * What a store holds. Every store holds bytes (`Uint8Array`). A store whose
+ * `capabilities.live` is true also keeps any other object by reference, without serialising it:
+ * that is how the in-memory store serves hits with no encoding work at all.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Value = Uint8Array | object
+
+/**
+ * An object stored in a live store may carry its approximate encoded size under this symbol, so a
+ * byte-bounded memory store can account for it without serialising it.
+ *
+ * @since 0.1.0
+ * @category symbols
+ */
+export const SizeHint: typeof internal.SizeHint = internal.SizeHint
+
+/**
+ * What a store can do beyond the required operations.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Capabilities {
+  /** Keeps non-byte values by reference (no serialisation on reads or writes). */
+  readonly live: boolean
+  /** `keys(pattern)` lists keys by glob pattern (Redis SCAN, a memory walk). */
+  readonly scan: boolean
+  /** `clear` removes every key of the store's prefix. */
+  readonly clear: boolean
+  /** Largest value in bytes the store accepts, if it has a limit. */
+  readonly maxValueBytes?: number | undefined
+}
+
+/**
+ * One entry for `setMany`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SetEntry {
+  readonly key: string
+  readonly value: Value
+  readonly ttl?: Duration.DurationInput | undefined
+}
+
+/**
+ * A cache backend. Keys are given without the store's prefix: a store adds its own prefix, so
+ * `clear` only ever touches the keys of that prefix.
+ *
+ * TTLs: `undefined` (or an infinite duration) means no expiry; a TTL of zero or less means the
+ * entry is already expired, so `set` removes the key.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Service {
+  /** A short name for logs, spans and metrics ("memory", "redis", "memcached", …). */
+  readonly name: string
+  /** Optional capabilities. */
+  readonly capabilities: Capabilities
+  /** Reads one key. */
+  readonly get: (key: string) => Effect.Effect<Option.Option<Value>, StoreFailure>
+  /** Reads many keys at once; the result is aligned with `keys`. */
+  readonly getMany: (keys: ReadonlyArray<string>) => Effect.Effect<Array<Option.Option<Value>>, StoreFailure>
+  /** Writes one key, replacing what was there. */
+  readonly set: (key: string, value: Value, ttl?: Duration.DurationInput) => Effect.Effect<void, StoreFailure>
+  /** Writes many keys. */
+  readonly setMany: (entries: ReadonlyArray<SetEntry>) => Effect.Effect<void, StoreFailure>
+  /** Writes the key only when it is absent (add / SET NX); true when this call wrote it. Atomic. */
+  readonly setIfAbsent: (
+    key: string,
+    value: Value,
+    ttl?: Duration.DurationInput
+  ) => Effect.Effect<boolean, StoreFailure>
+  /** Removes one key; true when it existed. */
+  readonly delete: (key: string) => Effect.Effect<boolean, StoreFailure>
+  /** Removes many keys; how many existed (stores that cannot tell report how many were asked). */
+  readonly deleteMany: (keys: ReadonlyArray<string>) => Effect.Effect<number, StoreFailure>
+  /** Sets a new TTL on an existing key (touch); true when the key existed. */
+  readonly expire: (key: string, ttl: Duration.DurationInput) => Effect.Effect<boolean, StoreFailure>
+  /** Removes every key of this store's prefix, and nothing else. */
+  readonly clear: Effect.Effect<void, StoreFailure>
+  /** Lists the keys (without prefix) that match a glob pattern (`*`, `?`, `[abc]`). */
+  readonly keys: (pattern: string) => Effect.Effect<ReadonlyArray<string>, StoreFailure>
+}
+
+/**
+ * The `CacheStore` tag. Provide one store layer (`MemoryStore.layer()`, `RedisStore.layer(…)`,
+ * `MemcachedStore.layer(…)`) and every strategy in the program uses it.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class CacheStore extends Context.Tag("effect-cachekit/CacheStore")<CacheStore, Service>() {}
+
+/**
+ * What a backend must implement; `make` derives the rest.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface MakeOptions {
+  readonly name: string
+  readonly capabilities?: Partial<Capabilities>
+  readonly get: Service["get"]
+  readonly set: Service["set"]
+  readonly setIfAbsent: Service["setIfAbsent"]
+  readonly delete: Service["delete"]
+  readonly expire: Service["expire"]
+  readonly getMany?: Service["getMany"]
+  readonly setMany?: Service["setMany"]
+  readonly deleteMany?: Service["deleteMany"]
+  readonly clear?: Service["clear"]
+  readonly keys?: Service["keys"]
+}
+
+/**
+ * Builds a store from the operations a backend implements natively, deriving the others:
+ * `getMany`, `setMany` and `deleteMany` run the single-key operations concurrently; `clear` and
+ * `keys` fail with `UnsupportedCapability` when not given.
+ *
+ * @since 0.1.0
+ * @category constructors
+ * @example
+ * ```ts
+ * import { CacheStore } from "effect-cachekit"
+ * import { Effect, Option } from "effect"
+ *
+ * const map = new Map<string, CacheStore.Value>()
+ * const store = CacheStore.make({
+ *   name: "map",
+ *   get: (key) => Effect.sync(() => Option.fromNullable(map.get(key))),
+ *   set: (key, value) => Effect.sync(() => void map.set(key, value)),
+ *   setIfAbsent: (key, value) => Effect.sync(() => map.has(key) ? false : (map.set(key, value), true)),
+ *   delete: (key) => Effect.sync(() => map.delete(key)),
+ *   expire: (key) => Effect.sync(() => map.has(key))
+ * })
+ * ```
+ */
+export const make = (options: MakeOptions): Service => {
+  const capabilities: Capabilities = {
+    live: options.capabilities?.live ?? false,
+    scan: options.capabilities?.scan ?? options.keys !== undefined,
+    clear: options.capabilities?.clear ?? options.clear !== undefined,
+    maxValueBytes: options.capabilities?.maxValueBytes
+  }
+  const unsupported = (capability: string) =>
+    Effect.fail(
+      new UnsupportedCapability({ store: options.name, capability, detail: `the ${options.name} store has no ${capability}` })
+    )
+  return {
+    name: options.name,
+    capabilities,
+    get: options.get,
+    set: options.set,
+    setIfAbsent: options.setIfAbsent,
+    delete: options.delete,
+    expire: options.expire,
+    getMany: options.getMany ??
+      ((keys) => Effect.forEach(keys, options.get, { concurrency: "unbounded" })),
+    setMany: options.setMany ??
+      ((entries) =>
+        Effect.forEach(entries, (e) => options.set(e.key, e.value, e.ttl), {
+          concurrency: "unbounded",
+          discard: true
+        })),
+    deleteMany: options.deleteMany ??
+      ((keys) =>
+        Effect.map(
+          Effect.forEach(keys, options.delete, { concurrency: "unbounded" }),
+          (results) => results.filter(Boolean).length
+        )),
+    clear: options.clear ?? unsupported("clear"),
+    keys: options.keys ?? (() => unsupported("keys"))
+  }
+}
+
+/**
+ * Normalises a TTL input to milliseconds: `undefined` for no expiry (no TTL or an infinite one),
+ * otherwise a number, which may be zero or negative (already expired).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const ttlMillis: (ttl: Duration.DurationInput | undefined) => number | undefined = internal.ttlMillis
+
+/**
+ * Translates a glob pattern (`*`, `?`, `[…]`, `\` escapes) into a regular expression over whole keys.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const globToRegExp: (pattern: string) => RegExp = internal.globToRegExp
+
+/**
+ * Whether a value is bytes (as every store accepts) rather than a live object.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isBytes = (value: Value): value is Uint8Array => value instanceof Uint8Array
+
+/**
+ * Reads one key from the store in context.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const get = (key: string): Effect.Effect<Option.Option<Value>, StoreFailure, CacheStore> =>
+  Effect.flatMap(CacheStore, (store) => store.get(key))
+
+/**
+ * Writes one key to the store in context.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const set = (
+  key: string,
+  value: Value,
+  ttl?: Duration.DurationInput
+): Effect.Effect<void, StoreFailure, CacheStore> => Effect.flatMap(CacheStore, (store) => store.set(key, value, ttl))

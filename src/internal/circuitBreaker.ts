@@ -1,0 +1,136 @@
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import * as MetricLabel from "effect/MetricLabel"
+import { StoreError } from "../CacheError.js"
+
+/** @internal */
+export type BreakerState = "closed" | "open" | "half-open"
+
+/** @internal */
+export interface BreakerOptions {
+  /** Name of the guarded backend (store name, or `memcached 127.0.0.1:11211`). */
+  readonly name: string
+  /** Consecutive failures that open the breaker. */
+  readonly failureThreshold: number
+  /** How long the breaker stays open before one probe call is let through. */
+  readonly resetAfter: Duration.DurationInput
+}
+
+/**
+ * A consecutive-failure circuit breaker. Closed: calls pass. Open: calls fail at once with a
+ * `StoreError` of reason `unavailable`. After `resetAfter`, one call is let through as a probe
+ * (half-open): its success closes the breaker, its failure opens it again. Time comes from
+ * Effect's Clock; every change of state is logged and recorded in a gauge.
+ * @internal
+ */
+export interface CircuitBreaker {
+  readonly state: () => BreakerState
+  /** Runs `effect` through the breaker; `isFailure` tells which errors count against the backend. */
+  readonly run: <A, E>(
+    effect: Effect.Effect<A, E>,
+    operation: string,
+    isFailure?: (e: E) => boolean
+  ) => Effect.Effect<A, E | StoreError>
+  /** Whether a call made now would be let through (closed, or open long enough for a probe). */
+  readonly allows: () => boolean
+  readonly recordSuccess: Effect.Effect<void>
+  readonly recordFailure: Effect.Effect<void>
+}
+
+const stateGauge = Metric.gauge("effect_cachekit_breaker_state", {
+  description: "Circuit breaker state per backend: 0 closed, 1 half-open, 2 open"
+})
+const stateValue = { closed: 0, "half-open": 1, open: 2 } as const
+
+const defaultIsFailure = (e: unknown): boolean =>
+  typeof e === "object" && e !== null && (e as { _tag?: unknown })._tag === "StoreError" &&
+  ((e as { reason?: unknown }).reason === "connection" || (e as { reason?: unknown }).reason === "timeout" ||
+    (e as { reason?: unknown }).reason === "protocol")
+
+/** @internal */
+export const make = (options: BreakerOptions): Effect.Effect<CircuitBreaker> =>
+  Effect.map(Effect.clock, (clock) => {
+    const resetMillis = Duration.toMillis(Duration.decode(options.resetAfter))
+    const tags = [MetricLabel.make("backend", options.name)]
+    let state: BreakerState = "closed"
+    let failures = 0
+    let openedAt = 0
+    let probing = false
+
+    const transition = (to: BreakerState): Effect.Effect<void> => {
+      if (state === to) return Effect.void
+      const from = state
+      state = to
+      stateGauge.unsafeUpdate(stateValue[to], tags)
+      const log = to === "open" ? Effect.logWarning : Effect.logInfo
+      return log(`circuit breaker ${from} -> ${to}`).pipe(
+        Effect.annotateLogs({ backend: options.name, failures: String(failures) })
+      )
+    }
+
+    const allows = () => {
+      if (state === "closed") return true
+      if (probing) return false
+      return clock.unsafeCurrentTimeMillis() - openedAt >= resetMillis
+    }
+
+    const recordSuccess = Effect.suspend(() => {
+      failures = 0
+      probing = false
+      return transition("closed")
+    })
+
+    const recordFailure = Effect.suspend(() => {
+      failures++
+      probing = false
+      if (state === "half-open" || (state === "closed" && failures >= options.failureThreshold)) {
+        openedAt = clock.unsafeCurrentTimeMillis()
+        return transition("open")
+      }
+      if (state === "open") openedAt = clock.unsafeCurrentTimeMillis()
+      return Effect.void
+    })
+
+    const run = <A, E>(
+      effect: Effect.Effect<A, E>,
+      operation: string,
+      isFailure: (e: E) => boolean = defaultIsFailure
+    ): Effect.Effect<A, E | StoreError> =>
+      Effect.suspend((): Effect.Effect<A, E | StoreError> => {
+        if (state !== "closed") {
+          if (!allows()) {
+            return Effect.fail(
+              new StoreError({
+                store: options.name,
+                operation,
+                reason: "unavailable",
+                detail: "circuit breaker open: the backend failed repeatedly and is skipped until a probe succeeds"
+              })
+            )
+          }
+          probing = true
+          return Effect.zipRight(
+            transition("half-open"),
+            Effect.onExit(effect, (exit) =>
+              exit._tag === "Success"
+                ? recordSuccess
+                : exit.cause._tag === "Fail" && !isFailure(exit.cause.error)
+                ? recordSuccess
+                : recordFailure)
+          )
+        }
+        return Effect.onExit(effect, (exit) => {
+          if (exit._tag === "Success") {
+            if (failures !== 0) failures = 0
+            return Effect.void
+          }
+          const cause = exit.cause
+          if (cause._tag === "Fail" && !isFailure(cause.error)) return Effect.void
+          if (cause._tag === "Interrupt") return Effect.void
+          return recordFailure
+        })
+      })
+
+    return { state: () => state, run, allows, recordSuccess, recordFailure }
+  })

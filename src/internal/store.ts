@@ -1,0 +1,58 @@
+import * as Duration from "effect/Duration"
+
+/** @internal */
+export const SizeHint: unique symbol = Symbol.for("effect-cachekit/CacheStore/SizeHint") as never
+
+/** @internal */
+export const ttlMillis = (ttl: Duration.DurationInput | undefined): number | undefined => {
+  if (ttl === undefined) return undefined
+  if (typeof ttl === "number") return Number.isFinite(ttl) ? ttl : (ttl > 0 ? undefined : 0)
+  const duration = Duration.decode(ttl)
+  if (!Duration.isFinite(duration)) return undefined
+  return Duration.toMillis(duration)
+}
+
+/** @internal */
+export const globToRegExp = (pattern: string): RegExp => {
+  let out = "^"
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i]!
+    if (c === "\\" && i + 1 < pattern.length) {
+      out += escapeRegExp(pattern[++i]!)
+    } else if (c === "*") {
+      out += "[\\s\\S]*"
+    } else if (c === "?") {
+      out += "[\\s\\S]"
+    } else if (c === "[") {
+      const end = pattern.indexOf("]", i + 1)
+      if (end === -1) {
+        out += "\\["
+      } else {
+        let body = pattern.slice(i + 1, end)
+        const negate = body.startsWith("^") || body.startsWith("!")
+        if (negate) body = body.slice(1)
+        out += `[${negate ? "^" : ""}${body.replace(/\\/g, "\\\\").replace(/\]/g, "\\]")}]`
+        i = end
+      }
+    } else {
+      out += escapeRegExp(c)
+    }
+  }
+  return new RegExp(out + "$")
+}
+
+/** @internal */
+export const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&")
+
+/** @internal */
+export const escapeGlob = (s: string): string => s.replace(/[*?[\]\\]/g, "\\$&")
+
+/** @internal */
+export const approximateSize = (value: unknown): number => {
+  if (value instanceof Uint8Array) return value.byteLength
+  if (typeof value === "object" && value !== null && SizeHint in value) {
+    const hint = (value as { [SizeHint]: unknown })[SizeHint]
+    if (typeof hint === "number") return hint
+  }
+  return 64
+}

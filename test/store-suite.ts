@@ -1,0 +1,262 @@
+/**
+ * The store conformance suite: one function, run by every store in the project against a real
+ * backend. A store passes when every operation of the `CacheStore` contract behaves the same as
+ * on every other store.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Duration, Effect, Option, TestClock } from "effect"
+import type { Scope } from "effect"
+import type { CacheStore } from "effect-cachekit"
+
+export interface StoreSuiteOptions {
+  /** Builds a store over the shared backend with the given key prefix. */
+  readonly make: (prefix: string) => Effect.Effect<CacheStore.Service, unknown, Scope.Scope>
+  /** `test`: the store reads Effect's Clock, so TTLs are checked with `TestClock`. `real`: the backend keeps time. */
+  readonly clock: "test" | "real"
+  /** A TTL short enough to wait out in a real-time test (memcached counts whole seconds). */
+  readonly shortTtl?: Duration.DurationInput
+  /** How long to wait for `shortTtl` to pass. */
+  readonly shortTtlWait?: Duration.DurationInput
+  /** Size of the "large value" case. */
+  readonly largeValueBytes?: number
+}
+
+const enc = new TextEncoder()
+const bytes = (s: string) => enc.encode(s)
+const text = (v: Option.Option<CacheStore.Value>) =>
+  Option.map(v, (b) => new TextDecoder().decode(b as Uint8Array))
+
+let counter = 0
+const uniquePrefix = (name: string) => `suite-${process.pid}-${Date.now().toString(36)}-${counter++}-${name}`
+
+export const storeSuite = (name: string, options: StoreSuiteOptions): void => {
+  const live = options.clock === "real"
+  const test = live ? it.live : it.effect
+  const shortTtl = options.shortTtl ?? "200 millis"
+  const wait = options.shortTtlWait ?? Duration.sum(Duration.decode(shortTtl), "150 millis")
+  const advance = (d: Duration.DurationInput) => live ? Effect.sleep(d) : TestClock.adjust(d)
+  const withStore = <A, E>(
+    label: string,
+    body: (store: CacheStore.Service) => Effect.Effect<A, E>
+  ) => Effect.scoped(Effect.flatMap(options.make(uniquePrefix(label)), body))
+
+  describe(`CacheStore conformance: ${name}`, () => {
+    test("a missing key reads as none", () =>
+      withStore("missing", (store) =>
+        Effect.gen(function*() {
+          expect(Option.isNone(yield* store.get("nope"))).toBe(true)
+        })))
+
+    test("set then get round-trips bytes, and set overwrites", () =>
+      withStore("roundtrip", (store) =>
+        Effect.gen(function*() {
+          yield* store.set("k", bytes("one"))
+          expect(text(yield* store.get("k"))).toEqual(Option.some("one"))
+          yield* store.set("k", bytes("two"))
+          expect(text(yield* store.get("k"))).toEqual(Option.some("two"))
+        })))
+
+    test("values are binary-safe: every byte value, CR LF and NUL included", () =>
+      withStore("binary", (store) =>
+        Effect.gen(function*() {
+          const all = new Uint8Array(512)
+          for (let i = 0; i < all.length; i++) all[i] = i % 256
+          const tricky = bytes("\r\nEND\r\nVALUE x 0 1\r\n\u0000")
+          yield* store.set("all", all)
+          yield* store.set("tricky", tricky)
+          const got = yield* store.get("all")
+          expect(Array.from(Option.getOrThrow(got) as Uint8Array)).toEqual(Array.from(all))
+          expect(Array.from(Option.getOrThrow(yield* store.get("tricky")) as Uint8Array)).toEqual(Array.from(tricky))
+        })))
+
+    test("an empty value is stored and read back as empty, not as a miss", () =>
+      withStore("empty", (store) =>
+        Effect.gen(function*() {
+          yield* store.set("e", new Uint8Array(0))
+          const got = yield* store.get("e")
+          expect(Option.isSome(got)).toBe(true)
+          expect((Option.getOrThrow(got) as Uint8Array).byteLength).toBe(0)
+        })))
+
+    test("a large value round-trips", () =>
+      withStore("large", (store) =>
+        Effect.gen(function*() {
+          const size = options.largeValueBytes ?? 512 * 1024
+          const big = new Uint8Array(size)
+          for (let i = 0; i < size; i++) big[i] = (i * 31) % 251
+          yield* store.set("big", big)
+          const got = Option.getOrThrow(yield* store.get("big")) as Uint8Array
+          expect(got.byteLength).toBe(size)
+          expect(got[size - 1]).toBe(big[size - 1])
+          expect(Buffer.compare(Buffer.from(got), Buffer.from(big))).toBe(0)
+        })))
+
+    test("unicode, spaces, control characters and long keys round-trip", () =>
+      withStore("keys", (store) =>
+        Effect.gen(function*() {
+          const keys = [
+            "ключ/🔑/中文",
+            "a key with spaces",
+            "tab\tand\nnewline\r\nkey",
+            "nul\u0000byte",
+            "glob*chars?[x]",
+            "k".repeat(10_000)
+          ]
+          for (const [i, key] of keys.entries()) yield* store.set(key, bytes(`v${i}`))
+          for (const [i, key] of keys.entries()) expect(text(yield* store.get(key))).toEqual(Option.some(`v${i}`))
+          // keys that differ only past a truncation point stay distinct
+          yield* store.set("k".repeat(10_000) + "x", bytes("other"))
+          expect(text(yield* store.get("k".repeat(10_000)))).toEqual(Option.some("v5"))
+        })))
+
+    test("the empty key round-trips", () =>
+      withStore("emptykey", (store) =>
+        Effect.gen(function*() {
+          yield* store.set("", bytes("empty-key"))
+          expect(text(yield* store.get(""))).toEqual(Option.some("empty-key"))
+        })))
+
+    test("getMany is aligned with its keys, misses included", () =>
+      withStore("getmany", (store) =>
+        Effect.gen(function*() {
+          yield* store.set("a", bytes("A"))
+          yield* store.set("c", bytes("C"))
+          const got = yield* store.getMany(["a", "b", "c", "a"])
+          expect(got.map(text)).toEqual([Option.some("A"), Option.none(), Option.some("C"), Option.some("A")])
+          expect(yield* store.getMany([])).toEqual([])
+        })))
+
+    test("setMany and getMany over 1,000 keys", () =>
+      withStore("many", (store) =>
+        Effect.gen(function*() {
+          const entries = Array.from({ length: 1000 }, (_, i) => ({ key: `key:${i}`, value: bytes(`value:${i}`) }))
+          yield* store.setMany(entries)
+          const got = yield* store.getMany(entries.map((e) => e.key))
+          expect(got.map(text)).toEqual(entries.map((_, i) => Option.some(`value:${i}`)))
+          expect(yield* store.deleteMany(entries.map((e) => e.key))).toBe(1000)
+          const after = yield* store.getMany(entries.map((e) => e.key))
+          expect(after.every(Option.isNone)).toBe(true)
+        })))
+
+    test("setIfAbsent writes only when absent and keeps the first value", () =>
+      withStore("nx", (store) =>
+        Effect.gen(function*() {
+          expect(yield* store.setIfAbsent("lock", bytes("first"))).toBe(true)
+          expect(yield* store.setIfAbsent("lock", bytes("second"))).toBe(false)
+          expect(text(yield* store.get("lock"))).toEqual(Option.some("first"))
+        })))
+
+    test("setIfAbsent race: of 100 concurrent fibers exactly one wins", () =>
+      withStore("race", (store) =>
+        Effect.gen(function*() {
+          const results = yield* Effect.forEach(
+            Array.from({ length: 100 }, (_, i) => i),
+            (i) => store.setIfAbsent("contended", bytes(`fiber-${i}`)),
+            { concurrency: "unbounded" }
+          )
+          expect(results.filter(Boolean).length).toBe(1)
+          const winner = results.indexOf(true)
+          expect(text(yield* store.get("contended"))).toEqual(Option.some(`fiber-${winner}`))
+        })))
+
+    test("delete and deleteMany report what existed", () =>
+      withStore("delete", (store) =>
+        Effect.gen(function*() {
+          yield* store.set("x", bytes("1"))
+          yield* store.set("y", bytes("2"))
+          expect(yield* store.delete("x")).toBe(true)
+          expect(yield* store.delete("x")).toBe(false)
+          expect(Option.isNone(yield* store.get("x"))).toBe(true)
+          yield* store.set("z", bytes("3"))
+          expect(yield* store.deleteMany(["y", "z"])).toBe(2)
+          expect(Option.isNone(yield* store.get("y"))).toBe(true)
+        })))
+
+    test("entries expire after their TTL; entries without a TTL do not", () =>
+      withStore("ttl", (store) =>
+        Effect.gen(function*() {
+          yield* store.set("short", bytes("s"), shortTtl)
+          yield* store.set("forever", bytes("f"))
+          expect(text(yield* store.get("short"))).toEqual(Option.some("s"))
+          yield* advance(wait)
+          expect(Option.isNone(yield* store.get("short"))).toBe(true)
+          expect(text(yield* store.get("forever"))).toEqual(Option.some("f"))
+          expect((yield* store.getMany(["short", "forever"])).map(Option.isSome)).toEqual([false, true])
+        })))
+
+    test("a TTL of zero or less removes the key", () =>
+      withStore("zero", (store) =>
+        Effect.gen(function*() {
+          yield* store.set("k", bytes("v"))
+          yield* store.set("k", bytes("w"), 0)
+          expect(Option.isNone(yield* store.get("k"))).toBe(true)
+        })))
+
+    test("expire sets a new TTL on existing keys only", () =>
+      withStore("expire", (store) =>
+        Effect.gen(function*() {
+          yield* store.set("k", bytes("v"))
+          expect(yield* store.expire("k", shortTtl)).toBe(true)
+          expect(yield* store.expire("missing", shortTtl)).toBe(false)
+          expect(text(yield* store.get("k"))).toEqual(Option.some("v"))
+          yield* advance(wait)
+          expect(Option.isNone(yield* store.get("k"))).toBe(true)
+        })))
+
+    test("clear removes this prefix's keys and leaves other prefixes alone", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const base = uniquePrefix("clear")
+        const mine = yield* options.make(base)
+        // a prefix that the first one is a textual prefix of, and one with glob characters
+        const other = yield* options.make(base + "x")
+        const globby = yield* options.make(base + "*")
+        if (!mine.capabilities.clear) {
+          const result = yield* Effect.either(mine.clear)
+          expect(result._tag === "Left" && result.left._tag).toBe("UnsupportedCapability")
+          return
+        }
+        yield* mine.set("a", bytes("1"))
+        yield* mine.set("b", bytes("2"))
+        yield* other.set("a", bytes("other"))
+        yield* globby.set("a", bytes("globby"))
+        yield* mine.clear
+        expect((yield* mine.getMany(["a", "b"])).every(Option.isNone)).toBe(true)
+        expect(text(yield* other.get("a"))).toEqual(Option.some("other"))
+        expect(text(yield* globby.get("a"))).toEqual(Option.some("globby"))
+        yield* globby.clear
+        expect(text(yield* other.get("a"))).toEqual(Option.some("other"))
+        yield* other.clear
+      })))
+
+    test("keys(pattern) lists matching keys, or fails with UnsupportedCapability", () =>
+      withStore("scan", (store) =>
+        Effect.gen(function*() {
+          if (!store.capabilities.scan) {
+            const result = yield* Effect.either(store.keys("*"))
+            expect(result._tag === "Left" && result.left._tag).toBe("UnsupportedCapability")
+            return
+          }
+          yield* store.setMany(["user:1", "user:2", "user:10", "order:1", "us*r:x"].map((key) => ({
+            key,
+            value: bytes(key)
+          })))
+          expect([...(yield* store.keys("user:*"))].sort()).toEqual(["user:1", "user:10", "user:2"])
+          expect([...(yield* store.keys("user:?"))].sort()).toEqual(["user:1", "user:2"])
+          expect([...(yield* store.keys("us\\*r:*"))]).toEqual(["us*r:x"])
+          expect([...(yield* store.keys("*"))].length).toBe(5)
+        })))
+
+    test("live stores keep objects by reference; byte stores refuse them with a typed error", () =>
+      withStore("live", (store) =>
+        Effect.gen(function*() {
+          const obj = { hello: "world" }
+          if (store.capabilities.live) {
+            yield* store.set("obj", obj)
+            expect(Option.getOrThrow(yield* store.get("obj"))).toBe(obj)
+          } else {
+            const result = yield* Effect.either(store.set("obj", obj))
+            expect(result._tag === "Left" && result.left._tag).toBe("EncodeError")
+          }
+        })))
+  })
+}
