@@ -1,0 +1,128 @@
+/**
+ * The options every cache handle shares, and two combinators that cache any effect over the
+ * `CacheStore` in context: `cached` (pipeable, for one effect under one key) and `cachedFunction`
+ * (an effectful function whose results are cached by argument).
+ *
+ * All of them go through the same load pipeline as the strategies: one load per key at a time
+ * (concurrent misses share it), stored with the value's Schema, failures passed through untouched
+ * and never cached.
+ *
+ * @since 0.1.0
+ */
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as Schema from "effect/Schema"
+import type { CacheError } from "./CacheError.js"
+import type { CacheStore } from "./CacheStore.js"
+import * as strategy from "./internal/strategy.js"
+import type * as Ttl from "./Ttl.js"
+
+/**
+ * Options shared by every typed cache handle.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options<A, I = unknown> {
+  /** The namespace: the first part of every key (`<namespace>:<key>`), and a metric label. */
+  readonly namespace: string
+  /** The Schema values are stored with. Stored bytes that no longer decode with it are a miss. */
+  readonly value: Schema.Schema<A, I, never>
+  /** How long an entry stays fresh: a duration or a `Ttl` policy. `Duration.infinity` keeps it until evicted. */
+  readonly ttl: Ttl.Input<A>
+  /** For how long after it goes stale an entry is still served while one background load refreshes it. */
+  readonly staleWhileRevalidate?: Duration.DurationInput | undefined
+  /** `"fallback"` (default): store failures are counted and the cache is bypassed. `"fail"`: they fail the call. */
+  readonly onStoreError?: "fallback" | "fail" | undefined
+  /** Fails a load that takes longer with `CacheError.LoadTimeout` (no timeout by default). */
+  readonly loadTimeout?: Duration.DurationInput | undefined
+  /** Tags recorded with each entry (for tag invalidation). */
+  readonly tags?: ((value: A, key: string) => ReadonlyArray<string>) | undefined
+}
+
+/**
+ * Options of `cached`: the shared options plus the key of this one effect.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CachedOptions<A, I = unknown> extends Options<A, I> {
+  readonly key: string
+}
+
+const runEffect = <A, E, R>(effect: Effect.Effect<A, E, R>) => effect
+
+/**
+ * Caches an effect under a key in the `CacheStore` in context. A fresh entry is returned without
+ * running the effect; on a miss the effect runs once, however many fibers ask at the same time.
+ *
+ * The options of a namespace are those of its first use in a store.
+ *
+ * @since 0.1.0
+ * @category combinators
+ * @example
+ * ```ts
+ * import { Cache, MemoryStore } from "effect-cachekit"
+ * import { Effect, Schema } from "effect"
+ *
+ * const User = Schema.Struct({ id: Schema.String, name: Schema.String })
+ * const fetchUser = (id: string) => Effect.succeed({ id, name: "Ada" })
+ *
+ * const program = fetchUser("42").pipe(
+ *   Cache.cached({ namespace: "user", key: "42", value: User, ttl: "5 minutes" })
+ * )
+ *
+ * Effect.runPromise(program.pipe(Effect.provide(MemoryStore.layer())))
+ * ```
+ */
+export const cached = <A, I>(
+  options: CachedOptions<A, I>
+): <E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | CacheError, R | CacheStore> => {
+  const resolved = strategy.resolve("Cache.cached", options)
+  const key = options.key
+  return <E, R>(self: Effect.Effect<A, E, R>) =>
+    Effect.flatMap(
+      strategy.shared(resolved),
+      (pipeline) => pipeline.getOrLoad(key, self, runEffect)
+    )
+}
+
+/**
+ * Options of `cachedFunction`: the shared options plus how an argument becomes a key.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CachedFunctionOptions<Args extends ReadonlyArray<unknown>, A, I = unknown> extends Options<A, I> {
+  /** The key of a call (default: the single argument as a string, or the arguments as JSON). */
+  readonly key?: ((...args: Args) => string) | undefined
+}
+
+/**
+ * Turns an effectful function into a cached one: each call is keyed by its arguments and goes
+ * through the load pipeline over the `CacheStore` in context.
+ *
+ * @since 0.1.0
+ * @category combinators
+ * @example
+ * ```ts
+ * import { Cache } from "effect-cachekit"
+ * import { Effect, Schema } from "effect"
+ *
+ * const price = (sku: string) => Effect.succeed(9.99)
+ * const cachedPrice = Cache.cachedFunction(price, { namespace: "price", value: Schema.Number, ttl: "1 minute" })
+ * ```
+ */
+export const cachedFunction = <Args extends ReadonlyArray<unknown>, A, I, E, R>(
+  f: (...args: Args) => Effect.Effect<A, E, R>,
+  options: CachedFunctionOptions<Args, A, I>
+): (...args: Args) => Effect.Effect<A, E | CacheError, R | CacheStore> => {
+  const resolved = strategy.resolve("Cache.cachedFunction", options)
+  const keyOf = options.key ?? ((...args: Args) => strategy.defaultKey(args.length === 1 ? args[0] : args))
+  const call = (args: Args) => f(...args)
+  return (...args: Args) =>
+    Effect.flatMap(
+      strategy.shared(resolved),
+      (pipeline) => pipeline.getOrLoad(keyOf(...args), args, call)
+    )
+}

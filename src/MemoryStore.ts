@@ -1,0 +1,129 @@
+/**
+ * The embedded, in-process store and the default of the whole toolkit. Bounded by entries and/or
+ * approximate bytes, evicting by its eviction policy, expiring by Effect's `Clock` (so
+ * `TestClock.adjust` drives expiry in tests), and keeping values by reference: a hit does no
+ * serialisation at all.
+ *
+ * @since 0.1.0
+ */
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+import { assertOption } from "./CacheError.js"
+import { CacheStore } from "./CacheStore.js"
+import type * as CacheStoreNs from "./CacheStore.js"
+import * as internal from "./internal/memoryStore.js"
+import { decodePositive } from "./internal/ttl.js"
+
+/**
+ * Options of the memory store. Every field is optional.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Most entries held before the eviction policy makes room (default 10,000; `Infinity` for unbounded). */
+  readonly capacity?: number | undefined
+  /** Most approximate bytes held (values' encoded sizes plus keys); unbounded by default. */
+  readonly maxBytes?: number | undefined
+  /** Which entries leave first when the store is full (default `"lru"`). */
+  readonly eviction?: "lru" | "w-tinylfu" | undefined
+  /** How often a background fiber drops expired entries (default 1 minute; reads drop them lazily too). */
+  readonly sweepInterval?: Duration.DurationInput | undefined
+  /** Name in metrics, spans and errors (default `"memory"`). */
+  readonly name?: string | undefined
+}
+
+const resolve = (options: Options = {}): internal.MakeOptions => {
+  const capacity = options.capacity ?? 10_000
+  assertOption(
+    capacity === Infinity || (Number.isSafeInteger(capacity) && capacity > 0),
+    "MemoryStore",
+    `capacity must be a positive integer or Infinity, got ${capacity}`
+  )
+  const maxBytes = options.maxBytes ?? Infinity
+  assertOption(
+    maxBytes === Infinity || (Number.isFinite(maxBytes) && maxBytes > 0),
+    "MemoryStore",
+    `maxBytes must be a positive number, got ${maxBytes}`
+  )
+  const eviction = options.eviction ?? "lru"
+  assertOption(
+    eviction === "lru" || eviction === "w-tinylfu",
+    "MemoryStore",
+    `eviction must be "lru" or "w-tinylfu", got ${String(eviction)}`
+  )
+  const name = options.name ?? "memory"
+  assertOption(typeof name === "string" && name.length > 0, "MemoryStore", "name must be a non-empty string")
+  const sweepInterval = options.sweepInterval === undefined
+    ? Duration.minutes(1)
+    : decodePositive("MemoryStore", "sweepInterval", options.sweepInterval, true)
+  return {
+    name,
+    capacity,
+    maxBytes,
+    eviction,
+    sweepInterval: Duration.isFinite(sweepInterval) ? sweepInterval : undefined
+  }
+}
+
+/**
+ * Builds a memory store in a scope; closing the scope stops its sweep fiber and drops its entries.
+ * Nonsense options throw `CacheError.InvalidOptions` when `make` is called.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options?: Options): Effect.Effect<CacheStoreNs.Service, never, Scope.Scope> =>
+  internal.make(resolve(options))
+
+/**
+ * The memory store as the program's `CacheStore`.
+ *
+ * @since 0.1.0
+ * @category layers
+ * @example
+ * ```ts
+ * import { MemoryStore } from "effect-cachekit"
+ *
+ * const StoreLive = MemoryStore.layer({ capacity: 50_000, maxBytes: 64 * 1024 * 1024 })
+ * ```
+ */
+export const layer = (options?: Options): Layer.Layer<CacheStore> => {
+  const resolved = resolve(options)
+  return Layer.scoped(CacheStore, internal.make(resolved))
+}
+
+/**
+ * The memory store configured from `Config` (for example environment variables through the
+ * default `ConfigProvider`).
+ *
+ * @since 0.1.0
+ * @category layers
+ * @example
+ * ```ts
+ * import { MemoryStore } from "effect-cachekit"
+ * import { Config } from "effect"
+ *
+ * const StoreLive = MemoryStore.layerConfig({
+ *   capacity: Config.integer("CACHE_CAPACITY").pipe(Config.withDefault(10_000))
+ * })
+ * ```
+ */
+export const layerConfig = (
+  config: Config.Config.Wrap<Options>
+): Layer.Layer<CacheStore, ConfigError.ConfigError> =>
+  Layer.scoped(
+    CacheStore,
+    Effect.flatMap(Config.unwrap(config), (options) =>
+      Effect.flatMap(
+        Effect.try({
+          try: () => resolve(options),
+          catch: (e) => ConfigError.InvalidData([], e instanceof Error ? e.message : String(e))
+        }),
+        internal.make
+      ))
+  )

@@ -1,0 +1,305 @@
+import type * as Clock from "effect/Clock"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as MetricLabel from "effect/MetricLabel"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import { ValueTooLarge } from "../CacheError.js"
+import * as CacheMetrics from "../CacheMetrics.js"
+import type * as CacheStore from "../CacheStore.js"
+import { makePolicy } from "./eviction/index.js"
+import type { EvictionKind } from "./eviction/index.js"
+import type { Node, Policy } from "./eviction/policy.js"
+import { hashString } from "./eviction/policy.js"
+import { approximateSize, globToRegExp, ttlMillis } from "./store.js"
+
+/** @internal */
+export interface MemNode extends Node {
+  value: CacheStore.Value
+  /** Absolute expiry in Clock milliseconds; Infinity for none. */
+  expiresAt: number
+}
+
+/** @internal */
+export interface CoreOptions {
+  readonly capacity: number
+  readonly maxBytes: number
+  readonly eviction: EvictionKind
+  readonly onEvict?: ((count: number) => void) | undefined
+}
+
+/**
+ * The synchronous heart of the memory store: a Map of intrusive nodes, an eviction policy and
+ * size accounting. Time is passed in, so the store can read it from Effect's Clock.
+ * @internal
+ */
+export class MemoryCore {
+  readonly map = new Map<string, MemNode>()
+  readonly policy: Policy
+  bytes = 0
+
+  constructor(readonly options: CoreOptions) {
+    this.policy = makePolicy(options.eviction, options.capacity)
+  }
+
+  get size(): number {
+    return this.map.size
+  }
+
+  /** The live node for a key, or undefined (expired nodes are dropped on the way). */
+  lookup(key: string, now: number): MemNode | undefined {
+    const node = this.map.get(key)
+    if (node === undefined) {
+      this.policy.onMiss(hashString(key))
+      return undefined
+    }
+    if (node.expiresAt <= now) {
+      this.remove(node)
+      this.policy.onMiss(node.hash)
+      return undefined
+    }
+    this.policy.onHit(node)
+    return node
+  }
+
+  /** Whether a live node exists, without counting it as an access. */
+  peek(key: string, now: number): MemNode | undefined {
+    const node = this.map.get(key)
+    if (node === undefined) return undefined
+    if (node.expiresAt <= now) {
+      this.remove(node)
+      return undefined
+    }
+    return node
+  }
+
+  /** Writes a value; the caller has checked its size against maxBytes. */
+  write(key: string, value: CacheStore.Value, size: number, expiresAt: number): void {
+    const existing = this.map.get(key)
+    if (existing !== undefined) {
+      this.bytes += size - existing.size
+      existing.value = value
+      existing.size = size
+      existing.expiresAt = expiresAt
+      this.policy.onHit(existing)
+    } else {
+      const node: MemNode = {
+        key,
+        hash: hashString(key),
+        size,
+        prev: undefined,
+        next: undefined,
+        queue: 0,
+        value,
+        expiresAt
+      }
+      this.map.set(key, node)
+      this.bytes += size
+      this.policy.onAdd(node)
+    }
+    this.evictOverflow()
+  }
+
+  remove(node: MemNode): void {
+    if (this.map.get(node.key) !== node) return
+    this.map.delete(node.key)
+    this.bytes -= node.size
+    this.policy.onRemove(node)
+  }
+
+  delete(key: string): boolean {
+    const node = this.map.get(key)
+    if (node === undefined) return false
+    this.remove(node)
+    return true
+  }
+
+  clear(): void {
+    this.map.clear()
+    this.policy.clear()
+    this.bytes = 0
+  }
+
+  /** Drops expired nodes; returns how many. */
+  sweep(now: number): number {
+    let dropped = 0
+    for (const node of this.map.values()) {
+      if (node.expiresAt <= now) {
+        this.remove(node)
+        dropped++
+      }
+    }
+    return dropped
+  }
+
+  private evictOverflow(): void {
+    const { capacity, maxBytes } = this.options
+    let evicted = 0
+    while (this.map.size > capacity || this.bytes > maxBytes) {
+      const victim = this.policy.evict() as MemNode | undefined
+      if (victim === undefined) break
+      this.map.delete(victim.key)
+      this.bytes -= victim.size
+      evicted++
+    }
+    if (evicted > 0) this.options.onEvict?.(evicted)
+  }
+}
+
+/** @internal */
+export interface MakeOptions {
+  readonly name: string
+  readonly capacity: number
+  readonly maxBytes: number
+  readonly eviction: EvictionKind
+  readonly sweepInterval: Duration.Duration | undefined
+}
+
+/** @internal */
+export const make = (options: MakeOptions): Effect.Effect<CacheStore.Service, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    // The clock is captured once: hits read time without a service lookup, and under TestClock
+    // the store still follows the test's time.
+    const clock: Clock.Clock = yield* Effect.clock
+    const tags = [MetricLabel.make("store", options.name)]
+    const core = new MemoryCore({
+      capacity: options.capacity,
+      maxBytes: options.maxBytes,
+      eviction: options.eviction,
+      onEvict: (count) => CacheMetrics.evictions.unsafeUpdate(count, tags)
+    })
+    const report = () => {
+      CacheMetrics.entries.unsafeUpdate(core.size, tags)
+      CacheMetrics.bytes.unsafeUpdate(core.bytes, tags)
+    }
+    const now = () => clock.unsafeCurrentTimeMillis()
+
+    const expiryOf = (ttl: Duration.DurationInput | undefined): number => {
+      const millis = ttlMillis(ttl)
+      return millis === undefined ? Infinity : now() + millis
+    }
+
+    const writeSync = (key: string, value: CacheStore.Value, ttl: Duration.DurationInput | undefined) => {
+      const expiresAt = expiryOf(ttl)
+      if (expiresAt <= now()) {
+        core.delete(key)
+        return undefined
+      }
+      const size = approximateSize(value) + key.length * 2
+      if (size > options.maxBytes) {
+        return new ValueTooLarge({ store: options.name, key, size, limit: options.maxBytes })
+      }
+      core.write(key, value, size, expiresAt)
+      return undefined
+    }
+
+    const get = (key: string) =>
+      Effect.sync(() => {
+        const node = core.lookup(key, now())
+        return node === undefined ? Option.none() : Option.some(node.value)
+      })
+
+    const set = (key: string, value: CacheStore.Value, ttl?: Duration.DurationInput) =>
+      Effect.suspend(() => {
+        const error = writeSync(key, value, ttl)
+        report()
+        return error === undefined ? Effect.void : Effect.fail(error)
+      })
+
+    const store: CacheStore.Service = {
+      name: options.name,
+      capabilities: { live: true, scan: true, clear: true, maxValueBytes: options.maxBytes },
+      get,
+      getMany: (keys) =>
+        Effect.sync(() => {
+          const t = now()
+          return keys.map((key) => {
+            const node = core.lookup(key, t)
+            return node === undefined ? Option.none() : Option.some(node.value)
+          })
+        }),
+      set,
+      setMany: (entries) =>
+        Effect.suspend(() => {
+          for (const entry of entries) {
+            const error = writeSync(entry.key, entry.value, entry.ttl)
+            if (error !== undefined) {
+              report()
+              return Effect.fail(error)
+            }
+          }
+          report()
+          return Effect.void
+        }),
+      setIfAbsent: (key, value, ttl) =>
+        Effect.suspend(() => {
+          if (core.peek(key, now()) !== undefined) return Effect.succeed(false)
+          const error = writeSync(key, value, ttl)
+          report()
+          return error === undefined ? Effect.succeed(true) : Effect.fail(error)
+        }),
+      delete: (key) =>
+        Effect.sync(() => {
+          const existed = core.peek(key, now()) !== undefined
+          core.delete(key)
+          report()
+          return existed
+        }),
+      deleteMany: (keys) =>
+        Effect.sync(() => {
+          const t = now()
+          let count = 0
+          for (const key of keys) {
+            if (core.peek(key, t) !== undefined) count++
+            core.delete(key)
+          }
+          report()
+          return count
+        }),
+      expire: (key, ttl) =>
+        Effect.sync(() => {
+          const node = core.peek(key, now())
+          if (node === undefined) return false
+          const expiresAt = expiryOf(ttl)
+          if (expiresAt <= now()) core.remove(node)
+          else node.expiresAt = expiresAt
+          report()
+          return true
+        }),
+      clear: Effect.sync(() => {
+        core.clear()
+        report()
+      }),
+      keys: (pattern) =>
+        Effect.sync(() => {
+          const regex = globToRegExp(pattern)
+          const t = now()
+          const out: Array<string> = []
+          for (const node of core.map.values()) {
+            if (node.expiresAt > t && regex.test(node.key)) out.push(node.key)
+          }
+          return out
+        })
+    }
+
+    if (options.sweepInterval !== undefined) {
+      const interval = options.sweepInterval
+      yield* Effect.sleep(interval).pipe(
+        Effect.zipRight(Effect.sync(() => {
+          const dropped = core.sweep(now())
+          if (dropped > 0) report()
+        })),
+        Effect.forever,
+        Effect.forkScoped,
+        Effect.interruptible
+      )
+    }
+
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        core.clear()
+        report()
+      })
+    )
+    return store
+  })

@@ -1,0 +1,582 @@
+/**
+ * The one load pipeline every strategy shares: read → decode → fresh / stale / miss →
+ * single-flight load → encode → write, with metrics, spans and the store-error policy.
+ */
+import type * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
+import * as MetricLabel from "effect/MetricLabel"
+import * as Option from "effect/Option"
+import type * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import { DecodeError, EncodeError, LoadTimeout } from "../CacheError.js"
+import type { CacheError, StoreFailure } from "../CacheError.js"
+import * as CacheMetrics from "../CacheMetrics.js"
+import type * as CacheStore from "../CacheStore.js"
+import type { Codec } from "./entry.js"
+import { Entry, makeCodec } from "./entry.js"
+import type { TtlPolicy } from "./ttl.js"
+
+/** @internal */
+export type StoreErrorMode = "fallback" | "fail"
+
+/** @internal */
+export interface PipelineOptions<A, I> {
+  readonly namespace: string
+  readonly schema: Schema.Schema<A, I, never>
+  readonly ttl: TtlPolicy<A> | undefined
+  readonly staleWhileRevalidateMillis: number
+  readonly onStoreError: StoreErrorMode
+  readonly loadTimeoutMillis: number | undefined
+  readonly tags: ((value: A, key: string) => ReadonlyArray<string>) | undefined
+}
+
+/** A loader called with the argument of the read; not called at all on a hit. @internal */
+export type Loader<X, A, E, R = never> = (arg: X) => Effect.Effect<A, E, R>
+
+/** How background work and shared loads are forked: into a layer's scope, or as daemons. @internal */
+export type Forker = <X, E, R>(effect: Effect.Effect<X, E, R>) => Effect.Effect<Fiber.RuntimeFiber<X, E>, never, R>
+
+interface Group {
+  waiters: number
+  done: boolean
+  fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined
+}
+
+interface Flight<A, E> {
+  readonly deferred: Deferred.Deferred<A, E | CacheError>
+  readonly group: Group
+}
+
+/** @internal */
+export interface Pipeline<A> {
+  readonly namespace: string
+  readonly store: CacheStore.Service
+  readonly codec: Codec<A>
+  readonly fullKey: (key: string) => string
+  /** Read; on a miss, load through the single flight and write. */
+  readonly getOrLoad: <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>) => Effect.Effect<A, E | CacheError, R>
+  /** Read only: a fresh (or servable stale) value, or none. */
+  readonly read: (key: string) => Effect.Effect<Option.Option<A>, CacheError>
+  /** An explicit write: encode failures and (in strict mode) store failures fail the call. */
+  readonly write: (key: string, value: A) => Effect.Effect<void, CacheError>
+  /** Loads again now, sharing a flight already under way, and writes the result. */
+  readonly refresh: <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>) => Effect.Effect<A, E | CacheError, R>
+  /** Removes the entry; true when it existed. */
+  readonly invalidate: (key: string) => Effect.Effect<boolean, CacheError>
+  /** Reads many keys in one store round trip and loads the misses, in one batch when `loadMany` is given. */
+  readonly getManyOrLoad: <X, E, R>(
+    keys: ReadonlyArray<string>,
+    args: ReadonlyArray<X>,
+    loadOne: Loader<X, A, E, R>,
+    loadMany: ((indices: ReadonlyArray<number>) => Effect.Effect<ReadonlyArray<A>, E, R>) | undefined
+  ) => Effect.Effect<Array<A>, E | CacheError, R>
+  readonly stats: Effect.Effect<CacheMetrics.Stats>
+}
+
+const MISS = 0
+const FRESH = 1
+const STALE = 2
+
+/** @internal */
+export const make = <A, I>(
+  store: CacheStore.Service,
+  clock: Clock.Clock,
+  fork: Forker,
+  options: PipelineOptions<A, I>
+): Pipeline<A> => {
+  const { namespace } = options
+  const codec = makeCodec(options.schema)
+  const prefix = namespace + ":"
+  const fullKey = (key: string) => prefix + key
+  const now = () => clock.unsafeCurrentTimeMillis()
+  const live = store.capabilities.live
+  const labels = [MetricLabel.make("namespace", namespace), MetricLabel.make("store", store.name)]
+  const inflight = new Map<string, Flight<A, unknown>>()
+  const spanAttributes = { "cache.namespace": namespace, "cache.store": store.name }
+
+  let hits = 0
+  let staleHits = 0
+  let misses = 0
+  let loads = 0
+  let loadFailures = 0
+  let decodeFailures = 0
+  let encodeFailures = 0
+  let storeErrors = 0
+
+  // ---------------------------------------------------------------------------------------------
+  // store errors
+
+  const onStoreFailure = <X>(operation: string, error: StoreFailure, fallback: X): Effect.Effect<X, CacheError> => {
+    storeErrors++
+    CacheMetrics.storeErrors.unsafeUpdate(1, labels)
+    if (options.onStoreError === "fail") return Effect.fail(error)
+    return Effect.as(
+      Effect.logDebug(`cache ${operation} failed, continuing without the cache`).pipe(
+        Effect.annotateLogs({ namespace, store: store.name, error: error.message })
+      ),
+      fallback
+    )
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // decoding
+
+  /** Reads what the store returned: the entry, or undefined for a miss (dropping what does not decode). */
+  let lastKind = MISS
+  const classify = (full: string, stored: CacheStore.Value): Entry<A> | undefined => {
+    let entry: Entry<A>
+    if (stored instanceof Entry) {
+      if (stored.fingerprint !== codec.fingerprint) {
+        dropUndecodable(full, "written with a different schema")
+        return undefined
+      }
+      entry = stored as Entry<A>
+    } else if (stored instanceof Uint8Array) {
+      const decoded = codec.fromBytes(stored)
+      if (Either.isLeft(decoded)) {
+        dropUndecodable(full, decoded.left)
+        return undefined
+      }
+      entry = decoded.right
+    } else {
+      dropUndecodable(full, "not a cache entry")
+      return undefined
+    }
+    const t = now()
+    if (t < entry.freshUntil) {
+      lastKind = FRESH
+      return entry
+    }
+    if (t < entry.staleUntil) {
+      lastKind = STALE
+      return entry
+    }
+    return undefined
+  }
+
+  const pendingDrops: Array<string> = []
+  const dropUndecodable = (full: string, detail: string) => {
+    decodeFailures++
+    CacheMetrics.decodeFailures.unsafeUpdate(1, labels)
+    pendingDrops.push(full)
+    void detail
+  }
+  /** Deletes entries that failed to decode (the store is asked once, the loader will rewrite them). */
+  const flushDrops: Effect.Effect<void> = Effect.suspend(() => {
+    if (pendingDrops.length === 0) return Effect.void
+    const keys = pendingDrops.splice(0, pendingDrops.length)
+    return Effect.zipRight(
+      Effect.logDebug("dropping cache entries that no longer decode").pipe(
+        Effect.annotateLogs({ namespace, keys: keys.join(", ") })
+      ),
+      Effect.ignore(store.deleteMany(keys))
+    )
+  })
+
+  // ---------------------------------------------------------------------------------------------
+  // writing
+
+  const ttlOf = (value: A, key: string): Effect.Effect<number | undefined> =>
+    options.ttl === undefined ? Effect.succeed(undefined) : options.ttl.compute(value, key)
+
+  type Prepared = { readonly full: string; readonly stored: CacheStore.Value; readonly ttl: number | undefined } | {
+    readonly full: string
+    readonly stored: undefined
+    readonly ttl: 0
+  }
+
+  const prepare = (
+    key: string,
+    value: A,
+    loadTime: number
+  ): Effect.Effect<Prepared, EncodeError> =>
+    Effect.flatMap(ttlOf(value, key), (ttl): Effect.Effect<Prepared, EncodeError> => {
+      const full = fullKey(key)
+      if (ttl !== undefined && ttl <= 0) return Effect.succeed({ full, stored: undefined, ttl: 0 as const })
+      const encoded = codec.encode(value)
+      if (Either.isLeft(encoded)) {
+        encodeFailures++
+        CacheMetrics.encodeFailures.unsafeUpdate(1, labels)
+        return Effect.fail(new EncodeError({ namespace, key, detail: encoded.left }))
+      }
+      const t = now()
+      const freshUntil = ttl === undefined ? Infinity : t + ttl
+      const staleUntil = freshUntil + options.staleWhileRevalidateMillis
+      const tags = options.tags === undefined ? [] : options.tags(value, key)
+      const entry = new Entry(value, t, freshUntil, staleUntil, loadTime, tags, codec.fingerprint, encoded.right.length)
+      const stored = live ? entry : codec.toBytes(entry, encoded.right)
+      return Effect.succeed({ full, stored, ttl: staleUntil === Infinity ? undefined : staleUntil - t })
+    })
+
+  const writePrepared = (prepared: Prepared): Effect.Effect<void, StoreFailure> =>
+    prepared.stored === undefined
+      ? Effect.asVoid(store.delete(prepared.full))
+      : store.set(prepared.full, prepared.stored, prepared.ttl)
+
+  /** Writes a loaded value: failures never lose the value the caller is waiting for. */
+  const writeLoaded = (key: string, value: A, loadTime: number): Effect.Effect<void, CacheError> =>
+    prepare(key, value, loadTime).pipe(
+      Effect.flatMap(writePrepared),
+      Effect.catchAll((error): Effect.Effect<void, CacheError> =>
+        error._tag === "EncodeError"
+          ? Effect.logWarning("a loaded value could not be encoded; it is returned but not cached").pipe(
+            Effect.annotateLogs({ namespace, key, error: error.detail })
+          )
+          : onStoreFailure("write", error, undefined)
+      )
+    )
+
+  const write = (key: string, value: A): Effect.Effect<void, CacheError> =>
+    prepare(key, value, 0).pipe(
+      Effect.flatMap((prepared) =>
+        writePrepared(prepared).pipe(
+          Effect.catchAll((error): Effect.Effect<void, CacheError> =>
+            error._tag === "StoreError" ? onStoreFailure("write", error, undefined) : Effect.fail(error)
+          )
+        )
+      ),
+      Effect.withSpan("cachekit.set", { attributes: spanAttributes })
+    )
+
+  // ---------------------------------------------------------------------------------------------
+  // loading
+
+  const runLoad = <X, E, R>(key: string, arg: X, loader: Loader<X, A, E, R>): Effect.Effect<A, E | CacheError, R> => {
+    const load = Effect.suspend(() => loader(arg))
+    const timed: Effect.Effect<A, E | CacheError, R> = options.loadTimeoutMillis === undefined
+      ? load
+      : Effect.timeoutFail(load, {
+        duration: Duration.millis(options.loadTimeoutMillis),
+        onTimeout: () => new LoadTimeout({ namespace, key, timeoutMillis: options.loadTimeoutMillis! })
+      })
+    return Effect.suspend(() => {
+      loads++
+      CacheMetrics.loads.unsafeUpdate(1, labels)
+      const start = now()
+      return Effect.matchCauseEffect(timed, {
+        onFailure: (cause) => {
+          loadFailures++
+          CacheMetrics.loadFailures.unsafeUpdate(1, labels)
+          return Effect.failCause(cause)
+        },
+        onSuccess: (value) => {
+          const elapsed = now() - start
+          CacheMetrics.loadDuration.unsafeUpdate(elapsed / 1000, labels)
+          return Effect.as(writeLoaded(key, value, elapsed), value)
+        }
+      })
+    }).pipe(Effect.withSpan("cachekit.load", { attributes: { ...spanAttributes, "cache.key": key } }))
+  }
+
+  const newGroup = (): Group => ({ waiters: 0, done: false, fiber: undefined })
+
+  /** Waits on a flight; the last waiter to be interrupted interrupts the shared load. */
+  const wait = <E>(flight: Flight<A, E>): Effect.Effect<A, E | CacheError> =>
+    Effect.suspend(() => {
+      const group = flight.group
+      group.waiters++
+      return Effect.onExit(Deferred.await(flight.deferred), (exit) => {
+        group.waiters--
+        if (Exit.isInterrupted(exit) && group.waiters === 0 && !group.done && group.fiber !== undefined) {
+          return Fiber.interruptFork(group.fiber)
+        }
+        return Effect.void
+      })
+    })
+
+  /** Starts (or joins) the single flight of one key. */
+  const startFlight = <X, E, R>(
+    key: string,
+    full: string,
+    arg: X,
+    load: Loader<X, A, E, R>
+  ): Effect.Effect<Flight<A, E>, never, R> =>
+    Effect.suspend(() => {
+      const existing = inflight.get(full) as Flight<A, E> | undefined
+      if (existing !== undefined) return Effect.succeed(existing)
+      const group = newGroup()
+      const flight: Flight<A, E> = { deferred: Deferred.unsafeMake<A, E | CacheError>(FiberId.none), group }
+      inflight.set(full, flight as Flight<A, unknown>)
+      const job = runLoad(key, arg, load).pipe(
+        Effect.exit,
+        Effect.flatMap((exit) => {
+          group.done = true
+          if (inflight.get(full) === (flight as Flight<A, unknown>)) inflight.delete(full)
+          return Deferred.done(flight.deferred, exit)
+        }),
+        Effect.onInterrupt(() =>
+          Effect.suspend(() => {
+            group.done = true
+            if (inflight.get(full) === (flight as Flight<A, unknown>)) inflight.delete(full)
+            return Deferred.interrupt(flight.deferred)
+          })
+        )
+      )
+      return Effect.map(fork(job), (fiber) => {
+        group.fiber = fiber
+        return flight
+      })
+    })
+
+  const loadShared = <X, E, R>(
+    key: string,
+    full: string,
+    arg: X,
+    load: Loader<X, A, E, R>
+  ): Effect.Effect<A, E | CacheError, R> => Effect.flatMap(startFlight(key, full, arg, load), wait)
+
+  // ---------------------------------------------------------------------------------------------
+  // reading
+
+  const readStored = (full: string): Effect.Effect<Option.Option<CacheStore.Value>, CacheError> =>
+    Effect.catchAll(store.get(full), (error) => onStoreFailure("read", error, Option.none()))
+
+  const onMiss = <X, E, R>(
+    key: string,
+    full: string,
+    arg: X,
+    load: Loader<X, A, E, R>
+  ): Effect.Effect<A, E | CacheError, R> => {
+    misses++
+    CacheMetrics.misses.unsafeUpdate(1, labels)
+    return Effect.zipRight(flushDrops, loadShared(key, full, arg, load))
+  }
+
+  const getOrLoad = <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>): Effect.Effect<A, E | CacheError, R> => {
+    const full = prefix + key
+    return Effect.flatMap(readStored(full), (stored): Effect.Effect<A, E | CacheError, R> => {
+      if (stored._tag === "None") return onMiss(key, full, arg, load)
+      const entry = classify(full, stored.value)
+      if (entry === undefined) return onMiss(key, full, arg, load)
+      if (lastKind === FRESH) {
+        hits++
+        CacheMetrics.hits.unsafeUpdate(1, labels)
+        return Effect.succeed(entry.value)
+      }
+      staleHits++
+      CacheMetrics.staleHits.unsafeUpdate(1, labels)
+      // serve the stale value now; refresh in the background (joining any flight under way)
+      return Effect.as(startFlight(key, full, arg, load), entry.value)
+    }).pipe(Effect.withSpan("cachekit.get", { attributes: spanAttributes }))
+  }
+
+  const read = (key: string): Effect.Effect<Option.Option<A>, CacheError> => {
+    const full = prefix + key
+    return Effect.flatMap(readStored(full), (stored): Effect.Effect<Option.Option<A>, CacheError> => {
+      if (stored._tag === "None") {
+        misses++
+        CacheMetrics.misses.unsafeUpdate(1, labels)
+        return Effect.succeed(Option.none())
+      }
+      const entry = classify(full, stored.value)
+      if (entry === undefined) {
+        misses++
+        CacheMetrics.misses.unsafeUpdate(1, labels)
+        return Effect.as(flushDrops, Option.none())
+      }
+      if (lastKind === FRESH) {
+        hits++
+        CacheMetrics.hits.unsafeUpdate(1, labels)
+      } else {
+        staleHits++
+        CacheMetrics.staleHits.unsafeUpdate(1, labels)
+      }
+      return Effect.succeed(Option.some(entry.value))
+    }).pipe(Effect.withSpan("cachekit.read", { attributes: spanAttributes }))
+  }
+
+  const refresh = <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>): Effect.Effect<A, E | CacheError, R> =>
+    loadShared(key, fullKey(key), arg, load).pipe(Effect.withSpan("cachekit.refresh", { attributes: spanAttributes }))
+
+  const invalidate = (key: string): Effect.Effect<boolean, CacheError> =>
+    Effect.catchAll(store.delete(fullKey(key)), (error) => onStoreFailure("delete", error, false)).pipe(
+      Effect.withSpan("cachekit.invalidate", { attributes: spanAttributes })
+    )
+
+  // ---------------------------------------------------------------------------------------------
+  // batches
+
+  const getManyOrLoad = <X, E, R>(
+    keys: ReadonlyArray<string>,
+    args: ReadonlyArray<X>,
+    loadOne: Loader<X, A, E, R>,
+    loadMany: ((indices: ReadonlyArray<number>) => Effect.Effect<ReadonlyArray<A>, E, R>) | undefined
+  ): Effect.Effect<Array<A>, E | CacheError, R> =>
+    Effect.gen(function*() {
+      const fulls = keys.map(fullKey)
+      const stored = yield* Effect.catchAll(
+        store.getMany(fulls),
+        (error) => onStoreFailure("read", error, fulls.map(() => Option.none<CacheStore.Value>()))
+      )
+      const results = new Array<A>(keys.length)
+      // first index of each distinct missing key, and the indices that share it
+      const missing = new Map<string, Array<number>>()
+      const stale: Array<number> = []
+      for (let i = 0; i < keys.length; i++) {
+        const found = stored[i]
+        const entry = found !== undefined && found._tag === "Some" ? classify(fulls[i]!, found.value) : undefined
+        if (entry !== undefined) {
+          results[i] = entry.value
+          if (lastKind === FRESH) {
+            hits++
+            CacheMetrics.hits.unsafeUpdate(1, labels)
+          } else {
+            staleHits++
+            CacheMetrics.staleHits.unsafeUpdate(1, labels)
+            stale.push(i)
+          }
+          continue
+        }
+        misses++
+        CacheMetrics.misses.unsafeUpdate(1, labels)
+        const same = missing.get(fulls[i]!)
+        if (same === undefined) missing.set(fulls[i]!, [i])
+        else same.push(i)
+      }
+      yield* flushDrops
+      for (const i of stale) yield* startFlight(keys[i]!, fulls[i]!, args[i]!, loadOne)
+      if (missing.size === 0) return results
+
+      const flights: Array<readonly [Flight<A, E>, ReadonlyArray<number>]> = []
+      if (loadMany === undefined) {
+        for (const [full, indices] of missing) {
+          flights.push([yield* startFlight(keys[indices[0]!]!, full, args[indices[0]!]!, loadOne), indices])
+        }
+      } else {
+        // keys already loading elsewhere are joined; the rest load in one batch
+        const fresh: Array<readonly [string, ReadonlyArray<number>, Flight<A, E>]> = []
+        const group = newGroup()
+        for (const [full, indices] of missing) {
+          const existing = inflight.get(full) as Flight<A, E> | undefined
+          if (existing !== undefined) {
+            flights.push([existing, indices])
+            continue
+          }
+          const flight: Flight<A, E> = { deferred: Deferred.unsafeMake<A, E | CacheError>(FiberId.none), group }
+          inflight.set(full, flight as Flight<A, unknown>)
+          fresh.push([full, indices, flight])
+          flights.push([flight, indices])
+        }
+        if (fresh.length > 0) {
+          group.fiber = yield* fork(runBatch(keys, fresh, loadMany, group))
+        }
+      }
+      yield* Effect.forEach(flights, ([flight, indices]) =>
+        Effect.map(wait(flight), (value) => {
+          for (const i of indices) results[i] = value
+        }), { concurrency: "unbounded", discard: true })
+      return results
+    }).pipe(Effect.withSpan("cachekit.getMany", { attributes: { ...spanAttributes, "cache.keys": keys.length } }))
+
+  const runBatch = <E, R>(
+    keys: ReadonlyArray<string>,
+    batch: ReadonlyArray<readonly [string, ReadonlyArray<number>, Flight<A, E>]>,
+    loadMany: (indices: ReadonlyArray<number>) => Effect.Effect<ReadonlyArray<A>, E, R>,
+    group: Group
+  ): Effect.Effect<void, never, R> => {
+    const settle = (complete: (flight: Flight<A, E>, j: number) => Effect.Effect<boolean>) =>
+      Effect.suspend(() => {
+        group.done = true
+        return Effect.forEach(batch, ([full, , flight], j) => {
+          if (inflight.get(full) === (flight as Flight<A, unknown>)) inflight.delete(full)
+          return complete(flight, j)
+        }, { discard: true })
+      })
+    const firstIndices = batch.map(([, indices]) => indices[0]!)
+    const load = Effect.suspend(() => {
+      loads++
+      CacheMetrics.loads.unsafeUpdate(1, labels)
+      const start = now()
+      return Effect.matchCauseEffect(loadMany(firstIndices), {
+        onFailure: (cause) => {
+          loadFailures++
+          CacheMetrics.loadFailures.unsafeUpdate(1, labels)
+          return Effect.failCause(cause)
+        },
+        onSuccess: (values) => {
+          if (values.length !== firstIndices.length) {
+            return Effect.dieMessage(
+              `lookupMany for ${namespace} returned ${values.length} values for ${firstIndices.length} keys`
+            )
+          }
+          const elapsed = now() - start
+          CacheMetrics.loadDuration.unsafeUpdate(elapsed / 1000, labels)
+          return Effect.as(writeLoadedMany(firstIndices.map((i, j) => [keys[i]!, values[j]!] as const), elapsed), values)
+        }
+      })
+    }).pipe(Effect.withSpan("cachekit.loadMany", { attributes: { ...spanAttributes, "cache.keys": batch.length } }))
+    return load.pipe(
+      Effect.exit,
+      Effect.flatMap((exit) =>
+        settle((flight, j) =>
+          Deferred.done(
+            flight.deferred,
+            Exit.isSuccess(exit) ? Exit.succeed(exit.value[j] as A) : exit as Exit.Exit<never, E | CacheError>
+          )
+        )
+      ),
+      Effect.onInterrupt(() => settle((flight) => Deferred.interrupt(flight.deferred)))
+    )
+  }
+
+  const writeLoadedMany = (
+    pairs: ReadonlyArray<readonly [string, A]>,
+    loadTime: number
+  ): Effect.Effect<void, CacheError> =>
+    Effect.gen(function*() {
+      const entries: Array<CacheStore.SetEntry> = []
+      const deletes: Array<string> = []
+      for (const [key, value] of pairs) {
+        const prepared = yield* Effect.either(prepare(key, value, loadTime))
+        if (Either.isLeft(prepared)) {
+          yield* Effect.logWarning("a loaded value could not be encoded; it is returned but not cached").pipe(
+            Effect.annotateLogs({ namespace, key, error: prepared.left.detail })
+          )
+          continue
+        }
+        if (prepared.right.stored === undefined) deletes.push(prepared.right.full)
+        else entries.push({ key: prepared.right.full, value: prepared.right.stored, ttl: prepared.right.ttl })
+      }
+      if (deletes.length > 0) {
+        yield* Effect.catchAll(store.deleteMany(deletes), (error) => onStoreFailure("write", error, 0))
+      }
+      if (entries.length > 0) {
+        yield* Effect.catchAll(store.setMany(entries), (error) => onStoreFailure("write", error, undefined))
+      }
+    })
+
+  const stats = Effect.sync((): CacheMetrics.Stats => {
+    const reads = hits + staleHits + misses
+    return {
+      namespace,
+      store: store.name,
+      hits,
+      staleHits,
+      misses,
+      loads,
+      loadFailures,
+      decodeFailures,
+      encodeFailures,
+      storeErrors,
+      hitRate: reads === 0 ? 0 : (hits + staleHits) / reads
+    }
+  })
+
+  return { namespace, store, codec, fullKey, getOrLoad, read, write, refresh, invalidate, getManyOrLoad, stats }
+}
+
+/** A forker that runs shared loads and refreshes in a scope (closing it interrupts them). @internal */
+export const forkerIn = (scope: Scope.Scope): Forker => (effect) => Effect.forkIn(effect, scope)
+
+/** A forker for pipelines with no scope of their own (`Cache.cached`). @internal */
+export const daemonForker: Forker = (effect) => Effect.forkDaemon(effect)
+
+/** Raises a decode error for callers that read through a codec directly. @internal */
+export const decodeError = (namespace: string, key: string, detail: string) =>
+  new DecodeError({ namespace, key, detail })

@@ -1,0 +1,121 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Config, ConfigProvider, Effect, Exit, Layer, Metric, Option, TestClock } from "effect"
+import { CacheMetrics, CacheStore, MemoryStore } from "effect-cachekit"
+import { storeSuite } from "./store-suite.js"
+
+storeSuite("MemoryStore (lru)", { make: () => MemoryStore.make({ eviction: "lru" }), clock: "test" })
+storeSuite("MemoryStore (w-tinylfu)", { make: () => MemoryStore.make({ eviction: "w-tinylfu" }), clock: "test" })
+
+const bytes = (s: string) => new TextEncoder().encode(s)
+
+describe("MemoryStore", () => {
+  it.scoped("evicts the least recently used entry when over capacity", () =>
+    Effect.gen(function*() {
+      const store = yield* MemoryStore.make({ capacity: 3, eviction: "lru" })
+      yield* store.set("a", bytes("1"))
+      yield* store.set("b", bytes("2"))
+      yield* store.set("c", bytes("3"))
+      yield* store.get("a") // a is now the most recent
+      yield* store.set("d", bytes("4"))
+      const present = (yield* store.getMany(["a", "b", "c", "d"])).map(Option.isSome)
+      expect(present).toEqual([true, false, true, true])
+    }))
+
+  it.scoped("keeps the approximate byte size under maxBytes", () =>
+    Effect.gen(function*() {
+      const store = yield* MemoryStore.make({ maxBytes: 1000, capacity: Infinity })
+      for (let i = 0; i < 50; i++) yield* store.set(`k${i}`, new Uint8Array(100))
+      const present = (yield* store.getMany(Array.from({ length: 50 }, (_, i) => `k${i}`))).filter(Option.isSome)
+      expect(present.length).toBeGreaterThan(0)
+      expect(present.length).toBeLessThanOrEqual(9)
+      // the most recent writes are the ones kept
+      expect(Option.isSome(yield* store.get("k49"))).toBe(true)
+    }))
+
+  it.scoped("a value larger than maxBytes fails with ValueTooLarge and leaves the old entry", () =>
+    Effect.gen(function*() {
+      const store = yield* MemoryStore.make({ maxBytes: 100 })
+      yield* store.set("k", bytes("small"))
+      const result = yield* Effect.either(store.set("k", new Uint8Array(1000)))
+      expect(result._tag === "Left" && result.left._tag).toBe("ValueTooLarge")
+      expect(Option.getOrThrow(yield* store.get("k"))).toEqual(bytes("small"))
+    }))
+
+  it.scoped("the sweep fiber drops expired entries on the TestClock", () =>
+    Effect.gen(function*() {
+      const store = yield* MemoryStore.make({ sweepInterval: "10 seconds", name: "sweepy" })
+      yield* store.set("a", bytes("1"), "5 seconds")
+      yield* store.set("b", bytes("2"))
+      const entries = CacheMetrics.entries.pipe(Metric.tagged("store", "sweepy"))
+      expect((yield* Metric.value(entries)).value).toBe(2)
+      yield* TestClock.adjust("11 seconds")
+      // no read happened: only the sweep can have removed it
+      expect((yield* Metric.value(entries)).value).toBe(1)
+    }))
+
+  it.scoped("counts evictions in a metric tagged by store name", () =>
+    Effect.gen(function*() {
+      const store = yield* MemoryStore.make({ capacity: 2, name: "evicting" })
+      for (let i = 0; i < 5; i++) yield* store.set(`k${i}`, bytes("v"))
+      const evictions = CacheMetrics.evictions.pipe(Metric.tagged("store", "evicting"))
+      expect((yield* Metric.value(evictions)).count).toBe(3)
+    }))
+
+  it("rejects nonsense options at construction", () => {
+    for (
+      const options of [
+        { capacity: 0 },
+        { capacity: -1 },
+        { capacity: 1.5 },
+        { capacity: Number.NaN },
+        { maxBytes: 0 },
+        { maxBytes: -10 },
+        { sweepInterval: "-1 seconds" },
+        { sweepInterval: 0 },
+        { eviction: "fifo" as never },
+        { name: "" }
+      ]
+    ) {
+      expect(() => MemoryStore.layer(options), JSON.stringify(options)).toThrow(/MemoryStore: invalid options/)
+    }
+  })
+
+  it.effect("layerConfig reads options from Config and rejects nonsense with a ConfigError", () =>
+    Effect.gen(function*() {
+      const layer = MemoryStore.layerConfig({ capacity: Config.integer("CAPACITY") })
+      const ok = yield* CacheStore.CacheStore.pipe(
+        Effect.map((store) => store.name),
+        Effect.provide(layer),
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["CAPACITY", "5"]])))
+      )
+      expect(ok).toBe("memory")
+      const bad = yield* CacheStore.CacheStore.pipe(
+        Effect.provide(layer),
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["CAPACITY", "0"]]))),
+        Effect.exit
+      )
+      expect(Exit.isFailure(bad)).toBe(true)
+      expect(String(bad)).toMatch(/capacity must be a positive integer/)
+    }))
+
+  it.effect("closing the layer's scope drops the entries", () =>
+    Effect.gen(function*() {
+      const layer = MemoryStore.layer({ name: "scoped" })
+      yield* Effect.scoped(Effect.gen(function*() {
+        const store = yield* CacheStore.CacheStore
+        yield* store.set("k", bytes("v"))
+      }).pipe(Effect.provide(layer)))
+      const entries = CacheMetrics.entries.pipe(Metric.tagged("store", "scoped"))
+      expect((yield* Metric.value(entries)).value).toBe(0)
+    }))
+
+  it.scoped("a layer built twice gives two independent stores", () =>
+    Effect.gen(function*() {
+      const one = yield* Layer.build(MemoryStore.layer())
+      const two = yield* Layer.build(MemoryStore.layer())
+      const a = CacheStore.CacheStore.pipe(Effect.provide(one))
+      const b = CacheStore.CacheStore.pipe(Effect.provide(two))
+      yield* Effect.flatMap(a, (s) => s.set("k", bytes("v")))
+      expect(Option.isNone(yield* Effect.flatMap(b, (s) => s.get("k")))).toBe(true)
+    }))
+})
