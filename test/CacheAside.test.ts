@@ -1,0 +1,144 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Deferred, Effect, Fiber, Option, Ref, Schema, TestClock } from "effect"
+import { Cache, CacheStore, CacheAside, MemoryStore, Ttl } from "effect-cachekit"
+
+const Memory = MemoryStore.layer()
+
+describe("CacheAside", () => {
+  it.scoped("set, get and invalidate by key", () =>
+    Effect.gen(function*() {
+      const sessions = yield* CacheAside.make({ namespace: "session", value: Schema.String, ttl: "30 minutes" })
+      expect(yield* sessions.get("s1")).toEqual(Option.none())
+      yield* sessions.set("s1", "alice")
+      expect(yield* sessions.get("s1")).toEqual(Option.some("alice"))
+      expect(yield* sessions.invalidate("s1")).toBe(true)
+      expect(yield* sessions.get("s1")).toEqual(Option.none())
+      expect(yield* sessions.stats).toMatchObject({ hits: 1, misses: 2 })
+    }).pipe(Effect.provide(Memory)))
+
+  it.scoped("a value the Schema cannot encode fails set with EncodeError and leaves the old entry", () =>
+    Effect.gen(function*() {
+      const Positive = Schema.Number.pipe(Schema.positive())
+      const numbers = yield* CacheAside.make({ namespace: "n", value: Positive, ttl: "1 minute" })
+      yield* numbers.set("k", 5)
+      const error = yield* Effect.flip(numbers.set("k", -1))
+      expect(error._tag).toBe("EncodeError")
+      expect(error.message).toMatch(/cannot encode the value of n:k/)
+      expect(yield* numbers.get("k")).toEqual(Option.some(5))
+      expect((yield* numbers.stats).encodeFailures).toBe(1)
+    }).pipe(Effect.provide(Memory)))
+
+  it.scoped("a value that is not JSON-serialisable fails with EncodeError", () =>
+    Effect.gen(function*() {
+      const big = yield* CacheAside.make({ namespace: "b", value: Schema.BigIntFromSelf, ttl: "1 minute" })
+      const error = yield* Effect.flip(big.set("k", 1n))
+      expect(error._tag).toBe("EncodeError")
+      expect(yield* big.get("k")).toEqual(Option.none())
+    }).pipe(Effect.provide(Memory)))
+
+  it.scoped("getOrLoad shares one load among concurrent callers and stores the result", () =>
+    Effect.gen(function*() {
+      const calls = yield* Ref.make(0)
+      const gate = yield* Deferred.make<void>()
+      const prices = yield* CacheAside.make({ namespace: "price", value: Schema.Number, ttl: "1 minute" })
+      const load = Ref.update(calls, (n) => n + 1).pipe(Effect.zipRight(Deferred.await(gate)), Effect.as(9.5))
+      const fibers = yield* Effect.forEach(Array.from({ length: 100 }), () => Effect.fork(prices.getOrLoad("sku", load)))
+      yield* Effect.yieldNow()
+      yield* Deferred.succeed(gate, undefined)
+      expect((yield* Fiber.joinAll(fibers)).every((p) => p === 9.5)).toBe(true)
+      expect(yield* Ref.get(calls)).toBe(1)
+      expect(yield* prices.get("sku")).toEqual(Option.some(9.5))
+    }).pipe(Effect.provide(Memory)))
+
+  it.scoped("Ttl.fromValue sets the TTL from the value; zero means do not keep", () =>
+    Effect.gen(function*() {
+      const items = yield* CacheAside.make({
+        namespace: "item",
+        value: Schema.Struct({ volatile: Schema.Boolean }),
+        ttl: Ttl.fromValue((item: { readonly volatile: boolean }) => item.volatile ? "10 seconds" : "1 hour")
+      })
+      yield* items.set("v", { volatile: true })
+      yield* items.set("s", { volatile: false })
+      yield* TestClock.adjust("11 seconds")
+      expect(Option.isNone(yield* items.get("v"))).toBe(true)
+      expect(Option.isSome(yield* items.get("s"))).toBe(true)
+      const never = yield* CacheAside.make({
+        namespace: "never",
+        value: Schema.Number,
+        ttl: Ttl.fromValue(() => 0)
+      })
+      yield* never.set("k", 1)
+      expect(yield* never.get("k")).toEqual(Option.none())
+    }).pipe(Effect.provide(Memory)))
+
+  it.scoped("non-string keys become strings through the key option", () =>
+    Effect.gen(function*() {
+      const byId = yield* CacheAside.make({
+        namespace: "pair",
+        value: Schema.String,
+        ttl: "1 minute",
+        key: (k: { readonly a: number; readonly b: number }) => `${k.a}/${k.b}`
+      })
+      yield* byId.set({ a: 1, b: 2 }, "x")
+      const store = yield* CacheStore.CacheStore
+      expect(Option.isSome(yield* store.get("pair:1/2"))).toBe(true)
+    }).pipe(Effect.provide(Memory)))
+})
+
+describe("Cache.cached and Cache.cachedFunction", () => {
+  it.effect("cached caches an effect under a key in the store in context", () =>
+    Effect.gen(function*() {
+      const calls = yield* Ref.make(0)
+      const fetchUser = (id: string) => Effect.as(Ref.update(calls, (n) => n + 1), { id })
+      const User = Schema.Struct({ id: Schema.String })
+      const cachedUser = (id: string) =>
+        fetchUser(id).pipe(Cache.cached({ namespace: "user", key: id, value: User, ttl: "5 minutes" }))
+      yield* Effect.gen(function*() {
+        expect(yield* cachedUser("1")).toEqual({ id: "1" })
+        expect(yield* cachedUser("1")).toEqual({ id: "1" })
+        expect(yield* cachedUser("2")).toEqual({ id: "2" })
+        expect(yield* Ref.get(calls)).toBe(2)
+        yield* TestClock.adjust("6 minutes")
+        yield* cachedUser("1")
+        expect(yield* Ref.get(calls)).toBe(3)
+      }).pipe(Effect.provide(MemoryStore.layer()))
+    }))
+
+  it.effect("cached single-flights concurrent misses", () =>
+    Effect.gen(function*() {
+      const calls = yield* Ref.make(0)
+      const gate = yield* Deferred.make<void>()
+      const slow = Ref.update(calls, (n) => n + 1).pipe(Effect.zipRight(Deferred.await(gate)), Effect.as(42))
+      const program = Effect.gen(function*() {
+        const fibers = yield* Effect.forEach(
+          Array.from({ length: 50 }),
+          () => Effect.fork(slow.pipe(Cache.cached({ namespace: "answer", key: "q", value: Schema.Number, ttl: "1 minute" })))
+        )
+        yield* Effect.yieldNow()
+        yield* Deferred.succeed(gate, undefined)
+        return yield* Fiber.joinAll(fibers)
+      })
+      const results = yield* program.pipe(Effect.provide(MemoryStore.layer()))
+      expect(results.every((r) => r === 42)).toBe(true)
+      expect(yield* Ref.get(calls)).toBe(1)
+    }))
+
+  it.effect("cachedFunction keys calls by their arguments", () =>
+    Effect.gen(function*() {
+      const calls = yield* Ref.make(0)
+      const add = (a: number, b: number) => Effect.as(Ref.update(calls, (n) => n + 1), a + b)
+      const cachedAdd = Cache.cachedFunction(add, { namespace: "add", value: Schema.Number, ttl: "1 minute" })
+      yield* Effect.gen(function*() {
+        expect(yield* cachedAdd(1, 2)).toBe(3)
+        expect(yield* cachedAdd(1, 2)).toBe(3)
+        expect(yield* cachedAdd(2, 1)).toBe(3)
+        expect(yield* Ref.get(calls)).toBe(2)
+        const store = yield* CacheStore.CacheStore
+        expect([...(yield* store.keys("add:*"))].sort()).toEqual(["add:[1,2]", "add:[2,1]"])
+      }).pipe(Effect.provide(MemoryStore.layer()))
+    }))
+
+  it("cached rejects nonsense options when built", () => {
+    expect(() => Cache.cached({ namespace: "x", key: "k", value: Schema.Number, ttl: -1 })).toThrow(/ttl must be greater than zero/)
+  })
+})
