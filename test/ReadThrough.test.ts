@@ -371,6 +371,18 @@ describe("ReadThrough", () => {
       expect(Exit.isInterrupted(exit)).toBe(true)
     }).pipe(Effect.provide(Memory)))
 
+  it.effect("a handle used after its scope closed fails with a clear defect instead of hanging", () =>
+    Effect.gen(function*() {
+      const values = yield* Effect.scoped(ReadThrough.make({
+        namespace: "closed",
+        value: Schema.Number,
+        lookup: (_: string) => Effect.succeed(1),
+        ttl: "1 minute"
+      }))
+      const exit = yield* Effect.exit(values.get("k"))
+      expect(Exit.isFailure(exit) && String(exit.cause)).toMatch(/used after the scope it was made in had closed/)
+    }).pipe(Effect.provide(Memory)))
+
   it("rejects nonsense options at construction", () => {
     const base = { namespace: "n", value: Schema.String, lookup: (k: string) => Effect.succeed(k) }
     const bad: Array<Record<string, unknown>> = [

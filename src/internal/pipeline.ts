@@ -44,6 +44,7 @@ export type Forker = <X, E, R>(effect: Effect.Effect<X, E, R>) => Effect.Effect<
 
 interface Group {
   waiters: number
+  started: boolean
   done: boolean
   fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined
 }
@@ -78,6 +79,30 @@ export interface Pipeline<A> {
   ) => Effect.Effect<Array<A>, E | CacheError, R>
   readonly stats: Effect.Effect<CacheMetrics.Stats>
 }
+
+const scopeClosed = Effect.dieMessage(
+  "effect-cachekit: a cache handle was used after the scope it was made in had closed; " +
+    "make it with Layer.scoped or keep its scope open while it is in use"
+)
+
+/**
+ * The tracer every fiber has unless the program installs one (OpenTelemetry, DevTools). Spans
+ * made for it are never exported, so the pipeline skips them: a hit then costs no span at all.
+ */
+const untracedTracer = Effect.runSync(Effect.tracer)
+
+/** Runs an effect in a span when a tracer is installed. @internal */
+export const traced = (name: string, attributes: Record<string, unknown>) =>
+<A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.tracerWith((tracer) =>
+    tracer === untracedTracer ? self : Effect.withSpan(self, name, { attributes, captureStackTrace: false })
+  )
+
+/** Records the outcome of a read on the current span, if there is one. */
+const annotateOutcome = (outcome: "hit" | "miss" | "stale") =>
+  Effect.tracerWith((tracer) =>
+    tracer === untracedTracer ? Effect.void : Effect.annotateCurrentSpan("cache.outcome", outcome)
+  )
 
 const MISS = 0
 const FRESH = 1
@@ -241,7 +266,7 @@ export const make = <A, I>(
           )
         )
       ),
-      Effect.withSpan("cachekit.set", { attributes: spanAttributes })
+      traced("cachekit.set", spanAttributes)
     )
 
   // ---------------------------------------------------------------------------------------------
@@ -271,10 +296,10 @@ export const make = <A, I>(
           return Effect.as(writeLoaded(key, value, elapsed), value)
         }
       })
-    }).pipe(Effect.withSpan("cachekit.load", { attributes: { ...spanAttributes, "cache.key": key } }))
+    }).pipe(traced("cachekit.load", { ...spanAttributes, "cache.key": key }))
   }
 
-  const newGroup = (): Group => ({ waiters: 0, done: false, fiber: undefined })
+  const newGroup = (): Group => ({ waiters: 0, started: false, done: false, fiber: undefined })
 
   /** Waits on a flight; the last waiter to be interrupted interrupts the shared load. */
   const wait = <E>(flight: Flight<A, E>): Effect.Effect<A, E | CacheError> =>
@@ -303,23 +328,29 @@ export const make = <A, I>(
       const group = newGroup()
       const flight: Flight<A, E> = { deferred: Deferred.unsafeMake<A, E | CacheError>(FiberId.none), group }
       inflight.set(full, flight as Flight<A, unknown>)
-      const job = runLoad(key, arg, load).pipe(
+      const settle = () => {
+        group.done = true
+        if (inflight.get(full) === (flight as Flight<A, unknown>)) inflight.delete(full)
+      }
+      const job = Effect.suspend(() => {
+        group.started = true
+        return runLoad(key, arg, load)
+      }).pipe(
         Effect.exit,
         Effect.flatMap((exit) => {
-          group.done = true
-          if (inflight.get(full) === (flight as Flight<A, unknown>)) inflight.delete(full)
+          settle()
           return Deferred.done(flight.deferred, exit)
-        }),
-        Effect.onInterrupt(() =>
-          Effect.suspend(() => {
-            group.done = true
-            if (inflight.get(full) === (flight as Flight<A, unknown>)) inflight.delete(full)
-            return Deferred.interrupt(flight.deferred)
-          })
-        )
+        })
       )
       return Effect.map(fork(job), (fiber) => {
         group.fiber = fiber
+        // the load may be interrupted before it completes the deferred (the scope closed):
+        // the waiters must still hear of it
+        fiber.addObserver(() => {
+          if (group.done) return
+          settle()
+          Deferred.unsafeDone(flight.deferred, group.started ? Effect.interrupt : scopeClosed)
+        })
         return flight
       })
     })
@@ -348,23 +379,59 @@ export const make = <A, I>(
     return Effect.zipRight(flushDrops, loadShared(key, full, arg, load))
   }
 
-  const getOrLoad = <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>): Effect.Effect<A, E | CacheError, R> => {
-    const full = prefix + key
-    return Effect.flatMap(readStored(full), (stored): Effect.Effect<A, E | CacheError, R> => {
-      if (stored._tag === "None") return onMiss(key, full, arg, load)
+  const onStored = <X, E, R>(
+    key: string,
+    full: string,
+    arg: X,
+    load: Loader<X, A, E, R>,
+    stored: Option.Option<CacheStore.Value>,
+    traced: boolean
+  ): Effect.Effect<A, E | CacheError, R> => {
+    if (stored._tag === "Some") {
       const entry = classify(full, stored.value)
-      if (entry === undefined) return onMiss(key, full, arg, load)
-      if (lastKind === FRESH) {
-        hits++
-        CacheMetrics.hits.unsafeUpdate(1, labels)
-        return Effect.succeed(entry.value)
+      if (entry !== undefined) {
+        if (lastKind === FRESH) {
+          hits++
+          CacheMetrics.hits.unsafeUpdate(1, labels)
+          return traced ? Effect.as(annotateOutcome("hit"), entry.value) : Effect.succeed(entry.value)
+        }
+        staleHits++
+        CacheMetrics.staleHits.unsafeUpdate(1, labels)
+        // serve the stale value now; refresh in the background (joining any flight under way)
+        const refresh = Effect.as(startFlight(key, full, arg, load), entry.value)
+        return traced ? Effect.zipRight(annotateOutcome("stale"), refresh) : refresh
       }
-      staleHits++
-      CacheMetrics.staleHits.unsafeUpdate(1, labels)
-      // serve the stale value now; refresh in the background (joining any flight under way)
-      return Effect.as(startFlight(key, full, arg, load), entry.value)
-    }).pipe(Effect.withSpan("cachekit.get", { attributes: spanAttributes }))
+    }
+    const miss = onMiss(key, full, arg, load)
+    return traced ? Effect.zipRight(annotateOutcome("miss"), miss) : miss
   }
+
+  const getCore = <X, E, R>(
+    key: string,
+    arg: X,
+    load: Loader<X, A, E, R>,
+    traced: boolean
+  ): Effect.Effect<A, E | CacheError, R> => {
+    const full = prefix + key
+    return Effect.matchEffect(store.get(full), {
+      onFailure: (error) =>
+        Effect.flatMap(
+          onStoreFailure("read", error, Option.none<CacheStore.Value>()),
+          (none) => onStored(key, full, arg, load, none, traced)
+        ),
+      onSuccess: (stored) => onStored(key, full, arg, load, stored, traced)
+    })
+  }
+
+  const getOrLoad = <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>): Effect.Effect<A, E | CacheError, R> =>
+    Effect.tracerWith((tracer) =>
+      tracer === untracedTracer
+        ? getCore(key, arg, load, false)
+        : Effect.withSpan(getCore(key, arg, load, true), "cachekit.get", {
+          attributes: spanAttributes,
+          captureStackTrace: false
+        })
+    )
 
   const read = (key: string): Effect.Effect<Option.Option<A>, CacheError> => {
     const full = prefix + key
@@ -372,13 +439,13 @@ export const make = <A, I>(
       if (stored._tag === "None") {
         misses++
         CacheMetrics.misses.unsafeUpdate(1, labels)
-        return Effect.succeed(Option.none())
+        return Effect.as(annotateOutcome("miss"), Option.none())
       }
       const entry = classify(full, stored.value)
       if (entry === undefined) {
         misses++
         CacheMetrics.misses.unsafeUpdate(1, labels)
-        return Effect.as(flushDrops, Option.none())
+        return Effect.as(Effect.zipRight(annotateOutcome("miss"), flushDrops), Option.none())
       }
       if (lastKind === FRESH) {
         hits++
@@ -387,16 +454,16 @@ export const make = <A, I>(
         staleHits++
         CacheMetrics.staleHits.unsafeUpdate(1, labels)
       }
-      return Effect.succeed(Option.some(entry.value))
-    }).pipe(Effect.withSpan("cachekit.read", { attributes: spanAttributes }))
+      return Effect.as(annotateOutcome(lastKind === FRESH ? "hit" : "stale"), Option.some(entry.value))
+    }).pipe(traced("cachekit.read", spanAttributes))
   }
 
   const refresh = <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>): Effect.Effect<A, E | CacheError, R> =>
-    loadShared(key, fullKey(key), arg, load).pipe(Effect.withSpan("cachekit.refresh", { attributes: spanAttributes }))
+    loadShared(key, fullKey(key), arg, load).pipe(traced("cachekit.refresh", spanAttributes))
 
   const invalidate = (key: string): Effect.Effect<boolean, CacheError> =>
     Effect.catchAll(store.delete(fullKey(key)), (error) => onStoreFailure("delete", error, false)).pipe(
-      Effect.withSpan("cachekit.invalidate", { attributes: spanAttributes })
+      traced("cachekit.invalidate", spanAttributes)
     )
 
   // ---------------------------------------------------------------------------------------------
@@ -464,7 +531,16 @@ export const make = <A, I>(
           flights.push([flight, indices])
         }
         if (fresh.length > 0) {
-          group.fiber = yield* fork(runBatch(keys, fresh, loadMany, group))
+          const fiber = yield* fork(runBatch(keys, fresh, loadMany, group))
+          group.fiber = fiber
+          fiber.addObserver(() => {
+            if (group.done) return
+            group.done = true
+            for (const [full, , flight] of fresh) {
+              if (inflight.get(full) === (flight as Flight<A, unknown>)) inflight.delete(full)
+              Deferred.unsafeDone(flight.deferred, group.started ? Effect.interrupt : scopeClosed)
+            }
+          })
         }
       }
       yield* Effect.forEach(flights, ([flight, indices]) =>
@@ -472,7 +548,7 @@ export const make = <A, I>(
           for (const i of indices) results[i] = value
         }), { concurrency: "unbounded", discard: true })
       return results
-    }).pipe(Effect.withSpan("cachekit.getMany", { attributes: { ...spanAttributes, "cache.keys": keys.length } }))
+    }).pipe(traced("cachekit.getMany", { ...spanAttributes, "cache.keys": keys.length }))
 
   const runBatch = <E, R>(
     keys: ReadonlyArray<string>,
@@ -490,6 +566,7 @@ export const make = <A, I>(
       })
     const firstIndices = batch.map(([, indices]) => indices[0]!)
     const load = Effect.suspend(() => {
+      group.started = true
       loads++
       CacheMetrics.loads.unsafeUpdate(1, labels)
       const start = now()
@@ -510,7 +587,7 @@ export const make = <A, I>(
           return Effect.as(writeLoadedMany(firstIndices.map((i, j) => [keys[i]!, values[j]!] as const), elapsed), values)
         }
       })
-    }).pipe(Effect.withSpan("cachekit.loadMany", { attributes: { ...spanAttributes, "cache.keys": batch.length } }))
+    }).pipe(traced("cachekit.loadMany", { ...spanAttributes, "cache.keys": batch.length }))
     return load.pipe(
       Effect.exit,
       Effect.flatMap((exit) =>
@@ -520,8 +597,7 @@ export const make = <A, I>(
             Exit.isSuccess(exit) ? Exit.succeed(exit.value[j] as A) : exit as Exit.Exit<never, E | CacheError>
           )
         )
-      ),
-      Effect.onInterrupt(() => settle((flight) => Deferred.interrupt(flight.deferred)))
+      )
     )
   }
 
