@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Duration, Effect, Exit, Fiber, Layer, Metric, Option, Ref, Schema, TestClock } from "effect"
+import { Deferred, Duration, Effect, Exit, Fiber, Layer, Metric, Option, Ref, Schema, TestClock, Tracer } from "effect"
 import { CacheError, CacheMetrics, CacheStore, MemoryStore, ReadThrough, Ttl } from "effect-cachekit"
 import { faultyStore } from "./utils.js"
 
@@ -381,6 +381,29 @@ describe("ReadThrough", () => {
       }))
       const exit = yield* Effect.exit(values.get("k"))
       expect(Exit.isFailure(exit) && String(exit.cause)).toMatch(/used after the scope it was made in had closed/)
+    }).pipe(Effect.provide(Memory)))
+
+  it.scoped("with a tracer installed, reads run in spans carrying namespace, store and outcome", () =>
+    Effect.gen(function*() {
+      const recorded: Array<{ name: string; attributes: Map<string, unknown> }> = []
+      const base = yield* Effect.tracer
+      const tracer = Tracer.make({
+        span: (name, parent, context, links, startTime, kind, options) => {
+          const span = base.span(name, parent, context, links, startTime, kind, options)
+          recorded.push({ name, attributes: span.attributes })
+          return span
+        },
+        context: (f) => f()
+      })
+      const { lookup } = yield* counting
+      const users = yield* ReadThrough.make({ namespace: "user", value: User, lookup, ttl: "5 minutes" })
+      yield* users.get("a").pipe(Effect.withTracer(tracer))
+      yield* users.get("a").pipe(Effect.withTracer(tracer))
+      const gets = recorded.filter((s) => s.name === "cachekit.get")
+      expect(gets.map((s) => s.attributes.get("cache.outcome"))).toEqual(["miss", "hit"])
+      expect(gets[0]!.attributes.get("cache.namespace")).toBe("user")
+      expect(gets[0]!.attributes.get("cache.store")).toBe("memory")
+      expect(recorded.some((s) => s.name === "cachekit.load")).toBe(true)
     }).pipe(Effect.provide(Memory)))
 
   it("rejects nonsense options at construction", () => {

@@ -1,0 +1,36 @@
+/**
+ * `npm run bench`: runs every benchmark scenario, one process each, one after another (so they do
+ * not compete for the two cores), and prints their tables. `npm run bench -- hit redis` runs only
+ * the named scenarios.
+ */
+import { spawnSync } from "node:child_process"
+import { existsSync } from "node:fs"
+import { join } from "node:path"
+
+const here = new URL(".", import.meta.url).pathname
+const scenarios: ReadonlyArray<{ readonly name: string; readonly file: string; readonly node?: ReadonlyArray<string> }> = [
+  { name: "hit", file: "hit.ts" },
+  { name: "redis", file: "redis.ts" },
+  { name: "redis-cluster", file: "redis-cluster.ts" },
+  { name: "memcached", file: "memcached.ts" },
+  { name: "memory", file: "memory.ts", node: ["--expose-gc"] },
+  { name: "hitrate", file: "hitrate.ts" }
+]
+
+const wanted = process.argv.slice(2)
+let failed = 0
+for (const scenario of scenarios) {
+  if (wanted.length > 0 && !wanted.includes(scenario.name)) continue
+  const file = join(here, scenario.file)
+  if (!existsSync(file)) continue
+  console.log(`\n## ${scenario.name}\n`)
+  const result = spawnSync(process.execPath, [...(scenario.node ?? []), "--import", "tsx", file], {
+    stdio: "inherit",
+    cwd: join(here, "..")
+  })
+  if (result.status !== 0) {
+    failed++
+    console.error(`bench ${scenario.name} exited with ${result.status}`)
+  }
+}
+process.exit(failed === 0 ? 0 : 1)

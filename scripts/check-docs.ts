@@ -1,0 +1,55 @@
+/**
+ * Type-checks the TypeScript code blocks of README.md and docs/*.md: each ```ts block becomes a
+ * module under .tmp/docs-check/ and the whole set is checked with the project's compiler options.
+ * A block that should not be checked (a fragment) is fenced as ```ts nocheck.
+ */
+import { execFileSync } from "node:child_process"
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+
+const root = new URL("..", import.meta.url).pathname
+const out = join(root, ".tmp", "docs-check")
+rmSync(out, { recursive: true, force: true })
+mkdirSync(out, { recursive: true })
+
+const files = ["README.md", ...readdirSync(join(root, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)]
+const written: Array<string> = []
+for (const file of files) {
+  const text = readFileSync(join(root, file), "utf8")
+  const blocks = [...text.matchAll(/```(ts|typescript)([^\n]*)\n([\s\S]*?)```/g)]
+  blocks.forEach((match, i) => {
+    if ((match[2] ?? "").includes("nocheck")) return
+    const name = `${file.replace(/[/.]/g, "_")}_${i}.ts`
+    // each block is its own module
+    writeFileSync(join(out, name), `${match[3]}\nexport {}\n`)
+    written.push(name)
+  })
+}
+
+writeFileSync(
+  join(out, "tsconfig.json"),
+  JSON.stringify(
+    {
+      extends: "../../tsconfig.base.json",
+      compilerOptions: {
+        noEmit: true,
+        noUnusedLocals: false,
+        noUnusedParameters: false,
+        rootDir: "../..",
+        baseUrl: "../..",
+        paths: { "effect-cachekit": ["./src/index.ts"], "effect-cachekit/*": ["./src/*.ts"] }
+      },
+      include: ["*.ts"]
+    },
+    null,
+    2
+  )
+)
+
+try {
+  execFileSync(join(root, "node_modules", ".bin", "tsc"), ["-p", join(out, "tsconfig.json")], { stdio: "inherit" })
+  console.log(`docs: ${written.length} code blocks type-check`)
+} catch {
+  console.error("docs: code blocks do not type-check (files under .tmp/docs-check)")
+  process.exit(1)
+}
