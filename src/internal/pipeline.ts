@@ -13,7 +13,7 @@ import * as FiberId from "effect/FiberId"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import type * as Schema from "effect/Schema"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import { DecodeError, EncodeError, LoadTimeout } from "../CacheError.js"
 import type { CacheError, StoreFailure } from "../CacheError.js"
 import * as CacheMetrics from "../CacheMetrics.js"
@@ -647,8 +647,33 @@ export const make = <A, I>(
   return { namespace, store, codec, fullKey, getOrLoad, read, write, refresh, invalidate, getManyOrLoad, stats }
 }
 
-/** A forker that runs shared loads and refreshes in a scope (closing it interrupts them). @internal */
-export const forkerIn = (scope: Scope.Scope): Forker => (effect) => Effect.forkIn(effect, scope)
+/**
+ * A forker whose fibers belong to a scope: closing the scope interrupts the ones still running.
+ * Cheaper than `Effect.forkIn` per fork (no child scope per load): the fibers are kept in a set
+ * that one finalizer of the scope interrupts.
+ * @internal
+ */
+export const forkerIn = (scope: Scope.Scope): Effect.Effect<Forker> =>
+  Effect.gen(function*() {
+    const running = new Set<Fiber.RuntimeFiber<unknown, unknown>>()
+    let closed = false
+    yield* Scope.addFinalizer(
+      scope,
+      Effect.suspend(() => {
+        closed = true
+        const fibers = Array.from(running)
+        running.clear()
+        return Fiber.interruptAll(fibers)
+      })
+    )
+    return <X, E, R>(effect: Effect.Effect<X, E, R>) =>
+      Effect.map(Effect.forkDaemon(closed ? Effect.interrupt : effect), (fiber) => {
+        if (closed) return fiber
+        running.add(fiber as Fiber.RuntimeFiber<unknown, unknown>)
+        fiber.addObserver(() => running.delete(fiber as Fiber.RuntimeFiber<unknown, unknown>))
+        return fiber
+      })
+  })
 
 /** A forker for pipelines with no scope of their own (`Cache.cached`). @internal */
 export const daemonForker: Forker = (effect) => Effect.forkDaemon(effect)

@@ -54,7 +54,8 @@ export const makeScoped = <A, I>(
     const store = yield* CacheStore
     const clock = yield* Effect.clock
     const scope = yield* Effect.scope
-    return Pipeline.make(store, clock, Pipeline.forkerIn(scope), resolved)
+    const fork = yield* Pipeline.forkerIn(scope)
+    return Pipeline.make(store, clock, fork, resolved)
   })
 
 const registry = new WeakMap<CacheStoreNs.Service, Map<string, Pipeline.Pipeline<unknown>>>()
