@@ -99,6 +99,11 @@ export interface Service {
   readonly clear: Effect.Effect<void, StoreFailure>
   /** Lists the keys (without prefix) that match a glob pattern (`*`, `?`, `[abc]`). */
   readonly keys: (pattern: string) => Effect.Effect<ReadonlyArray<string>, StoreFailure>
+  /**
+   * In-process stores only: reads a key synchronously, with the same effect as `get` (expiry,
+   * eviction bookkeeping). Strategies use it to answer hits without an Effect round trip.
+   */
+  readonly getSync?: ((key: string) => Value | undefined) | undefined
 }
 
 /**
@@ -129,6 +134,7 @@ export interface MakeOptions {
   readonly deleteMany?: Service["deleteMany"]
   readonly clear?: Service["clear"]
   readonly keys?: Service["keys"]
+  readonly getSync?: Service["getSync"]
 }
 
 /**
@@ -188,7 +194,8 @@ export const make = (options: MakeOptions): Service => {
           (results) => results.filter(Boolean).length
         )),
     clear: options.clear ?? unsupported("clear"),
-    keys: options.keys ?? (() => unsupported("keys"))
+    keys: options.keys ?? (() => unsupported("keys")),
+    getSync: options.getSync
   }
 }
 

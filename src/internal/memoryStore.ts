@@ -193,6 +193,8 @@ export const make = (options: MakeOptions): Effect.Effect<CacheStore.Service, ne
       return undefined
     }
 
+    const getSync = (key: string): CacheStore.Value | undefined => core.lookup(key, now())?.value
+
     const get = (key: string) =>
       Effect.sync(() => {
         const node = core.lookup(key, now())
@@ -210,6 +212,7 @@ export const make = (options: MakeOptions): Effect.Effect<CacheStore.Service, ne
       name: options.name,
       capabilities: { live: true, scan: true, clear: true, maxValueBytes: options.maxBytes },
       get,
+      getSync,
       getMany: (keys) =>
         Effect.sync(() => {
           const t = now()

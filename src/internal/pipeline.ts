@@ -3,6 +3,7 @@
  * single-flight load → encode → write, with metrics, spans and the store-error policy.
  */
 import type * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -13,6 +14,7 @@ import * as FiberId from "effect/FiberId"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import type * as Schema from "effect/Schema"
+import * as Tracer from "effect/Tracer"
 import * as Scope from "effect/Scope"
 import { DecodeError, EncodeError, LoadTimeout } from "../CacheError.js"
 import type { CacheError, StoreFailure } from "../CacheError.js"
@@ -379,16 +381,17 @@ export const make = <A, I>(
     return Effect.zipRight(flushDrops, loadShared(key, full, arg, load))
   }
 
-  const onStored = <X, E, R>(
+  /** Decides what a read found: a fresh hit, a stale hit (refresh in the background) or a miss. */
+  const decide = <X, E, R>(
     key: string,
     full: string,
     arg: X,
     load: Loader<X, A, E, R>,
-    stored: Option.Option<CacheStore.Value>,
+    stored: CacheStore.Value | undefined,
     traced: boolean
   ): Effect.Effect<A, E | CacheError, R> => {
-    if (stored._tag === "Some") {
-      const entry = classify(full, stored.value)
+    if (stored !== undefined) {
+      const entry = classify(full, stored)
       if (entry !== undefined) {
         if (lastKind === FRESH) {
           hits++
@@ -416,22 +419,30 @@ export const make = <A, I>(
     return Effect.matchEffect(store.get(full), {
       onFailure: (error) =>
         Effect.flatMap(
-          onStoreFailure("read", error, Option.none<CacheStore.Value>()),
-          (none) => onStored(key, full, arg, load, none, traced)
+          onStoreFailure("read", error, undefined),
+          () => decide(key, full, arg, load, undefined, traced)
         ),
-      onSuccess: (stored) => onStored(key, full, arg, load, stored, traced)
+      onSuccess: (stored) =>
+        decide(key, full, arg, load, stored._tag === "Some" ? stored.value : undefined, traced)
     })
   }
 
+  const getSync = store.getSync
   const getOrLoad = <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>): Effect.Effect<A, E | CacheError, R> =>
-    Effect.tracerWith((tracer) =>
-      tracer === untracedTracer
-        ? getCore(key, arg, load, false)
-        : Effect.withSpan(getCore(key, arg, load, true), "cachekit.get", {
+    Effect.withFiberRuntime((fiber) => {
+      if (Context.unsafeGet(fiber.currentDefaultServices, Tracer.Tracer) !== untracedTracer) {
+        return Effect.withSpan(getCore(key, arg, load, true), "cachekit.get", {
           attributes: spanAttributes,
           captureStackTrace: false
         })
-    )
+      }
+      // an in-process store answers at once: a hit costs no Effect round trip to the store
+      if (getSync !== undefined) {
+        const full = prefix + key
+        return decide(key, full, arg, load, getSync(full), false)
+      }
+      return getCore(key, arg, load, false)
+    })
 
   const read = (key: string): Effect.Effect<Option.Option<A>, CacheError> => {
     const full = prefix + key
