@@ -246,6 +246,23 @@ export const storeSuite = (name: string, options: StoreSuiteOptions): void => {
           expect([...(yield* store.keys("*"))].length).toBe(5)
         })))
 
+    test("getSync, where a store offers it, reads exactly what get reads", () =>
+      withStore("sync", (store) =>
+        Effect.gen(function*() {
+          const getSync = store.getSync
+          if (getSync === undefined) {
+            // remote stores have no synchronous read: the strategies use get
+            expect(store.capabilities.live).toBe(false)
+            return
+          }
+          yield* store.set("k", bytes("v"), shortTtl)
+          expect(new TextDecoder().decode(getSync("k") as Uint8Array)).toBe("v")
+          expect(getSync("missing")).toBeUndefined()
+          yield* advance(wait)
+          expect(getSync("k")).toBeUndefined()
+          expect(Option.isNone(yield* store.get("k"))).toBe(true)
+        })))
+
     test("live stores keep objects by reference; byte stores refuse them with a typed error", () =>
       withStore("live", (store) =>
         Effect.gen(function*() {
