@@ -29,7 +29,7 @@ export interface Options {
   readonly capacity?: number | undefined
   /** Most approximate bytes held (values' encoded sizes plus keys); unbounded by default. */
   readonly maxBytes?: number | undefined
-  /** Which entries leave first when the store is full (default `"lru"`). */
+  /** Which entries leave first when the store is full (default `"w-tinylfu"`; see docs/eviction.md). */
   readonly eviction?: "lru" | "w-tinylfu" | undefined
   /** How often a background fiber drops expired entries (default 1 minute; reads drop them lazily too). */
   readonly sweepInterval?: Duration.DurationInput | undefined
@@ -50,7 +50,7 @@ const resolve = (options: Options = {}): internal.MakeOptions => {
     "MemoryStore",
     `maxBytes must be a positive number, got ${maxBytes}`
   )
-  const eviction = options.eviction ?? "lru"
+  const eviction = options.eviction ?? "w-tinylfu"
   assertOption(
     eviction === "lru" || eviction === "w-tinylfu",
     "MemoryStore",

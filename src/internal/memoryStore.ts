@@ -10,7 +10,7 @@ import type * as CacheStore from "../CacheStore.js"
 import { makePolicy } from "./eviction/index.js"
 import type { EvictionKind } from "./eviction/index.js"
 import type { Node, Policy } from "./eviction/policy.js"
-import { hashString } from "./eviction/policy.js"
+import { hashKey } from "./eviction/policy.js"
 import { approximateSize, globToRegExp, ttlMillis } from "./store.js"
 
 /** @internal */
@@ -50,7 +50,7 @@ export class MemoryCore {
   lookup(key: string, now: number): MemNode | undefined {
     const node = this.map.get(key)
     if (node === undefined) {
-      this.policy.onMiss(hashString(key))
+      this.policy.onMiss(hashKey(key))
       return undefined
     }
     if (node.expiresAt <= now) {
@@ -85,7 +85,7 @@ export class MemoryCore {
     } else {
       const node: MemNode = {
         key,
-        hash: hashString(key),
+        hash: hashKey(key),
         size,
         prev: undefined,
         next: undefined,

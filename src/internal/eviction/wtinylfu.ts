@@ -1,0 +1,460 @@
+import type { Node, Policy } from "./policy.js"
+import { FrequencySketch } from "./sketch.js"
+
+/**
+ * Window TinyLFU (Einziger, Friedman & Manes, "TinyLFU: A Highly Efficient Cache Admission
+ * Policy", ACM Transactions on Storage, 2017), with the adaptive window popularised by Caffeine.
+ *
+ * New entries enter a small LRU window. An entry pushed out of the window becomes a candidate for
+ * the main area, a segmented LRU (probation + protected). When the cache is full, the candidate
+ * competes with the probation queue's least recent entry: the one the frequency sketch has seen
+ * less often is evicted. A hit in probation promotes to protected; protected overflow falls back
+ * to probation. A hill climber resizes the window: recency-biased workloads want a large window,
+ * frequency-biased and looping ones a small one.
+ */
+
+/**
+ * Queue tags stored in `Node.queue`: none (not linked), window, probation, protected.
+ * @internal
+ */
+export const QUEUE_NONE = 0
+/** @internal */
+export const QUEUE_WINDOW = 1
+/** @internal */
+export const QUEUE_PROBATION = 2
+/** @internal */
+export const QUEUE_PROTECTED = 3
+
+/** The window starts at 1 % of the capacity, the paper's and Caffeine's default. */
+const INITIAL_WINDOW_SHARE = 0.01
+/** Protected's share of the main area (window excluded), as in segmented LRU; probation has the rest. */
+const PROTECTED_SHARE = 0.8
+/**
+ * The hill climber may grow the window to nearly the whole cache: on purely recency-driven
+ * traffic the best W-TinyLFU can do is to become an LRU. (Caffeine stops near 80 %; letting it go
+ * further measured 4–7 points better on such traffic and made no difference on the other
+ * workloads in docs/eviction.md.)
+ */
+const MAX_WINDOW_SHARE = 0.99
+/** The sketch starts this small and grows with the entry count, so a large empty cache costs little. */
+const INITIAL_SKETCH_ENTRIES = 1024
+/** Requests per entry of capacity between two agings of the sketch (the paper's W = 10 × C). */
+const SAMPLE_FACTOR = 10
+/**
+ * A candidate at least this warm that ties or loses is still admitted one time in 128: otherwise
+ * an attacker who can aim hash collisions could keep a victim pinned by inflating its counters.
+ */
+const WARM_CANDIDATE = 6
+const RANDOM_ADMIT_MASK = 127
+/** The hill climber samples the hit rate over this many requests per entry of capacity. */
+const CLIMB_SAMPLE_FACTOR = 10
+/** First (and restart) step of the window size, as a share of the capacity. */
+const CLIMB_STEP = 0.0625
+/** A hit-rate change this large means the workload changed: restart with a full step. */
+const CLIMB_RESTART = 0.05
+/** Otherwise each step is a little smaller than the last, so the window settles. */
+const CLIMB_DECAY = 0.98
+
+const sentinel = (): Node => {
+  const s: Node = { key: "", hash: 0, size: 0, prev: undefined, next: undefined, queue: QUEUE_NONE }
+  s.prev = s
+  s.next = s
+  return s
+}
+
+/** Appends at the most recent end (the sentinel's `prev`). */
+const append = (list: Node, node: Node): void => {
+  const last = list.prev!
+  node.prev = last
+  node.next = list
+  last.next = node
+  list.prev = node
+}
+
+/** Unlinks without clearing the node's links: it is about to be appended elsewhere. */
+const detach = (node: Node): void => {
+  node.prev!.next = node.next
+  node.next!.prev = node.prev
+}
+
+/**
+ * W-TinyLFU eviction: near-optimal hit rates on frequency-biased, looping and scanning workloads
+ * where LRU collapses. O(1) per operation (amortised: aging and window resizing are spread over
+ * many requests) and no allocation on hits.
+ *
+ * Rejecting a new entry at admission is expressed through the ordinary contract: `evict()` then
+ * returns the candidate rather than the probation victim.
+ * @internal
+ */
+export class WTinyLfuPolicy implements Policy {
+  readonly name = "w-tinylfu" as const
+  private readonly capacity: number
+  /** The entry count the cache holds when full: `capacity`, or lower when a byte bound bites first. */
+  private maximum: number
+  private windowShare = INITIAL_WINDOW_SHARE
+  private windowMax = 1
+  private protectedMax = 0
+  private sketchCeiling = 0
+
+  private readonly window = sentinel()
+  private readonly probation = sentinel()
+  private readonly protected = sentinel()
+  private windowCount = 0
+  private probationCount = 0
+  private protectedCount = 0
+  private count = 0
+
+  private readonly sketch: FrequencySketch
+  /** The last entry moved from the window into probation: the one that has to earn its place. */
+  private candidate: Node | undefined = undefined
+  /** A read miss already counted this hash; the insert that usually follows must not count it twice. */
+  private pendingHash = 0
+  private hasPending = false
+
+  /** Sketch increments between agings, and how many are left before the next one. */
+  private samplePeriod = 0
+  private sampleLeft = 0
+  /** What `sampleLeft` counted down from, so finished spans can be added up without a hit counter. */
+  private sampleSpan = 0
+
+  /**
+   * The hill climber's sample: increments in finished spans, and among them read misses and
+   * inserts that no miss announced. Hits are what remains, so a hit only decrements `sampleLeft`.
+   */
+  private increments = 0
+  private misses = 0
+  private unannounced = 0
+  private climbPeriod = Infinity
+  private full = false
+  private warm = false
+  private previousHitRate = 0
+  private step = CLIMB_STEP
+
+  private random: number
+
+  /**
+   * @param capacity the most entries the store keeps (`Infinity` when only bytes are bounded; the
+   *   policy then learns the entry count the first time it is asked to evict).
+   * @param seed seeds the generator behind the rare random admissions, so runs are reproducible.
+   */
+  constructor(capacity: number, seed = 0x9e3779b9) {
+    this.capacity = capacity >= 1 ? Math.floor(capacity) : 1
+    this.maximum = this.capacity
+    this.sketch = new FrequencySketch(Math.min(this.capacity, INITIAL_SKETCH_ENTRIES))
+    // Scrambled so that neighbouring seeds start far apart; xorshift must not start at zero.
+    const mixed = Math.imul(seed ^ (seed >>> 16), 0x7feb352d)
+    this.random = (mixed ^ (mixed >>> 15)) >>> 0 || 1
+    this.resize()
+  }
+
+  onHit(node: Node): void {
+    this.sketch.increment(node.hash)
+    // Protected first, and kept small enough for V8 to inline: in a warm cache most hits land here.
+    if (node.queue === QUEUE_PROTECTED) {
+      if (this.protected.prev !== node) {
+        detach(node)
+        append(this.protected, node)
+      }
+    } else {
+      this.hitElsewhere(node)
+    }
+    if (--this.sampleLeft === 0) this.endSample()
+  }
+
+  onMiss(hash: number): void {
+    this.sketch.increment(hash)
+    // Compared as signed 32-bit integers, so a caller may pass `hashString` or `hashKey` values.
+    this.pendingHash = hash | 0
+    this.hasPending = true
+    this.misses++
+    if (--this.sampleLeft === 0) this.endSample()
+  }
+
+  onAdd(node: Node): void {
+    if (!this.hasPending || this.pendingHash !== (node.hash | 0)) {
+      this.sketch.increment(node.hash)
+      this.unannounced++
+      if (--this.sampleLeft === 0) this.endSample()
+    }
+    this.hasPending = false
+    append(this.window, node)
+    node.queue = QUEUE_WINDOW
+    this.windowCount++
+    if (++this.count > this.sketch.entries && this.sketch.entries < this.sketchCeiling) this.growSketch()
+    if (this.windowCount > this.windowMax) {
+      const oldest = this.window.next!
+      detach(oldest)
+      this.windowCount--
+      append(this.probation, oldest)
+      oldest.queue = QUEUE_PROBATION
+      this.probationCount++
+      this.candidate = oldest
+    }
+  }
+
+  onRemove(node: Node): void {
+    // Unlinked nodes (already evicted, never added) are ignored, so a double removal is harmless.
+    if (node.prev === undefined || node.queue === QUEUE_NONE) return
+    this.unlink(node)
+  }
+
+  evict(): Node | undefined {
+    // Being asked to evict means the cache is full: the entry count it holds is what fits.
+    const fits = Math.min(this.capacity, this.count - 1)
+    if (fits >= 1 && fits !== this.maximum) {
+      this.maximum = fits
+      this.resize()
+    }
+    this.full = true
+    let victim: Node | undefined
+    if (this.probationCount > 0) {
+      victim = this.probation.next!
+      const candidate = this.candidate
+      if (candidate !== undefined && candidate !== victim && candidate.queue === QUEUE_PROBATION) {
+        if (!this.admit(candidate.hash, victim.hash)) {
+          victim = candidate
+          this.candidate = undefined
+        }
+      } else if (candidate === victim) {
+        this.candidate = undefined
+      }
+    } else if (this.protectedCount > 0) {
+      victim = this.protected.next!
+    } else if (this.windowCount > 0) {
+      victim = this.window.next!
+    } else {
+      return undefined
+    }
+    this.unlink(victim)
+    return victim
+  }
+
+  clear(): void {
+    for (const list of [this.window, this.probation, this.protected]) {
+      let node = list.next!
+      while (node !== list) {
+        const next = node.next!
+        node.prev = undefined
+        node.next = undefined
+        node.queue = QUEUE_NONE
+        node = next
+      }
+      list.prev = list
+      list.next = list
+    }
+    this.windowCount = 0
+    this.probationCount = 0
+    this.protectedCount = 0
+    this.count = 0
+    this.candidate = undefined
+    this.hasPending = false
+    this.sketch.clear()
+    this.maximum = this.capacity
+    this.windowShare = INITIAL_WINDOW_SHARE
+    this.increments = 0
+    this.misses = 0
+    this.unannounced = 0
+    this.full = false
+    this.warm = false
+    this.previousHitRate = 0
+    this.step = CLIMB_STEP
+    this.resize()
+    this.sampleLeft = this.samplePeriod
+    this.sampleSpan = this.samplePeriod
+  }
+
+  /** Entries per queue, for tests and diagnostics. */
+  get sizes(): { readonly window: number; readonly probation: number; readonly protected: number } {
+    return { window: this.windowCount, probation: this.probationCount, protected: this.protectedCount }
+  }
+
+  /** Current queue limits in entries, for tests and diagnostics. */
+  get limits(): {
+    readonly window: number
+    readonly protected: number
+    readonly maximum: number
+    readonly samplePeriod: number
+  } {
+    return {
+      window: this.windowMax,
+      protected: this.protectedMax,
+      maximum: this.maximum,
+      samplePeriod: this.samplePeriod
+    }
+  }
+
+  /** The sketch's estimate for a key hash, for tests and diagnostics. */
+  frequency(hash: number): number {
+    return this.sketch.frequency(hash)
+  }
+
+  /** A hit in the window (refresh) or in probation (a second look earns protection). */
+  private hitElsewhere(node: Node): void {
+    if (node.queue === QUEUE_PROBATION) {
+      detach(node)
+      this.probationCount--
+      append(this.protected, node)
+      node.queue = QUEUE_PROTECTED
+      this.protectedCount++
+      if (node === this.candidate) this.candidate = undefined
+      if (this.protectedCount > this.protectedMax) this.demote()
+    } else if (node.queue === QUEUE_WINDOW && this.window.prev !== node) {
+      detach(node)
+      append(this.window, node)
+    }
+  }
+
+  /** The admission test: does the candidate deserve the victim's place? */
+  private admit(candidateHash: number, victimHash: number): boolean {
+    const candidate = this.sketch.frequency(candidateHash)
+    const victim = this.sketch.frequency(victimHash)
+    if (candidate > victim) return true
+    if (candidate < WARM_CANDIDATE) return false
+    return (this.nextRandom() & RANDOM_ADMIT_MASK) === 0
+  }
+
+  /** xorshift32: cheap, deterministic from the seed, good enough for a 1-in-128 coin. */
+  private nextRandom(): number {
+    let x = this.random
+    x ^= x << 13
+    x ^= x >>> 17
+    x ^= x << 5
+    this.random = x >>> 0
+    return this.random
+  }
+
+  private unlink(node: Node): void {
+    detach(node)
+    switch (node.queue) {
+      case QUEUE_WINDOW:
+        this.windowCount--
+        break
+      case QUEUE_PROBATION:
+        this.probationCount--
+        break
+      case QUEUE_PROTECTED:
+        this.protectedCount--
+        break
+    }
+    if (node === this.candidate) this.candidate = undefined
+    node.prev = undefined
+    node.next = undefined
+    node.queue = QUEUE_NONE
+    this.count--
+  }
+
+  /** Protected overflow goes back to probation (most recent end): it keeps a second chance. */
+  private demote(): void {
+    const oldest = this.protected.next!
+    detach(oldest)
+    this.protectedCount--
+    append(this.probation, oldest)
+    oldest.queue = QUEUE_PROBATION
+    this.probationCount++
+  }
+
+  private growSketch(): void {
+    this.sketch.ensureCapacity(Math.min(this.sketchCeiling, this.sketch.entries * 2))
+    this.syncSamplePeriod()
+  }
+
+  /**
+   * The aging period follows the entries the sketch can tell apart: while a large cache is still
+   * filling, its small sketch must age sooner or every counter would saturate.
+   */
+  private syncSamplePeriod(): void {
+    const period = SAMPLE_FACTOR * Math.min(this.maximum, this.sketch.entries)
+    if (period === this.samplePeriod) return
+    const left = Math.max(1, this.sampleLeft + period - this.samplePeriod)
+    this.sampleSpan += left - this.sampleLeft
+    this.sampleLeft = left
+    this.samplePeriod = period
+  }
+
+  /**
+   * Ages the sketch. As in the paper, the sample count is halved rather than reset, so later
+   * agings come every half period; the hill climber takes a step when its own sample is complete.
+   */
+  private endSample(): void {
+    this.sketch.age()
+    this.increments += this.sampleSpan
+    this.sampleSpan = Math.max(1, this.samplePeriod >>> 1)
+    this.sampleLeft = this.sampleSpan
+    const requests = this.increments - this.unannounced
+    if (!this.full) {
+      // Hit rates while the cache is filling say nothing about the window size.
+      this.increments = 0
+      this.misses = 0
+      this.unannounced = 0
+    } else if (requests >= this.climbPeriod) {
+      this.climb((requests - this.misses) / requests)
+      this.increments = 0
+      this.misses = 0
+      this.unannounced = 0
+    }
+  }
+
+  /**
+   * Recomputes the queue limits from `maximum` and the window share, then moves entries so the
+   * queues respect them. Runs when the hill climber steps or the effective capacity changes, so
+   * the moves are spread over many requests.
+   */
+  private resize(): void {
+    const m = this.maximum
+    this.sketchCeiling = Math.min(m, FrequencySketch.maxEntries)
+    this.climbPeriod = m * CLIMB_SAMPLE_FACTOR
+    if (m === Infinity) {
+      // Nothing is known about the size yet: keep everything in one LRU until the first eviction.
+      this.windowMax = Infinity
+      this.protectedMax = 0
+      this.syncSamplePeriod()
+      return
+    }
+    this.sketch.ensureCapacity(Math.min(m, Math.max(this.count, this.sketch.entries)))
+    this.syncSamplePeriod()
+    this.windowMax = Math.max(1, Math.min(Math.floor(m * this.windowShare), m - 1))
+    this.protectedMax = Math.floor((m - this.windowMax) * PROTECTED_SHARE)
+    while (this.protectedCount > this.protectedMax) this.demote()
+    while (this.windowCount > this.windowMax) {
+      const oldest = this.window.next!
+      detach(oldest)
+      this.windowCount--
+      append(this.probation, oldest)
+      oldest.queue = QUEUE_PROBATION
+      this.probationCount++
+    }
+    // A larger window takes main's least recent entries, giving them one more round in the window.
+    while (this.windowCount < this.windowMax && this.probationCount + this.protectedCount > 0) {
+      const fromProbation = this.probationCount > 0
+      const oldest = fromProbation ? this.probation.next! : this.protected.next!
+      detach(oldest)
+      if (fromProbation) this.probationCount--
+      else this.protectedCount--
+      append(this.window, oldest)
+      oldest.queue = QUEUE_WINDOW
+      this.windowCount++
+    }
+  }
+
+  /**
+   * One hill-climbing step: keep moving the window size in the direction that raised the hit
+   * rate, turn around when it fell, and shrink the step as it settles.
+   */
+  private climb(hitRate: number): void {
+    if (!this.warm) {
+      // The first full sample is the baseline.
+      this.warm = true
+      this.previousHitRate = hitRate
+      return
+    }
+    const change = hitRate - this.previousHitRate
+    const amount = change >= 0 ? this.step : -this.step
+    this.step = Math.abs(change) >= CLIMB_RESTART ? (amount >= 0 ? CLIMB_STEP : -CLIMB_STEP) : amount * CLIMB_DECAY
+    this.previousHitRate = hitRate
+    const share = Math.min(MAX_WINDOW_SHARE, Math.max(0, this.windowShare + amount))
+    if (share !== this.windowShare) {
+      this.windowShare = share
+      this.resize()
+    }
+  }
+}

@@ -1,0 +1,441 @@
+import { describe, expect, it } from "@effect/vitest"
+import { evictionKinds, makePolicy } from "../src/internal/eviction/index.js"
+import type { EvictionKind } from "../src/internal/eviction/index.js"
+import { LruPolicy } from "../src/internal/eviction/lru.js"
+import type { Node, Policy } from "../src/internal/eviction/policy.js"
+import { hashKey, hashString } from "../src/internal/eviction/policy.js"
+import { FrequencySketch } from "../src/internal/eviction/sketch.js"
+import {
+  QUEUE_NONE,
+  QUEUE_PROBATION,
+  QUEUE_PROTECTED,
+  QUEUE_WINDOW,
+  WTinyLfuPolicy
+} from "../src/internal/eviction/wtinylfu.js"
+
+const node = (key: string, size = 1): Node => ({
+  key,
+  hash: hashKey(key),
+  size,
+  prev: undefined,
+  next: undefined,
+  queue: QUEUE_NONE
+})
+
+/**
+ * What the memory store does with a policy, in miniature: a map of nodes, bounded by entries and
+ * optionally by bytes. Reads count hits; a miss inserts the key (read-through).
+ */
+class Sim {
+  readonly map = new Map<string, Node>()
+  readonly evicted: Array<Node> = []
+  bytes = 0
+  hits = 0
+  requests = 0
+
+  constructor(
+    readonly policy: Policy,
+    readonly capacity: number,
+    readonly maxBytes = Infinity
+  ) {}
+
+  /** A read, followed on a miss by an insert of the loaded value. */
+  access(key: string, size = 1): boolean {
+    this.requests++
+    const found = this.map.get(key)
+    if (found !== undefined) {
+      this.hits++
+      this.policy.onHit(found)
+      return true
+    }
+    const fresh = node(key, size)
+    this.policy.onMiss(fresh.hash)
+    this.insert(fresh)
+    return false
+  }
+
+  insert(fresh: Node): void {
+    this.map.set(fresh.key, fresh)
+    this.bytes += fresh.size
+    this.policy.onAdd(fresh)
+    while (this.map.size > this.capacity || this.bytes > this.maxBytes) {
+      const victim = this.policy.evict()
+      if (victim === undefined) break
+      expect(this.map.get(victim.key)).toBe(victim)
+      this.map.delete(victim.key)
+      this.bytes -= victim.size
+      this.evicted.push(victim)
+    }
+  }
+
+  remove(key: string): void {
+    const found = this.map.get(key)
+    if (found === undefined) return
+    this.map.delete(key)
+    this.bytes -= found.size
+    this.policy.onRemove(found)
+  }
+
+  get hitRate(): number {
+    return this.hits / this.requests
+  }
+}
+
+/** Evicts until the policy reports empty; the result is checked by the caller. */
+const drain = (policy: Policy, limit: number): Array<Node> => {
+  const out: Array<Node> = []
+  for (let victim = policy.evict(); victim !== undefined; victim = policy.evict()) {
+    out.push(victim)
+    // A broken list would cycle forever; fail instead of hanging.
+    if (out.length > limit) throw new Error(`evict() returned more than ${limit} nodes`)
+  }
+  return out
+}
+
+describe("FrequencySketch", () => {
+  it("counts increments and never estimates below the true count", () => {
+    const sketch = new FrequencySketch(1024)
+    const truth = new Map<number, number>()
+    for (let i = 0; i < 500; i++) {
+      const hash = hashString(`key-${i}`)
+      const times = i % 13
+      for (let t = 0; t < times; t++) sketch.increment(hash)
+      truth.set(hash, times)
+    }
+    let exact = 0
+    for (const [hash, times] of truth) {
+      const estimate = sketch.frequency(hash)
+      expect(estimate).toBeGreaterThanOrEqual(times)
+      if (estimate === times) exact++
+    }
+    // Half full, a count-min sketch of this width is rarely wrong.
+    expect(exact).toBeGreaterThan(truth.size * 0.9)
+  })
+
+  it("saturates at 15", () => {
+    const sketch = new FrequencySketch(1024)
+    const hash = hashString("hot")
+    for (let i = 0; i < 14; i++) sketch.increment(hash)
+    expect(sketch.frequency(hash)).toBe(14)
+    for (let i = 0; i < 100; i++) sketch.increment(hash)
+    expect(sketch.frequency(hash)).toBe(15)
+  })
+
+  it("an unseen key estimates zero in an empty sketch", () => {
+    const sketch = new FrequencySketch(64)
+    expect(sketch.frequency(hashString("never"))).toBe(0)
+  })
+
+  it("age() halves every counter", () => {
+    const sketch = new FrequencySketch(1024)
+    const a = hashString("a")
+    const b = hashString("b")
+    const c = hashString("c")
+    for (let i = 0; i < 12; i++) sketch.increment(a)
+    for (let i = 0; i < 5; i++) sketch.increment(b)
+    sketch.increment(c)
+    sketch.age()
+    expect([sketch.frequency(a), sketch.frequency(b), sketch.frequency(c)]).toEqual([6, 2, 0])
+  })
+
+  it("keeps every estimate when it grows", () => {
+    const sketch = new FrequencySketch(64)
+    const hashes = Array.from({ length: 200 }, (_, i) => hashString(`g-${i}`))
+    hashes.forEach((hash, i) => {
+      for (let t = 0; t < i % 7; t++) sketch.increment(hash)
+    })
+    const before = hashes.map((hash) => sketch.frequency(hash))
+    const countersBefore = sketch.counters
+    sketch.ensureCapacity(4096)
+    expect(sketch.counters).toBeGreaterThan(countersBefore)
+    expect(sketch.entries).toBe(4096)
+    expect(hashes.map((hash) => sketch.frequency(hash))).toEqual(before)
+  })
+
+  it("clear() forgets everything", () => {
+    const sketch = new FrequencySketch(64)
+    const hash = hashString("x")
+    sketch.increment(hash)
+    sketch.clear()
+    expect(sketch.frequency(hash)).toBe(0)
+  })
+})
+
+describe("WTinyLfuPolicy", () => {
+  /** Capacity 10: a window of 1, protected up to 7 of the 9 main entries. */
+  const tenFull = () => {
+    const policy = new WTinyLfuPolicy(10)
+    const sim = new Sim(policy, 10)
+    const nodes = Array.from({ length: 10 }, (_, i) => {
+      sim.access(`v${i}`)
+      return sim.map.get(`v${i}`)!
+    })
+    return { policy, sim, nodes }
+  }
+
+  it("sizes the window at 1 % and protected at 80 % of the rest", () => {
+    const policy = new WTinyLfuPolicy(1000)
+    expect(policy.limits).toEqual({ window: 10, protected: 792, maximum: 1000, samplePeriod: 10_000 })
+    const tiny = new WTinyLfuPolicy(10)
+    expect(tiny.limits).toEqual({ window: 1, protected: 7, maximum: 10, samplePeriod: 100 })
+  })
+
+  it("ages the sketch after ten requests per entry, then every half period", () => {
+    const policy = new WTinyLfuPolicy(16)
+    expect(policy.limits.samplePeriod).toBe(160)
+    const hot = hashString("hot")
+    for (let i = 0; i < 10; i++) policy.onMiss(hot)
+    for (let i = 0; i < 149; i++) policy.onMiss(hashString(`cold-${i}`))
+    const before = policy.frequency(hot)
+    expect(before).toBeGreaterThanOrEqual(10)
+    policy.onMiss(hashString("cold-149")) // the 160th request
+    const once = policy.frequency(hot)
+    // Halved (the last request may have collided with one of hot's counters first).
+    expect(once).toBeLessThanOrEqual(Math.ceil((before + 1) / 2))
+    expect(once).toBeGreaterThanOrEqual(5)
+    for (let i = 0; i < 79; i++) policy.onMiss(hashString(`later-${i}`))
+    // Collisions in this tiny sketch may raise it, but nothing halves it before half a period.
+    const mid = policy.frequency(hot)
+    expect(mid).toBeGreaterThanOrEqual(once)
+    policy.onMiss(hashString("later-79")) // 80 more: half a period
+    const twice = policy.frequency(hot)
+    expect(twice).toBeLessThanOrEqual(Math.ceil((mid + 1) / 2))
+    expect(twice).toBeLessThan(mid)
+  })
+
+  it("counts a read miss and the insert that follows it once", () => {
+    const policy = new WTinyLfuPolicy(100)
+    const a = node("a")
+    policy.onMiss(a.hash)
+    policy.onAdd(a)
+    expect(policy.frequency(a.hash)).toBe(1)
+    const b = node("b")
+    policy.onAdd(b)
+    expect(policy.frequency(b.hash)).toBe(1)
+    policy.onHit(b)
+    expect(policy.frequency(b.hash)).toBe(2)
+  })
+
+  it("treats hashString and hashKey values of a key alike", () => {
+    const policy = new WTinyLfuPolicy(100)
+    const a = node("some-key-with-a-high-hash")
+    policy.onMiss(hashString(a.key))
+    policy.onAdd(a)
+    expect(policy.frequency(a.hash)).toBe(1)
+    expect(policy.frequency(hashString(a.key))).toBe(1)
+    expect(hashKey(a.key) >>> 0).toBe(hashString(a.key))
+  })
+
+  it("new entries enter the window; window overflow goes to probation", () => {
+    const { nodes, policy } = tenFull()
+    expect(nodes[9]!.queue).toBe(QUEUE_WINDOW)
+    for (const n of nodes.slice(0, 9)) expect(n.queue).toBe(QUEUE_PROBATION)
+    expect(policy.sizes).toEqual({ window: 1, probation: 9, protected: 0 })
+  })
+
+  it("keeps a frequent probation victim against a one-hit wonder", () => {
+    const { nodes, policy, sim } = tenFull()
+    // v0 is the probation queue's least recent entry; reads before it was cached made it popular.
+    for (let i = 0; i < 4; i++) policy.onMiss(nodes[0]!.hash)
+    sim.access("x")
+    // x pushed v9 (seen once) out of the window: v9 is the candidate and loses to v0.
+    expect(sim.evicted).toEqual([nodes[9]])
+    expect(nodes[0]!.queue).toBe(QUEUE_PROBATION)
+    expect(sim.map.has("v0")).toBe(true)
+    expect(sim.map.get("x")!.queue).toBe(QUEUE_WINDOW)
+  })
+
+  it("lets a frequent candidate displace a rare victim", () => {
+    const { nodes, policy, sim } = tenFull()
+    for (let i = 0; i < 4; i++) policy.onMiss(nodes[9]!.hash)
+    sim.access("x")
+    expect(sim.evicted).toEqual([nodes[0]])
+    expect(nodes[9]!.queue).toBe(QUEUE_PROBATION)
+    expect(nodes[0]!.queue).toBe(QUEUE_NONE)
+  })
+
+  it("rejects a cold candidate that ties, and admits a warm one that ties only rarely", () => {
+    const trials = 2000
+    let coldAdmitted = 0
+    let warmAdmitted = 0
+    for (let seed = 1; seed <= trials; seed++) {
+      for (const warmth of [1, 8]) {
+        const policy = new WTinyLfuPolicy(10, seed)
+        const sim = new Sim(policy, 10)
+        for (let i = 0; i < 10; i++) sim.access(`v${i}`)
+        const victim = sim.map.get("v0")!
+        const candidate = sim.map.get("v9")!
+        for (let i = 1; i < warmth; i++) {
+          policy.onMiss(victim.hash)
+          policy.onMiss(candidate.hash)
+        }
+        expect(policy.frequency(victim.hash)).toBe(policy.frequency(candidate.hash))
+        sim.access("x")
+        const admitted = sim.evicted[0] === victim
+        if (warmth === 1) coldAdmitted += admitted ? 1 : 0
+        else warmAdmitted += admitted ? 1 : 0
+      }
+    }
+    expect(coldAdmitted).toBe(0)
+    // About one in 128: enough to defeat hash flooding, rare enough not to churn.
+    expect(warmAdmitted).toBeGreaterThan(trials / 128 / 4)
+    expect(warmAdmitted).toBeLessThan((trials / 128) * 4)
+  })
+
+  it("promotes a probation hit to protected and demotes protected overflow to probation", () => {
+    const { nodes, policy } = tenFull()
+    policy.onHit(nodes[3]!)
+    expect(nodes[3]!.queue).toBe(QUEUE_PROTECTED)
+    expect(policy.sizes).toEqual({ window: 1, probation: 8, protected: 1 })
+    // Protected holds 7: the eighth promotion pushes its least recent entry (v3) back.
+    for (const i of [0, 1, 2, 4, 5, 6]) policy.onHit(nodes[i]!)
+    expect(policy.sizes).toEqual({ window: 1, probation: 2, protected: 7 })
+    policy.onHit(nodes[3]!) // refreshes v3: now v0 is the least recent protected entry
+    policy.onHit(nodes[7]!)
+    expect(nodes[7]!.queue).toBe(QUEUE_PROTECTED)
+    expect(nodes[0]!.queue).toBe(QUEUE_PROBATION)
+    expect(nodes[3]!.queue).toBe(QUEUE_PROTECTED)
+    expect(policy.sizes).toEqual({ window: 1, probation: 2, protected: 7 })
+  })
+
+  it("a hit in the window keeps the entry in the window", () => {
+    const { nodes, policy } = tenFull()
+    policy.onHit(nodes[9]!)
+    expect(nodes[9]!.queue).toBe(QUEUE_WINDOW)
+    expect(policy.sizes.window).toBe(1)
+  })
+
+  it("onRemove keeps every queue consistent", () => {
+    const { nodes, policy, sim } = tenFull()
+    policy.onHit(nodes[2]!)
+    policy.onHit(nodes[4]!)
+    // One node in each queue goes: protected (v2), probation (v5), window (v9).
+    sim.remove("v2")
+    sim.remove("v5")
+    sim.remove("v9")
+    for (const i of [2, 5, 9]) {
+      expect(nodes[i]!.queue).toBe(QUEUE_NONE)
+      expect(nodes[i]!.prev).toBeUndefined()
+      expect(nodes[i]!.next).toBeUndefined()
+    }
+    expect(policy.sizes).toEqual({ window: 0, probation: 6, protected: 1 })
+    // Removing twice is harmless.
+    policy.onRemove(nodes[5]!)
+    expect(policy.sizes).toEqual({ window: 0, probation: 6, protected: 1 })
+    const rest = drain(policy, 20)
+    expect(new Set(rest)).toEqual(new Set(nodes.filter((_, i) => ![2, 5, 9].includes(i))))
+    expect(rest).toHaveLength(7)
+  })
+
+  it("clear() empties every queue and unlinks the nodes", () => {
+    const { nodes, policy } = tenFull()
+    policy.onHit(nodes[1]!)
+    policy.clear()
+    expect(policy.sizes).toEqual({ window: 0, probation: 0, protected: 0 })
+    expect(policy.evict()).toBeUndefined()
+    for (const n of nodes) expect(n.queue).toBe(QUEUE_NONE)
+    expect(policy.frequency(nodes[1]!.hash)).toBe(0)
+    // Usable again afterwards.
+    const again = node("again")
+    policy.onAdd(again)
+    expect(policy.evict()).toBe(again)
+  })
+
+  it("works when only bytes are bounded (capacity Infinity)", () => {
+    const policy = new WTinyLfuPolicy(Infinity)
+    // Each entry is 10 bytes and 1,000 bytes fit: the policy must learn that 100 entries fit.
+    const sim = new Sim(policy, Infinity, 1000)
+    for (let round = 0; round < 30; round++) {
+      for (let i = 0; i < 150; i++) sim.access(`k${i}`, 10)
+      expect(sim.bytes).toBeLessThanOrEqual(1000)
+    }
+    expect(policy.limits.maximum).toBe(100)
+    expect(policy.limits.window).toBeGreaterThanOrEqual(1)
+    const sizes = policy.sizes
+    expect(sizes.window + sizes.probation + sizes.protected).toBe(sim.map.size)
+    // A loop of 1.5× what fits: plain LRU would get nothing.
+    expect(sim.hitRate).toBeGreaterThan(0.3)
+  })
+
+  it("copes with a capacity of one", () => {
+    const policy = new WTinyLfuPolicy(1)
+    const sim = new Sim(policy, 1)
+    for (let i = 0; i < 20; i++) sim.access(`k${i % 3}`)
+    expect(sim.map.size).toBe(1)
+    expect(sim.evicted).toHaveLength(19)
+  })
+})
+
+describe.each(evictionKinds)("%s policy contract", (kind: EvictionKind) => {
+  it("evict() returns every node once, then nothing", () => {
+    const policy = makePolicy(kind, 100)
+    const sim = new Sim(policy, 100)
+    for (let i = 0; i < 60; i++) sim.access(`k${i}`)
+    for (let i = 0; i < 200; i++) sim.access(`k${(i * 7) % 60}`)
+    const drained = drain(policy, 200)
+    expect(drained).toHaveLength(60)
+    expect(new Set(drained).size).toBe(60)
+    expect(new Set(drained)).toEqual(new Set(sim.map.values()))
+    expect(policy.evict()).toBeUndefined()
+  })
+
+  it("keeps the store at its capacity and evicts only stored nodes", () => {
+    const policy = makePolicy(kind, 50)
+    const sim = new Sim(policy, 50)
+    let state = 12345
+    for (let i = 0; i < 5000; i++) {
+      state = (Math.imul(state, 1103515245) + 12345) >>> 0
+      sim.access(`k${state % 200}`)
+      if (i % 97 === 0) sim.remove(`k${(state >>> 8) % 200}`)
+      expect(sim.map.size).toBeLessThanOrEqual(50)
+    }
+    const drained = drain(policy, 100)
+    expect(new Set(drained)).toEqual(new Set(sim.map.values()))
+  })
+
+  it("makePolicy builds the policy it is asked for", () => {
+    const policy = makePolicy(kind, 10)
+    expect(policy.name).toBe(kind)
+    expect(policy instanceof (kind === "lru" ? LruPolicy : WTinyLfuPolicy)).toBe(true)
+  })
+})
+
+describe("hit rate", () => {
+  const loop = (policy: Policy, capacity: number): number => {
+    const sim = new Sim(policy, capacity)
+    const keys = Math.round(capacity * 1.5)
+    for (let pass = 0; pass < 60; pass++) {
+      for (let i = 0; i < keys; i++) sim.access(`loop-${i}`)
+    }
+    return sim.hitRate
+  }
+
+  it("on a loop over 1.5× the capacity, LRU gets nothing and W-TinyLFU a large share", () => {
+    const lru = loop(new LruPolicy(), 200)
+    const tiny = loop(new WTinyLfuPolicy(200), 200)
+    expect(lru).toBe(0)
+    // The optimum is about two thirds; W-TinyLFU keeps most of the main area across passes.
+    expect(tiny).toBeGreaterThan(0.4)
+  })
+
+  it("on skewed traffic with one-off scans, W-TinyLFU beats LRU clearly", () => {
+    const run = (policy: Policy) => {
+      const sim = new Sim(policy, 100)
+      let state = 99
+      let scan = 0
+      for (let block = 0; block < 40; block++) {
+        for (let i = 0; i < 1000; i++) {
+          state = (Math.imul(state, 1664525) + 1013904223) >>> 0
+          // A steep skew: squaring a uniform draw favours small key numbers.
+          const u = state / 4294967296
+          sim.access(`hot-${Math.floor(u * u * 1000)}`)
+        }
+        for (let i = 0; i < 300; i++) sim.access(`scan-${scan++}`)
+      }
+      return sim.hitRate
+    }
+    const lru = run(new LruPolicy())
+    const tiny = run(new WTinyLfuPolicy(100))
+    expect(tiny).toBeGreaterThan(lru + 0.05)
+  })
+})
