@@ -62,8 +62,7 @@ describe("MemoryStore", () => {
     }))
 
   it("rejects nonsense options at construction", () => {
-    for (
-      const options of [
+    const nonsense: ReadonlyArray<MemoryStore.Options> = [
         { capacity: 0 },
         { capacity: -1 },
         { capacity: 1.5 },
@@ -74,8 +73,8 @@ describe("MemoryStore", () => {
         { sweepInterval: 0 },
         { eviction: "fifo" as never },
         { name: "" }
-      ]
-    ) {
+    ]
+    for (const options of nonsense) {
       expect(() => MemoryStore.layer(options), JSON.stringify(options)).toThrow(/MemoryStore: invalid options/)
     }
   })

@@ -385,7 +385,7 @@ describe("ReadThrough", () => {
 
   it.scoped("with a tracer installed, reads run in spans carrying namespace, store and outcome", () =>
     Effect.gen(function*() {
-      const recorded: Array<{ name: string; attributes: Map<string, unknown> }> = []
+      const recorded: Array<{ name: string; attributes: ReadonlyMap<string, unknown> }> = []
       const base = yield* Effect.tracer
       const tracer = Tracer.make({
         span: (name, parent, context, links, startTime, kind, options) => {

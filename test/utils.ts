@@ -8,8 +8,8 @@ import { CacheError, CacheStore, MemoryStore } from "effect-cachekit"
 export const faultyStore = Effect.gen(function*() {
   const inner = yield* MemoryStore.make()
   const failing = yield* Ref.make(false)
-  const guard = <A, E>(operation: string, effect: Effect.Effect<A, E>) =>
-    Effect.flatMap(Ref.get(failing), (down) =>
+  const guard = <A, E>(operation: string, effect: Effect.Effect<A, E>): Effect.Effect<A, E | CacheError.StoreError> =>
+    Effect.flatMap(Ref.get(failing), (down): Effect.Effect<A, E | CacheError.StoreError> =>
       down
         ? Effect.fail(
           new CacheError.StoreError({ store: "faulty", operation, reason: "connection", detail: "switched off" })

@@ -106,7 +106,7 @@ export const make = (options: BreakerOptions): Effect.Effect<CircuitBreaker> =>
                 operation,
                 reason: "unavailable",
                 detail: "circuit breaker open: the backend failed repeatedly and is skipped until a probe succeeds"
-              })
+              }, true) // fields are known-good: skip Schema validation on this fast-fail path
             )
           }
           probing = true

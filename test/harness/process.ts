@@ -72,6 +72,21 @@ export const tempDir = (prefix: string): Effect.Effect<string, never, Scope.Scop
     (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
   )
 
+/**
+ * PIDs of the servers still running. If the test process exits without closing their scopes
+ * (a crash, an uncaught error), they are killed on the way out instead of being left behind.
+ */
+const livePids = new Set<number>()
+process.once("exit", () => {
+  for (const pid of livePids) {
+    try {
+      process.kill(pid, "SIGKILL")
+    } catch {
+      // already gone
+    }
+  }
+})
+
 /** A process the harness started. */
 export interface ServerProcess {
   readonly pid: number
@@ -122,9 +137,11 @@ export const spawnServer = (options: {
         )
       }
       const pid = child.pid
+      livePids.add(pid)
       let exited = false
       child.once("exit", () => {
         exited = true
+        livePids.delete(pid)
       })
       yield* waitForPort(options.port, options.startTimeoutMs ?? 10_000).pipe(
         Effect.mapError(() =>
