@@ -1,0 +1,291 @@
+/**
+ * The ioredis client as an Effect service: one `RedisClient` tag over a standalone server, a
+ * Sentinel-managed master or a Redis Cluster, with layers that open the connection and close it
+ * when their scope closes. `RedisStore` is built on it.
+ *
+ * The connection defaults are a cache's, not a database's: a short command timeout (500 ms), no
+ * offline queue (a call made while disconnected fails at once instead of waiting), in-flight
+ * commands failed rather than resent when the connection drops, a socket timeout that drops a
+ * silent connection, and a jittered exponential reconnect backoff capped at 2 s.
+ *
+ * @since 0.1.0
+ */
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Redacted from "effect/Redacted"
+import type * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import type { Cluster, ClusterOptions as IoClusterOptions, Redis, RedisOptions as IoRedisOptions } from "ioredis"
+import type { ConnectionOptions as TlsOptions } from "node:tls"
+import type { StoreError } from "./CacheError.js"
+import * as internal from "./internal/redis/client.js"
+import { toStoreError } from "./internal/redis/errors.js"
+
+/**
+ * Options every connection shares.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ClientOptions {
+  /** ACL user name (Redis 6+). */
+  readonly username?: string | Redacted.Redacted<string> | undefined
+  /** Password (AUTH). Pass a `Redacted` so it never shows up in logs. */
+  readonly password?: string | Redacted.Redacted<string> | undefined
+  /** TLS: `true` for the defaults, or Node's `tls.connect` options, passed through as given. */
+  readonly tls?: boolean | TlsOptions | undefined
+  /** Database index (standalone and Sentinel only). */
+  readonly db?: number | undefined
+  /** CLIENT SETNAME, to find the connection in `CLIENT LIST`. */
+  readonly connectionName?: string | undefined
+  /** How long a command may wait for its reply. Default 500 ms. */
+  readonly commandTimeout?: Duration.DurationInput | undefined
+  /** How long a connection attempt may take. Default 2 s. */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+  /**
+   * A connection that owes replies and receives nothing for this long is dropped and reconnected
+   * (a silent network partition). Default: 4 × `commandTimeout`, at least 2 s.
+   */
+  readonly socketTimeout?: Duration.DurationInput | undefined
+  /** Reconnections a command in flight survives before it fails. Default 0: it fails at once. */
+  readonly maxRetriesPerRequest?: number | undefined
+  /** Queue commands while disconnected instead of failing them. Default false. */
+  readonly offlineQueue?: boolean | undefined
+  /**
+   * ioredis automatic pipelining: commands issued in one tick share one write. Default true. On a
+   * standalone server or Sentinel, MGET is left out (`RedisStore` merges concurrent reads into
+   * MGETs itself, sooner than ioredis would); on a cluster it groups them per node. See
+   * docs/redis.md.
+   */
+  readonly autoPipelining?: boolean | undefined
+  /** Delay between reconnect attempts, fed the attempt number. Default: 50 ms doubling, capped at 2 s, jittered. */
+  readonly reconnect?: Schedule.Schedule<unknown, number> | undefined
+  /** Raw ioredis options, applied last (for a node of a cluster: its `redisOptions`). */
+  readonly ioredis?: Partial<IoRedisOptions> | undefined
+}
+
+/**
+ * A standalone server, by URL (`redis://user:pass@host:port/db`, `rediss://` for TLS) or by
+ * host and port (default `127.0.0.1:6379`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options extends ClientOptions {
+  /** `redis://…` or `rediss://…`; may carry credentials, so it may be `Redacted`. */
+  readonly url?: string | Redacted.Redacted<string> | undefined
+  readonly host?: string | undefined
+  readonly port?: number | undefined
+}
+
+/**
+ * A node address: `{ host, port }` or `"host:port"`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type NodeAddress = { readonly host: string; readonly port: number } | string
+
+/**
+ * A Redis Cluster, reached through any of its nodes; the others are discovered.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ClusterOptions extends ClientOptions {
+  /** Startup nodes; one reachable node is enough. */
+  readonly nodes: ReadonlyArray<NodeAddress>
+  /** How often the slot map is refreshed even without a redirection. Default 5 s. */
+  readonly slotsRefreshInterval?: Duration.DurationInput | undefined
+  /** Raw ioredis `Cluster` options, applied last. */
+  readonly ioredisCluster?: Partial<IoClusterOptions> | undefined
+}
+
+/**
+ * A master found through Redis Sentinel; after a failover the client follows the new master.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SentinelOptions extends ClientOptions {
+  /** Sentinel addresses; any reachable one is enough. */
+  readonly sentinels: ReadonlyArray<NodeAddress>
+  /** The master group name the sentinels monitor. */
+  readonly name: string
+  readonly sentinelUsername?: string | Redacted.Redacted<string> | undefined
+  readonly sentinelPassword?: string | Redacted.Redacted<string> | undefined
+}
+
+/**
+ * How the client reaches Redis.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Mode = "standalone" | "sentinel" | "cluster"
+
+/**
+ * The service behind the `RedisClient` tag.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RedisClientService {
+  /** The ioredis client. */
+  readonly client: Redis | Cluster
+  readonly mode: Mode
+  /** The master connections, for commands that must visit every master (SCAN). */
+  readonly masters: () => ReadonlyArray<Redis>
+  /** Runs a command; a rejection becomes a `StoreError` with its reason. */
+  readonly use: <A>(operation: string, f: (client: Redis | Cluster) => Promise<A>) => Effect.Effect<A, StoreError>
+}
+
+/**
+ * The ioredis client in context.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class RedisClient extends Context.Tag("effect-cachekit/RedisClient")<RedisClient, RedisClientService>() {}
+
+/**
+ * Wraps a client without taking ownership of it.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromClient = (client: Redis | Cluster): RedisClientService => {
+  const mode = internal.modeOf(client)
+  return {
+    client,
+    mode,
+    masters: () => internal.masters(client),
+    use: (operation, f) =>
+      Effect.tryPromise({ try: () => f(client), catch: (cause) => toStoreError(`redis ${mode}`, operation, cause) })
+  }
+}
+
+/**
+ * Connects to a standalone server; the client is closed (QUIT, then disconnect) when the scope
+ * closes. An unreachable server does not fail this effect: it logs a warning and the client keeps
+ * reconnecting, while calls fail fast with `StoreError`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options = {}): Effect.Effect<RedisClientService, never, Scope.Scope> => {
+  internal.validateStandalone("Redis", options)
+  return Effect.map(
+    internal.acquire(() => internal.createStandalone(options), options.connectTimeout),
+    fromClient
+  )
+}
+
+/**
+ * Connects to a Redis Cluster.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeCluster = (options: ClusterOptions): Effect.Effect<RedisClientService, never, Scope.Scope> => {
+  internal.validateCluster("Redis.cluster", options)
+  return Effect.map(internal.acquire(() => internal.createCluster(options), options.connectTimeout), fromClient)
+}
+
+/**
+ * Connects to the master a group of sentinels points at.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeSentinel = (options: SentinelOptions): Effect.Effect<RedisClientService, never, Scope.Scope> => {
+  internal.validateSentinel("Redis.sentinel", options)
+  return Effect.map(internal.acquire(() => internal.createSentinel(options), options.connectTimeout), fromClient)
+}
+
+/**
+ * A standalone server.
+ *
+ * @since 0.1.0
+ * @category layers
+ * @example
+ * ```ts
+ * import { Redis } from "effect-cachekit/Redis"
+ *
+ * const RedisLive = Redis.layer({ url: "redis://127.0.0.1:6379" })
+ * ```
+ */
+export const layer = (options: Options = {}): Layer.Layer<RedisClient> => Layer.scoped(RedisClient, make(options))
+
+/**
+ * A Redis Cluster.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerCluster = (options: ClusterOptions): Layer.Layer<RedisClient> =>
+  Layer.scoped(RedisClient, makeCluster(options))
+
+/**
+ * A Sentinel-managed master.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerSentinel = (options: SentinelOptions): Layer.Layer<RedisClient> =>
+  Layer.scoped(RedisClient, makeSentinel(options))
+
+/**
+ * A standalone server configured from `Config`.
+ *
+ * @since 0.1.0
+ * @category layers
+ * @example
+ * ```ts
+ * import { Config } from "effect"
+ * import * as Redis from "effect-cachekit/Redis"
+ *
+ * const RedisLive = Redis.layerConfig({
+ *   url: Config.redacted("REDIS_URL"),
+ *   commandTimeout: Config.withDefault(Config.duration("REDIS_TIMEOUT"), "500 millis")
+ * })
+ * ```
+ */
+export const layerConfig = (config: Config.Config.Wrap<Options>): Layer.Layer<RedisClient, ConfigError.ConfigError> =>
+  Layer.unwrapEffect(Effect.map(Config.unwrap(config), (options) => layer(options)))
+
+/**
+ * A Redis Cluster configured from `Config`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerClusterConfig = (
+  config: Config.Config.Wrap<ClusterOptions>
+): Layer.Layer<RedisClient, ConfigError.ConfigError> =>
+  Layer.unwrapEffect(Effect.map(Config.unwrap(config), layerCluster))
+
+/**
+ * A Sentinel-managed master configured from `Config`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerSentinelConfig = (
+  config: Config.Config.Wrap<SentinelOptions>
+): Layer.Layer<RedisClient, ConfigError.ConfigError> =>
+  Layer.unwrapEffect(Effect.map(Config.unwrap(config), layerSentinel))
+
+/**
+ * A client the caller created and owns: this layer never closes it.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerFromClient = <E, R>(
+  acquire: Effect.Effect<Redis | Cluster, E, R>
+): Layer.Layer<RedisClient, E, Exclude<R, Scope.Scope>> => Layer.scoped(RedisClient, Effect.map(acquire, fromClient))

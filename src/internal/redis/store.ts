@@ -1,0 +1,395 @@
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
+import * as MetricLabel from "effect/MetricLabel"
+import * as Option from "effect/Option"
+import type { Cluster, Redis } from "ioredis"
+import { assertOption, EncodeError, StoreError, ValueTooLarge } from "../../CacheError.js"
+import type { StoreFailure } from "../../CacheError.js"
+import * as CacheStore from "../../CacheStore.js"
+import type { RedisClientService } from "../../Redis.js"
+import type { Options, RedisStore } from "../../RedisStore.js"
+import * as CircuitBreaker from "../circuitBreaker.js"
+import { escapeGlob, ttlMillis } from "../store.js"
+import * as Batcher from "./batcher.js"
+import { DEFAULT_COMMAND_TIMEOUT_MS, millis } from "./client.js"
+import { isRedirection, timeoutError, toStoreError } from "./errors.js"
+import { groupBySlot, slotOf } from "./slot.js"
+
+/** Redis refuses bulk strings over 512 MiB (proto-max-bulk-len). */
+const REDIS_MAX_VALUE_BYTES = 512 * 1024 * 1024
+/** Keys per MGET / UNLINK: large enough to amortise a round trip, small enough not to block the server. */
+const CHUNK = 500
+const SCAN_COUNT = 1000
+
+const batchSize = Metric.histogram(
+  "effect_cachekit_redis_get_batch_keys",
+  MetricBoundaries.exponential({ start: 1, factor: 2, count: 11 }),
+  "Distinct keys per coalesced Redis read (single gets from concurrent fibers merged into MGETs)"
+)
+
+/** @internal */
+export const validate = (options: Options): void => {
+  const c = "RedisStore"
+  assertOption(options.prefix === undefined || typeof options.prefix === "string", c, "prefix must be a string")
+  assertOption(
+    options.name === undefined || (typeof options.name === "string" && options.name.length > 0),
+    c,
+    "name must not be empty"
+  )
+  if (options.commandTimeout !== undefined) {
+    let ms = Number.NaN
+    try {
+      ms = millis(options.commandTimeout)
+    } catch {
+      // reported below
+    }
+    assertOption(Number.isFinite(ms) && ms > 0, c, "commandTimeout must be a finite, positive duration")
+  }
+  assertOption(
+    options.maxValueBytes === undefined ||
+      (Number.isInteger(options.maxValueBytes) && options.maxValueBytes > 0 &&
+        options.maxValueBytes <= REDIS_MAX_VALUE_BYTES),
+    c,
+    `maxValueBytes must be an integer in 1..${REDIS_MAX_VALUE_BYTES} (Redis's own limit)`
+  )
+  assertOption(
+    options.maxBatch === undefined || (Number.isInteger(options.maxBatch) && options.maxBatch > 0),
+    c,
+    "maxBatch must be a positive integer"
+  )
+  const breaker = options.circuitBreaker
+  if (breaker !== undefined && breaker !== false) {
+    assertOption(
+      breaker.failureThreshold === undefined ||
+        (Number.isInteger(breaker.failureThreshold) && breaker.failureThreshold > 0),
+      c,
+      "circuitBreaker.failureThreshold must be a positive integer"
+    )
+    if (breaker.resetAfter !== undefined) {
+      let ms = Number.NaN
+      try {
+        ms = millis(breaker.resetAfter)
+      } catch {
+        // reported below
+      }
+      assertOption(Number.isFinite(ms) && ms > 0, c, "circuitBreaker.resetAfter must be a finite, positive duration")
+    }
+  }
+}
+
+/** @internal */
+export const make = (redis: RedisClientService, options: Options): Effect.Effect<RedisStore> =>
+  Effect.gen(function*() {
+    const name = options.name ?? "redis"
+    const prefix = options.prefix ?? "cachekit"
+    const keyPrefix = prefix === "" ? "" : `${prefix}:`
+    const globPrefix = escapeGlob(keyPrefix)
+    const timeoutMs = options.commandTimeout === undefined ? DEFAULT_COMMAND_TIMEOUT_MS : millis(options.commandTimeout)
+    const maxValueBytes = options.maxValueBytes ?? REDIS_MAX_VALUE_BYTES
+    const client = redis.client
+    const cluster = redis.mode === "cluster"
+    const breakerOptions = options.circuitBreaker
+    const breaker = breakerOptions === false ? undefined : yield* CircuitBreaker.make({
+      name,
+      failureThreshold: breakerOptions?.failureThreshold ?? 5,
+      resetAfter: breakerOptions?.resetAfter ?? "1 second"
+    })
+    const tags = [MetricLabel.make("store", name)]
+
+    const full = (key: string) => keyPrefix + key
+
+    // A redirection that reached us means the client's slot map is stale: refresh it now rather
+    // than at the next periodic refresh.
+    const toError = (operation: string, cause: unknown): StoreError => {
+      if (cluster && isRedirection(cause)) (client as Cluster).refreshSlotsCache()
+      return toStoreError(name, operation, cause)
+    }
+
+    /**
+     * One promise-returning ioredis call, bounded by the command timeout even when the client
+     * itself has none (a client handed in through `layerFromClient`).
+     */
+    const call = <A>(operation: string, thunk: () => Promise<A>): Effect.Effect<A, StoreError> =>
+      Effect.async<A, StoreError>((resume) => {
+        let done = false
+        const timer = setTimeout(() =>
+          // Node runs due timers before it reads sockets: after the event loop was blocked, the
+          // reply may already be waiting. Looking again after the I/O phase avoids a false timeout.
+          setImmediate(() => {
+            if (done) return
+            done = true
+            resume(Effect.fail(timeoutError(name, operation, timeoutMs)))
+          }), timeoutMs)
+        const fail = (cause: unknown) => {
+          if (done) return
+          done = true
+          clearTimeout(timer)
+          resume(Effect.fail(toError(operation, cause)))
+        }
+        try {
+          thunk().then((a) => {
+            if (done) return
+            done = true
+            clearTimeout(timer)
+            resume(Effect.succeed(a))
+          }, fail)
+        } catch (cause) {
+          fail(cause)
+        }
+        return Effect.sync(() => {
+          done = true
+          clearTimeout(timer)
+        })
+      })
+
+    const guarded = <A, E>(operation: string, effect: Effect.Effect<A, E>): Effect.Effect<A, E | StoreError> =>
+      breaker === undefined ? effect : breaker.run(effect, operation)
+
+    const bytes = (key: string, value: CacheStore.Value): Buffer | EncodeError | ValueTooLarge => {
+      if (!(value instanceof Uint8Array)) {
+        return new EncodeError({
+          namespace: prefix,
+          key,
+          detail: `the ${name} store holds bytes: encode the value to a Uint8Array first (got ${
+            value === null ? "null" : typeof value
+          })`
+        })
+      }
+      if (value.byteLength > maxValueBytes) {
+        return new ValueTooLarge({ store: name, key, size: value.byteLength, limit: maxValueBytes })
+      }
+      return Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength)
+    }
+
+    // Always MGET, even for one key: the standalone and Sentinel client layers keep MGET out of
+    // ioredis's auto-pipeline, so a coalesced read is written at once instead of one more
+    // event-loop turn later.
+    const mget = (keys: Array<string>): Promise<Array<Buffer | null>> => client.mgetBuffer(keys)
+
+    const batcher = options.batchGets === false ? undefined : Batcher.make({
+      fetch: mget,
+      groupOf: cluster ? slotOf : undefined,
+      maxBatch: options.maxBatch ?? CHUNK,
+      timeoutMs,
+      toError: (cause) => toError("get", cause),
+      timeoutError: () => timeoutError(name, "get", timeoutMs),
+      onBatch: (keys) => batchSize.unsafeUpdate(keys, tags)
+    })
+
+    /** Splits full keys into groups one multi-key command accepts: one slot on a cluster. */
+    const groups = (keys: ReadonlyArray<string>): Array<Array<number>> => {
+      const out: Array<Array<number>> = []
+      if (cluster) {
+        for (const group of groupBySlot(keys).values()) {
+          for (let i = 0; i < group.length; i += CHUNK) out.push(group.slice(i, i + CHUNK))
+        }
+      } else {
+        for (let i = 0; i < keys.length; i += CHUNK) {
+          out.push(Array.from({ length: Math.min(CHUNK, keys.length - i) }, (_, j) => i + j))
+        }
+      }
+      return out
+    }
+
+    const setCommand = (key: string, value: Buffer, ms: number | undefined): Promise<unknown> =>
+      ms === undefined
+        ? client.set(key, value)
+        : ms <= 0
+        ? client.unlink(key)
+        : client.set(key, value, "PX", Math.ceil(ms))
+
+    const get = (key: string): Effect.Effect<Option.Option<CacheStore.Value>, StoreFailure> =>
+      guarded(
+        "get",
+        batcher === undefined
+          ? Effect.map(call("get", () => client.getBuffer(full(key))), Option.fromNullable)
+          : batcher.get(full(key))
+      )
+
+    const getMany = (
+      keys: ReadonlyArray<string>
+    ): Effect.Effect<Array<Option.Option<CacheStore.Value>>, StoreFailure> => {
+      if (keys.length === 0) return Effect.succeed([])
+      const fullKeys = keys.map(full)
+      return guarded(
+        "getMany",
+        call("getMany", async () => {
+          if (!cluster && fullKeys.length <= CHUNK) return (await mget(fullKeys)).map(Option.fromNullable)
+          const out = new Array<Option.Option<CacheStore.Value>>(keys.length)
+          await Promise.all(
+            groups(fullKeys).map(async (group) => {
+              const values = await mget(group.map((i) => fullKeys[i]!))
+              for (let j = 0; j < group.length; j++) out[group[j]!] = Option.fromNullable(values[j] ?? null)
+            })
+          )
+          return out
+        })
+      )
+    }
+
+    const set = (key: string, value: CacheStore.Value, ttl?: Parameters<CacheStore.Service["set"]>[2]) =>
+      Effect.suspend((): Effect.Effect<void, StoreFailure> => {
+        const buffer = bytes(key, value)
+        if (!Buffer.isBuffer(buffer)) return Effect.fail(buffer)
+        const ms = ttlMillis(ttl)
+        return guarded("set", Effect.asVoid(call("set", () => setCommand(full(key), buffer, ms))))
+      })
+
+    const setMany = (entries: ReadonlyArray<CacheStore.SetEntry>) =>
+      Effect.suspend((): Effect.Effect<void, StoreFailure> => {
+        if (entries.length === 0) return Effect.void
+        const prepared: Array<readonly [string, Buffer, number | undefined]> = []
+        // Every value is checked before anything is written: a bad entry writes nothing.
+        for (const e of entries) {
+          const buffer = bytes(e.key, e.value)
+          if (!Buffer.isBuffer(buffer)) return Effect.fail(buffer)
+          prepared.push([full(e.key), buffer, ttlMillis(e.ttl)])
+        }
+        return guarded(
+          "setMany",
+          call("setMany", async () => {
+            if (cluster) {
+              // Issued in one tick: an auto-pipelining cluster client sends one pipeline per node.
+              await Promise.all(prepared.map(([k, v, ms]) => setCommand(k, v, ms)))
+              return
+            }
+            const pipeline = (client as Redis).pipeline()
+            for (const [k, v, ms] of prepared) {
+              if (ms === undefined) pipeline.set(k, v)
+              else if (ms <= 0) pipeline.unlink(k)
+              else pipeline.set(k, v, "PX", Math.ceil(ms))
+            }
+            const results = await pipeline.exec()
+            const failed = results?.find(([error]) => error !== null)
+            if (failed !== undefined) throw failed[0]
+          })
+        )
+      })
+
+    const setIfAbsent = (key: string, value: CacheStore.Value, ttl?: Parameters<CacheStore.Service["set"]>[2]) =>
+      Effect.suspend((): Effect.Effect<boolean, StoreFailure> => {
+        const buffer = bytes(key, value)
+        if (!Buffer.isBuffer(buffer)) return Effect.fail(buffer)
+        const ms = ttlMillis(ttl)
+        const k = full(key)
+        return guarded(
+          "setIfAbsent",
+          call("setIfAbsent", async () => {
+            // An already-expired entry is never written; the call still reports whether the key was free.
+            if (ms !== undefined && ms <= 0) return (await client.exists(k)) === 0
+            const reply = ms === undefined
+              ? await client.set(k, buffer, "NX")
+              : await client.set(k, buffer, "PX", Math.ceil(ms), "NX")
+            return reply === "OK"
+          })
+        )
+      })
+
+    const del = (key: string) =>
+      guarded("delete", Effect.map(call("delete", () => client.unlink(full(key))), (n) => n > 0))
+
+    const unlinkAll = (fullKeys: ReadonlyArray<string>): Promise<number> =>
+      Promise.all(groups(fullKeys).map((group) => client.unlink(...group.map((i) => fullKeys[i]!)))).then((counts) =>
+        counts.reduce((a, b) => a + b, 0)
+      )
+
+    const deleteMany = (keys: ReadonlyArray<string>): Effect.Effect<number, StoreFailure> =>
+      keys.length === 0
+        ? Effect.succeed(0)
+        : guarded("deleteMany", call("deleteMany", () => unlinkAll(keys.map(full))))
+
+    const expire = (key: string, ttl: Parameters<CacheStore.Service["expire"]>[1]) =>
+      Effect.suspend((): Effect.Effect<boolean, StoreFailure> => {
+        const ms = ttlMillis(ttl)
+        const k = full(key)
+        return guarded(
+          "expire",
+          call("expire", async () => {
+            if (ms === undefined) {
+              // PERSIST answers 0 for a key without a TTL too, so existence needs its own check.
+              const [persisted, exists] = await Promise.all([client.persist(k), client.exists(k)])
+              return persisted === 1 || exists === 1
+            }
+            return (await client.pexpire(k, ms <= 0 ? 0 : Math.ceil(ms))) === 1
+          })
+        )
+      })
+
+    const mastersOrFail = Effect.suspend(() => {
+      const nodes = redis.masters()
+      return nodes.length === 0
+        ? Effect.fail(
+          new StoreError({
+            store: name,
+            operation: "scan",
+            reason: "connection",
+            detail: "no master is connected"
+          })
+        )
+        : Effect.succeed(nodes)
+    })
+
+    /** SCAN over every master, handing each page of keys to `onPage`. Never KEYS: it blocks the server. */
+    const scanAll = (
+      operation: string,
+      match: string,
+      onPage: (keys: Array<string>) => Effect.Effect<void, StoreError>
+    ) =>
+      Effect.flatMap(mastersOrFail, (nodes) =>
+        Effect.forEach(
+          nodes,
+          (node) =>
+            Effect.gen(function*() {
+              let cursor = "0"
+              do {
+                const [next, page] = yield* call(
+                  operation,
+                  () => node.scan(cursor, "MATCH", match, "COUNT", SCAN_COUNT)
+                )
+                cursor = next
+                if (page.length > 0) yield* onPage(page)
+              } while (cursor !== "0")
+            }),
+          { concurrency: "unbounded", discard: true }
+        ))
+
+    const clear = guarded(
+      "clear",
+      scanAll("clear", `${globPrefix}*`, (page) => Effect.asVoid(call("clear", () => unlinkAll(page))))
+    ).pipe(Effect.withSpan("RedisStore.clear", { attributes: { store: name }, captureStackTrace: false }))
+
+    const keys = (pattern: string): Effect.Effect<ReadonlyArray<string>, StoreFailure> =>
+      Effect.suspend(() => {
+        const found = new Set<string>()
+        return guarded(
+          "keys",
+          scanAll("keys", globPrefix + pattern, (page) =>
+            Effect.sync(() => {
+              for (const k of page) found.add(k.slice(keyPrefix.length))
+            }))
+        ).pipe(Effect.map(() => [...found]))
+      }).pipe(Effect.withSpan("RedisStore.keys", { attributes: { store: name, pattern }, captureStackTrace: false }))
+
+    const service = CacheStore.make({
+      name,
+      capabilities: { live: false, scan: true, clear: true, maxValueBytes },
+      get,
+      getMany,
+      set,
+      setMany,
+      setIfAbsent,
+      delete: del,
+      deleteMany,
+      expire,
+      clear,
+      keys
+    })
+    const store: RedisStore = {
+      ...service,
+      prefix,
+      redis,
+      breakerState: () => breaker?.state() ?? "closed"
+    }
+    return store
+  })

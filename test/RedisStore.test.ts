@@ -1,0 +1,241 @@
+import { describe, expect, it } from "@effect/vitest"
+import { ConfigProvider, Effect, Layer, Option, Redacted, Schema } from "effect"
+import { Config } from "effect"
+import { CacheStore } from "effect-cachekit/CacheStore"
+import type { Value } from "effect-cachekit/CacheStore"
+import * as ReadThrough from "effect-cachekit/ReadThrough"
+import * as Redis from "effect-cachekit/Redis"
+import * as RedisStore from "effect-cachekit/RedisStore"
+import { Redis as IoRedis } from "ioredis"
+import { fixture } from "./harness/fixture.js"
+import { redisCli, redisServer } from "./harness/redis.js"
+import { storeSuite } from "./store-suite.js"
+
+const env = fixture(Effect.gen(function*() {
+  const server = yield* redisServer()
+  const secured = yield* redisServer({ args: ["--requirepass", "s3cret pass"] })
+  const redis = yield* Redis.make({ port: server.port })
+  // a second client without auto-pipelining, for the store with batching turned off
+  const plain = yield* Redis.make({ port: server.port, autoPipelining: false })
+  return { server, secured, redis, plain }
+}))
+
+const bytes = (s: string) => new TextEncoder().encode(s)
+const text = (v: Option.Option<Value>) => Option.map(v, (b) => new TextDecoder().decode(b as Uint8Array))
+
+storeSuite("redis standalone", {
+  clock: "real",
+  make: (prefix) => Effect.provideService(RedisStore.make({ prefix }), Redis.RedisClient, env().redis)
+})
+
+storeSuite("redis standalone, gets not batched, no auto-pipelining", {
+  clock: "real",
+  make: (prefix) => Effect.provideService(RedisStore.make({ prefix, batchGets: false }), Redis.RedisClient, env().plain)
+})
+
+const commandCalls = (port: number, command: string) =>
+  Effect.map(redisCli(port, "info", "commandstats"), (info) => {
+    const line = info.split(/\r?\n/).find((l) => l.startsWith(`cmdstat_${command}:`))
+    return line === undefined ? 0 : Number(/calls=(\d+)/.exec(line)?.[1] ?? 0)
+  })
+
+describe("RedisStore on a standalone server", () => {
+  it.live("concurrent single gets from many fibers share one MGET round trip", () =>
+    Effect.gen(function*() {
+      const { redis, server } = env()
+      const store = yield* Effect.provideService(RedisStore.make({ prefix: "batch" }), Redis.RedisClient, redis)
+      yield* store.setMany(Array.from({ length: 200 }, (_, i) => ({ key: `k${i}`, value: bytes(`v${i}`) })))
+      yield* redisCli(server.port, "config", "resetstat")
+      const results = yield* Effect.forEach(
+        Array.from({ length: 200 }, (_, i) => i),
+        (i) => store.get(`k${i % 150}`), // 50 duplicates among them
+        { concurrency: "unbounded" }
+      )
+      expect(results.map(text)).toEqual(Array.from({ length: 200 }, (_, i) => Option.some(`v${i % 150}`)))
+      expect(yield* commandCalls(server.port, "get")).toBe(0)
+      const mgets = yield* commandCalls(server.port, "mget")
+      expect(mgets).toBeGreaterThanOrEqual(1)
+      expect(mgets).toBeLessThanOrEqual(2)
+    }))
+
+  it.live("a value over maxValueBytes fails with ValueTooLarge and setMany writes nothing then", () =>
+    Effect.gen(function*() {
+      const store = yield* Effect.provideService(
+        RedisStore.make({ prefix: "large", maxValueBytes: 1024 }),
+        Redis.RedisClient,
+        env().redis
+      )
+      const tooLarge = yield* Effect.flip(store.set("big", new Uint8Array(1025)))
+      expect(tooLarge._tag).toBe("ValueTooLarge")
+      expect(tooLarge._tag === "ValueTooLarge" && [tooLarge.size, tooLarge.limit]).toEqual([1025, 1024])
+      const batch = yield* Effect.flip(store.setMany([
+        { key: "ok", value: bytes("fine") },
+        { key: "big", value: new Uint8Array(2048) }
+      ]))
+      expect(batch._tag).toBe("ValueTooLarge")
+      expect(Option.isNone(yield* store.get("ok"))).toBe(true)
+      yield* store.set("edge", new Uint8Array(1024))
+      expect(Option.map(yield* store.get("edge"), (v) => (v as Uint8Array).byteLength)).toEqual(Option.some(1024))
+      expect(store.capabilities.maxValueBytes).toBe(1024)
+    }))
+
+  it.live("keys are stored as <prefix>:<key>, visible to any other client", () =>
+    Effect.gen(function*() {
+      const { redis, server } = env()
+      const store = yield* Effect.provideService(RedisStore.make({ prefix: "tenant-a" }), Redis.RedisClient, redis)
+      yield* store.set("user:1", bytes("Ada"), "1 minute")
+      expect((yield* redisCli(server.port, "get", "tenant-a:user:1")).trim()).toBe("Ada")
+      const pttl = Number(yield* redisCli(server.port, "pttl", "tenant-a:user:1"))
+      expect(pttl).toBeGreaterThan(0)
+      expect(pttl).toBeLessThanOrEqual(60_000)
+    }))
+
+  it("nonsense options are rejected when the layer is built, with InvalidOptions", () => {
+    const invalid = (f: () => unknown) => {
+      try {
+        f()
+      } catch (e) {
+        return (e as { _tag?: string })._tag
+      }
+      return "accepted"
+    }
+    expect(invalid(() => RedisStore.layer({ commandTimeout: -1 }))).toBe("InvalidOptions")
+    expect(invalid(() => RedisStore.layer({ commandTimeout: "0 millis" }))).toBe("InvalidOptions")
+    expect(invalid(() => RedisStore.layer({ url: "http://localhost:6379" }))).toBe("InvalidOptions")
+    expect(invalid(() => RedisStore.layer({ url: "redis://x:1", port: 2 }))).toBe("InvalidOptions")
+    expect(invalid(() => RedisStore.layer({ port: 70_000 }))).toBe("InvalidOptions")
+    expect(invalid(() => RedisStore.layer({ maxValueBytes: 0 }))).toBe("InvalidOptions")
+    expect(invalid(() => RedisStore.layer({ maxValueBytes: 1024 * 1024 * 1024 }))).toBe("InvalidOptions")
+    expect(invalid(() => RedisStore.layer({ circuitBreaker: { failureThreshold: 0 } }))).toBe("InvalidOptions")
+    expect(invalid(() => RedisStore.layer({ circuitBreaker: { resetAfter: -5 } }))).toBe("InvalidOptions")
+    expect(invalid(() => RedisStore.layer({ maxBatch: 1.5 }))).toBe("InvalidOptions")
+    expect(invalid(() => RedisStore.layerCluster({ nodes: [] }))).toBe("InvalidOptions")
+    expect(invalid(() => RedisStore.layerCluster({ nodes: ["no-port"] }))).toBe("InvalidOptions")
+    expect(invalid(() => RedisStore.layerSentinel({ sentinels: [{ host: "127.0.0.1", port: 26379 }], name: "" })))
+      .toBe("InvalidOptions")
+    expect(invalid(() => RedisStore.make({ prefix: 3 as unknown as string }))).toBe("InvalidOptions")
+    expect(invalid(() => RedisStore.layer({ port: 6380, commandTimeout: "250 millis", prefix: "x" }))).toBe("accepted")
+  })
+
+  it.live("layerConfig reads the URL, a Redacted password and the prefix from the environment", () =>
+    Effect.gen(function*() {
+      const { secured } = env()
+      const provider = ConfigProvider.fromMap(
+        new Map([
+          ["REDIS_HOST", "127.0.0.1"],
+          ["REDIS_PORT", String(secured.port)],
+          ["REDIS_PASSWORD", "s3cret pass"],
+          ["CACHE_PREFIX", "from-env"]
+        ])
+      )
+      const StoreLive = RedisStore.layerConfig({
+        host: Config.string("REDIS_HOST"),
+        port: Config.integer("REDIS_PORT"),
+        password: Config.redacted("REDIS_PASSWORD"),
+        prefix: Config.string("CACHE_PREFIX")
+      })
+      const got = yield* Effect.gen(function*() {
+        const store = yield* CacheStore
+        yield* store.set("k", bytes("configured"))
+        return text(yield* store.get("k"))
+      }).pipe(Effect.provide(StoreLive), Effect.withConfigProvider(provider))
+      expect(got).toEqual(Option.some("configured"))
+      expect((yield* redisCli(secured.port, "-a", "s3cret pass", "--no-auth-warning", "get", "from-env:k")).trim())
+        .toBe("configured")
+    }))
+
+  it.live("a wrong password is a typed StoreError on every call, not a crash", () =>
+    Effect.gen(function*() {
+      const { secured } = env()
+      const result = yield* Effect.gen(function*() {
+        const store = yield* CacheStore
+        return yield* Effect.flip(store.get("k"))
+      }).pipe(Effect.provide(RedisStore.layer({ port: secured.port, password: Redacted.make("wrong") })))
+      expect(result._tag).toBe("StoreError")
+    }))
+
+  it.live("a layer closes the client it created; layerFromClient leaves the caller's client open", () =>
+    Effect.gen(function*() {
+      const { server } = env()
+      const owned = yield* Effect.scoped(Effect.gen(function*() {
+        const ctx = yield* Layer.build(RedisStore.layer({ port: server.port }))
+        const store = ctx.unsafeMap.get(CacheStore.key) as RedisStore.RedisStore
+        yield* store.set("owned", bytes("x"))
+        return store.redis.client
+      }))
+      expect(owned.status).toBe("end")
+
+      const mine = new IoRedis({ port: server.port, host: "127.0.0.1", lazyConnect: true })
+      yield* Effect.promise(() => mine.connect())
+      yield* Effect.scoped(Effect.gen(function*() {
+        const ctx = yield* Layer.build(RedisStore.layerFromClient(Effect.succeed(mine), { prefix: "byo" }))
+        const store = ctx.unsafeMap.get(CacheStore.key) as RedisStore.RedisStore
+        yield* store.set("k", bytes("mine"))
+        expect(text(yield* store.get("k"))).toEqual(Option.some("mine"))
+      }))
+      expect(mine.status).toBe("ready")
+      expect(yield* Effect.promise(() => mine.get("byo:k"))).toBe("mine")
+      yield* Effect.promise(() => mine.quit())
+    }))
+})
+
+const User = Schema.Struct({ id: Schema.String, name: Schema.String })
+
+describe("ReadThrough over RedisStore (standalone)", () => {
+  const users = (ttl: "1 minute" | "300 millis") =>
+    Effect.gen(function*() {
+      const store = yield* Effect.provideService(
+        RedisStore.make({ prefix: `rt-${ttl.replace(" ", "")}` }),
+        Redis.RedisClient,
+        env().redis
+      )
+      yield* store.clear
+      const loaded: Array<string> = []
+      const cache = yield* ReadThrough.make({
+        namespace: "user",
+        value: User,
+        ttl,
+        lookup: (id: string) =>
+          Effect.sync(() => {
+            loaded.push(id)
+            return { id, name: `user ${id}` }
+          })
+      }).pipe(Effect.provideService(CacheStore, store))
+      return { cache, loaded, store }
+    })
+
+  it.scopedLive("a miss loads and writes to Redis; the next get is a hit served from Redis", () =>
+    Effect.gen(function*() {
+      const { cache, loaded, store } = yield* users("1 minute")
+      expect(yield* cache.get("42")).toEqual({ id: "42", name: "user 42" })
+      expect(yield* cache.get("42")).toEqual({ id: "42", name: "user 42" })
+      expect(loaded).toEqual(["42"])
+      const stats = yield* cache.stats
+      expect([stats.hits, stats.misses, stats.loads, stats.storeErrors]).toEqual([1, 1, 1, 0])
+      expect(yield* store.keys("user:*")).toEqual(["user:42"])
+      const pttl = Number(yield* redisCli(env().server.port, "pttl", `${store.prefix}:user:42`))
+      expect(pttl).toBeGreaterThan(0)
+    }))
+
+  it.scopedLive("entries expire with their TTL in real time, and the next get loads again", () =>
+    Effect.gen(function*() {
+      const { cache, loaded } = yield* users("300 millis")
+      yield* cache.get("7")
+      yield* cache.get("7")
+      expect(loaded).toEqual(["7"])
+      yield* Effect.sleep("500 millis")
+      yield* cache.get("7")
+      expect(loaded).toEqual(["7", "7"])
+    }))
+
+  it.scopedLive("getMany mixes hits and misses in one round trip and loads only the misses", () =>
+    Effect.gen(function*() {
+      const { cache, loaded } = yield* users("1 minute")
+      yield* cache.get("a")
+      const got = yield* cache.getMany(["a", "b", "c"])
+      expect(got.map((u) => u.id)).toEqual(["a", "b", "c"])
+      expect([...loaded].sort()).toEqual(["a", "b", "c"])
+      expect((yield* cache.getMany(["a", "b", "c"])).map((u) => u.name)).toEqual(["user a", "user b", "user c"])
+      expect(loaded.length).toBe(3)
+    }))
+})
