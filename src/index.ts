@@ -35,6 +35,11 @@ export * as CacheStore from "./CacheStore.js"
 /**
  * @since 0.1.0
  */
+export * as HashRing from "./HashRing.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as MemoryStore from "./MemoryStore.js"
 
 /**

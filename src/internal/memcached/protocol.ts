@@ -1,0 +1,551 @@
+/**
+ * The memcached meta protocol (memcached >= 1.6): a typed request/response model, the encoder and
+ * an incremental response parser. Nothing here does I/O.
+ */
+import type { WireKey } from "./keys.js"
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+// ---------------------------------------------------------------------------------------------
+
+/** `mg`: meta get. @internal */
+export interface MetaGet {
+  readonly _tag: "mg"
+  readonly key: WireKey
+  /** `v`: return the value. */
+  readonly value?: boolean
+  /** `t`: return the remaining TTL in seconds (-1: none). */
+  readonly ttl?: boolean
+  /** `c`: return the CAS token. */
+  readonly cas?: boolean
+  /** `f`: return the client flags. */
+  readonly clientFlags?: boolean
+  /** `k`: return the key. */
+  readonly returnKey?: boolean
+  /** `s`: return the item size. */
+  readonly size?: boolean
+  /** `h`: return whether the item was hit before. */
+  readonly hit?: boolean
+  /** `l`: return the seconds since the last access. */
+  readonly lastAccess?: boolean
+  /** `u`: do not bump the item in the LRU. */
+  readonly noBump?: boolean
+  /** `q`: suppress the `EN` of a miss. */
+  readonly quiet?: boolean
+  /** `N<ttl>`: on a miss, create an empty stub with this TTL and answer `W` (won the recache). */
+  readonly vivify?: number
+  /** `R<ttl>`: answer `W` when the remaining TTL is below this. */
+  readonly recache?: number
+  /** `T<ttl>`: update the TTL on a hit (touch). */
+  readonly touch?: number
+}
+
+/** The `ms` modes (`M` flag). @internal */
+export type SetMode = "set" | "add" | "replace" | "append" | "prepend"
+
+/** `ms`: meta set. @internal */
+export interface MetaSet {
+  readonly _tag: "ms"
+  readonly key: WireKey
+  readonly value: Uint8Array
+  readonly mode?: SetMode
+  /** `T<ttl>`. */
+  readonly ttl?: number
+  /** `F<flags>`: 32-bit client flags. */
+  readonly clientFlags?: number
+  /** `C<cas>`: store only if the CAS matches. */
+  readonly compareCas?: bigint
+  /** `I`: with `C`, accept an older CAS but mark the item stale. */
+  readonly invalidate?: boolean
+  /** `c`: return the new CAS. */
+  readonly returnCas?: boolean
+  /** `k`: return the key. */
+  readonly returnKey?: boolean
+  /** `q`: suppress `HD`. */
+  readonly quiet?: boolean
+}
+
+/** `md`: meta delete. @internal */
+export interface MetaDelete {
+  readonly _tag: "md"
+  readonly key: WireKey
+  readonly compareCas?: bigint
+  /** `I`: mark stale instead of removing. */
+  readonly invalidate?: boolean
+  /** `T<ttl>`: with `I`, the TTL of the stale item. */
+  readonly ttl?: number
+  readonly returnKey?: boolean
+  /** `q`: suppress `HD` (a `NF` is still answered). */
+  readonly quiet?: boolean
+}
+
+/** `ma`: meta arithmetic. @internal */
+export interface MetaArithmetic {
+  readonly _tag: "ma"
+  readonly key: WireKey
+  readonly mode?: "incr" | "decr"
+  /** `D<delta>`, default 1. */
+  readonly delta?: bigint | number
+  /** `N<ttl>`: create the item on a miss, with this TTL. */
+  readonly vivify?: number
+  /** `J<initial>`: the value of an item created by `N`. */
+  readonly initial?: bigint | number
+  /** `T<ttl>`: update the TTL on success. */
+  readonly ttl?: number
+  readonly compareCas?: bigint
+  /** `v`: return the new value. */
+  readonly returnValue?: boolean
+  readonly returnTtl?: boolean
+  readonly returnCas?: boolean
+  readonly quiet?: boolean
+}
+
+/** `mn`: no-op; answers `MN`, which closes a pipelined batch. @internal */
+export interface MetaNoop {
+  readonly _tag: "mn"
+}
+
+/** `me`: meta debug, a human-readable dump of an item's metadata. @internal */
+export interface MetaDebug {
+  readonly _tag: "me"
+  readonly key: WireKey
+}
+
+/** @internal */
+export type Request = MetaGet | MetaSet | MetaDelete | MetaArithmetic | MetaNoop | MetaDebug
+
+/** @internal */
+export const noop: MetaNoop = { _tag: "mn" }
+
+// ---------------------------------------------------------------------------------------------
+// Responses
+// ---------------------------------------------------------------------------------------------
+
+/** The flags a response may carry. @internal */
+export interface ResponseFlags {
+  /** `O`: the opaque token copied back. */
+  readonly opaque?: string
+  /** `k`: the key (base64 when `base64` is set). */
+  readonly key?: string
+  /** `b`: the returned key is base64. */
+  readonly base64?: boolean
+  /** `t`: remaining TTL in seconds, -1 for none. */
+  readonly ttl?: number
+  /** `c`: CAS token. */
+  readonly cas?: bigint
+  /** `f`: client flags. */
+  readonly clientFlags?: number
+  /** `s`: item size. */
+  readonly size?: number
+  /** `h`: hit before. */
+  readonly hit?: boolean
+  /** `l`: seconds since last access. */
+  readonly lastAccess?: number
+  /** `W`: this client won the right to recache. */
+  readonly win?: boolean
+  /** `X`: the item is stale. */
+  readonly stale?: boolean
+  /** `Z`: another client already received the win. */
+  readonly winSent?: boolean
+}
+
+/** `VA`: a value. @internal */
+export interface ValueResponse {
+  readonly _tag: "VA"
+  readonly value: Uint8Array
+  readonly flags: ResponseFlags
+}
+
+/** `HD` success, `EN` miss, `NS` not stored, `EX` CAS mismatch, `NF` not found. @internal */
+export interface StatusResponse {
+  readonly _tag: "HD" | "EN" | "NS" | "EX" | "NF"
+  readonly flags: ResponseFlags
+}
+
+/** `MN`: the answer to `mn`. @internal */
+export interface NoopResponse {
+  readonly _tag: "MN"
+}
+
+/** `ME`: the answer to `me`. @internal */
+export interface DebugResponse {
+  readonly _tag: "ME"
+  readonly key: string
+  readonly fields: Readonly<Record<string, string>>
+}
+
+/** @internal */
+export type Response = ValueResponse | StatusResponse | NoopResponse | DebugResponse
+
+/** `ERROR`, `CLIENT_ERROR …`, `SERVER_ERROR …`. @internal */
+export interface ErrorLine {
+  readonly _tag: "Error"
+  readonly kind: "ERROR" | "CLIENT_ERROR" | "SERVER_ERROR"
+  readonly message: string
+}
+
+/** What a suppressed (`q`) answer stands for. @internal */
+export const quietDefault = (request: Request): Response | undefined => {
+  switch (request._tag) {
+    case "mg":
+      return request.quiet === true ? missResponse : undefined
+    case "ms":
+    case "md":
+    case "ma":
+      return request.quiet === true ? storedResponse : undefined
+    default:
+      return undefined
+  }
+}
+
+const emptyFlags: ResponseFlags = {}
+const missResponse: StatusResponse = { _tag: "EN", flags: emptyFlags }
+const storedResponse: StatusResponse = { _tag: "HD", flags: emptyFlags }
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+// ---------------------------------------------------------------------------------------------
+
+/** A request that cannot be encoded safely; it is never sent. @internal */
+export class EncodingProblem {
+  constructor(readonly detail: string) {}
+}
+
+const int = (name: string, n: number): string => {
+  if (!Number.isSafeInteger(n)) throw new EncodingProblem(`${name} must be an integer, got ${n}`)
+  return String(n)
+}
+
+const u64 = (name: string, n: bigint | number): string => {
+  const v = typeof n === "bigint" ? n : Number.isSafeInteger(n) ? BigInt(n) : -1n
+  if (v < 0n || v > 0xffff_ffff_ffff_ffffn) throw new EncodingProblem(`${name} must be an unsigned 64-bit integer`)
+  return v.toString()
+}
+
+const u32 = (name: string, n: number): string => {
+  if (!Number.isInteger(n) || n < 0 || n > 0xffff_ffff) {
+    throw new EncodingProblem(`${name} must be an unsigned 32-bit integer`)
+  }
+  return String(n)
+}
+
+const modeToken = { set: "S", add: "E", replace: "R", append: "A", prepend: "P" } as const
+
+/** Opaque tokens are short decimal strings; the protocol allows up to 32 bytes. @internal */
+export const isOpaque = (s: string): boolean => /^[0-9A-Za-z]{1,32}$/.test(s)
+
+/**
+ * The command line of a request (without `\r\n`), with the opaque token appended. Throws
+ * `EncodingProblem` for a number that does not fit its field; keys are already safe by type.
+ * @internal
+ */
+export const encodeLine = (request: Request, opaque: string | undefined): string => {
+  let line: string
+  switch (request._tag) {
+    case "mg": {
+      line = "mg " + request.key.token
+      if (request.key.base64) line += " b"
+      if (request.value === true) line += " v"
+      if (request.ttl === true) line += " t"
+      if (request.cas === true) line += " c"
+      if (request.clientFlags === true) line += " f"
+      if (request.returnKey === true) line += " k"
+      if (request.size === true) line += " s"
+      if (request.hit === true) line += " h"
+      if (request.lastAccess === true) line += " l"
+      if (request.noBump === true) line += " u"
+      if (request.vivify !== undefined) line += " N" + int("N", request.vivify)
+      if (request.recache !== undefined) line += " R" + int("R", request.recache)
+      if (request.touch !== undefined) line += " T" + int("T", request.touch)
+      if (request.quiet === true) line += " q"
+      break
+    }
+    case "ms": {
+      line = "ms " + request.key.token + " " + request.value.byteLength
+      if (request.key.base64) line += " b"
+      if (request.mode !== undefined && request.mode !== "set") line += " M" + modeToken[request.mode]
+      if (request.ttl !== undefined) line += " T" + int("T", request.ttl)
+      if (request.clientFlags !== undefined) line += " F" + u32("F", request.clientFlags)
+      if (request.compareCas !== undefined) line += " C" + u64("C", request.compareCas)
+      if (request.invalidate === true) line += " I"
+      if (request.returnCas === true) line += " c"
+      if (request.returnKey === true) line += " k"
+      if (request.quiet === true) line += " q"
+      break
+    }
+    case "md": {
+      line = "md " + request.key.token
+      if (request.key.base64) line += " b"
+      if (request.compareCas !== undefined) line += " C" + u64("C", request.compareCas)
+      if (request.invalidate === true) line += " I"
+      if (request.ttl !== undefined) line += " T" + int("T", request.ttl)
+      if (request.returnKey === true) line += " k"
+      if (request.quiet === true) line += " q"
+      break
+    }
+    case "ma": {
+      line = "ma " + request.key.token
+      if (request.key.base64) line += " b"
+      if (request.mode === "decr") line += " MD"
+      if (request.delta !== undefined) line += " D" + u64("D", request.delta)
+      if (request.vivify !== undefined) line += " N" + int("N", request.vivify)
+      if (request.initial !== undefined) line += " J" + u64("J", request.initial)
+      if (request.ttl !== undefined) line += " T" + int("T", request.ttl)
+      if (request.compareCas !== undefined) line += " C" + u64("C", request.compareCas)
+      if (request.returnValue === true) line += " v"
+      if (request.returnTtl === true) line += " t"
+      if (request.returnCas === true) line += " c"
+      if (request.quiet === true) line += " q"
+      break
+    }
+    case "me": {
+      line = "me " + request.key.token
+      if (request.key.base64) line += " b"
+      // `me` takes no opaque: it is matched by order alone.
+      return line
+    }
+    case "mn":
+      return "mn"
+  }
+  if (opaque !== undefined) line += " O" + opaque
+  return line
+}
+
+/** Whether the server answers this request with an opaque token (every meta command but `me`/`mn`). @internal */
+export const carriesOpaque = (request: Request): boolean => request._tag !== "mn" && request._tag !== "me"
+
+// ---------------------------------------------------------------------------------------------
+// Parsing
+// ---------------------------------------------------------------------------------------------
+
+/** Bytes of a response line the parser accepts before calling the stream garbage. @internal */
+export const MAX_LINE_BYTES = 8192
+
+/** The stream did not follow the protocol; the connection must be dropped. @internal */
+export class ProtocolViolation {
+  constructor(readonly detail: string) {}
+}
+
+type MutableFlags = { -readonly [K in keyof ResponseFlags]: ResponseFlags[K] }
+
+/**
+ * Reads the flags of a response line straight from its bytes, `buf[from, end)`: tokens split by
+ * spaces, each a flag character and an optional token. Only the tokens that carry a value are
+ * turned into strings, so the common answer (`VA 5 O1a`) costs one small string.
+ */
+const parseFlags = (buf: Buffer, from: number, end: number): ResponseFlags => {
+  let flags: MutableFlags | undefined
+  let i = from
+  while (i < end) {
+    if (buf[i] === 0x20) {
+      i++
+      continue
+    }
+    let j = i + 1
+    while (j < end && buf[j] !== 0x20) j++
+    flags ??= {}
+    switch (buf[i]) {
+      case 0x4f: // O
+        flags.opaque = buf.toString("latin1", i + 1, j)
+        break
+      case 0x6b: // k
+        flags.key = buf.toString("latin1", i + 1, j)
+        break
+      case 0x62: // b
+        flags.base64 = true
+        break
+      case 0x74: // t
+        flags.ttl = Number(buf.toString("latin1", i + 1, j))
+        break
+      case 0x63: { // c
+        const rest = buf.toString("latin1", i + 1, j)
+        flags.cas = /^[0-9]+$/.test(rest) ? BigInt(rest) : 0n
+        break
+      }
+      case 0x66: // f
+        flags.clientFlags = Number(buf.toString("latin1", i + 1, j))
+        break
+      case 0x73: // s
+        flags.size = Number(buf.toString("latin1", i + 1, j))
+        break
+      case 0x68: // h
+        flags.hit = buf[i + 1] === 0x31
+        break
+      case 0x6c: // l
+        flags.lastAccess = Number(buf.toString("latin1", i + 1, j))
+        break
+      case 0x57: // W
+        flags.win = true
+        break
+      case 0x58: // X
+        flags.stale = true
+        break
+      case 0x5a: // Z
+        flags.winSent = true
+        break
+      default:
+        // Flags this client did not ask for are ignored, as the protocol allows new ones.
+        break
+    }
+    i = j
+  }
+  return flags ?? emptyFlags
+}
+
+const statusCodes: Record<string, StatusResponse["_tag"]> = { HD: "HD", EN: "EN", NS: "NS", EX: "EX", NF: "NF" }
+
+/**
+ * An incremental parser of the server's byte stream. `feed` takes each chunk as it arrives and
+ * calls `emit` for every complete response, in order; a value split across chunks is assembled
+ * without copying the chunks more than once.
+ * @internal
+ */
+export class Parser {
+  private buf: Buffer = Buffer.alloc(0)
+  private pos = 0
+  /** A `VA` header whose data block has not fully arrived. */
+  private pending: { readonly size: number; readonly flags: ResponseFlags } | undefined = undefined
+  /** Chunks of a large data block, joined once when complete. */
+  private parts: Array<Buffer> = []
+  private partsBytes = 0
+
+  reset(): void {
+    this.buf = Buffer.alloc(0)
+    this.pos = 0
+    this.pending = undefined
+    this.parts = []
+    this.partsBytes = 0
+  }
+
+  /**
+   * Consumes a chunk. Returns a `ProtocolViolation` when the stream cannot be parsed; the parser
+   * is then unusable until `reset`.
+   */
+  feed(chunk: Uint8Array, emit: (response: Response | ErrorLine) => void): ProtocolViolation | undefined {
+    const data = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+    if (this.pending !== undefined && this.parts.length > 0) {
+      this.parts.push(data)
+      this.partsBytes += data.length
+      if (this.partsBytes < this.pending.size + 2) return undefined
+      this.buf = Buffer.concat(this.parts, this.partsBytes)
+      this.pos = 0
+      this.parts = []
+      this.partsBytes = 0
+    } else if (this.pos >= this.buf.length) {
+      this.buf = data
+      this.pos = 0
+    } else {
+      this.buf = Buffer.concat([this.buf.subarray(this.pos), data])
+      this.pos = 0
+    }
+    const buf = this.buf
+    while (true) {
+      if (this.pending !== undefined) {
+        const need = this.pending.size + 2
+        const available = buf.length - this.pos
+        if (available < need) {
+          // Keep what there is and gather the rest of the block before joining.
+          this.parts = [buf.subarray(this.pos)]
+          this.partsBytes = available
+          this.buf = Buffer.alloc(0)
+          this.pos = 0
+          return undefined
+        }
+        const end = this.pos + this.pending.size
+        if (buf[end] !== 0x0d || buf[end + 1] !== 0x0a) {
+          return new ProtocolViolation("a data block is not followed by \\r\\n")
+        }
+        // A copy, so a cached value never pins the whole socket chunk it arrived in.
+        const value = new Uint8Array(this.pending.size)
+        value.set(buf.subarray(this.pos, end))
+        const flags = this.pending.flags
+        this.pending = undefined
+        this.pos = end + 2
+        emit({ _tag: "VA", value, flags })
+        continue
+      }
+      const nl = buf.indexOf(0x0a, this.pos)
+      if (nl === -1) {
+        if (buf.length - this.pos > MAX_LINE_BYTES) {
+          return new ProtocolViolation(`a response line is longer than ${MAX_LINE_BYTES} bytes`)
+        }
+        if (this.pos >= buf.length) {
+          this.buf = Buffer.alloc(0)
+          this.pos = 0
+        }
+        return undefined
+      }
+      if (nl === this.pos || buf[nl - 1] !== 0x0d) {
+        return new ProtocolViolation("a response line does not end in \\r\\n")
+      }
+      const start = this.pos
+      this.pos = nl + 1
+      const result = this.line(buf, start, nl - 1, emit)
+      if (result !== undefined) return result
+    }
+  }
+
+  /** One response line, `buf[start, end)` without its `\r\n`. */
+  private line(
+    buf: Buffer,
+    start: number,
+    end: number,
+    emit: (response: Response | ErrorLine) => void
+  ): ProtocolViolation | undefined {
+    const length = end - start
+    if (length < 2 || (length > 2 && buf[start + 2] !== 0x20)) {
+      const line = buf.toString("latin1", start, end)
+      if (line.startsWith("CLIENT_ERROR")) {
+        emit({ _tag: "Error", kind: "CLIENT_ERROR", message: line.slice(13) })
+        return undefined
+      }
+      if (line.startsWith("SERVER_ERROR")) {
+        emit({ _tag: "Error", kind: "SERVER_ERROR", message: line.slice(13) })
+        return undefined
+      }
+      if (line === "ERROR") {
+        emit({ _tag: "Error", kind: "ERROR", message: "unknown command" })
+        return undefined
+      }
+      return new ProtocolViolation(`unexpected response line ${JSON.stringify(line.slice(0, 80))}`)
+    }
+    const c0 = buf[start]!
+    const c1 = buf[start + 1]!
+    if (c0 === 0x56 && c1 === 0x41) { // VA <size> <flags>*
+      let i = start + 3
+      let size = 0
+      const digits = i
+      while (i < end && buf[i]! >= 0x30 && buf[i]! <= 0x39) size = size * 10 + buf[i++]! - 0x30
+      if (i === digits || i - digits > 10 || (i < end && buf[i] !== 0x20)) {
+        return new ProtocolViolation(
+          `bad VA line ${JSON.stringify(buf.toString("latin1", start, Math.min(end, start + 80)))}`
+        )
+      }
+      this.pending = { size, flags: parseFlags(buf, i, end) }
+      return undefined
+    }
+    const code = String.fromCharCode(c0, c1)
+    const status = statusCodes[code]
+    if (status !== undefined) {
+      emit({ _tag: status, flags: length === 2 ? emptyFlags : parseFlags(buf, start + 3, end) })
+      return undefined
+    }
+    if (code === "MN" && length === 2) {
+      emit({ _tag: "MN" })
+      return undefined
+    }
+    if (code === "ME") {
+      const tokens = buf.toString("latin1", start, end).split(" ")
+      const fields: Record<string, string> = {}
+      for (let i = 2; i < tokens.length; i++) {
+        const eq = tokens[i]!.indexOf("=")
+        if (eq > 0) fields[tokens[i]!.slice(0, eq)] = tokens[i]!.slice(eq + 1)
+      }
+      emit({ _tag: "ME", key: tokens[1] ?? "", fields })
+      return undefined
+    }
+    return new ProtocolViolation(
+      `unexpected response line ${JSON.stringify(buf.toString("latin1", start, Math.min(end, start + 80)))}`
+    )
+  }
+}

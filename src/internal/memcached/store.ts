@@ -1,0 +1,748 @@
+/**
+ * The memcached `CacheStore`: routes each key to a server on a ketama ring, runs multi-key
+ * operations as one pipelined batch per server, takes servers that keep failing out of the ring
+ * and puts them back once a probe succeeds, and implements `clear` with a per-prefix generation.
+ */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as FiberSet from "effect/FiberSet"
+import * as Metric from "effect/Metric"
+import * as MetricLabel from "effect/MetricLabel"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import { assertOption, EncodeError, StoreError, UnsupportedCapability, ValueTooLarge } from "../../CacheError.js"
+import type { StoreFailure } from "../../CacheError.js"
+import * as CacheStore from "../../CacheStore.js"
+import * as HashRing from "../../HashRing.js"
+import * as CircuitBreaker from "../circuitBreaker.js"
+import * as Connection from "./connection.js"
+import * as Keys from "./keys.js"
+import type * as Protocol from "./protocol.js"
+
+/** @internal */
+export interface Options {
+  readonly servers: ReadonlyArray<string>
+  readonly weights?: ReadonlyArray<number> | undefined
+  readonly prefix?: string | undefined
+  readonly name?: string | undefined
+  readonly poolSize?: number | undefined
+  readonly timeout?: Duration.DurationInput | undefined
+  readonly connectTimeout?: Duration.DurationInput | undefined
+  readonly maxValueBytes?: number | undefined
+  readonly failover?: boolean | undefined
+  readonly circuitBreaker?: {
+    readonly failureThreshold?: number | undefined
+    readonly resetAfter?: Duration.DurationInput | undefined
+  } | undefined
+  readonly reconnect?: {
+    readonly base?: Duration.DurationInput | undefined
+    readonly max?: Duration.DurationInput | undefined
+  } | undefined
+  readonly generationRefresh?: Duration.DurationInput | undefined
+}
+
+/** @internal */
+export interface ServerAddress {
+  readonly host: string
+  readonly port: number
+}
+
+/**
+ * memcached's per-item overhead on top of key and value: the item header (48 bytes, 56 with CAS),
+ * the data block's `\r\n`, and a margin for the header's alignment.
+ * @internal
+ */
+export const ITEM_OVERHEAD = 66
+
+/** The default item size limit of memcached (`-I 1m`). @internal */
+export const DEFAULT_ITEM_SIZE = 1024 * 1024
+
+/** Requests in flight on a connection before the pool spills over to the next one. @internal */
+const SPILL_AFTER = 256
+
+/** Relative TTLs above 30 days are read by memcached as unix times. @internal */
+const MAX_RELATIVE_TTL = 60 * 60 * 24 * 30
+
+/** memcached parses TTL tokens as signed 32-bit integers. @internal */
+const MAX_EXPTIME = 0x7fff_ffff
+
+/** Parses `host:port`, `host` (port 11211) and `[ipv6]:port`. @internal */
+export const parseServer = (server: string): ServerAddress | undefined => {
+  const s = server.trim()
+  const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(s)
+  const plain = /^([^:\s[\]]+)(?::(\d+))?$/.exec(s)
+  const match = bracket ?? plain
+  if (match === null) return undefined
+  const port = match[2] === undefined ? 11211 : Number(match[2])
+  if (!Number.isInteger(port) || port < 1 || port > 65535) return undefined
+  return { host: match[1]!, port }
+}
+
+const durationMillis = (d: Duration.DurationInput): number | undefined => {
+  const decoded = Duration.decodeUnknown(d)
+  return Option.isSome(decoded) ? Duration.toMillis(decoded.value) : undefined
+}
+
+const positiveDuration = (d: Duration.DurationInput | undefined, name: string): void => {
+  if (d === undefined) return
+  const ms = durationMillis(d)
+  assertOption(
+    ms !== undefined && ms > 0 && Number.isFinite(ms),
+    "MemcachedStore",
+    `${name} must be a positive, finite duration`
+  )
+}
+
+/** Rejects nonsense options, synchronously. @internal */
+export const validate = (options: Options): void => {
+  assertOption(
+    typeof options === "object" && options !== null && Array.isArray(options.servers),
+    "MemcachedStore",
+    "servers must be a list of \"host:port\" strings"
+  )
+  assertOption(options.servers.length > 0, "MemcachedStore", "servers must name at least one server")
+  const seen = new Set<string>()
+  for (const server of options.servers) {
+    const address = typeof server === "string" ? parseServer(server) : undefined
+    assertOption(
+      address !== undefined,
+      "MemcachedStore",
+      `cannot read server ${JSON.stringify(server)} (expected "host:port")`
+    )
+    const label = `${address!.host}:${address!.port}`
+    assertOption(!seen.has(label), "MemcachedStore", `server ${label} is listed twice`)
+    seen.add(label)
+  }
+  if (options.weights !== undefined) {
+    assertOption(
+      options.weights.length === options.servers.length,
+      "MemcachedStore",
+      `weights must have one entry per server (${options.servers.length}), got ${options.weights.length}`
+    )
+    for (const w of options.weights) {
+      assertOption(Number.isInteger(w) && w >= 1, "MemcachedStore", `weights must be positive integers, got ${w}`)
+    }
+  }
+  if (options.prefix !== undefined) {
+    assertOption(typeof options.prefix === "string", "MemcachedStore", "prefix must be a string")
+    assertOption(
+      Buffer.byteLength(Keys.escapePrefix(options.prefix)) <= Keys.MAX_PREFIX_BYTES,
+      "MemcachedStore",
+      `prefix must be at most ${Keys.MAX_PREFIX_BYTES} bytes`
+    )
+  }
+  if (options.poolSize !== undefined) {
+    assertOption(
+      Number.isInteger(options.poolSize) && options.poolSize >= 1 && options.poolSize <= 64,
+      "MemcachedStore",
+      `poolSize must be an integer from 1 to 64, got ${options.poolSize}`
+    )
+  }
+  if (options.maxValueBytes !== undefined) {
+    assertOption(
+      Number.isInteger(options.maxValueBytes) && options.maxValueBytes > ITEM_OVERHEAD + Keys.MAX_KEY_BYTES,
+      "MemcachedStore",
+      `maxValueBytes must be an integer above ${ITEM_OVERHEAD + Keys.MAX_KEY_BYTES} (memcached's item size limit, -I)`
+    )
+  }
+  positiveDuration(options.timeout, "timeout")
+  positiveDuration(options.connectTimeout, "connectTimeout")
+  positiveDuration(options.generationRefresh, "generationRefresh")
+  positiveDuration(options.circuitBreaker?.resetAfter, "circuitBreaker.resetAfter")
+  positiveDuration(options.reconnect?.base, "reconnect.base")
+  positiveDuration(options.reconnect?.max, "reconnect.max")
+  const threshold = options.circuitBreaker?.failureThreshold
+  if (threshold !== undefined) {
+    assertOption(
+      Number.isInteger(threshold) && threshold >= 1,
+      "MemcachedStore",
+      `circuitBreaker.failureThreshold must be a positive integer, got ${threshold}`
+    )
+  }
+}
+
+/**
+ * The TTL token for a TTL in milliseconds (`undefined`: no expiry, `0`). Sub-second TTLs are
+ * rounded up to 1 s, never down to 0 (which memcached reads as "forever"); TTLs over 30 days
+ * are sent as unix time, which memcached requires; past 2038 they mean "no expiry".
+ * @internal
+ */
+export const exptime = (ttlMs: number | undefined, nowMs: number): number => {
+  if (ttlMs === undefined) return 0
+  const seconds = Math.max(1, Math.ceil(ttlMs / 1000))
+  if (seconds <= MAX_RELATIVE_TTL) return seconds
+  const absolute = Math.floor(nowMs / 1000) + seconds
+  return absolute > MAX_EXPTIME ? 0 : absolute
+}
+
+interface Server {
+  readonly label: string
+  readonly name: string
+  readonly weight: number
+  readonly connections: ReadonlyArray<Connection.Connection>
+  readonly breaker: CircuitBreaker.CircuitBreaker
+  inRing: boolean
+  /** Answers received from the server (all connections) when the last failure was recorded. */
+  answeredAtFailure: number
+  /** Records a failed call while the breaker is closed (made once per server). */
+  onFailure: (e: StoreError) => Effect.Effect<never, StoreError>
+}
+
+const ringChanges = Metric.counter("effect_cachekit_memcached_ring_changes", {
+  description: "Servers taken out of (change=removed) or put back into (change=restored) the memcached ring",
+  incremental: true
+})
+const ringSize = Metric.gauge("effect_cachekit_memcached_ring_servers", {
+  description: "memcached servers currently in the ring"
+})
+
+/** A memcached store with what the tests and the docs look at. @internal */
+export interface MemcachedStore extends CacheStore.Service {
+  readonly prefix: string
+  /** Labels (`host:port`) of the servers currently in the ring. */
+  readonly liveServers: () => ReadonlyArray<string>
+  /** The label of the server a key is routed to now, if any. */
+  readonly serverFor: (key: string) => Option.Option<string>
+  /** The current namespace generation of the prefix (base 36), once read. */
+  readonly generation: () => string | undefined
+}
+
+/** @internal */
+export const make = (options: Options): Effect.Effect<MemcachedStore, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const name = options.name ?? "memcached"
+    const prefix = options.prefix ?? "cachekit"
+    const escaped = Keys.escapePrefix(prefix)
+    const poolSize = options.poolSize ?? 2
+    const maxItem = options.maxValueBytes ?? DEFAULT_ITEM_SIZE
+    const failover = options.failover ?? true
+    const resetAfter = options.circuitBreaker?.resetAfter ?? "2 seconds"
+    const refresh = options.generationRefresh ?? "1 second"
+    const reconnect = Schedule.exponential(options.reconnect?.base ?? "50 millis").pipe(
+      Schedule.union(Schedule.spaced(options.reconnect?.max ?? "1 second"))
+    )
+    const clock = yield* Effect.clock
+    const background = yield* FiberSet.make()
+    const storeLabel = [MetricLabel.make("store", name)]
+
+    const servers: Array<Server> = []
+    for (const [i, spec] of options.servers.entries()) {
+      const address = parseServer(spec)!
+      const label = `${address.host}:${address.port}`
+      const connections: Array<Connection.Connection> = []
+      for (let c = 0; c < poolSize; c++) {
+        connections.push(
+          yield* Connection.make({
+            host: address.host,
+            port: address.port,
+            timeout: options.timeout ?? "1 second",
+            connectTimeout: options.connectTimeout ?? "1 second",
+            reconnect,
+            label,
+            store: name
+          })
+        )
+      }
+      servers.push({
+        label,
+        name: HashRing.serverName(address.host, address.port),
+        weight: options.weights?.[i] ?? 1,
+        connections,
+        breaker: yield* CircuitBreaker.make({
+          name: `memcached ${label}`,
+          failureThreshold: options.circuitBreaker?.failureThreshold ?? 3,
+          resetAfter
+        }),
+        inRing: true,
+        answeredAtFailure: 0,
+        onFailure: undefined as never
+      })
+    }
+
+    let ring = HashRing.make(servers.map((s) => ({ name: s.name, node: s, weight: s.weight })))
+    let only: Server | undefined = servers.length === 1 ? servers[0] : undefined
+    const rebuild = () => {
+      const live = servers.filter((s) => s.inRing)
+      ring = HashRing.make(live.map((s) => ({ name: s.name, node: s, weight: s.weight })))
+      only = live.length === 1 ? live[0] : undefined
+      ringSize.unsafeUpdate(live.length, storeLabel)
+    }
+    ringSize.unsafeUpdate(servers.length, storeLabel)
+
+    const route = (key: Keys.WireKey): Server | undefined => {
+      if (only !== undefined) return only
+      const member = HashRing.getMemberByHash(ring, HashRing.hash(key.hashInput))
+      return Option.isSome(member) ? member.value.node : undefined
+    }
+
+    /**
+     * Fill first: requests stay on the first open connection, where they share writes, until it
+     * has `SPILL_AFTER` requests in flight; past that they go to the least busy open connection.
+     * With none open, a connecting one queues them; with none at all, the call fails fast.
+     */
+    const pick = (server: Server): Connection.Connection => {
+      const connections = server.connections
+      if (connections.length === 1) return connections[0]!
+      let best: Connection.Connection | undefined
+      let fallback: Connection.Connection | undefined
+      for (const c of connections) {
+        const state = c.state()
+        if (state === "open") {
+          const load = c.inFlight()
+          if (load < SPILL_AFTER) return c
+          if (best === undefined || load < best.inFlight()) best = c
+        } else if (state === "connecting" && fallback === undefined) {
+          fallback = c
+        }
+      }
+      return best ?? fallback ?? connections[0]!
+    }
+
+    const storeError = (operation: string, reason: StoreError["reason"], detail: string) =>
+      new StoreError({ store: name, operation, reason, detail })
+
+    const noServer = (operation: string) =>
+      Effect.fail(
+        storeError(operation, "unavailable", "no memcached server is available: every server is out of the ring")
+      )
+
+    const countsAgainstServer = (e: StoreError): boolean =>
+      (e.reason === "connection" || e.reason === "timeout" || e.reason === "protocol") && !Connection.isCollateral(e)
+
+    // -------------------------------------------------------------------------------------------
+    // Failover: a server whose breaker opens leaves the ring; a probe puts it back.
+    // -------------------------------------------------------------------------------------------
+
+    const probe = (server: Server): Effect.Effect<void, StoreError> =>
+      Effect.asVoid(pick(server).execute({ _tag: "mn" }, "probe"))
+
+    const rejoin = (server: Server): Effect.Effect<void> =>
+      Effect.gen(function*() {
+        while (true) {
+          yield* Effect.sleep(resetAfter)
+          const exit = yield* Effect.exit(server.breaker.run(probe(server), "probe", countsAgainstServer))
+          if (exit._tag === "Success" && server.breaker.state() === "closed") break
+        }
+        server.inRing = true
+        rebuild()
+        ringChanges.unsafeUpdate(1, [
+          ...storeLabel,
+          MetricLabel.make("server", server.label),
+          MetricLabel.make("change", "restored")
+        ])
+        yield* Effect.logInfo("memcached server back in the ring").pipe(
+          Effect.annotateLogs({ server: server.label, servers: String(servers.filter((s) => s.inRing).length) })
+        )
+      })
+
+    const afterFailure = (server: Server): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        if (!failover || !server.inRing || server.breaker.state() !== "open") return Effect.void
+        server.inRing = false
+        rebuild()
+        ringChanges.unsafeUpdate(1, [
+          ...storeLabel,
+          MetricLabel.make("server", server.label),
+          MetricLabel.make("change", "removed")
+        ])
+        return Effect.zipRight(
+          Effect.logWarning("memcached server taken out of the ring; its keys go to the next servers").pipe(
+            Effect.annotateLogs({
+              server: server.label,
+              servers: String(servers.filter((s) => s.inRing).length),
+              retryAfter: Duration.format(Duration.decode(resetAfter))
+            })
+          ),
+          FiberSet.run(background, rejoin(server))
+        )
+      }).pipe(Effect.asVoid)
+
+    const answeredBy = (server: Server): number => {
+      let n = 0
+      for (const c of server.connections) n += c.answered()
+      return n
+    }
+
+    for (const server of servers) {
+      server.onFailure = (e) => {
+        if (!countsAgainstServer(e)) return Effect.fail(e)
+        // Successes are not reported one by one (that would cost every call a step): a failure
+        // first tells the breaker whether the server answered anything since the previous one,
+        // which is what resets a run of consecutive failures.
+        const answered = answeredBy(server)
+        const answeredSince = answered > server.answeredAtFailure
+        server.answeredAtFailure = answered
+        return (answeredSince
+          ? Effect.zipRight(server.breaker.recordSuccess, server.breaker.recordFailure)
+          : server.breaker.recordFailure).pipe(
+            Effect.zipRight(afterFailure(server)),
+            Effect.zipRight(Effect.fail(e))
+          )
+      }
+    }
+
+    /**
+     * Runs a call against a server through its breaker. While the breaker is closed (the hot
+     * path) only failures cost anything: they are recorded as they happen. Otherwise `run`
+     * decides whether the call may go through as a probe. Callers are inside a suspended effect,
+     * so the connection is picked when the call runs.
+     */
+    const guard = <A>(
+      server: Server,
+      operation: string,
+      effect: Effect.Effect<A, StoreError>
+    ): Effect.Effect<A, StoreError> =>
+      server.breaker.state() === "closed"
+        ? Effect.catchAll(effect, server.onFailure)
+        : server.breaker.run(effect, operation, countsAgainstServer).pipe(Effect.tapError(() => afterFailure(server)))
+
+    const execute = (server: Server, request: Protocol.Request, operation: string) =>
+      guard(server, operation, pick(server).execute(request, operation))
+
+    const pipeline = (server: Server, requests: ReadonlyArray<Protocol.Request>, operation: string) =>
+      guard(server, operation, pick(server).pipeline(requests, operation))
+
+    // -------------------------------------------------------------------------------------------
+    // Generation: `clear` bumps a per-prefix counter that is part of every key.
+    // -------------------------------------------------------------------------------------------
+
+    const generationKey = Keys.wireKey(`${escaped}:gen`)!
+    let base: string | undefined
+    let generation: string | undefined
+    const setGeneration = (value: string): boolean => {
+      if (!/^[0-9]{1,20}$/.test(value)) return false
+      generation = BigInt(value).toString(36)
+      base = `${escaped}:${generation}:`
+      return true
+    }
+    const text = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1")
+    const ascii = (s: string) => Buffer.from(s, "latin1")
+
+    const generationServer = () => route(generationKey)
+
+    /**
+     * Reads the generation; a missing (or foreign) one is created from the clock, so losing it
+     * (eviction, a restarted server) makes every older entry unreachable rather than reviving one.
+     */
+    const loadGeneration: Effect.Effect<string, StoreError> = Effect.gen(function*() {
+      for (let round = 0; round < 3; round++) {
+        const server = generationServer()
+        if (server === undefined) return yield* noServer("generation")
+        const read = yield* execute(server, { _tag: "mg", key: generationKey, value: true }, "generation")
+        if (read._tag === "VA" && setGeneration(text(read.value))) return base!
+        const seed = ascii(String(clock.unsafeCurrentTimeMillis()))
+        const mode = read._tag === "VA" ? "set" : "add"
+        const write = yield* execute(server, { _tag: "ms", key: generationKey, value: seed, mode }, "generation")
+        if (write._tag === "HD" && setGeneration(text(seed))) return base!
+      }
+      return yield* Effect.fail(
+        storeError("generation", "command", "could not read or create the namespace generation")
+      )
+    })
+
+    const generationLock = yield* Effect.makeSemaphore(1)
+    const ensureBase: Effect.Effect<string, StoreError> = Effect.suspend(() =>
+      base !== undefined
+        ? Effect.succeed(base)
+        : generationLock.withPermits(1)(
+          Effect.suspend(() => base !== undefined ? Effect.succeed(base) : loadGeneration)
+        )
+    )
+
+    /**
+     * Runs `f` with the current key base, lazily: the key, its server and the generation are
+     * resolved when the effect runs (so a retried effect follows failover and `clear`).
+     */
+    const withBase = <A, E>(f: (base: string) => Effect.Effect<A, E>): Effect.Effect<A, E | StoreError> =>
+      Effect.suspend(() => base !== undefined ? f(base) : Effect.flatMap(ensureBase, f))
+
+    // -------------------------------------------------------------------------------------------
+    // Operations
+    // -------------------------------------------------------------------------------------------
+
+    const bytesOf = (key: string, value: CacheStore.Value, wire: Keys.WireKey): Uint8Array | StoreFailure => {
+      if (!(value instanceof Uint8Array)) {
+        return new EncodeError({
+          namespace: prefix,
+          key,
+          detail: "the memcached store holds bytes (Uint8Array) only; encode the value first"
+        })
+      }
+      const keyBytes = wire.base64 ? (wire.hashInput as Uint8Array).byteLength : wire.token.length
+      const limit = maxItem - ITEM_OVERHEAD - keyBytes
+      if (value.byteLength > limit) return new ValueTooLarge({ store: name, key, size: value.byteLength, limit })
+      return value
+    }
+
+    const unexpected = (operation: string, response: Protocol.Response) =>
+      Effect.fail(storeError(operation, "protocol", `unexpected answer ${response._tag}`))
+
+    // Answer handlers made once, not per call: the hot path allocates as little as it can.
+    const toOption = (r: Protocol.Response): Option.Option<CacheStore.Value> =>
+      r._tag === "VA" ? Option.some(r.value) : Option.none()
+    const stored = (operation: string) => (r: Protocol.Response): Effect.Effect<void, StoreError> =>
+      r._tag === "HD" ? Effect.void : unexpected(operation, r)
+    const storedOrAbsent = (operation: string) => (r: Protocol.Response): Effect.Effect<void, StoreError> =>
+      r._tag === "HD" || r._tag === "NF" ? Effect.void : unexpected(operation, r)
+    const existed = (operation: string) => (r: Protocol.Response): Effect.Effect<boolean, StoreError> =>
+      r._tag === "HD"
+        ? Effect.succeed(true)
+        : r._tag === "NF" || r._tag === "EN"
+        ? Effect.succeed(false)
+        : unexpected(operation, r)
+    const added = (r: Protocol.Response): Effect.Effect<boolean, StoreError> =>
+      r._tag === "HD" ? Effect.succeed(true) : r._tag === "NS" ? Effect.succeed(false) : unexpected("setIfAbsent", r)
+    const onSet = stored("set")
+    const onSetDelete = storedOrAbsent("set")
+    const onDelete = existed("delete")
+    const onExpire = existed("expire")
+
+    const getWith = (b: string, key: string): Effect.Effect<Option.Option<CacheStore.Value>, StoreError> => {
+      const wire = Keys.dataKey(b, key)
+      const server = route(wire)
+      if (server === undefined) return noServer("get")
+      return guard(server, "get", pick(server).executeWith({ _tag: "mg", key: wire, value: true }, "get", toOption))
+    }
+    const get = (key: string): Effect.Effect<Option.Option<CacheStore.Value>, StoreFailure> =>
+      Effect.suspend(() => base !== undefined ? getWith(base, key) : Effect.flatMap(ensureBase, (b) => getWith(b, key)))
+
+    /** Keys grouped by server: positions into the caller's array, per server. */
+    const group = <A>(
+      items: ReadonlyArray<A>,
+      keyOf: (item: A) => Keys.WireKey
+    ): Map<Server, Array<number>> | undefined => {
+      const groups = new Map<Server, Array<number>>()
+      for (let i = 0; i < items.length; i++) {
+        const server = route(keyOf(items[i]!))
+        if (server === undefined) return undefined
+        const list = groups.get(server)
+        if (list === undefined) groups.set(server, [i])
+        else list.push(i)
+      }
+      return groups
+    }
+
+    const getMany = (
+      keys: ReadonlyArray<string>
+    ): Effect.Effect<Array<Option.Option<CacheStore.Value>>, StoreFailure> =>
+      keys.length === 0 ? Effect.succeed([]) : withBase((b) => {
+        const wires = keys.map((k) => Keys.dataKey(b, k))
+        const groups = group(wires, (w) => w)
+        if (groups === undefined) return noServer("getMany")
+        const result: Array<Option.Option<CacheStore.Value>> = new Array(keys.length)
+        return Effect.forEach(
+          groups,
+          ([server, positions]) => {
+            const requests = positions.map((i): Protocol.Request => ({
+              _tag: "mg",
+              key: wires[i]!,
+              value: true,
+              quiet: true
+            }))
+            return Effect.map(pipeline(server, requests, "getMany"), (responses) => {
+              for (let j = 0; j < positions.length; j++) result[positions[j]!] = toOption(responses[j]!)
+            })
+          },
+          { concurrency: "unbounded", discard: true }
+        ).pipe(
+          Effect.as(result),
+          Effect.withSpan("MemcachedStore.getMany", {
+            attributes: { store: name, keys: keys.length, servers: groups.size }
+          })
+        )
+      })
+
+    /** The request that writes (or, for an expired TTL, removes) one entry. */
+    const writeRequest = (
+      wire: Keys.WireKey,
+      value: Uint8Array,
+      ttl: number | undefined,
+      quiet: boolean,
+      now: number
+    ): Protocol.Request =>
+      ttl !== undefined && ttl <= 0
+        ? { _tag: "md", key: wire, quiet }
+        : ttl === undefined
+        ? { _tag: "ms", key: wire, value, quiet }
+        : { _tag: "ms", key: wire, value, ttl: exptime(ttl, now), quiet }
+
+    const set = (
+      key: string,
+      value: CacheStore.Value,
+      ttl?: Duration.DurationInput
+    ): Effect.Effect<void, StoreFailure> =>
+      withBase((b) => {
+        const wire = Keys.dataKey(b, key)
+        const bytes = bytesOf(key, value, wire)
+        if (!(bytes instanceof Uint8Array)) return Effect.fail(bytes)
+        const server = route(wire)
+        if (server === undefined) return noServer("set")
+        const request = writeRequest(wire, bytes, CacheStore.ttlMillis(ttl), false, clock.unsafeCurrentTimeMillis())
+        return Effect.flatMap(execute(server, request, "set"), request._tag === "md" ? onSetDelete : onSet)
+      })
+
+    const setMany = (entries: ReadonlyArray<CacheStore.SetEntry>): Effect.Effect<void, StoreFailure> =>
+      entries.length === 0 ? Effect.void : withBase((b) => {
+        const now = clock.unsafeCurrentTimeMillis()
+        const requests: Array<Protocol.MetaSet | Protocol.MetaDelete> = []
+        // Check every entry before sending any, so a bad one fails the call with nothing written.
+        for (const entry of entries) {
+          const wire = Keys.dataKey(b, entry.key)
+          const bytes = bytesOf(entry.key, entry.value, wire)
+          if (!(bytes instanceof Uint8Array)) return Effect.fail(bytes)
+          requests.push(writeRequest(wire, bytes, CacheStore.ttlMillis(entry.ttl), true, now) as Protocol.MetaSet)
+        }
+        const groups = group(requests, (r) => r.key)
+        if (groups === undefined) return noServer("setMany")
+        return Effect.forEach(
+          groups,
+          ([server, positions]) =>
+            Effect.flatMap(pipeline(server, positions.map((i) => requests[i]!), "setMany"), (responses) => {
+              for (let j = 0; j < responses.length; j++) {
+                const r = responses[j]!
+                const isDelete = requests[positions[j]!]!._tag === "md"
+                if (!(r._tag === "HD" || (isDelete && r._tag === "NF"))) return unexpected("setMany", r)
+              }
+              return Effect.void
+            }),
+          { concurrency: "unbounded", discard: true }
+        ).pipe(
+          Effect.withSpan("MemcachedStore.setMany", {
+            attributes: { store: name, entries: entries.length, servers: groups.size }
+          })
+        )
+      })
+
+    const setIfAbsent = (
+      key: string,
+      value: CacheStore.Value,
+      ttl?: Duration.DurationInput
+    ): Effect.Effect<boolean, StoreFailure> =>
+      withBase((b) => {
+        const wire = Keys.dataKey(b, key)
+        const bytes = bytesOf(key, value, wire)
+        if (!(bytes instanceof Uint8Array)) return Effect.fail(bytes)
+        const server = route(wire)
+        if (server === undefined) return noServer("setIfAbsent")
+        const ms = CacheStore.ttlMillis(ttl)
+        // An already-expired entry is never written; the call still reports whether the key was free.
+        if (ms !== undefined && ms <= 0) {
+          return Effect.map(execute(server, { _tag: "mg", key: wire }, "setIfAbsent"), (r) => r._tag === "EN")
+        }
+        const request: Protocol.MetaSet = ms === undefined
+          ? { _tag: "ms", key: wire, value: bytes, mode: "add" }
+          : { _tag: "ms", key: wire, value: bytes, mode: "add", ttl: exptime(ms, clock.unsafeCurrentTimeMillis()) }
+        return Effect.flatMap(execute(server, request, "setIfAbsent"), added)
+      })
+
+    const del = (key: string): Effect.Effect<boolean, StoreFailure> =>
+      withBase((b) => {
+        const wire = Keys.dataKey(b, key)
+        const server = route(wire)
+        if (server === undefined) return noServer("delete")
+        return Effect.flatMap(execute(server, { _tag: "md", key: wire }, "delete"), onDelete)
+      })
+
+    const deleteMany = (keys: ReadonlyArray<string>): Effect.Effect<number, StoreFailure> =>
+      keys.length === 0 ? Effect.succeed(0) : withBase((b) => {
+        const wires = keys.map((k) => Keys.dataKey(b, k))
+        const groups = group(wires, (w) => w)
+        if (groups === undefined) return noServer("deleteMany")
+        let count = 0
+        return Effect.forEach(
+          groups,
+          ([server, positions]) => {
+            const requests = positions.map((i): Protocol.Request => ({ _tag: "md", key: wires[i]!, quiet: true }))
+            return Effect.flatMap(pipeline(server, requests, "deleteMany"), (responses) => {
+              for (const r of responses) {
+                if (r._tag === "HD") count++
+                else if (r._tag !== "NF") return unexpected("deleteMany", r)
+              }
+              return Effect.void
+            })
+          },
+          { concurrency: "unbounded", discard: true }
+        ).pipe(
+          Effect.map(() => count),
+          Effect.withSpan("MemcachedStore.deleteMany", {
+            attributes: { store: name, keys: keys.length, servers: groups.size }
+          })
+        )
+      })
+
+    const expire = (key: string, ttl: Duration.DurationInput): Effect.Effect<boolean, StoreFailure> =>
+      Effect.suspend(() => {
+        const ms = CacheStore.ttlMillis(ttl)
+        if (ms !== undefined && ms <= 0) return del(key)
+        return withBase((b) => {
+          const wire = Keys.dataKey(b, key)
+          const server = route(wire)
+          if (server === undefined) return noServer("expire")
+          const touch = exptime(ms, clock.unsafeCurrentTimeMillis())
+          return Effect.flatMap(execute(server, { _tag: "mg", key: wire, touch }, "expire"), onExpire)
+        })
+      })
+
+    const clear: Effect.Effect<void, StoreFailure> = Effect.gen(function*() {
+      const server = generationServer()
+      if (server === undefined) return yield* noServer("clear")
+      const seed = clock.unsafeCurrentTimeMillis()
+      const r = yield* execute(
+        server,
+        { _tag: "ma", key: generationKey, vivify: 0, initial: seed, returnValue: true },
+        "clear"
+      )
+      if (r._tag !== "VA" || !setGeneration(text(r.value))) return yield* unexpected("clear", r)
+    }).pipe(Effect.withSpan("MemcachedStore.clear", { attributes: { store: name, prefix } }))
+
+    const keys = (_pattern: string): Effect.Effect<ReadonlyArray<string>, StoreFailure> =>
+      Effect.fail(
+        new UnsupportedCapability({
+          store: name,
+          capability: "keys",
+          detail:
+            "memcached cannot list keys: it has no key scan, and `lru_crawler metadump` is neither complete nor prefix-aware"
+        })
+      )
+
+    // Read the generation now so the first operations do not wait for it, and keep it fresh so a
+    // `clear` from another process is seen within one refresh interval.
+    yield* Effect.ignore(ensureBase)
+    yield* FiberSet.run(
+      background,
+      Effect.forever(Effect.zipRight(Effect.sleep(refresh), Effect.ignore(loadGeneration)))
+    )
+
+    const service = CacheStore.make({
+      name,
+      capabilities: {
+        live: false,
+        scan: false,
+        clear: true,
+        maxValueBytes: maxItem - ITEM_OVERHEAD - Keys.MAX_KEY_BYTES
+      },
+      get,
+      getMany,
+      set,
+      setMany,
+      setIfAbsent,
+      delete: del,
+      deleteMany,
+      expire,
+      clear,
+      keys
+    })
+
+    return {
+      ...service,
+      prefix,
+      liveServers: () => servers.filter((s) => s.inRing).map((s) => s.label),
+      serverFor: (key: string) => {
+        if (base === undefined) return Option.none()
+        const server = route(Keys.dataKey(base, key))
+        return server === undefined ? Option.none() : Option.some(server.label)
+      },
+      generation: () => generation
+    } satisfies MemcachedStore
+  })

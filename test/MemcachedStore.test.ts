@@ -1,0 +1,430 @@
+/**
+ * The memcached store against real memcached processes: the conformance suite on one server and
+ * on a ring of three, hostile keys and values, batching per server, TTL encoding, the generation
+ * behind `clear`, options, and failover when a server dies mid-flight and comes back.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Config, ConfigProvider, Duration, Effect, Either, Fiber, Layer, Option } from "effect"
+import { CacheStore } from "effect-cachekit/CacheStore"
+import type { Value } from "effect-cachekit/CacheStore"
+import * as HashRing from "effect-cachekit/HashRing"
+import * as MemcachedStore from "effect-cachekit/MemcachedStore"
+import { useMemcached } from "./harness/memcached-fixture.js"
+import { eventually, rawCommand, startMemcached, startMemcacheds } from "./harness/memcached.js"
+import { freePort } from "./harness/process.js"
+import { storeSuite } from "./store-suite.js"
+
+const servers = useMemcached(3)
+const addresses = () => servers().map((s) => s.address)
+
+// memcached keeps time in whole seconds and expires an item when its clock ticks past the
+// deadline, so a 1 s TTL can lapse at once; 2 s leaves at least one full second.
+const ttlOptions = { clock: "real", shortTtl: "2 seconds", shortTtlWait: "2300 millis" } as const
+
+storeSuite("memcached, one server", {
+  make: (prefix) => MemcachedStore.make({ servers: [addresses()[0]!], prefix }),
+  ...ttlOptions
+})
+
+storeSuite("memcached, ring of three", {
+  make: (prefix) => MemcachedStore.make({ servers: addresses(), prefix }),
+  ...ttlOptions
+})
+
+let run = 0
+const uniquePrefix = (label: string) => `ms-${process.pid}-${Date.now().toString(36)}-${run++}-${label}`
+const bytes = (s: string) => new TextEncoder().encode(s)
+const text = (v: Option.Option<Value>) => Option.map(v, (b) => new TextDecoder().decode(b as Uint8Array))
+
+describe("MemcachedStore", () => {
+  it.scopedLive("hostile keys round-trip without reaching the protocol raw; nothing is flushed", () =>
+    Effect.gen(function*() {
+      const port = servers()[0]!.port
+      const store = yield* MemcachedStore.make({
+        servers: [addresses()[0]!],
+        prefix: uniquePrefix("keys"),
+        poolSize: 1
+      })
+      const sentinel = `sentinel-${Date.now()}`
+      expect(yield* rawCommand(port, `ms ${sentinel} 2\r\nok\r\n`)).toBe("HD\r\n")
+      const hostile = [
+        "a\r\nflush_all\r\n",
+        "b\r\nms evil 1\r\nx",
+        "c mg other v",
+        "d\u0000e",
+        "\r\n",
+        " ",
+        "k".repeat(251),
+        "é".repeat(200),
+        "#starts-with-the-hash-mark",
+        "x".repeat(1_000_000)
+      ]
+      // other callers on the same connection while the hostile keys go by
+      yield* store.set("neighbour", bytes("n"))
+      const results = yield* Effect.forEach(
+        hostile,
+        (key, i) =>
+          Effect.zipRight(
+            store.set(key, bytes(`hostile-${i}`)),
+            Effect.all([store.get(key), store.get("neighbour")])
+          ),
+        { concurrency: "unbounded" }
+      )
+      results.forEach(([own, neighbour], i) => {
+        expect(text(own)).toEqual(Option.some(`hostile-${i}`))
+        expect(text(neighbour)).toEqual(Option.some("n"))
+      })
+      // keys that differ only far past any limit stay distinct
+      yield* store.set("k".repeat(251) + "!", bytes("other"))
+      expect(text(yield* store.get("k".repeat(251)))).toEqual(Option.some(`hostile-6`))
+      expect(yield* rawCommand(port, `mg ${sentinel} v\r\n`)).toBe("VA 2\r\nok\r\n")
+      expect(yield* rawCommand(port, "mg evil v\r\n")).toBe("EN\r\n")
+      expect((yield* store.getMany(hostile)).map(text)).toEqual(hostile.map((_, i) => Option.some(`hostile-${i}`)))
+      expect(yield* store.deleteMany(hostile)).toBe(hostile.length)
+    }))
+
+  it.scopedLive("a 2 MB value fails with ValueTooLarge before sending, an empty one round-trips, the connection keeps serving", () =>
+    Effect.gen(function*() {
+      const store = yield* MemcachedStore.make({
+        servers: [addresses()[0]!],
+        prefix: uniquePrefix("values"),
+        poolSize: 1
+      })
+      yield* store.set("before", bytes("kept"))
+      const big = new Uint8Array(2 * 1024 * 1024)
+      const results = yield* Effect.all(
+        [Effect.either(store.set("big", big)), store.get("before"), Effect.either(store.setIfAbsent("big", big))],
+        { concurrency: "unbounded" }
+      )
+      const [tooBig, neighbour, tooBigNx] = results
+      expect(Either.isLeft(tooBig) && tooBig.left).toMatchObject({ _tag: "ValueTooLarge", size: big.byteLength })
+      expect(Either.isLeft(tooBigNx) && tooBigNx.left._tag).toBe("ValueTooLarge")
+      expect(text(neighbour)).toEqual(Option.some("kept"))
+      // setMany checks every entry first: nothing of the batch is written
+      const batch = yield* Effect.either(
+        store.setMany([{ key: "m1", value: bytes("1") }, { key: "m2", value: big }, { key: "m3", value: bytes("3") }])
+      )
+      expect(Either.isLeft(batch) && batch.left._tag).toBe("ValueTooLarge")
+      expect((yield* store.getMany(["m1", "m3"])).every(Option.isNone)).toBe(true)
+      const notBytes = yield* Effect.either(
+        store.setMany([{ key: "m1", value: bytes("1") }, { key: "m4", value: { a: 1 } }])
+      )
+      expect(Either.isLeft(notBytes) && notBytes.left._tag).toBe("EncodeError")
+      expect(Option.isNone(yield* store.get("m1"))).toBe(true)
+      // the largest value the store promises fits
+      const limit = store.capabilities.maxValueBytes!
+      yield* store.set("k".repeat(300), new Uint8Array(limit))
+      expect((Option.getOrThrow(yield* store.get("k".repeat(300))) as Uint8Array).byteLength).toBe(limit)
+      yield* store.set("empty", new Uint8Array(0))
+      expect((Option.getOrThrow(yield* store.get("empty")) as Uint8Array).byteLength).toBe(0)
+      expect(text(yield* store.get("before"))).toEqual(Option.some("kept"))
+    }))
+
+  it.scopedLive("an error line fails the calls in flight with typed errors but does not take the server out", () =>
+    Effect.gen(function*() {
+      // told the servers take 4 MB items, the store sends a 2 MB value, which memcached (1 MB)
+      // refuses with SERVER_ERROR; the gets sharing the connection fail with it, typed
+      const store = yield* MemcachedStore.make({
+        servers: addresses(),
+        prefix: uniquePrefix("errorline"),
+        poolSize: 1,
+        maxValueBytes: 4 * 1024 * 1024,
+        circuitBreaker: { failureThreshold: 2, resetAfter: "30 seconds" }
+      })
+      const keys = Array.from({ length: 60 }, (_, i) => `k${i}`)
+      yield* store.setMany(keys.map((key) => ({ key, value: bytes(key) })))
+      const big = keys.find((k) => Option.getOrThrow(store.serverFor(k)) === addresses()[0])!
+      const neighbours = keys.filter((k) => k !== big && Option.getOrThrow(store.serverFor(k)) === addresses()[0])
+      const results = yield* Effect.all(
+        [
+          Effect.either(store.set(big, new Uint8Array(2 * 1024 * 1024))),
+          ...neighbours.map((k) => Effect.either(store.get(k)))
+        ],
+        { concurrency: "unbounded" }
+      )
+      const [write, ...reads] = results
+      expect(Either.isLeft(write!) && write.left).toMatchObject({ _tag: "StoreError", reason: "command" })
+      reads.forEach((r, i) => {
+        if (Either.isRight(r)) expect(text(r.right as Option.Option<Value>)).toEqual(Option.some(neighbours[i]))
+        else expect(r.left).toMatchObject({ _tag: "StoreError", reason: "connection" })
+      })
+      expect(store.liveServers()).toEqual(addresses())
+      yield* eventually("the connection to reopen", Effect.map(store.get(neighbours[0]!), (v) => Option.isSome(v)))
+      // memcached drops the old item when a set fails for size; every other key is intact
+      expect((yield* store.getMany(keys)).map(text)).toEqual(
+        keys.map((k) => k === big ? Option.none() : Option.some(k))
+      )
+      expect(store.liveServers()).toEqual(addresses())
+    }))
+
+  it.scopedLive("getMany, setMany and deleteMany spread over the three servers and stay aligned", () =>
+    Effect.gen(function*() {
+      const store = yield* MemcachedStore.make({ servers: addresses(), prefix: uniquePrefix("spread") })
+      const keys = Array.from({ length: 300 }, (_, i) => `item:${i}`)
+      const owners = new Set(keys.map((k) => Option.getOrThrow(store.serverFor(k))))
+      expect(owners.size).toBe(3)
+      yield* store.setMany(keys.filter((_, i) => i % 2 === 0).map((key) => ({ key, value: bytes(key) })))
+      const got = yield* store.getMany([...keys, "item:0"])
+      expect(got.map(text)).toEqual([
+        ...keys.map((k, i) => i % 2 === 0 ? Option.some(k) : Option.none()),
+        Option.some("item:0")
+      ])
+      // each key sits on the server the ring names (checked behind the store's back)
+      const key = keys[4]!
+      const owner = Option.getOrThrow(store.serverFor(key))
+      const port = servers().find((s) => s.address === owner)!.port
+      const wireKey = `${store.prefix}:${store.generation()}:${key}`
+      expect(yield* rawCommand(port, `mg ${wireKey} v\r\n`)).toBe(`VA ${key.length}\r\n${key}\r\n`)
+      for (const other of servers().filter((s) => s.address !== owner)) {
+        expect(yield* rawCommand(other.port, `mg ${wireKey} v\r\n`)).toBe("EN\r\n")
+      }
+      expect(yield* store.deleteMany(keys)).toBe(150)
+    }))
+
+  it.scopedLive("TTLs: sub-second rounds up to 1 s, over 30 days goes as unix time, infinite means none", () =>
+    Effect.gen(function*() {
+      const port = servers()[0]!.port
+      const store = yield* MemcachedStore.make({ servers: [addresses()[0]!], prefix: uniquePrefix("ttl") })
+      const wire = (key: string) => `${store.prefix}:${store.generation()}:${key}`
+      const ttlOf = (key: string) =>
+        Effect.map(rawCommand(port, `mg ${wire(key)} t\r\n`), (line) => Number(/t(-?\d+)/.exec(line)?.[1]))
+      yield* store.set("short", bytes("s"), "300 millis")
+      expect(yield* ttlOf("short")).toBeGreaterThanOrEqual(0)
+      expect(yield* ttlOf("short")).toBeLessThanOrEqual(1)
+      yield* store.set("long", bytes("l"), "40 days")
+      const long = yield* ttlOf("long")
+      // memcached's clock ticks in whole seconds behind the wall clock, so it may count one more
+      expect(long).toBeGreaterThan(40 * 86400 - 10)
+      expect(long).toBeLessThanOrEqual(40 * 86400 + 1)
+      yield* store.set("forever", bytes("f"), "5 seconds")
+      expect(yield* store.expire("forever", Duration.infinity)).toBe(true)
+      expect(yield* ttlOf("forever")).toBe(-1)
+      expect(yield* store.expire("long", "10 seconds")).toBe(true)
+      expect(yield* ttlOf("long")).toBeLessThanOrEqual(10)
+      // an expired TTL on setIfAbsent writes nothing and reports whether the key was free
+      expect(yield* store.setIfAbsent("nx", bytes("x"), 0)).toBe(true)
+      expect(Option.isNone(yield* store.get("nx"))).toBe(true)
+      expect(yield* store.setIfAbsent("long", bytes("x"), -5)).toBe(false)
+      expect(yield* store.expire("long", 0)).toBe(true)
+      expect(Option.isNone(yield* store.get("long"))).toBe(true)
+    }))
+
+  it.scopedLive("clear bumps the prefix's generation; another store on the same prefix sees it within the refresh", () =>
+    Effect.gen(function*() {
+      const prefix = uniquePrefix("gen")
+      const options = { servers: addresses(), prefix, generationRefresh: "100 millis" } as const
+      const a = yield* MemcachedStore.make(options)
+      const b = yield* MemcachedStore.make(options)
+      expect(a.generation()).toBe(b.generation())
+      yield* a.set("k", bytes("v"))
+      expect(text(yield* b.get("k"))).toEqual(Option.some("v"))
+      const before = a.generation()
+      yield* a.clear
+      expect(a.generation()).not.toBe(before)
+      expect(Option.isNone(yield* a.get("k"))).toBe(true)
+      yield* eventually("the other store to see the clear", Effect.map(b.get("k"), Option.isNone), 5000)
+      expect(b.generation()).toBe(a.generation())
+      yield* b.set("k", bytes("after"))
+      expect(text(yield* a.get("k"))).toEqual(Option.some("after"))
+    }))
+
+  it("rejects nonsense options with InvalidOptions at construction", () => {
+    const bad: Array<MemcachedStore.Options> = [
+      { servers: [] },
+      { servers: ["no port:x"] },
+      { servers: ["127.0.0.1:99999"] },
+      { servers: ["127.0.0.1:11211", "127.0.0.1:11211"] },
+      { servers: ["127.0.0.1:11211"], weights: [1, 2] },
+      { servers: ["127.0.0.1:11211"], weights: [0] },
+      { servers: ["127.0.0.1:11211"], poolSize: 0 },
+      { servers: ["127.0.0.1:11211"], timeout: 0 },
+      { servers: ["127.0.0.1:11211"], timeout: "forever" as never },
+      { servers: ["127.0.0.1:11211"], maxValueBytes: 100 },
+      { servers: ["127.0.0.1:11211"], prefix: "p".repeat(101) },
+      { servers: ["127.0.0.1:11211"], circuitBreaker: { failureThreshold: 0 } }
+    ]
+    for (const options of bad) {
+      expect(() => MemcachedStore.make(options), JSON.stringify(options)).toThrow(
+        expect.objectContaining({ _tag: "InvalidOptions" })
+      )
+      expect(() => MemcachedStore.layer(options)).toThrow(expect.objectContaining({ _tag: "InvalidOptions" }))
+    }
+  })
+
+  it.live("layerConfig reads the servers from Config, and fails with InvalidOptions on nonsense", () =>
+    Effect.gen(function*() {
+      const provider = ConfigProvider.fromMap(
+        new Map([["MEMCACHED_SERVERS", addresses().join(",")], ["CACHE_PREFIX", uniquePrefix("cfg")]])
+      )
+      const layer = MemcachedStore.layerConfig({
+        servers: Config.array(Config.string(), "MEMCACHED_SERVERS"),
+        prefix: Config.string("CACHE_PREFIX")
+      })
+      const roundTrip = Effect.gen(function*() {
+        const store = yield* CacheStore
+        yield* store.set("k", bytes("from-config"))
+        return text(yield* store.get("k"))
+      })
+      const got = yield* roundTrip.pipe(
+        Effect.provide(Layer.provide(layer, Layer.setConfigProvider(provider)))
+      )
+      expect(got).toEqual(Option.some("from-config"))
+      const badProvider = ConfigProvider.fromMap(new Map([["MEMCACHED_SERVERS", "nowhere:0"], ["CACHE_PREFIX", "x"]]))
+      const failed = yield* Effect.either(
+        roundTrip.pipe(Effect.provide(Layer.provide(layer, Layer.setConfigProvider(badProvider))))
+      )
+      expect(Either.isLeft(failed) && failed.left._tag).toBe("InvalidOptions")
+    }))
+
+  it.scopedLive("a server killed with 1,000 gets in flight: every call returns, its keys fail over, it rejoins on restart", () =>
+    Effect.gen(function*() {
+      const cluster = yield* startMemcacheds(3)
+      const prefix = uniquePrefix("failover")
+      const store = yield* MemcachedStore.make({
+        servers: cluster.map((s) => s.address),
+        prefix,
+        timeout: "2 seconds",
+        circuitBreaker: { failureThreshold: 3, resetAfter: "200 millis" },
+        reconnect: { base: "20 millis", max: "200 millis" }
+      })
+      const keys = Array.from({ length: 300 }, (_, i) => `key:${i}`)
+      yield* store.setMany(keys.map((key) => ({ key, value: bytes(`v:${key}`) })))
+      const ownerBefore = new Map(keys.map((k) => [k, Option.getOrThrow(store.serverFor(k))]))
+      // The victim is not the server of the prefix's generation key (`<prefix>:gen`): losing that
+      // one would also start a new generation, which is a different scenario (a miss for every key).
+      const ring = HashRing.make(cluster.map((s) => ({ name: HashRing.serverName("127.0.0.1", s.port), node: s })))
+      const generationServer = Option.getOrThrow(HashRing.get(ring, `${prefix}:gen`))
+      const victim = cluster.find((s) => s !== generationServer)!
+      const victimKeys = keys.filter((k) => ownerBefore.get(k) === victim.address)
+      expect(victimKeys.length).toBeGreaterThan(30)
+
+      // Freeze it first, so the gets to it are certainly in flight when it dies.
+      yield* victim.process.freeze
+      const issued = 1000
+      const calls = yield* Effect.fork(
+        Effect.forEach(
+          Array.from({ length: issued }, (_, i) => keys[i % keys.length]!),
+          (key) => Effect.map(Effect.either(store.get(key)), (result) => ({ key, result })),
+          { concurrency: "unbounded" }
+        )
+      )
+      yield* Effect.sleep("100 millis")
+      yield* victim.process.kill
+      const returned = yield* Fiber.join(calls)
+      expect(returned.length).toBe(issued)
+      let values = 0
+      let errors = 0
+      for (const { key, result } of returned) {
+        if (Either.isRight(result)) {
+          values++
+          // a value is always the caller's own
+          if (Option.isSome(result.right)) expect(text(result.right)).toEqual(Option.some(`v:${key}`))
+        } else {
+          errors++
+          expect(result.left).toMatchObject({ _tag: "StoreError" })
+          expect(["connection", "timeout", "unavailable"]).toContain((result.left as { reason: string }).reason)
+        }
+      }
+      expect(values + errors).toBe(issued)
+      expect(errors).toBeGreaterThan(0)
+
+      // calls to it now fail fast (it refuses connections), and its breaker takes it out of the
+      // ring; then its keys go to the two others, and work there
+      yield* eventually(
+        "the victim to leave the ring",
+        Effect.zipRight(
+          Effect.either(store.getMany(victimKeys)),
+          Effect.sync(() => !store.liveServers().includes(victim.address))
+        )
+      )
+      expect(store.liveServers().length).toBe(2)
+      for (const key of victimKeys) expect(Option.getOrThrow(store.serverFor(key))).not.toBe(victim.address)
+      for (const key of keys.filter((k) => ownerBefore.get(k) !== victim.address)) {
+        expect(Option.getOrThrow(store.serverFor(key))).toBe(ownerBefore.get(key))
+      }
+      yield* store.setMany(victimKeys.map((key) => ({ key, value: bytes(`failover:${key}`) })))
+      expect((yield* store.getMany(victimKeys)).map(text)).toEqual(victimKeys.map((k) => Option.some(`failover:${k}`)))
+
+      // back on the same port: probed, put back, and its keys route to it again
+      yield* startMemcached({ port: victim.port })
+      yield* eventually(
+        "the victim to rejoin the ring",
+        Effect.sync(() => store.liveServers().includes(victim.address))
+      )
+      for (const key of victimKeys) expect(Option.getOrThrow(store.serverFor(key))).toBe(victim.address)
+      yield* eventually(
+        "writes to reach the restarted server",
+        Effect.as(store.set(victimKeys[0]!, bytes("back")), true)
+      )
+      expect(text(yield* store.get(victimKeys[0]!))).toEqual(Option.some("back"))
+      expect(yield* rawCommand(victim.port, "mn\r\n")).toBe("MN\r\n")
+    }))
+
+  it.scopedLive("with failover off, a dead server's keys fail fast with reason unavailable and do not move", () =>
+    Effect.gen(function*() {
+      const cluster = yield* startMemcacheds(2)
+      const store = yield* MemcachedStore.make({
+        servers: cluster.map((s) => s.address),
+        prefix: uniquePrefix("nofailover"),
+        failover: false,
+        circuitBreaker: { failureThreshold: 2, resetAfter: "30 seconds" },
+        reconnect: { base: "20 millis", max: "100 millis" }
+      })
+      const keys = Array.from({ length: 100 }, (_, i) => `k${i}`)
+      const generationOwner = Option.getOrThrow(
+        HashRing.get(
+          HashRing.make(cluster.map((s) => ({ name: HashRing.serverName("127.0.0.1", s.port), node: s.address }))),
+          `${store.prefix}:gen`
+        )
+      )
+      const victim = cluster.find((s) => s.address !== generationOwner)!
+      const victimKeys = keys.filter((k) => Option.getOrThrow(store.serverFor(k)) === victim.address)
+      const otherKeys = keys.filter((k) => !victimKeys.includes(k))
+      yield* victim.process.kill
+      // the breaker opens after a couple of failures; from then on the calls fail at once
+      yield* eventually(
+        "the dead server's breaker to open",
+        Effect.map(
+          Effect.either(store.get(victimKeys[0]!)),
+          (r) => Either.isLeft(r) && r.left._tag === "StoreError" && r.left.reason === "unavailable"
+        )
+      )
+      expect(store.liveServers()).toEqual(cluster.map((s) => s.address))
+      for (const key of victimKeys) expect(Option.getOrThrow(store.serverFor(key))).toBe(victim.address)
+      const failed = yield* Effect.forEach(victimKeys, (k) => Effect.either(store.set(k, bytes("x"))))
+      expect(failed.every((r) => Either.isLeft(r) && r.left._tag === "StoreError" && r.left.reason === "unavailable"))
+        .toBe(true)
+      yield* store.setMany(otherKeys.map((key) => ({ key, value: bytes(key) })))
+      expect((yield* store.getMany(otherKeys)).map(text)).toEqual(otherKeys.map((k) => Option.some(k)))
+    }))
+
+  it.scopedLive("a server that is down when the store starts leaves the ring, and joins when it comes up", () =>
+    Effect.gen(function*() {
+      const live = yield* startMemcached()
+      const port = yield* freePort
+      const absent = `127.0.0.1:${port}`
+      const store = yield* MemcachedStore.make({
+        servers: [live.address, absent],
+        prefix: uniquePrefix("startup"),
+        circuitBreaker: { failureThreshold: 2, resetAfter: "200 millis" },
+        reconnect: { base: "20 millis", max: "100 millis" }
+      })
+      const keys = Array.from({ length: 50 }, (_, i) => `k${i}`)
+      // calls to the absent server fail (typed) until its breaker takes it out of the ring
+      yield* eventually(
+        "the absent server to leave the ring",
+        Effect.zipRight(
+          Effect.either(store.getMany(keys)),
+          Effect.sync(() => !store.liveServers().includes(absent))
+        )
+      )
+      yield* store.setMany(keys.map((key) => ({ key, value: bytes(key) })))
+      expect((yield* store.getMany(keys)).map(text)).toEqual(keys.map((k) => Option.some(k)))
+      yield* startMemcached({ port })
+      yield* eventually("the server to join the ring", Effect.sync(() => store.liveServers().includes(absent)))
+      const moved = keys.filter((k) => Option.getOrThrow(store.serverFor(k)) === absent)
+      expect(moved.length).toBeGreaterThan(0)
+      yield* store.setMany(moved.map((key) => ({ key, value: bytes(`new:${key}`) })))
+      expect((yield* store.getMany(moved)).map(text)).toEqual(moved.map((k) => Option.some(`new:${k}`)))
+    }))
+})
