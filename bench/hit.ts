@@ -22,7 +22,11 @@ for (const k of keys) lru.set(k, product(k))
 
 // Effect's own Cache
 const effectCache = Effect.runSync(
-  EffectCache.make({ capacity: 10_000, timeToLive: Duration.minutes(5), lookup: (k: string) => Effect.succeed(product(k)) })
+  EffectCache.make({
+    capacity: 10_000,
+    timeToLive: Duration.minutes(5),
+    lookup: (k: string) => Effect.succeed(product(k))
+  })
 )
 Effect.runSync(Effect.forEach(keys, (k) => effectCache.get(k), { discard: true }))
 
@@ -112,8 +116,18 @@ const fromPromises = await compare("Hit from Promise land (one await per read)",
 ])
 
 console.log("\nSummary")
-console.log(`- in one Effect loop: ReadThrough.get is ${ratio(inEffectLoop, "ReadThrough.get (effect-cachekit)", "Effect Cache.get")} Effect Cache.get`)
-console.log(`- from Promise land: ReadThrough.get is ${ratio(fromPromises, "ReadThrough.get via runtime.runPromise (effect-cachekit)", "bentocache getOrSet (memory)")} bentocache, ${ratio(fromPromises, "ReadThrough.get via runtime.runPromise (effect-cachekit)", "cache-manager wrap")} cache-manager`)
+console.log(
+  `- in one Effect loop: ReadThrough.get is ${
+    ratio(inEffectLoop, "ReadThrough.get (effect-cachekit)", "Effect Cache.get")
+  } Effect Cache.get`
+)
+console.log(
+  `- from Promise land: ReadThrough.get is ${
+    ratio(fromPromises, "ReadThrough.get via runtime.runPromise (effect-cachekit)", "bentocache getOrSet (memory)")
+  } bentocache, ${
+    ratio(fromPromises, "ReadThrough.get via runtime.runPromise (effect-cachekit)", "cache-manager wrap")
+  } cache-manager`
+)
 if (sink === 42) console.log("")
 await bento.disconnectAll()
 await runtime.dispose()

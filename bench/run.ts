@@ -8,7 +8,9 @@ import { existsSync } from "node:fs"
 import { join } from "node:path"
 
 const here = new URL(".", import.meta.url).pathname
-const scenarios: ReadonlyArray<{ readonly name: string; readonly file: string; readonly node?: ReadonlyArray<string> }> = [
+const scenarios: ReadonlyArray<
+  { readonly name: string; readonly file: string; readonly node?: ReadonlyArray<string> }
+> = [
   { name: "hit", file: "hit.ts" },
   { name: "redis", file: "redis.ts" },
   { name: "redis-cluster", file: "redis-cluster.ts" },

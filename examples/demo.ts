@@ -32,7 +32,7 @@ const zipfKeys = (n: number, universe: number): Effect.Effect<Array<string>> =>
     const total = weights.reduce((a, b) => a + b, 0)
     const cumulative: Array<number> = []
     let acc = 0
-    for (const w of weights) cumulative.push((acc += w / total))
+    for (const w of weights) cumulative.push(acc += w / total)
     const keys: Array<string> = []
     for (let i = 0; i < n; i++) {
       const u = yield* Random.next

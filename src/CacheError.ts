@@ -196,10 +196,12 @@ export class LockTimeout extends Schema.TaggedError<LockTimeout>("effect-cacheki
  * @since 0.1.0
  * @category errors
  */
-export class InvalidOptions extends Schema.TaggedError<InvalidOptions>("effect-cachekit/InvalidOptions")("InvalidOptions", {
-  component: Schema.String,
-  detail: Schema.String
-}) {
+export class InvalidOptions
+  extends Schema.TaggedError<InvalidOptions>("effect-cachekit/InvalidOptions")("InvalidOptions", {
+    component: Schema.String,
+    detail: Schema.String
+  })
+{
   /**
    * @since 0.1.0
    */

@@ -5,9 +5,9 @@
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
-import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
 import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
 import { UnsupportedCapability } from "./CacheError.js"
 import type { StoreFailure } from "./CacheError.js"
 import * as internal from "./internal/store.js"
@@ -169,7 +169,11 @@ export const make = (options: MakeOptions): Service => {
   }
   const unsupported = (capability: string) =>
     Effect.fail(
-      new UnsupportedCapability({ store: options.name, capability, detail: `the ${options.name} store has no ${capability}` })
+      new UnsupportedCapability({
+        store: options.name,
+        capability,
+        detail: `the ${options.name} store has no ${capability}`
+      })
     )
   return {
     name: options.name,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Option, Ref, Schema, TestClock } from "effect"
-import { Cache, CacheStore, CacheAside, MemoryStore, Ttl } from "effect-cachekit"
+import { Cache, CacheAside, CacheStore, MemoryStore, Ttl } from "effect-cachekit"
 
 const Memory = MemoryStore.layer()
 
@@ -42,7 +42,10 @@ describe("CacheAside", () => {
       const gate = yield* Deferred.make<void>()
       const prices = yield* CacheAside.make({ namespace: "price", value: Schema.Number, ttl: "1 minute" })
       const load = Ref.update(calls, (n) => n + 1).pipe(Effect.zipRight(Deferred.await(gate)), Effect.as(9.5))
-      const fibers = yield* Effect.forEach(Array.from({ length: 100 }), () => Effect.fork(prices.getOrLoad("sku", load)))
+      const fibers = yield* Effect.forEach(
+        Array.from({ length: 100 }),
+        () => Effect.fork(prices.getOrLoad("sku", load))
+      )
       yield* Effect.yieldNow()
       yield* Deferred.succeed(gate, undefined)
       expect((yield* Fiber.joinAll(fibers)).every((p) => p === 9.5)).toBe(true)
@@ -112,7 +115,10 @@ describe("Cache.cached and Cache.cachedFunction", () => {
       const program = Effect.gen(function*() {
         const fibers = yield* Effect.forEach(
           Array.from({ length: 50 }),
-          () => Effect.fork(slow.pipe(Cache.cached({ namespace: "answer", key: "q", value: Schema.Number, ttl: "1 minute" })))
+          () =>
+            Effect.fork(
+              slow.pipe(Cache.cached({ namespace: "answer", key: "q", value: Schema.Number, ttl: "1 minute" }))
+            )
         )
         yield* Effect.yieldNow()
         yield* Deferred.succeed(gate, undefined)
@@ -139,6 +145,8 @@ describe("Cache.cached and Cache.cachedFunction", () => {
     }))
 
   it("cached rejects nonsense options when built", () => {
-    expect(() => Cache.cached({ namespace: "x", key: "k", value: Schema.Number, ttl: -1 })).toThrow(/ttl must be greater than zero/)
+    expect(() => Cache.cached({ namespace: "x", key: "k", value: Schema.Number, ttl: -1 })).toThrow(
+      /ttl must be greater than zero/
+    )
   })
 })

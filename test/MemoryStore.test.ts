@@ -63,16 +63,16 @@ describe("MemoryStore", () => {
 
   it("rejects nonsense options at construction", () => {
     const nonsense: ReadonlyArray<MemoryStore.Options> = [
-        { capacity: 0 },
-        { capacity: -1 },
-        { capacity: 1.5 },
-        { capacity: Number.NaN },
-        { maxBytes: 0 },
-        { maxBytes: -10 },
-        { sweepInterval: "-1 seconds" },
-        { sweepInterval: 0 },
-        { eviction: "fifo" as never },
-        { name: "" }
+      { capacity: 0 },
+      { capacity: -1 },
+      { capacity: 1.5 },
+      { capacity: Number.NaN },
+      { maxBytes: 0 },
+      { maxBytes: -10 },
+      { sweepInterval: "-1 seconds" },
+      { sweepInterval: 0 },
+      { eviction: "fifo" as never },
+      { name: "" }
     ]
     for (const options of nonsense) {
       expect(() => MemoryStore.layer(options), JSON.stringify(options)).toThrow(/MemoryStore: invalid options/)
@@ -100,10 +100,12 @@ describe("MemoryStore", () => {
   it.effect("closing the layer's scope drops the entries", () =>
     Effect.gen(function*() {
       const layer = MemoryStore.layer({ name: "scoped" })
-      yield* Effect.scoped(Effect.gen(function*() {
-        const store = yield* CacheStore.CacheStore
-        yield* store.set("k", bytes("v"))
-      }).pipe(Effect.provide(layer)))
+      yield* Effect.scoped(
+        Effect.gen(function*() {
+          const store = yield* CacheStore.CacheStore
+          yield* store.set("k", bytes("v"))
+        }).pipe(Effect.provide(layer))
+      )
       const entries = CacheMetrics.entries.pipe(Metric.tagged("store", "scoped"))
       expect((yield* Metric.value(entries)).value).toBe(0)
     }))

@@ -14,7 +14,10 @@ const user = (id: string): User => ({ id, name: `user-${id}`, joined: new Date(D
 const counting = Effect.gen(function*() {
   const calls = yield* Ref.make(0)
   const lookup = (id: string) =>
-    Effect.zipRight(Ref.update(calls, (n) => n + 1), id.startsWith("missing") ? Effect.fail(new NotFound({ id })) : Effect.succeed(user(id)))
+    Effect.zipRight(
+      Ref.update(calls, (n) => n + 1),
+      id.startsWith("missing") ? Effect.fail(new NotFound({ id })) : Effect.succeed(user(id))
+    )
   return { calls, lookup }
 })
 
@@ -41,7 +44,8 @@ describe("ReadThrough", () => {
       const users = yield* ReadThrough.make({
         namespace: "user",
         value: User,
-        lookup: (id: string) => Ref.update(calls, (n) => n + 1).pipe(Effect.zipRight(Deferred.await(gate)), Effect.as(user(id))),
+        lookup: (id: string) =>
+          Ref.update(calls, (n) => n + 1).pipe(Effect.zipRight(Deferred.await(gate)), Effect.as(user(id))),
         ttl: "5 minutes"
       })
       const fibers = yield* Effect.forEach(Array.from({ length: 1000 }), () => Effect.fork(users.get("cold")))
@@ -61,7 +65,8 @@ describe("ReadThrough", () => {
       const users = yield* ReadThrough.make({
         namespace: "user",
         value: User,
-        lookup: (id: string) => Ref.update(calls, (n) => n + 1).pipe(Effect.zipRight(Deferred.await(gate)), Effect.as(user(id))),
+        lookup: (id: string) =>
+          Ref.update(calls, (n) => n + 1).pipe(Effect.zipRight(Deferred.await(gate)), Effect.as(user(id))),
         ttl: "5 minutes"
       })
       const impatient = yield* Effect.fork(users.get("k"))
@@ -160,7 +165,10 @@ describe("ReadThrough", () => {
       expect(yield* users.get("old-shape")).toEqual(user("old-shape"))
       expect(yield* Ref.get(calls)).toBe(2)
       expect((yield* users.stats).decodeFailures).toBe(2)
-      const decodeFailures = CacheMetrics.decodeFailures.pipe(Metric.tagged("namespace", "user"), Metric.tagged("store", "memory"))
+      const decodeFailures = CacheMetrics.decodeFailures.pipe(
+        Metric.tagged("namespace", "user"),
+        Metric.tagged("store", "memory")
+      )
       expect((yield* Metric.value(decodeFailures)).count).toBeGreaterThanOrEqual(2)
       // the reloaded entries are now hits
       yield* users.get("garbage")
@@ -262,7 +270,8 @@ describe("ReadThrough", () => {
       const users = yield* ReadThrough.make({
         namespace: "user",
         value: User,
-        lookup: (id: string) => Ref.update(singles, (n) => n + 1).pipe(Effect.zipRight(Deferred.await(gate)), Effect.as(user(id))),
+        lookup: (id: string) =>
+          Ref.update(singles, (n) => n + 1).pipe(Effect.zipRight(Deferred.await(gate)), Effect.as(user(id))),
         lookupMany: (ids) => Effect.as(Ref.update(batches, (n) => n + 1), ids.map(user)),
         ttl: "5 minutes"
       })
@@ -300,7 +309,10 @@ describe("ReadThrough", () => {
         namespace: "v",
         value: Schema.Number,
         lookup: (_: string) =>
-          Effect.flatMap(Ref.updateAndGet(version, (n) => n + 1), (n) => n === 1 ? Effect.succeed(n) : Effect.as(Deferred.await(gate), n)),
+          Effect.flatMap(
+            Ref.updateAndGet(version, (n) => n + 1),
+            (n) => n === 1 ? Effect.succeed(n) : Effect.as(Deferred.await(gate), n)
+          ),
         ttl: "1 minute",
         staleWhileRevalidate: "30 seconds"
       })
@@ -432,7 +444,12 @@ describe("ReadThrough", () => {
       class Users extends Effect.Tag("test/Users")<Users, ReadThrough.ReadThrough<string, User, NotFound>>() {}
       const UsersLive = Layer.scoped(
         Users,
-        ReadThrough.make({ namespace: "user", value: User, lookup: (id: string) => Effect.succeed(user(id)), ttl: "5 minutes" })
+        ReadThrough.make({
+          namespace: "user",
+          value: User,
+          lookup: (id: string) => Effect.succeed(user(id)),
+          ttl: "5 minutes"
+        })
       )
       const name = yield* Effect.flatMap(Users, (users) => users.get("7")).pipe(
         Effect.map((u) => u.name),

@@ -23,8 +23,7 @@ export interface StoreSuiteOptions {
 
 const enc = new TextEncoder()
 const bytes = (s: string) => enc.encode(s)
-const text = (v: Option.Option<CacheStore.Value>) =>
-  Option.map(v, (b) => new TextDecoder().decode(b as Uint8Array))
+const text = (v: Option.Option<CacheStore.Value>) => Option.map(v, (b) => new TextDecoder().decode(b as Uint8Array))
 
 let counter = 0
 const uniquePrefix = (name: string) => `suite-${process.pid}-${Date.now().toString(36)}-${counter++}-${name}`

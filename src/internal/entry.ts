@@ -1,8 +1,8 @@
 import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import { SizeHint } from "./store.js"
 import { hashString } from "./eviction/policy.js"
+import { SizeHint } from "./store.js"
 
 /**
  * A cached value with its metadata. Live stores keep this object as it is; byte stores get its

@@ -14,8 +14,8 @@ import * as FiberId from "effect/FiberId"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import type * as Schema from "effect/Schema"
-import * as Tracer from "effect/Tracer"
 import * as Scope from "effect/Scope"
+import * as Tracer from "effect/Tracer"
 import { DecodeError, EncodeError, LoadTimeout } from "../CacheError.js"
 import type { CacheError, StoreFailure } from "../CacheError.js"
 import * as CacheMetrics from "../CacheMetrics.js"
@@ -94,11 +94,12 @@ const scopeClosed = Effect.dieMessage(
 const untracedTracer = Effect.runSync(Effect.tracer)
 
 /** Runs an effect in a span when a tracer is installed. @internal */
-export const traced = (name: string, attributes: Record<string, unknown>) =>
-<A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.tracerWith((tracer) =>
-    tracer === untracedTracer ? self : Effect.withSpan(self, name, { attributes, captureStackTrace: false })
-  )
+export const traced =
+  (name: string, attributes: Record<string, unknown>) =>
+  <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    Effect.tracerWith((tracer) =>
+      tracer === untracedTracer ? self : Effect.withSpan(self, name, { attributes, captureStackTrace: false })
+    )
 
 /** Records the outcome of a read on the current span, if there is one. */
 const annotateOutcome = (outcome: "hit" | "miss" | "stale") =>
@@ -422,8 +423,7 @@ export const make = <A, I>(
           onStoreFailure("read", error, undefined),
           () => decide(key, full, arg, load, undefined, traced)
         ),
-      onSuccess: (stored) =>
-        decide(key, full, arg, load, stored._tag === "Some" ? stored.value : undefined, traced)
+      onSuccess: (stored) => decide(key, full, arg, load, stored._tag === "Some" ? stored.value : undefined, traced)
     })
   }
 
@@ -595,7 +595,10 @@ export const make = <A, I>(
           }
           const elapsed = now() - start
           CacheMetrics.loadDuration.unsafeUpdate(elapsed / 1000, labels)
-          return Effect.as(writeLoadedMany(firstIndices.map((i, j) => [keys[i]!, values[j]!] as const), elapsed), values)
+          return Effect.as(
+            writeLoadedMany(firstIndices.map((i, j) => [keys[i]!, values[j]!] as const), elapsed),
+            values
+          )
         }
       })
     }).pipe(traced("cachekit.loadMany", { ...spanAttributes, "cache.keys": batch.length }))

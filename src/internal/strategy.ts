@@ -1,10 +1,10 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
+import type * as Cache from "../Cache.js"
 import { assertOption } from "../CacheError.js"
 import { CacheStore } from "../CacheStore.js"
 import type * as CacheStoreNs from "../CacheStore.js"
-import type * as Cache from "../Cache.js"
 import * as Pipeline from "./pipeline.js"
 import { decodePositive, fromInput } from "./ttl.js"
 
@@ -24,7 +24,11 @@ export const resolve = <A, I>(component: string, options: Cache.Options<A, I>): 
     component,
     "value must be a Schema"
   )
-  assertOption("ttl" in options && options.ttl !== undefined, component, "ttl is required (use Duration.infinity to keep entries until evicted)")
+  assertOption(
+    "ttl" in options && options.ttl !== undefined,
+    component,
+    "ttl is required (use Duration.infinity to keep entries until evicted)"
+  )
   const onStoreError = options.onStoreError ?? "fallback"
   assertOption(
     onStoreError === "fallback" || onStoreError === "fail",

@@ -3,14 +3,14 @@
  * Every process is started by the harness and stopped by its PID in a scope finalizer; nothing
  * here ever touches a process it did not start.
  */
+import { Effect, Schedule } from "effect"
+import type { Scope } from "effect"
 import { spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import * as net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Effect, Schedule } from "effect"
-import type { Scope } from "effect"
 
 /** A free TCP port on 127.0.0.1, as the kernel hands it out. */
 export const freePort: Effect.Effect<number> = Effect.async<number>((resume) => {
