@@ -24,6 +24,7 @@ peer() {
 effect_version=$(peer effect)
 platform_version=$(peer @effect/platform)
 ioredis_version=$(peer ioredis)
+platform_node_version=$(peer @effect/platform-node)
 
 echo "--- npm pack"
 mkdir -p "$tmp/pack"
@@ -50,7 +51,7 @@ if grep -E '^(test|bench|examples|scripts|node_modules|\.ci)/' "$tmp/contents.tx
 fi
 echo "$(wc -l <"$tmp/contents.txt") files in the tarball"
 
-echo "--- npm install (effect@$effect_version, @effect/platform@$platform_version, ioredis@$ioredis_version)"
+echo "--- npm install (effect@$effect_version, @effect/platform@$platform_version, @effect/platform-node@$platform_node_version, ioredis@$ioredis_version)"
 mkdir -p "$tmp/app"
 cat >"$tmp/app/package.json" <<'JSON'
 {
@@ -66,6 +67,7 @@ JSON
     "$tarball" \
     "effect@$effect_version" \
     "@effect/platform@$platform_version" \
+    "@effect/platform-node@$platform_node_version" \
     "ioredis@$ioredis_version"
 )
 
