@@ -10,8 +10,10 @@ import * as Connection from "../src/internal/memcached/connection.js"
 import * as Keys from "../src/internal/memcached/keys.js"
 import * as Protocol from "../src/internal/memcached/protocol.js"
 import { useMemcached } from "./harness/memcached-fixture.js"
-import { eventually, faultProxy, startMemcached } from "./harness/memcached.js"
+import { startMemcached } from "./harness/memcached.js"
+import { eventually } from "./harness/process.js"
 import { freePort } from "./harness/process.js"
+import { tcpProxy } from "./harness/proxy.js"
 
 const servers = useMemcached(1)
 
@@ -334,11 +336,11 @@ describe("meta protocol client", () => {
 
   it.scopedLive("a forged answer with a foreign opaque is caught: in-flight requests fail, none reads another's answer", () =>
     Effect.gen(function*() {
-      const proxy = yield* faultProxy(servers()[0]!.port)
+      const proxy = yield* tcpProxy({ host: "127.0.0.1", port: servers()[0]!.port })
       const c = yield* connect(proxy.port)
       const k = keys()
       yield* c.execute({ _tag: "ms", key: k("x"), value: bytes("real") }, "test")
-      proxy.hold()
+      proxy.setMode("hold-replies")
       const fiber = yield* Effect.fork(
         Effect.forEach(
           Array.from({ length: 10 }, (_, i) => i),
@@ -350,7 +352,7 @@ describe("meta protocol client", () => {
       )
       yield* eventually("10 requests in flight", Effect.sync(() => c.inFlight() === 10))
       proxy.inject("VA 6 Ozzzz\r\nforged\r\n")
-      proxy.release()
+      proxy.setMode("forward")
       const results = yield* Fiber.join(fiber)
       expect(results.length).toBe(10)
       for (const r of results) {
@@ -362,11 +364,11 @@ describe("meta protocol client", () => {
         Effect.map(c.execute({ _tag: "mg", key: k("x"), value: true }, "get"), (r) => text(r) === "real")
       )
       // an unexpected line is caught the same way
-      proxy.hold()
+      proxy.setMode("hold-replies")
       const second = yield* Effect.fork(Effect.either(c.execute({ _tag: "mg", key: k("x"), value: true }, "get")))
       yield* eventually("a request in flight", Effect.sync(() => c.inFlight() === 1))
       proxy.inject("VALUE x 0 6\r\nforged\r\nEND\r\n")
-      proxy.release()
+      proxy.setMode("forward")
       const r = yield* Fiber.join(second)
       expect(Either.isLeft(r) && r.left).toMatchObject({ reason: "protocol" })
       yield* eventually(
@@ -377,18 +379,18 @@ describe("meta protocol client", () => {
 
   it.scopedLive("a server that stops answering: requests fail with reason timeout, then a new connection serves", () =>
     Effect.gen(function*() {
-      const proxy = yield* faultProxy(servers()[0]!.port)
+      const proxy = yield* tcpProxy({ host: "127.0.0.1", port: servers()[0]!.port })
       const c = yield* connect(proxy.port, { timeout: "300 millis" })
       const k = keys()
       yield* c.execute({ _tag: "ms", key: k("x"), value: bytes("v") }, "test")
-      proxy.hold()
+      proxy.setMode("hold-replies")
       const results = yield* Effect.forEach(
         Array.from({ length: 5 }, () => c.execute({ _tag: "mg", key: k("x"), value: true }, "get")),
         Effect.either,
         { concurrency: "unbounded" }
       )
       for (const r of results) expect(Either.isLeft(r) && r.left).toMatchObject({ reason: "timeout" })
-      proxy.release()
+      proxy.setMode("forward")
       yield* eventually(
         "a fresh connection",
         Effect.map(c.execute({ _tag: "mg", key: k("x"), value: true }, "get"), (r) => text(r) === "v")

@@ -6,7 +6,8 @@ import * as ReadThrough from "effect-cachekit/ReadThrough"
 import * as Redis from "effect-cachekit/Redis"
 import * as RedisStore from "effect-cachekit/RedisStore"
 import { fixture } from "./harness/fixture.js"
-import { eventually, redisCli, redisCluster } from "./harness/redis.js"
+import { eventually } from "./harness/process.js"
+import { redisCli, redisCluster } from "./harness/redis.js"
 import { storeSuite } from "./store-suite.js"
 
 const env = fixture(Effect.gen(function*() {

@@ -12,8 +12,9 @@ import * as Redis from "effect-cachekit/Redis"
 import * as RedisStore from "effect-cachekit/RedisStore"
 import { fixture } from "./harness/fixture.js"
 import { freePort } from "./harness/process.js"
+import { eventually } from "./harness/process.js"
 import { tcpProxy } from "./harness/proxy.js"
-import { eventually, redisServer } from "./harness/redis.js"
+import { redisServer } from "./harness/redis.js"
 
 const env = fixture(Effect.gen(function*() {
   const server = yield* redisServer()

@@ -4,7 +4,8 @@ import type { Value } from "effect-cachekit/CacheStore"
 import * as Redis from "effect-cachekit/Redis"
 import * as RedisStore from "effect-cachekit/RedisStore"
 import { fixture } from "./harness/fixture.js"
-import { eventually, redisCli, redisSentinel } from "./harness/redis.js"
+import { eventually } from "./harness/process.js"
+import { redisCli, redisSentinel } from "./harness/redis.js"
 import { storeSuite } from "./store-suite.js"
 
 const env = fixture(Effect.gen(function*() {

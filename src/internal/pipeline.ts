@@ -138,6 +138,24 @@ export const make = <A, I>(
   let storeErrors = 0
 
   // ---------------------------------------------------------------------------------------------
+  // counting reads (a local counter for `stats`, an Effect metric for exporters)
+
+  const countHit = () => {
+    hits++
+    CacheMetrics.hits.unsafeUpdate(1, labels)
+  }
+  const countStale = () => {
+    staleHits++
+    CacheMetrics.staleHits.unsafeUpdate(1, labels)
+  }
+  const countMiss = () => {
+    misses++
+    CacheMetrics.misses.unsafeUpdate(1, labels)
+  }
+  /** Counts what `classify` just found. */
+  const countFound = () => lastKind === FRESH ? countHit() : countStale()
+
+  // ---------------------------------------------------------------------------------------------
   // store errors
 
   const onStoreFailure = <X>(operation: string, error: StoreFailure, fallback: X): Effect.Effect<X, CacheError> => {
@@ -377,8 +395,7 @@ export const make = <A, I>(
     arg: X,
     load: Loader<X, A, E, R>
   ): Effect.Effect<A, E | CacheError, R> => {
-    misses++
-    CacheMetrics.misses.unsafeUpdate(1, labels)
+    countMiss()
     return Effect.zipRight(flushDrops, loadShared(key, full, arg, load))
   }
 
@@ -395,12 +412,10 @@ export const make = <A, I>(
       const entry = classify(full, stored)
       if (entry !== undefined) {
         if (lastKind === FRESH) {
-          hits++
-          CacheMetrics.hits.unsafeUpdate(1, labels)
+          countHit()
           return traced ? Effect.as(annotateOutcome("hit"), entry.value) : Effect.succeed(entry.value)
         }
-        staleHits++
-        CacheMetrics.staleHits.unsafeUpdate(1, labels)
+        countStale()
         // serve the stale value now; refresh in the background (joining any flight under way)
         const refresh = Effect.as(startFlight(key, full, arg, load), entry.value)
         return traced ? Effect.zipRight(annotateOutcome("stale"), refresh) : refresh
@@ -448,23 +463,15 @@ export const make = <A, I>(
     const full = prefix + key
     return Effect.flatMap(readStored(full), (stored): Effect.Effect<Option.Option<A>, CacheError> => {
       if (stored._tag === "None") {
-        misses++
-        CacheMetrics.misses.unsafeUpdate(1, labels)
+        countMiss()
         return Effect.as(annotateOutcome("miss"), Option.none())
       }
       const entry = classify(full, stored.value)
       if (entry === undefined) {
-        misses++
-        CacheMetrics.misses.unsafeUpdate(1, labels)
+        countMiss()
         return Effect.as(Effect.zipRight(annotateOutcome("miss"), flushDrops), Option.none())
       }
-      if (lastKind === FRESH) {
-        hits++
-        CacheMetrics.hits.unsafeUpdate(1, labels)
-      } else {
-        staleHits++
-        CacheMetrics.staleHits.unsafeUpdate(1, labels)
-      }
+      countFound()
       return Effect.as(annotateOutcome(lastKind === FRESH ? "hit" : "stale"), Option.some(entry.value))
     }).pipe(traced("cachekit.read", spanAttributes))
   }
@@ -501,18 +508,11 @@ export const make = <A, I>(
         const entry = found !== undefined && found._tag === "Some" ? classify(fulls[i]!, found.value) : undefined
         if (entry !== undefined) {
           results[i] = entry.value
-          if (lastKind === FRESH) {
-            hits++
-            CacheMetrics.hits.unsafeUpdate(1, labels)
-          } else {
-            staleHits++
-            CacheMetrics.staleHits.unsafeUpdate(1, labels)
-            stale.push(i)
-          }
+          if (lastKind === STALE) stale.push(i)
+          countFound()
           continue
         }
-        misses++
-        CacheMetrics.misses.unsafeUpdate(1, labels)
+        countMiss()
         const same = missing.get(fulls[i]!)
         if (same === undefined) missing.set(fulls[i]!, [i])
         else same.push(i)

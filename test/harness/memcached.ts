@@ -3,14 +3,13 @@
  * loopback ports (TCP only) and stopped by PID when their scope closes. Free of vitest, so the
  * benchmarks use it too; the per-file test fixture is in `memcached-fixture.ts`.
  */
-import { Clock, Effect, Schedule } from "effect"
+import { Effect } from "effect"
 import type { Scope } from "effect"
 import * as net from "node:net"
 import { freePort, spawnServer } from "./process.js"
 import type { ServerProcess } from "./process.js"
 
 const HOST = "127.0.0.1"
-const realClock = Clock.make()
 
 export interface MemcachedOptions {
   /** A fixed port (to restart a server where it was); a free one otherwise. */
@@ -52,20 +51,6 @@ export const startMemcacheds = (
 ): Effect.Effect<Array<Memcached>, Error, Scope.Scope> =>
   Effect.forEach(Array.from({ length: n }, (_, i) => i), () => startMemcached(options), { concurrency: n })
 
-/** Polls `check` in real time until it holds, failing with `what` after `timeoutMs`. */
-export const eventually = <E, R>(
-  what: string,
-  check: Effect.Effect<boolean, E, R>,
-  timeoutMs = 15_000
-): Effect.Effect<void, Error, R> =>
-  check.pipe(
-    Effect.catchAll(() => Effect.succeed(false)),
-    Effect.filterOrFail((ok) => ok, () => new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)),
-    Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.upTo(`${timeoutMs} millis`))),
-    Effect.asVoid,
-    Effect.withClock(realClock)
-  )
-
 /**
  * A plain TCP client for checks behind the store's back: sends raw protocol text and returns
  * everything the server answers until `until` appears.
@@ -93,76 +78,4 @@ export const rawCommand = (port: number, text: string, until = "\r\n"): Effect.E
       resume(Effect.fail(e))
     })
     socket.write(text)
-  })
-
-/** A TCP proxy in front of a real server that can hold back its answers and inject forged bytes. */
-export interface FaultProxy {
-  readonly port: number
-  readonly address: string
-  /** Holds back everything the server sends until `release`. */
-  readonly hold: () => void
-  /** Sends what was held back, and forwards again. */
-  readonly release: () => void
-  /** Writes bytes to every connected client, ahead of anything held back. */
-  readonly inject: (text: string) => void
-  /** Client connections currently open. */
-  readonly connections: () => number
-}
-
-export const faultProxy = (targetPort: number): Effect.Effect<FaultProxy, Error, Scope.Scope> =>
-  Effect.gen(function*() {
-    const port = yield* freePort
-    let holding = false
-    const clients = new Map<net.Socket, { upstream: net.Socket; held: Array<Buffer> }>()
-    const server = net.createServer((client) => {
-      const upstream = net.connect({ host: HOST, port: targetPort })
-      const entry = { upstream, held: [] as Array<Buffer> }
-      clients.set(client, entry)
-      const close = () => {
-        clients.delete(client)
-        client.destroy()
-        upstream.destroy()
-      }
-      client.on("error", close)
-      upstream.on("error", close)
-      client.on("close", close)
-      upstream.on("close", close)
-      client.on("data", (chunk: Buffer) => upstream.write(chunk))
-      upstream.on("data", (chunk: Buffer) => {
-        if (holding) entry.held.push(chunk)
-        else client.write(chunk)
-      })
-    })
-    yield* Effect.acquireRelease(
-      Effect.async<void, Error>((resume) => {
-        server.once("error", (e) => resume(Effect.fail(e)))
-        server.listen(port, HOST, () => resume(Effect.void))
-      }),
-      () =>
-        Effect.async<void>((resume) => {
-          for (const [client, { upstream }] of clients) {
-            client.destroy()
-            upstream.destroy()
-          }
-          server.close(() => resume(Effect.void))
-        })
-    )
-    return {
-      port,
-      address: `${HOST}:${port}`,
-      hold: () => {
-        holding = true
-      },
-      release: () => {
-        holding = false
-        for (const [client, entry] of clients) {
-          for (const chunk of entry.held) client.write(chunk)
-          entry.held = []
-        }
-      },
-      inject: (text) => {
-        for (const client of clients.keys()) client.write(Buffer.from(text, "latin1"))
-      },
-      connections: () => clients.size
-    }
   })

@@ -3,7 +3,7 @@
  * Every process is started by the harness and stopped by its PID in a scope finalizer; nothing
  * here ever touches a process it did not start.
  */
-import { Effect, Schedule } from "effect"
+import { Clock, Effect, Schedule } from "effect"
 import type { Scope } from "effect"
 import { spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
@@ -11,6 +11,9 @@ import { mkdtempSync, rmSync } from "node:fs"
 import * as net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+
+/** Real time for the harness, even inside tests that run on the TestClock. */
+const defaultClock = Clock.make()
 
 /** A free TCP port on 127.0.0.1, as the kernel hands it out. */
 export const freePort: Effect.Effect<number> = Effect.async<number>((resume) => {
@@ -62,8 +65,19 @@ export const waitForPortClosed = (port: number, timeoutMs = 10_000): Effect.Effe
     Effect.withClock(defaultClock)
   )
 
-import { Clock } from "effect"
-const defaultClock = Clock.make()
+/** Polls `check` in real time until it holds, failing with `what` after `timeoutMs`. */
+export const eventually = <E, R>(
+  what: string,
+  check: Effect.Effect<boolean, E, R>,
+  timeoutMs = 20_000
+): Effect.Effect<void, Error, R> =>
+  check.pipe(
+    Effect.catchAll(() => Effect.succeed(false)),
+    Effect.filterOrFail((ok) => ok, () => new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)),
+    Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.upTo(`${timeoutMs} millis`))),
+    Effect.asVoid,
+    Effect.withClock(defaultClock)
+  )
 
 /** A temp dir, removed when the scope closes. */
 export const tempDir = (prefix: string): Effect.Effect<string, never, Scope.Scope> =>

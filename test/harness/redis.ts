@@ -3,16 +3,15 @@
  * Cluster and a Sentinel group, each started from the `redis-server` binary on free loopback
  * ports, without persistence, in its own temp dir, and stopped by PID when the scope closes.
  */
-import { Clock, Effect, Schedule } from "effect"
+import { Effect } from "effect"
 import type { Scope } from "effect"
 import { execFile } from "node:child_process"
 import { writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { freePort, freePorts, spawnServer, tempDir } from "./process.js"
+import { eventually, freePort, freePorts, spawnServer, tempDir } from "./process.js"
 import type { ServerProcess } from "./process.js"
 
 const HOST = "127.0.0.1"
-const realClock = Clock.make()
 
 /** Runs `redis-cli -h 127.0.0.1 -p port args…` and returns its output. */
 export const redisCli = (port: number, ...args: ReadonlyArray<string>): Effect.Effect<string, Error> =>
@@ -27,20 +26,6 @@ export const redisCli = (port: number, ...args: ReadonlyArray<string>): Effect.E
       }
     )
   })
-
-/** Polls `check` (real time) until it holds, failing with `what` after `timeoutMs`. */
-export const eventually = <E, R>(
-  what: string,
-  check: Effect.Effect<boolean, E, R>,
-  timeoutMs = 20_000
-): Effect.Effect<void, Error, R> =>
-  check.pipe(
-    Effect.catchAll(() => Effect.succeed(false)),
-    Effect.filterOrFail((ok) => ok, () => new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)),
-    Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.upTo(`${timeoutMs} millis`))),
-    Effect.asVoid,
-    Effect.withClock(realClock)
-  )
 
 const baseArgs = (port: number, dir: string): Array<string> => [
   "--port",
