@@ -15,32 +15,14 @@ import { assertOption, EncodeError, StoreError, UnsupportedCapability, ValueTooL
 import type { StoreFailure } from "../../CacheError.js"
 import * as CacheStore from "../../CacheStore.js"
 import * as HashRing from "../../HashRing.js"
+import type * as PublicApi from "../../MemcachedStore.js"
 import * as CircuitBreaker from "../circuitBreaker.js"
 import * as Connection from "./connection.js"
 import * as Keys from "./keys.js"
 import type * as Protocol from "./protocol.js"
 
 /** @internal */
-export interface Options {
-  readonly servers: ReadonlyArray<string>
-  readonly weights?: ReadonlyArray<number> | undefined
-  readonly prefix?: string | undefined
-  readonly name?: string | undefined
-  readonly poolSize?: number | undefined
-  readonly timeout?: Duration.DurationInput | undefined
-  readonly connectTimeout?: Duration.DurationInput | undefined
-  readonly maxValueBytes?: number | undefined
-  readonly failover?: boolean | undefined
-  readonly circuitBreaker?: {
-    readonly failureThreshold?: number | undefined
-    readonly resetAfter?: Duration.DurationInput | undefined
-  } | undefined
-  readonly reconnect?: {
-    readonly base?: Duration.DurationInput | undefined
-    readonly max?: Duration.DurationInput | undefined
-  } | undefined
-  readonly generationRefresh?: Duration.DurationInput | undefined
-}
+export type Options = PublicApi.Options
 
 /** @internal */
 export interface ServerAddress {
