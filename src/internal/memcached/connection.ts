@@ -56,11 +56,15 @@ export interface Connection {
   readonly answered: () => number
   /** Sends one request and waits for its answer. */
   readonly execute: (request: Protocol.Request, operation: string) => Effect.Effect<Protocol.Response, StoreError>
-  /** `execute`, with the answer turned into what the caller wants as it arrives (one step less). */
+  /**
+   * `execute`, with the answer turned into what the caller wants as it arrives, and a failure
+   * handed to `recover` (run in the caller's fiber), which saves the caller a `catchAll` step.
+   */
   readonly executeWith: <A>(
     request: Protocol.Request,
     operation: string,
-    decode: (response: Protocol.Response) => A
+    decode: (response: Protocol.Response) => A,
+    recover?: (error: StoreError) => Effect.Effect<never, StoreError>
   ) => Effect.Effect<A, StoreError>
   /**
    * Sends the requests back to back followed by `mn`, in one write, and returns their answers in
@@ -97,6 +101,8 @@ interface Job {
   readonly results: Array<Protocol.Response> | undefined
   /** For a single request: what the answer is turned into before the caller gets it. */
   readonly decode: ((response: Protocol.Response) => unknown) | undefined
+  /** What a failure becomes in the caller's fiber; undefined: the failure as is. */
+  readonly recover: ((error: StoreError) => Effect.Effect<never, StoreError>) | undefined
   remaining: number
   done: boolean
   /** The waiting caller's callback (one answer, or the array of a pipeline); a method, so either fits. */
@@ -113,6 +119,27 @@ interface Entry {
   /** Position in `job.results`; -1 for the closing `mn` of a pipeline. */
   readonly index: number
   readonly at: number
+}
+
+/** A single request is its own job and its own entry: one allocation per request, not two. */
+class Single implements Job, Entry {
+  readonly results = undefined
+  readonly index = 0
+  remaining = 1
+  done = false
+  readonly job: Job
+  constructor(
+    readonly operation: string,
+    readonly decode: ((response: Protocol.Response) => unknown) | undefined,
+    readonly recover: ((error: StoreError) => Effect.Effect<never, StoreError>) | undefined,
+    readonly resume: (effect: Effect.Effect<unknown, StoreError>) => void,
+    readonly opaque: string | undefined,
+    readonly quiet: Protocol.Response | undefined,
+    readonly kind: Protocol.Request["_tag"],
+    readonly at: number
+  ) {
+    this.job = this
+  }
 }
 
 /** A FIFO over an array with a moving head, compacted as it drains. */
@@ -183,6 +210,14 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
       job.resume(effect)
     }
 
+    const failure = (
+      error: StoreError,
+      recover: ((error: StoreError) => Effect.Effect<never, StoreError>) | undefined
+    ): Effect.Effect<never, StoreError> =>
+      recover === undefined ? Effect.fail(error) : Effect.suspend(() => recover(error))
+
+    const fail = (job: Job, error: StoreError) => finish(job, failure(error, job.recover))
+
     /**
      * Fails every request in flight, as one event: the oldest gets `first` when given (the request
      * an error line most likely answered), and all the others are marked collateral, so that one
@@ -204,7 +239,7 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
           : storeError(entry.job.operation, reason, detail)
         if (!isFirst) collateral.add(error)
         isFirst = false
-        finish(entry.job, Effect.fail(error))
+        fail(entry.job, error)
       }
     }
 
@@ -310,6 +345,12 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
      * it opens.
      */
     let flushScheduled = false
+    /**
+     * The time requests are stamped with for the watchdog: read once per burst (when its flush is
+     * scheduled), not once per request; a burst is written within the same turn.
+     */
+    let burstAt = 0
+    const now = (): number => flushScheduled ? burstAt : (burstAt = clock.unsafeCurrentTimeMillis())
     const flush = () => {
       flushScheduled = false
       if (writeNow === undefined) return
@@ -350,9 +391,14 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
       opaque: string | undefined,
       job: Job,
       index: number,
-      now: number
+      at: number
     ): void => {
-      pending.push({ opaque, quiet: Protocol.quietDefault(request), kind: request._tag, job, index, at: now })
+      pending.push({ opaque, quiet: Protocol.quietDefault(request), kind: request._tag, job, index, at })
+      write(request, line)
+    }
+
+    /** Queues a request's bytes for the next flush. */
+    const write = (request: Protocol.Request, line: string): void => {
       const text = line + CRLF
       const last = out.length - 1
       // Consecutive command lines are joined into one string; values go in as they are.
@@ -376,33 +422,46 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
     const send = <A>(
       request: Protocol.Request,
       operation: string,
-      decode: ((response: Protocol.Response) => A) | undefined
+      decode: ((response: Protocol.Response) => A) | undefined,
+      recover: ((error: StoreError) => Effect.Effect<never, StoreError>) | undefined
     ): Effect.Effect<A, StoreError> =>
       Effect.async<A, StoreError>((resume) => {
-        if (state === "down" || state === "closed") return resume(Effect.fail(unavailable(operation)))
+        if (state === "down" || state === "closed") return resume(failure(unavailable(operation), recover))
         const opaque = nextOpaque(request)
         let line: string
         try {
           line = Protocol.encodeLine(request, opaque)
         } catch (e) {
           if (e instanceof Protocol.EncodingProblem) {
-            return resume(Effect.fail(storeError(operation, "command", e.detail)))
+            return resume(failure(storeError(operation, "command", e.detail), recover))
           }
           throw e
         }
-        const job: Job = { operation, results: undefined, decode, remaining: 1, done: false, resume }
-        enqueue(request, line, opaque, job, 0, clock.unsafeCurrentTimeMillis())
+        pending.push(
+          new Single(
+            operation,
+            decode,
+            recover,
+            resume as Job["resume"],
+            opaque,
+            Protocol.quietDefault(request),
+            request._tag,
+            now()
+          )
+        )
+        write(request, line)
         scheduleFlush()
       })
 
     const execute = (request: Protocol.Request, operation: string): Effect.Effect<Protocol.Response, StoreError> =>
-      send(request, operation, undefined)
+      send(request, operation, undefined, undefined)
 
     const executeWith = <A>(
       request: Protocol.Request,
       operation: string,
-      decode: (response: Protocol.Response) => A
-    ): Effect.Effect<A, StoreError> => send(request, operation, decode)
+      decode: (response: Protocol.Response) => A,
+      recover?: (error: StoreError) => Effect.Effect<never, StoreError>
+    ): Effect.Effect<A, StoreError> => send(request, operation, decode, recover)
 
     const pipeline = (
       requests: ReadonlyArray<Protocol.Request>,
@@ -418,13 +477,14 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
           operation,
           results: new Array(requests.length),
           decode: undefined,
+          recover: undefined,
           remaining: requests.length + 1,
           done: false,
           resume
         }
-        const now = clock.unsafeCurrentTimeMillis()
-        for (let i = 0; i < requests.length; i++) enqueue(requests[i]!, lines[i]!, opaques[i], job, i, now)
-        enqueue(Protocol.noop, "mn", undefined, job, -1, now)
+        const at = now()
+        for (let i = 0; i < requests.length; i++) enqueue(requests[i]!, lines[i]!, opaques[i], job, i, at)
+        enqueue(Protocol.noop, "mn", undefined, job, -1, at)
         scheduleFlush()
       })
 

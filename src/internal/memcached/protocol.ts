@@ -403,8 +403,9 @@ const statusCodes: Record<string, StatusResponse["_tag"]> = { HD: "HD", EN: "EN"
 export class Parser {
   private buf: Buffer = Buffer.alloc(0)
   private pos = 0
-  /** A `VA` header whose data block has not fully arrived. */
-  private pending: { readonly size: number; readonly flags: ResponseFlags } | undefined = undefined
+  /** The flags and size of a `VA` header whose data block has not fully arrived (two fields: no object per value). */
+  private pending: ResponseFlags | undefined = undefined
+  private pendingSize = 0
   /** Chunks of a large data block, joined once when complete. */
   private parts: Array<Buffer> = []
   private partsBytes = 0
@@ -426,7 +427,7 @@ export class Parser {
     if (this.pending !== undefined && this.parts.length > 0) {
       this.parts.push(data)
       this.partsBytes += data.length
-      if (this.partsBytes < this.pending.size + 2) return undefined
+      if (this.partsBytes < this.pendingSize + 2) return undefined
       this.buf = Buffer.concat(this.parts, this.partsBytes)
       this.pos = 0
       this.parts = []
@@ -441,7 +442,7 @@ export class Parser {
     const buf = this.buf
     while (true) {
       if (this.pending !== undefined) {
-        const need = this.pending.size + 2
+        const need = this.pendingSize + 2
         const available = buf.length - this.pos
         if (available < need) {
           // Keep what there is and gather the rest of the block before joining.
@@ -451,14 +452,14 @@ export class Parser {
           this.pos = 0
           return undefined
         }
-        const end = this.pos + this.pending.size
+        const end = this.pos + this.pendingSize
         if (buf[end] !== 0x0d || buf[end + 1] !== 0x0a) {
           return new ProtocolViolation("a data block is not followed by \\r\\n")
         }
         // A copy, so a cached value never pins the whole socket chunk it arrived in.
-        const value = new Uint8Array(this.pending.size)
-        value.set(buf.subarray(this.pos, end))
-        const flags = this.pending.flags
+        const value = new Uint8Array(this.pendingSize)
+        buf.copy(value, 0, this.pos, end)
+        const flags = this.pending
         this.pending = undefined
         this.pos = end + 2
         emit({ _tag: "VA", value, flags })
@@ -521,7 +522,8 @@ export class Parser {
           `bad VA line ${JSON.stringify(buf.toString("latin1", start, Math.min(end, start + 80)))}`
         )
       }
-      this.pending = { size, flags: parseFlags(buf, i, end) }
+      this.pending = parseFlags(buf, i, end)
+      this.pendingSize = size
       return undefined
     }
     const code = String.fromCharCode(c0, c1)

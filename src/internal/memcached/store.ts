@@ -484,7 +484,11 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
       const wire = Keys.dataKey(b, key)
       const server = route(wire)
       if (server === undefined) return noServer("get")
-      return guard(server, "get", pick(server).executeWith({ _tag: "mg", key: wire, value: true }, "get", toOption))
+      const request: Protocol.MetaGet = { _tag: "mg", key: wire, value: true }
+      // While the breaker is closed, the failure handler rides along with the request (no extra step).
+      return server.breaker.state() === "closed"
+        ? pick(server).executeWith(request, "get", toOption, server.onFailure)
+        : guard(server, "get", pick(server).executeWith(request, "get", toOption))
     }
     const get = (key: string): Effect.Effect<Option.Option<CacheStore.Value>, StoreFailure> =>
       Effect.suspend(() => base !== undefined ? getWith(base, key) : Effect.flatMap(ensureBase, (b) => getWith(b, key)))
