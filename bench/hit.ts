@@ -112,6 +112,13 @@ const fromPromises = await compare("Hit from Promise land (one await per read)",
     run: async (n) => {
       for (let i = 0; i < n; i++) sink += (await Effect.runPromise(effectCache.get(keys[i % KEYS]!))).price
     }
+  },
+  {
+    // the floor of this setting: running any effect at all from a Promise
+    name: "floor: Effect.runPromise(Effect.succeed) (no cache)",
+    run: async (n) => {
+      for (let i = 0; i < n; i++) sink += await Effect.runPromise(Effect.succeed(i))
+    }
   }
 ])
 
