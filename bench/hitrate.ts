@@ -17,6 +17,7 @@ import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import type { EvictionKind } from "../src/internal/eviction/index.js"
 import { MemoryCore } from "../src/internal/memoryStore.js"
+import { seeded } from "./lib.js"
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..")
 
@@ -113,18 +114,6 @@ const parseLirs = (text: string): Float64Array => {
 
 // ---------------------------------------------------------------------------------------------
 // Synthetic workloads
-
-/** mulberry32: a tiny seeded generator; the workloads must be identical on every run. */
-const seeded = (seed: number): () => number => {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** Draws ranks 0..n-1 with probability ∝ 1/(rank+1)^s, by binary search over the CDF. */
 const zipfSampler = (n: number, s: number, random: () => number): () => number => {

@@ -82,3 +82,15 @@ export const ratio = (results: ReadonlyArray<Result>, a: string, b: string): str
   const y = results.find((r) => r.name === b)!
   return `${(x.opsPerSec / y.opsPerSec).toFixed(2)}×`
 }
+
+/** mulberry32: a tiny seeded generator, so every run replays the same workload. */
+export const seeded = (seed: number): () => number => {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}

@@ -24,6 +24,7 @@ import { makePolicy } from "../src/internal/eviction/index.js"
 import type { Node, Policy } from "../src/internal/eviction/policy.js"
 import { hashKey } from "../src/internal/eviction/policy.js"
 import { MemoryCore } from "../src/internal/memoryStore.js"
+import { seeded } from "./lib.js"
 
 const gc = (globalThis as { gc?: () => void }).gc
 if (gc === undefined) {
@@ -40,18 +41,6 @@ const ENTRIES = 100_000
 const MEMORY_ROUNDS = 3
 const HIT_ROUNDS = 7
 const HITS_PER_ROUND = 2_000_000
-
-/** mulberry32, so every run replays the same keys and access sequence. */
-const seeded = (seed: number): () => number => {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const median = (xs: ReadonlyArray<number>): number => {
   const sorted = [...xs].sort((a, b) => a - b)

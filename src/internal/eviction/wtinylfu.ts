@@ -181,15 +181,7 @@ export class WTinyLfuPolicy implements Policy {
     node.queue = QUEUE_WINDOW
     this.windowCount++
     if (++this.count > this.sketch.entries && this.sketch.entries < this.sketchCeiling) this.growSketch()
-    if (this.windowCount > this.windowMax) {
-      const oldest = this.window.next!
-      detach(oldest)
-      this.windowCount--
-      append(this.probation, oldest)
-      oldest.queue = QUEUE_PROBATION
-      this.probationCount++
-      this.candidate = oldest
-    }
+    if (this.windowCount > this.windowMax) this.candidate = this.windowToProbation()
   }
 
   onRemove(node: Node): void {
@@ -344,6 +336,17 @@ export class WTinyLfuPolicy implements Policy {
   }
 
   /** Protected overflow goes back to probation (most recent end): it keeps a second chance. */
+  /** Moves the window's oldest entry to probation, where it will face admission; returns it. */
+  private windowToProbation(): Node {
+    const oldest = this.window.next!
+    detach(oldest)
+    this.windowCount--
+    append(this.probation, oldest)
+    oldest.queue = QUEUE_PROBATION
+    this.probationCount++
+    return oldest
+  }
+
   private demote(): void {
     const oldest = this.protected.next!
     detach(oldest)
@@ -415,14 +418,7 @@ export class WTinyLfuPolicy implements Policy {
     this.windowMax = Math.max(1, Math.min(Math.floor(m * this.windowShare), m - 1))
     this.protectedMax = Math.floor((m - this.windowMax) * PROTECTED_SHARE)
     while (this.protectedCount > this.protectedMax) this.demote()
-    while (this.windowCount > this.windowMax) {
-      const oldest = this.window.next!
-      detach(oldest)
-      this.windowCount--
-      append(this.probation, oldest)
-      oldest.queue = QUEUE_PROBATION
-      this.probationCount++
-    }
+    while (this.windowCount > this.windowMax) this.windowToProbation()
     // A larger window takes main's least recent entries, giving them one more round in the window.
     while (this.windowCount < this.windowMax && this.probationCount + this.protectedCount > 0) {
       const fromProbation = this.probationCount > 0
