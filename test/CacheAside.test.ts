@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Option, Ref, Schema, TestClock } from "effect"
 import { Cache, CacheAside, CacheStore, MemoryStore, Ttl } from "effect-cachekit"
+import { bytesOnlyStore } from "./utils.js"
 
 const Memory = MemoryStore.layer()
 
@@ -73,6 +74,28 @@ describe("CacheAside", () => {
       yield* never.set("k", 1)
       expect(yield* never.get("k")).toEqual(Option.none())
     }).pipe(Effect.provide(Memory)))
+
+  it.scoped("over a byte store, entries round-trip as bytes; changed bytes are decoded afresh, never served stale", () =>
+    Effect.gen(function*() {
+      const store = yield* bytesOnlyStore
+      const Item = Schema.Struct({ n: Schema.Number, at: Schema.DateFromString })
+      const items = yield* CacheAside.make({ namespace: "item", value: Item, ttl: "1 minute" }).pipe(
+        Effect.provideService(CacheStore.CacheStore, store)
+      )
+      yield* items.set("k", { n: 1, at: new Date(0) })
+      const stored = Option.getOrThrow(yield* store.get("item:k"))
+      expect(stored).toBeInstanceOf(Uint8Array)
+      expect(yield* items.get("k")).toEqual(Option.some({ n: 1, at: new Date(0) }))
+      expect(yield* items.get("k")).toEqual(Option.some({ n: 1, at: new Date(0) }))
+      // another writer replaces the bytes: the new value is read, not a remembered one
+      yield* items.set("k", { n: 2, at: new Date(1000) })
+      expect(yield* items.get("k")).toEqual(Option.some({ n: 2, at: new Date(1000) }))
+      // bytes of the same length that no longer decode are a miss
+      const garbage = new Uint8Array((Option.getOrThrow(yield* store.get("item:k")) as Uint8Array).byteLength).fill(120)
+      yield* store.set("item:k", garbage)
+      expect(yield* items.get("k")).toEqual(Option.none())
+      expect(yield* items.stats).toMatchObject({ hits: 3, misses: 1, decodeFailures: 1 })
+    }))
 
   it.scoped("non-string keys become strings through the key option", () =>
     Effect.gen(function*() {

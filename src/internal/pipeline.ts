@@ -107,6 +107,10 @@ const annotateOutcome = (outcome: "hit" | "miss" | "stale") =>
     tracer === untracedTracer ? Effect.void : Effect.annotateCurrentSpan("cache.outcome", outcome)
   )
 
+/** Bounds of the per-pipeline memo of decoded entries (at most ~4 MiB of copied bytes). */
+const DECODED_MAX_ENTRIES = 1024
+const DECODED_MAX_BYTES = 4096
+
 const MISS = 0
 const FRESH = 1
 const STALE = 2
@@ -173,6 +177,21 @@ export const make = <A, I>(
   // ---------------------------------------------------------------------------------------------
   // decoding
 
+  /**
+   * The last decoded entry of recently read keys of a byte store, with the bytes it came from.
+   * A read whose bytes are identical (compared in full) reuses the entry instead of parsing the
+   * envelope and validating the value again: decoding is deterministic, so identical bytes give
+   * an identical entry. Bounded in entries and in the size of what it keeps.
+   */
+  const decoded = new Map<string, { readonly bytes: Uint8Array; readonly entry: Entry<A> }>()
+  const remember = (full: string, bytes: Uint8Array, entry: Entry<A>) => {
+    if (bytes.byteLength > DECODED_MAX_BYTES) return
+    decoded.delete(full)
+    // a copy: the bytes a client hands over may be a view into a larger socket buffer
+    decoded.set(full, { bytes: bytes.slice(), entry })
+    if (decoded.size > DECODED_MAX_ENTRIES) decoded.delete(decoded.keys().next().value!)
+  }
+
   /** Reads what the store returned: the entry, or undefined for a miss (dropping what does not decode). */
   let lastKind = MISS
   const classify = (full: string, stored: CacheStore.Value): Entry<A> | undefined => {
@@ -184,12 +203,21 @@ export const make = <A, I>(
       }
       entry = stored as Entry<A>
     } else if (stored instanceof Uint8Array) {
-      const decoded = codec.fromBytes(stored)
-      if (Either.isLeft(decoded)) {
-        dropUndecodable(full, decoded.left)
-        return undefined
+      const memoed = decoded.get(full)
+      if (
+        memoed !== undefined && memoed.bytes.byteLength === stored.byteLength &&
+        Buffer.compare(memoed.bytes, stored) === 0
+      ) {
+        entry = memoed.entry
+      } else {
+        const result = codec.fromBytes(stored)
+        if (Either.isLeft(result)) {
+          dropUndecodable(full, result.left)
+          return undefined
+        }
+        entry = result.right
+        remember(full, stored, entry)
       }
-      entry = decoded.right
     } else {
       dropUndecodable(full, "not a cache entry")
       return undefined
