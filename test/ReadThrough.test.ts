@@ -21,6 +21,15 @@ const counting = Effect.gen(function*() {
   return { calls, lookup }
 })
 
+/** A lookup that counts its calls and holds every load until `open` runs. */
+const gated = Effect.gen(function*() {
+  const calls = yield* Ref.make(0)
+  const gate = yield* Deferred.make<void>()
+  const lookup = (id: string) =>
+    Ref.update(calls, (n) => n + 1).pipe(Effect.zipRight(Deferred.await(gate)), Effect.as(user(id)))
+  return { calls, lookup, open: Deferred.succeed(gate, undefined) }
+})
+
 const Memory = MemoryStore.layer()
 
 describe("ReadThrough", () => {
@@ -39,18 +48,11 @@ describe("ReadThrough", () => {
 
   it.scoped("stampede: 1,000 concurrent gets of a cold key call lookup exactly once", () =>
     Effect.gen(function*() {
-      const calls = yield* Ref.make(0)
-      const gate = yield* Deferred.make<void>()
-      const users = yield* ReadThrough.make({
-        namespace: "user",
-        value: User,
-        lookup: (id: string) =>
-          Ref.update(calls, (n) => n + 1).pipe(Effect.zipRight(Deferred.await(gate)), Effect.as(user(id))),
-        ttl: "5 minutes"
-      })
+      const { calls, lookup, open } = yield* gated
+      const users = yield* ReadThrough.make({ namespace: "user", value: User, lookup, ttl: "5 minutes" })
       const fibers = yield* Effect.forEach(Array.from({ length: 1000 }), () => Effect.fork(users.get("cold")))
       yield* Effect.yieldNow()
-      yield* Deferred.succeed(gate, undefined)
+      yield* open
       const results = yield* Fiber.joinAll(fibers)
       expect(results.length).toBe(1000)
       expect(results.every((u) => u.id === "cold")).toBe(true)
@@ -60,20 +62,13 @@ describe("ReadThrough", () => {
 
   it.scoped("an interrupted waiter does not interrupt the load the other waiters share", () =>
     Effect.gen(function*() {
-      const calls = yield* Ref.make(0)
-      const gate = yield* Deferred.make<void>()
-      const users = yield* ReadThrough.make({
-        namespace: "user",
-        value: User,
-        lookup: (id: string) =>
-          Ref.update(calls, (n) => n + 1).pipe(Effect.zipRight(Deferred.await(gate)), Effect.as(user(id))),
-        ttl: "5 minutes"
-      })
+      const { calls, lookup, open } = yield* gated
+      const users = yield* ReadThrough.make({ namespace: "user", value: User, lookup, ttl: "5 minutes" })
       const impatient = yield* Effect.fork(users.get("k"))
       const patient = yield* Effect.fork(users.get("k"))
       yield* Effect.yieldNow()
       yield* Fiber.interrupt(impatient)
-      yield* Deferred.succeed(gate, undefined)
+      yield* open
       expect(yield* Fiber.join(patient)).toEqual(user("k"))
       expect(yield* Ref.get(calls)).toBe(1)
       // and the value was stored: no further load
@@ -265,13 +260,11 @@ describe("ReadThrough", () => {
   it.scoped("concurrent get and getMany of the same cold key share one load", () =>
     Effect.gen(function*() {
       const batches = yield* Ref.make(0)
-      const singles = yield* Ref.make(0)
-      const gate = yield* Deferred.make<void>()
+      const { calls: singles, lookup, open } = yield* gated
       const users = yield* ReadThrough.make({
         namespace: "user",
         value: User,
-        lookup: (id: string) =>
-          Ref.update(singles, (n) => n + 1).pipe(Effect.zipRight(Deferred.await(gate)), Effect.as(user(id))),
+        lookup,
         lookupMany: (ids) => Effect.as(Ref.update(batches, (n) => n + 1), ids.map(user)),
         ttl: "5 minutes"
       })
@@ -279,7 +272,7 @@ describe("ReadThrough", () => {
       yield* Effect.yieldNow()
       const many = yield* Effect.fork(users.getMany(["shared", "other"]))
       yield* Effect.yieldNow()
-      yield* Deferred.succeed(gate, undefined)
+      yield* open
       expect((yield* Fiber.join(many)).map((u) => u.id)).toEqual(["shared", "other"])
       expect((yield* Fiber.join(single)).id).toBe("shared")
       expect(yield* Ref.get(singles)).toBe(1)
