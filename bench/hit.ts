@@ -84,9 +84,9 @@ const inEffectLoop = await compare("Hit inside one Effect loop (one `Effect.runP
 
 const fromPromises = await compare("Hit from Promise land (one await per read)", [
   {
-    name: "ReadThrough.get via runtime.runPromise (effect-cachekit)",
+    name: "ReadThrough.get via Effect.runPromise (effect-cachekit)",
     run: async (n) => {
-      for (let i = 0; i < n; i++) sink += (await runtime.runPromise(products.get(keys[i % KEYS]!))).price
+      for (let i = 0; i < n; i++) sink += (await Effect.runPromise(products.get(keys[i % KEYS]!))).price
     }
   },
   {
@@ -130,10 +130,16 @@ console.log(
 )
 console.log(
   `- from Promise land: ReadThrough.get is ${
-    ratio(fromPromises, "ReadThrough.get via runtime.runPromise (effect-cachekit)", "bentocache getOrSet (memory)")
+    ratio(fromPromises, "ReadThrough.get via Effect.runPromise (effect-cachekit)", "bentocache getOrSet (memory)")
   } bentocache, ${
-    ratio(fromPromises, "ReadThrough.get via runtime.runPromise (effect-cachekit)", "cache-manager wrap")
-  } cache-manager`
+    ratio(fromPromises, "ReadThrough.get via Effect.runPromise (effect-cachekit)", "cache-manager wrap")
+  } cache-manager, ${
+    ratio(
+      fromPromises,
+      "ReadThrough.get via Effect.runPromise (effect-cachekit)",
+      "floor: Effect.runPromise(Effect.succeed) (no cache)"
+    )
+  } of the bare runPromise floor`
 )
 if (sink === 42) console.log("")
 await bento.disconnectAll()
