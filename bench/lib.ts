@@ -17,9 +17,9 @@ export interface Result {
 
 const nowNs = () => process.hrtime.bigint()
 
-const measure = async (contender: Contender, budgetMs: number): Promise<number> => {
-  // find a batch size that takes ~10 ms
-  let batch = 1
+const measure = async (contender: Contender, budgetMs: number, minBatch = 1): Promise<number> => {
+  // find a batch size that takes ~10 ms (and is at least minBatch)
+  let batch = minBatch
   for (;;) {
     const start = nowNs()
     await contender.run(batch)
@@ -42,16 +42,25 @@ const measure = async (contender: Contender, budgetMs: number): Promise<number> 
 export const compare = async (
   title: string,
   contenders: ReadonlyArray<Contender>,
-  options: { readonly budgetMs?: number; readonly rounds?: number } = {}
+  options: {
+    readonly budgetMs?: number
+    readonly rounds?: number
+    /**
+     * Smallest batch of operations one `run` call gets. A pool of N workers started per call
+     * should get many operations per worker, or the pool's start-up is what gets measured.
+     */
+    readonly minBatch?: number
+  } = {}
 ): Promise<Array<Result>> => {
   const budget = options.budgetMs ?? 700
   const rounds = options.rounds ?? 3
+  const minBatch = options.minBatch ?? 1
   const samples = new Map<string, Array<number>>()
-  for (const c of contenders) await measure(c, 150) // warm-up: JIT, caches
+  for (const c of contenders) await measure(c, 150, minBatch) // warm-up: JIT, caches
   for (let r = 0; r < rounds; r++) {
     for (const c of contenders) {
       const list = samples.get(c.name) ?? []
-      list.push(await measure(c, budget))
+      list.push(await measure(c, budget, minBatch))
       samples.set(c.name, list)
     }
   }

@@ -123,7 +123,7 @@ await withServers(redisServer(), async (server, scope) => {
         name: "RedisStore.get (auto-pipelining only)",
         run: (n) => effectPool(runtime, n, concurrency, (i) => storeAuto.get(`product:${key(i)}`))
       }
-    ], { budgetMs: 600, rounds: 3 })
+    ], { budgetMs: 600, rounds: 3, minBatch: concurrency * 32 })
     console.log(
       `\nReadThrough vs raw (no auto-pipelining): ${
         ratio(results, "ReadThrough.get over RedisStore (MGET coalescing)", "raw ioredis getBuffer")
