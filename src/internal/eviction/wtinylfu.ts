@@ -335,25 +335,25 @@ export class WTinyLfuPolicy implements Policy {
     this.count--
   }
 
-  /** Protected overflow goes back to probation (most recent end): it keeps a second chance. */
-  /** Moves the window's oldest entry to probation, where it will face admission; returns it. */
+  /** The window's oldest entry moves to probation, where it will face admission; returns it. */
   private windowToProbation(): Node {
-    const oldest = this.window.next!
+    return this.oldestToProbation(true)
+  }
+
+  /** Protected overflow goes back to probation (most recent end): it keeps a second chance. */
+  private demote(): void {
+    this.oldestToProbation(false)
+  }
+
+  private oldestToProbation(fromWindow: boolean): Node {
+    const oldest = (fromWindow ? this.window : this.protected).next!
     detach(oldest)
-    this.windowCount--
+    if (fromWindow) this.windowCount--
+    else this.protectedCount--
     append(this.probation, oldest)
     oldest.queue = QUEUE_PROBATION
     this.probationCount++
     return oldest
-  }
-
-  private demote(): void {
-    const oldest = this.protected.next!
-    detach(oldest)
-    this.protectedCount--
-    append(this.probation, oldest)
-    oldest.queue = QUEUE_PROBATION
-    this.probationCount++
   }
 
   private growSketch(): void {
