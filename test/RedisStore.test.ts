@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Layer, Option, Redacted, Schema } from "effect"
 import { Config } from "effect"
+import { StoreError } from "effect-cachekit/CacheError"
 import { CacheStore } from "effect-cachekit/CacheStore"
 import type { Value } from "effect-cachekit/CacheStore"
 import * as ReadThrough from "effect-cachekit/ReadThrough"
@@ -237,5 +238,76 @@ describe("ReadThrough over RedisStore (standalone)", () => {
       expect([...loaded].sort()).toEqual(["a", "b", "c"])
       expect((yield* cache.getMany(["a", "b", "c"])).map((u) => u.name)).toEqual(["user a", "user b", "user c"])
       expect(loaded.length).toBe(3)
+    }))
+
+  it.scopedLive("concurrent gets of many fibers are answered from one MGET, each with its own value", () =>
+    Effect.gen(function*() {
+      const { cache, loaded } = yield* users("1 minute")
+      const ids = Array.from({ length: 150 }, (_, i) => `u${i}`)
+      yield* cache.getMany(ids)
+      yield* redisCli(env().server.port, "config", "resetstat")
+      const got = yield* Effect.forEach(
+        Array.from({ length: 200 }, (_, i) => ids[i % 150]!),
+        (id) => cache.get(id),
+        { concurrency: "unbounded" }
+      )
+      expect(got.map((u) => u.id)).toEqual(Array.from({ length: 200 }, (_, i) => ids[i % 150]))
+      expect(loaded.length).toBe(150)
+      expect((yield* cache.stats).hits).toBe(200)
+      const mgets = yield* commandCalls(env().server.port, "mget")
+      expect(mgets).toBeGreaterThanOrEqual(1)
+      expect(mgets).toBeLessThanOrEqual(2)
+    }))
+
+  it.scopedLive("bytes that do not decode are a miss: the loader runs and rewrites the entry", () =>
+    Effect.gen(function*() {
+      const { cache, loaded, store } = yield* users("1 minute")
+      yield* redisCli(env().server.port, "set", `${store.prefix}:user:9`, "not an entry")
+      expect(yield* cache.get("9")).toEqual({ id: "9", name: "user 9" })
+      expect(loaded).toEqual(["9"])
+      expect((yield* cache.stats).decodeFailures).toBe(1)
+      expect(yield* cache.get("9")).toEqual({ id: "9", name: "user 9" })
+      expect(loaded).toEqual(["9"])
+    }))
+
+  it.scopedLive("a copy of the store with its get replaced is read through that get, not around it", () =>
+    Effect.gen(function*() {
+      const { store } = yield* users("1 minute")
+      const failing: typeof store = {
+        ...store,
+        get: () =>
+          Effect.fail(new StoreError({ store: "redis", operation: "get", reason: "connection", detail: "injected" }))
+      }
+      yield* store.set("user:5", bytes("junk"))
+      const cache = yield* ReadThrough.make({
+        namespace: "user",
+        value: User,
+        ttl: "1 minute",
+        lookup: (id: string) => Effect.succeed({ id, name: `loaded ${id}` })
+      }).pipe(Effect.provideService(CacheStore, failing))
+      expect(yield* cache.get("5")).toEqual({ id: "5", name: "loaded 5" })
+      const stats = yield* cache.stats
+      expect([stats.storeErrors, stats.decodeFailures]).toEqual([1, 0])
+    }))
+
+  it.scopedLive("a failed read loads the value, or fails with the StoreError when onStoreError is fail", () =>
+    Effect.gen(function*() {
+      const { secured } = env()
+      const client = yield* Redis.make({ port: secured.port, password: Redacted.make("wrong") })
+      const store = yield* Effect.provideService(RedisStore.make({ prefix: "auth" }), Redis.RedisClient, client)
+      const make = (onStoreError: "fallback" | "fail") =>
+        ReadThrough.make({
+          namespace: onStoreError,
+          value: User,
+          ttl: "1 minute",
+          onStoreError,
+          lookup: (id: string) => Effect.succeed({ id, name: `loaded ${id}` })
+        }).pipe(Effect.provideService(CacheStore, store))
+      const fallback = yield* make("fallback")
+      expect(yield* fallback.get("1")).toEqual({ id: "1", name: "loaded 1" })
+      expect((yield* fallback.stats).storeErrors).toBeGreaterThanOrEqual(1)
+      const strict = yield* make("fail")
+      const error = yield* Effect.flip(strict.get("1"))
+      expect(error._tag).toBe("StoreError")
     }))
 })

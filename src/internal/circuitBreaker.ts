@@ -22,6 +22,11 @@ export interface BreakerOptions {
  * `StoreError` of reason `unavailable`. After `resetAfter`, one call is let through as a probe
  * (half-open): its success closes the breaker, its failure opens it again. Time comes from
  * Effect's Clock; every change of state is logged and recorded in a gauge.
+ *
+ * The state changes synchronously (`admit`, `succeeded`, `failed`), so code that completes many
+ * calls from one callback — a batch of coalesced reads — can account for them without an Effect
+ * step per call. The log line of a change is kept until a fiber emits it with `flushLog` (the
+ * effects `run`, `recordSuccess` and `recordFailure` do that themselves).
  * @internal
  */
 export interface CircuitBreaker {
@@ -34,6 +39,21 @@ export interface CircuitBreaker {
   ) => Effect.Effect<A, E | StoreError>
   /** Whether a call made now would be let through (closed, or open long enough for a probe). */
   readonly allows: () => boolean
+  /**
+   * Lets a call through or not: true when closed; when open long enough and no probe is under
+   * way, the call becomes the probe (half-open) and true; otherwise false.
+   */
+  readonly admit: () => boolean
+  /** A call (or a batch of calls) succeeded: resets the failure count, closes a half-open breaker. */
+  readonly succeeded: () => void
+  /** `count` calls failed in a way that counts against the backend. */
+  readonly failed: (count: number) => void
+  /** The error a call refused by `admit` fails with. */
+  readonly refused: (operation: string) => StoreError
+  /** Whether a change of state is waiting for `flushLog`. */
+  readonly hasLog: () => boolean
+  /** Emits the log lines of the changes of state made since the last flush. */
+  readonly flushLog: Effect.Effect<void>
   readonly recordSuccess: Effect.Effect<void>
   readonly recordFailure: Effect.Effect<void>
 }
@@ -43,7 +63,8 @@ const stateGauge = Metric.gauge("effect_cachekit_breaker_state", {
 })
 const stateValue = { closed: 0, "half-open": 1, open: 2 } as const
 
-const defaultIsFailure = (e: unknown): boolean =>
+/** Whether an error counts against the backend: a store error of reason connection, timeout or protocol. */
+export const defaultIsFailure = (e: unknown): boolean =>
   typeof e === "object" && e !== null && (e as { _tag?: unknown })._tag === "StoreError" &&
   ((e as { reason?: unknown }).reason === "connection" || (e as { reason?: unknown }).reason === "timeout" ||
     (e as { reason?: unknown }).reason === "protocol")
@@ -57,39 +78,81 @@ export const make = (options: BreakerOptions): Effect.Effect<CircuitBreaker> =>
     let failures = 0
     let openedAt = 0
     let probing = false
+    const logs: Array<{ readonly from: BreakerState; readonly to: BreakerState; readonly failures: number }> = []
 
-    const transition = (to: BreakerState): Effect.Effect<void> => {
-      if (state === to) return Effect.void
-      const from = state
+    const transition = (to: BreakerState): void => {
+      if (state === to) return
+      logs.push({ from: state, to, failures })
       state = to
       stateGauge.unsafeUpdate(stateValue[to], tags)
-      const log = to === "open" ? Effect.logWarning : Effect.logInfo
-      return log(`circuit breaker ${from} -> ${to}`).pipe(
-        Effect.annotateLogs({ backend: options.name, failures: String(failures) })
-      )
     }
 
+    const flushLog: Effect.Effect<void> = Effect.suspend(() => {
+      if (logs.length === 0) return Effect.void
+      const lines = logs.splice(0, logs.length)
+      return Effect.forEach(lines, ({ failures, from, to }) =>
+        (to === "open" ? Effect.logWarning : Effect.logInfo)(`circuit breaker ${from} -> ${to}`).pipe(
+          Effect.annotateLogs({ backend: options.name, failures: String(failures) })
+        ), { discard: true })
+    })
+
     const allows = () => {
-      if (state === "closed") return true
-      if (probing) return false
+      if (state === "closed") {
+        return true
+      }
+      if (probing) {
+        return false
+      }
       return clock.unsafeCurrentTimeMillis() - openedAt >= resetMillis
     }
 
-    const recordSuccess = Effect.suspend(() => {
-      failures = 0
-      probing = false
-      return transition("closed")
-    })
+    const admit = () => {
+      if (state === "closed") {
+        return true
+      }
+      if (!allows()) {
+        return false
+      }
+      probing = true
+      transition("half-open")
+      return true
+    }
 
-    const recordFailure = Effect.suspend(() => {
-      failures++
+    const succeeded = () => {
+      failures = 0
+      if (state !== "closed") {
+        probing = false
+        transition("closed")
+      }
+    }
+
+    const failed = (count: number) => {
+      failures += count
       probing = false
       if (state === "half-open" || (state === "closed" && failures >= options.failureThreshold)) {
         openedAt = clock.unsafeCurrentTimeMillis()
-        return transition("open")
+        transition("open")
+      } else if (state === "open") {
+        openedAt = clock.unsafeCurrentTimeMillis()
       }
-      if (state === "open") openedAt = clock.unsafeCurrentTimeMillis()
-      return Effect.void
+    }
+
+    const refused = (operation: string) =>
+      new StoreError({
+        store: options.name,
+        operation,
+        reason: "unavailable",
+        detail: "circuit breaker open: the backend failed repeatedly and is skipped until a probe succeeds"
+      }, true) // fields are known-good: skip Schema validation on this fast-fail path
+
+    const recordSuccess = Effect.suspend(() => {
+      succeeded()
+      return flushLog
+    })
+
+    const recordFailure = Effect.suspend(() => {
+      failed(1)
+      return flushLog
     })
 
     const run = <A, E>(
@@ -99,19 +162,11 @@ export const make = (options: BreakerOptions): Effect.Effect<CircuitBreaker> =>
     ): Effect.Effect<A, E | StoreError> =>
       Effect.suspend((): Effect.Effect<A, E | StoreError> => {
         if (state !== "closed") {
-          if (!allows()) {
-            return Effect.fail(
-              new StoreError({
-                store: options.name,
-                operation,
-                reason: "unavailable",
-                detail: "circuit breaker open: the backend failed repeatedly and is skipped until a probe succeeds"
-              }, true) // fields are known-good: skip Schema validation on this fast-fail path
-            )
+          if (!admit()) {
+            return Effect.fail(refused(operation))
           }
-          probing = true
           return Effect.zipRight(
-            transition("half-open"),
+            flushLog,
             Effect.onExit(effect, (exit) =>
               exit._tag === "Success"
                 ? recordSuccess
@@ -122,15 +177,35 @@ export const make = (options: BreakerOptions): Effect.Effect<CircuitBreaker> =>
         }
         return Effect.onExit(effect, (exit) => {
           if (exit._tag === "Success") {
-            if (failures !== 0) failures = 0
+            if (failures !== 0) {
+              failures = 0
+            }
             return Effect.void
           }
           const cause = exit.cause
-          if (cause._tag === "Fail" && !isFailure(cause.error)) return Effect.void
-          if (cause._tag === "Interrupt") return Effect.void
+          if (cause._tag === "Fail" && !isFailure(cause.error)) {
+            return Effect.void
+          }
+          if (cause._tag === "Interrupt") {
+            return Effect.void
+          }
           return recordFailure
         })
       })
 
-    return { state: () => state, run, allows, recordSuccess, recordFailure }
+    return {
+      state: () =>
+        state,
+      run,
+      allows,
+      admit,
+      succeeded,
+      failed,
+      refused,
+      hasLog: () =>
+        logs.length > 0,
+      flushLog,
+      recordSuccess,
+      recordFailure
+    }
   })

@@ -22,6 +22,8 @@ import * as CacheMetrics from "../CacheMetrics.js"
 import type * as CacheStore from "../CacheStore.js"
 import type { Codec } from "./entry.js"
 import { Entry, makeCodec } from "./entry.js"
+import { readWithOf } from "./store.js"
+import type { ReadCallback } from "./store.js"
 import type { TtlPolicy } from "./ttl.js"
 
 /** @internal */
@@ -470,7 +472,33 @@ export const make = <A, I>(
     })
   }
 
+  /**
+   * The read of a store that completes reads from a callback (a batch reply): what was read is
+   * decided right there, and the reader resumes with its answer — the value of a hit, or the
+   * effect that loads — in one step.
+   */
+  const getWith = <X, E, R>(
+    read: (key: string, callback: ReadCallback) => void,
+    key: string,
+    arg: X,
+    load: Loader<X, A, E, R>
+  ): Effect.Effect<A, E | CacheError, R> => {
+    const full = prefix + key
+    return Effect.async<A, E | CacheError, R>((resume) =>
+      read(full, (value, error, before) => {
+        const next = error === undefined
+          ? decide(key, full, arg, load, value === null ? undefined : value, false)
+          : Effect.flatMap(
+            onStoreFailure("read", error, undefined),
+            () => decide(key, full, arg, load, undefined, false)
+          )
+        resume(before === undefined ? next : Effect.zipRight(before, next))
+      })
+    )
+  }
+
   const getSync = store.getSync
+  const readWith = readWithOf(store)
   const getOrLoad = <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>): Effect.Effect<A, E | CacheError, R> =>
     Effect.withFiberRuntime((fiber) => {
       if (Context.unsafeGet(fiber.currentDefaultServices, Tracer.Tracer) !== untracedTracer) {
@@ -484,6 +512,7 @@ export const make = <A, I>(
         const full = prefix + key
         return decide(key, full, arg, load, getSync(full), false)
       }
+      if (readWith !== undefined) return getWith(readWith, key, arg, load)
       return getCore(key, arg, load, false)
     })
 

@@ -1,24 +1,34 @@
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type { StoreError } from "../../CacheError.js"
+import type { CircuitBreaker } from "../circuitBreaker.js"
+import { defaultIsFailure } from "../circuitBreaker.js"
+import type { ReadCallback } from "../store.js"
 
 /**
  * Coalesces single-key reads issued by many fibers in the same tick into multi-key reads.
  *
- * Every `get` registers a waiter and, if none is scheduled yet, schedules a flush with
+ * Every read registers a callback and, if none is scheduled yet, schedules a flush with
  * `process.nextTick`. Effect runs ready fibers in promise microtasks, and Node runs the next-tick
  * queue only after the microtask queue has drained, so every fiber that is ready to read in this
  * turn of the event loop has registered before the flush sends anything. The flush deduplicates
  * keys, splits them into groups the server accepts in one command (one hash slot on a cluster,
  * at most `maxBatch` keys) and sends each group as one MGET, all in the same tick (on a cluster,
  * an auto-pipelining client then sends the MGETs of one node as one pipeline).
+ *
+ * A circuit breaker, when given, is consulted as each read starts and told the outcome once per
+ * command (a failed command counts one failure per reader waiting on it), so a read costs no
+ * Effect step for it; the log line of a change of state rides on the first reader's outcome.
  * @internal
  */
 export interface GetBatcher {
   readonly get: (key: string) => Effect.Effect<Option.Option<Buffer>, StoreError>
+  /** Registers a read; `callback` is called once with its outcome (at once if the breaker refuses it). */
+  readonly read: (key: string, callback: ReadCallback) => void
 }
 
-type Waiter = (effect: Effect.Effect<Option.Option<Buffer>, StoreError>) => void
+/** One reader, or several reading the same key (most keys of a batch have one). */
+type Readers = ReadCallback | Array<ReadCallback>
 
 /** @internal */
 export interface BatcherOptions {
@@ -30,30 +40,49 @@ export interface BatcherOptions {
   readonly timeoutMs: number
   readonly toError: (cause: unknown) => StoreError
   readonly timeoutError: () => StoreError
-  readonly onBatch?: ((keys: number, waiters: number) => void) | undefined
+  readonly onBatch?: ((keys: number, readers: number) => void) | undefined
+  readonly breaker?: CircuitBreaker | undefined
 }
+
+const count = (readers: Readers | undefined): number =>
+  readers === undefined ? 0 : typeof readers === "function" ? 1 : readers.length
 
 /** @internal */
 export const make = (options: BatcherOptions): GetBatcher => {
-  let pending = new Map<string, Array<Waiter>>()
+  const breaker = options.breaker
+  let pending = new Map<string, Readers>()
   let waiting = 0
   let scheduled = false
 
   const settle = (
     keys: ReadonlyArray<string>,
-    batch: Map<string, Array<Waiter>>,
-    result: (i: number) => Effect.Effect<Option.Option<Buffer>, StoreError>
+    batch: Map<string, Readers>,
+    values: ReadonlyArray<Buffer | null> | undefined,
+    error: StoreError | undefined
   ) => {
+    let before: Effect.Effect<void> | undefined
+    if (breaker !== undefined) {
+      // an error that is not the backend's fault (a refused command) still shows it answering
+      if (error === undefined || !defaultIsFailure(error)) breaker.succeeded()
+      else {
+        let readers = 0
+        for (const key of keys) readers += count(batch.get(key))
+        breaker.failed(readers)
+      }
+      if (breaker.hasLog()) before = breaker.flushLog
+    }
     for (let i = 0; i < keys.length; i++) {
-      const waiters = batch.get(keys[i]!)
-      if (waiters === undefined) continue
-      const effect = result(i)
-      // A waiter whose fiber was interrupted ignores this: Effect drops a resume that comes late.
-      for (const resume of waiters) resume(effect)
+      const readers = batch.get(keys[i]!)
+      if (readers === undefined) continue
+      const value = values === undefined ? null : values[i] ?? null
+      // A reader whose fiber was interrupted ignores this: Effect drops a resume that comes late.
+      if (typeof readers === "function") readers(value, error, before)
+      else for (const callback of readers) callback(value, error, before)
+      before = undefined
     }
   }
 
-  const send = (keys: Array<string>, batch: Map<string, Array<Waiter>>) => {
+  const send = (keys: Array<string>, batch: Map<string, Readers>) => {
     let done = false
     const timer = setTimeout(() =>
       // Due timers run before sockets are read: after a blocked event loop the reply may already
@@ -61,15 +90,13 @@ export const make = (options: BatcherOptions): GetBatcher => {
       setImmediate(() => {
         if (done) return
         done = true
-        const error = Effect.fail(options.timeoutError())
-        settle(keys, batch, () => error)
+        settle(keys, batch, undefined, options.timeoutError())
       }), options.timeoutMs)
     const fail = (cause: unknown) => {
       if (done) return
       done = true
       clearTimeout(timer)
-      const error = Effect.fail(options.toError(cause))
-      settle(keys, batch, () => error)
+      settle(keys, batch, undefined, options.toError(cause))
     }
     let promise: Promise<Array<Buffer | null>>
     try {
@@ -81,18 +108,18 @@ export const make = (options: BatcherOptions): GetBatcher => {
       if (done) return
       done = true
       clearTimeout(timer)
-      settle(keys, batch, (i) => Effect.succeed(Option.fromNullable(values[i])))
+      settle(keys, batch, values, undefined)
     }, fail)
   }
 
   const flush = () => {
     scheduled = false
     const batch = pending
-    const waiters = waiting
+    const readers = waiting
     pending = new Map()
     waiting = 0
     const keys = [...batch.keys()]
-    options.onBatch?.(keys.length, waiters)
+    options.onBatch?.(keys.length, readers)
     if (options.groupOf === undefined) {
       for (let i = 0; i < keys.length; i += options.maxBatch) send(keys.slice(i, i + options.maxBatch), batch)
       return
@@ -109,19 +136,32 @@ export const make = (options: BatcherOptions): GetBatcher => {
     }
   }
 
+  const read = (key: string, callback: ReadCallback): void => {
+    if (breaker !== undefined && breaker.state() !== "closed" && !breaker.admit()) {
+      return callback(null, breaker.refused("get"), breaker.hasLog() ? breaker.flushLog : undefined)
+    }
+    const readers = pending.get(key)
+    if (readers === undefined) pending.set(key, callback)
+    else if (typeof readers === "function") pending.set(key, [readers, callback])
+    else readers.push(callback)
+    waiting++
+    if (!scheduled) {
+      scheduled = true
+      process.nextTick(flush)
+    }
+  }
+
   // No canceler: an interrupted reader only stops waiting, and the shared read goes on for the
   // others (registering none also spares an interrupt handler per read).
   const get = (key: string) =>
-    Effect.async<Option.Option<Buffer>, StoreError>((resume) => {
-      const list = pending.get(key)
-      if (list === undefined) pending.set(key, [resume])
-      else list.push(resume)
-      waiting++
-      if (!scheduled) {
-        scheduled = true
-        process.nextTick(flush)
-      }
-    })
+    Effect.async<Option.Option<Buffer>, StoreError>((resume) =>
+      read(key, (value, error, before) => {
+        const outcome = error === undefined
+          ? Effect.succeed(Option.fromNullable(value as Buffer | null))
+          : Effect.fail(error as StoreError)
+        resume(before === undefined ? outcome : Effect.zipRight(before, outcome))
+      })
+    )
 
-  return { get }
+  return { get, read }
 }

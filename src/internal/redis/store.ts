@@ -10,7 +10,8 @@ import * as CacheStore from "../../CacheStore.js"
 import type { RedisClientService } from "../../Redis.js"
 import type { Options, RedisStore } from "../../RedisStore.js"
 import * as CircuitBreaker from "../circuitBreaker.js"
-import { escapeGlob, ttlMillis } from "../store.js"
+import { escapeGlob, ReadWith, ttlMillis } from "../store.js"
+import type { ReadCallback } from "../store.js"
 import * as Batcher from "./batcher.js"
 import { DEFAULT_COMMAND_TIMEOUT_MS, millis } from "./client.js"
 import { isRedirection, timeoutError, toStoreError } from "./errors.js"
@@ -174,7 +175,8 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
       timeoutMs,
       toError: (cause) => toError("get", cause),
       timeoutError: () => timeoutError(name, "get", timeoutMs),
-      onBatch: (keys) => batchSize.unsafeUpdate(keys, tags)
+      onBatch: (keys) => batchSize.unsafeUpdate(keys, tags),
+      breaker
     })
 
     /** Splits full keys into groups one multi-key command accepts: one slot on a cluster. */
@@ -199,13 +201,11 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
         ? client.unlink(key)
         : client.set(key, value, "PX", Math.ceil(ms))
 
+    // the batcher consults the breaker itself, once per read and once per command
     const get = (key: string): Effect.Effect<Option.Option<CacheStore.Value>, StoreFailure> =>
-      guarded(
-        "get",
-        batcher === undefined
-          ? Effect.map(call("get", () => client.getBuffer(full(key))), Option.fromNullable)
-          : batcher.get(full(key))
-      )
+      batcher === undefined
+        ? guarded("get", Effect.map(call("get", () => client.getBuffer(full(key))), Option.fromNullable))
+        : batcher.get(full(key))
 
     const getMany = (
       keys: ReadonlyArray<string>
@@ -387,6 +387,9 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
     })
     const store: RedisStore = {
       ...service,
+      ...(batcher === undefined ? {} : {
+        [ReadWith]: { get, read: (key: string, callback: ReadCallback) => batcher.read(full(key), callback) }
+      }),
       prefix,
       redis,
       breakerState: () => breaker?.state() ?? "closed"
