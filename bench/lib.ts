@@ -1,8 +1,12 @@
 /**
- * A small benchmark kit: time a body for a fixed wall-clock budget after a warm-up, report ops/s,
- * and print ratios against a baseline. Every contender of a scenario runs in the same process,
- * one after another, in rounds, so that they share the machine's state.
+ * A small benchmark kit. Every contender of a scenario runs in the same process, against the
+ * same servers, in interleaved rounds: in each round every contender runs once for a fixed
+ * wall-clock budget, in a rotating order, so a change in the machine's background load hits all
+ * of them alike. Ratios are taken within each round (contenders measured moments apart) and the
+ * median of those per-round ratios is reported, with each contender's median ops/s and range.
  */
+import { Effect } from "effect"
+import type { ManagedRuntime } from "effect"
 
 export interface Contender {
   readonly name: string
@@ -12,84 +16,144 @@ export interface Contender {
 
 export interface Result {
   readonly name: string
+  /** Median ops/s over the rounds. */
   readonly opsPerSec: number
+  /** ops/s of each round, in round order. */
+  readonly samples: ReadonlyArray<number>
 }
 
-const nowNs = () => process.hrtime.bigint()
+export interface CompareOptions {
+  /** Time each contender runs per round (ms). */
+  readonly budgetMs?: number
+  readonly rounds?: number
+  /**
+   * Smallest batch of operations one `run` call gets. A pool of N workers started per call
+   * should get many operations per worker, or the pool's start-up is what gets measured.
+   */
+  readonly minBatch?: number
+  /** A batch is grown until one `run` takes at least this long (ms). */
+  readonly batchMs?: number
+  /** Contenders to show ratios against, by name (the first contender when omitted). */
+  readonly versus?: ReadonlyArray<string>
+}
 
-const measure = async (contender: Contender, budgetMs: number, minBatch = 1): Promise<number> => {
-  // find a batch size that takes ~10 ms (and is at least minBatch)
+const nowMs = () => performance.now()
+
+/** With `--expose-gc`, each measurement starts from a collected heap, not the previous contender's garbage. */
+const collect = (globalThis as { gc?: () => void }).gc ?? (() => {})
+
+const batchSize = async (contender: Contender, minBatch: number, batchMs: number): Promise<number> => {
   let batch = minBatch
   for (;;) {
-    const start = nowNs()
+    const start = nowMs()
     await contender.run(batch)
-    const ms = Number(nowNs() - start) / 1e6
-    if (ms > 10 || batch > 1e8) break
+    if (nowMs() - start > batchMs || batch > 1e8) return batch
     batch *= 2
   }
-  let ops = 0
-  const start = nowNs()
-  let elapsedMs = 0
-  while (elapsedMs < budgetMs) {
-    await contender.run(batch)
-    ops += batch
-    elapsedMs = Number(nowNs() - start) / 1e6
-  }
-  return ops / (elapsedMs / 1000)
 }
 
-/** Runs every contender `rounds` times (interleaved) and keeps each one's median. */
+const measure = async (contender: Contender, batch: number, budgetMs: number): Promise<number> => {
+  collect()
+  let ops = 0
+  const start = nowMs()
+  let elapsed = 0
+  while (elapsed < budgetMs) {
+    await contender.run(batch)
+    ops += batch
+    elapsed = nowMs() - start
+  }
+  return ops / (elapsed / 1000)
+}
+
+export const median = (xs: ReadonlyArray<number>): number => {
+  const sorted = [...xs].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+/** Runs every contender `rounds` times, interleaved in a rotating order, and prints the table. */
 export const compare = async (
   title: string,
   contenders: ReadonlyArray<Contender>,
-  options: {
-    readonly budgetMs?: number
-    readonly rounds?: number
-    /**
-     * Smallest batch of operations one `run` call gets. A pool of N workers started per call
-     * should get many operations per worker, or the pool's start-up is what gets measured.
-     */
-    readonly minBatch?: number
-  } = {}
+  options: CompareOptions = {}
 ): Promise<Array<Result>> => {
-  const budget = options.budgetMs ?? 700
-  const rounds = options.rounds ?? 3
-  const minBatch = options.minBatch ?? 1
-  const samples = new Map<string, Array<number>>()
-  for (const c of contenders) await measure(c, 150, minBatch) // warm-up: JIT, caches
+  const budget = options.budgetMs ?? 400
+  const rounds = options.rounds ?? 9
+  const batches = new Map<string, number>()
+  for (const c of contenders) { // warm-up (JIT, caches), and each contender's batch size
+    const batch = await batchSize(c, options.minBatch ?? 1, options.batchMs ?? 10)
+    batches.set(c.name, batch)
+    await measure(c, batch, 150)
+  }
+  const samples = new Map<string, Array<number>>(contenders.map((c) => [c.name, []]))
   for (let r = 0; r < rounds; r++) {
-    for (const c of contenders) {
-      const list = samples.get(c.name) ?? []
-      list.push(await measure(c, budget, minBatch))
-      samples.set(c.name, list)
+    for (let k = 0; k < contenders.length; k++) {
+      const c = contenders[(r + k) % contenders.length]!
+      samples.get(c.name)!.push(await measure(c, batches.get(c.name)!, budget))
     }
   }
-  const results = contenders.map((c) => {
-    const list = [...samples.get(c.name)!].sort((a, b) => a - b)
-    return { name: c.name, opsPerSec: list[Math.floor(list.length / 2)]! }
-  })
-  print(title, results)
+  const results = contenders.map((c) => ({
+    name: c.name,
+    opsPerSec: median(samples.get(c.name)!),
+    samples: samples.get(c.name)!
+  }))
+  print(title, results, options.versus ?? [contenders[0]!.name])
   return results
 }
 
 export const formatOps = (ops: number): string =>
   ops >= 1e6 ? `${(ops / 1e6).toFixed(2)} M` : ops >= 1e3 ? `${(ops / 1e3).toFixed(1)} k` : ops.toFixed(0)
 
-export const print = (title: string, results: ReadonlyArray<Result>): void => {
-  const base = results[0]!
+/** The median of the per-round ratios `a / b`. */
+export const ratioOf = (results: ReadonlyArray<Result>, a: string, b: string): number => {
+  const x = results.find((r) => r.name === a)!
+  const y = results.find((r) => r.name === b)!
+  return median(x.samples.map((s, i) => s / y.samples[i]!))
+}
+
+/** `a / b` (median of per-round ratios) as a ratio string. */
+export const ratio = (results: ReadonlyArray<Result>, a: string, b: string): string =>
+  `${ratioOf(results, a, b).toFixed(2)}×`
+
+export const print = (title: string, results: ReadonlyArray<Result>, versus: ReadonlyArray<string>): void => {
   console.log(`\n### ${title}\n`)
-  console.log("| contender | ops/s | ratio to first |")
-  console.log("| --- | ---: | ---: |")
+  console.log(`| contender | ops/s, median | min – max | ${versus.map((v) => `× ${v}`).join(" | ")} |`)
+  console.log(`| --- | ---: | ---: | ${versus.map(() => "---:").join(" | ")} |`)
   for (const r of results) {
-    console.log(`| ${r.name} | ${formatOps(r.opsPerSec)} | ${(r.opsPerSec / base.opsPerSec).toFixed(2)}× |`)
+    const range = `${formatOps(Math.min(...r.samples))} – ${formatOps(Math.max(...r.samples))}`
+    console.log(
+      `| ${r.name} | ${formatOps(r.opsPerSec)} | ${range} | ${
+        versus.map((v) => ratio(results, r.name, v)).join(" | ")
+      } |`
+    )
   }
 }
 
-/** `a / b` as a ratio string. */
-export const ratio = (results: ReadonlyArray<Result>, a: string, b: string): string => {
-  const x = results.find((r) => r.name === a)!
-  const y = results.find((r) => r.name === b)!
-  return `${(x.opsPerSec / y.opsPerSec).toFixed(2)}×`
+/** Runs `n` calls of `op` with `concurrency` of them in flight at any time. */
+export const promisePool = async (n: number, concurrency: number, op: (i: number) => Promise<unknown>) => {
+  let next = 0
+  const worker = async () => {
+    while (next < n) await op(next++)
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker))
+}
+
+/** The same pool for Effect code: `concurrency` fibers pulling from one counter. */
+export const effectPool = <E>(
+  n: number,
+  concurrency: number,
+  op: (i: number) => Effect.Effect<unknown, E>,
+  runtime?: ManagedRuntime.ManagedRuntime<never, never>
+): Promise<void> => {
+  let next = 0
+  const worker = Effect.gen(function*() {
+    while (next < n) yield* op(next++)
+  })
+  const all = Effect.orDie(Effect.all(Array.from({ length: Math.min(concurrency, n) }, () => worker), {
+    concurrency: "unbounded",
+    discard: true
+  }))
+  return runtime === undefined ? Effect.runPromise(all) : runtime.runPromise(all)
 }
 
 /** mulberry32: a tiny seeded generator, so every run replays the same workload. */

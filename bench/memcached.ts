@@ -18,6 +18,7 @@ import { execFileSync } from "node:child_process"
 import * as net from "node:net"
 import * as os from "node:os"
 import { startMemcached } from "../test/harness/memcached.js"
+import { compare, effectPool, promisePool } from "./lib.js"
 
 const KEYS = 1000
 const ROUNDS = 9
@@ -102,117 +103,9 @@ if (!check.every((b) => b.length === VALUE_BYTES && Buffer.compare(b, check[0]!)
   throw new Error("the contenders do not read the same value")
 }
 
-// ---------------------------------------------------------------------------------------------
-// measuring
-// ---------------------------------------------------------------------------------------------
-
-interface Contender {
-  readonly name: string
-  readonly run: (n: number) => Promise<unknown>
-}
-
-const promisePool = async (n: number, concurrency: number, op: (i: number) => Promise<unknown>) => {
-  let next = 0
-  const worker = async () => {
-    while (next < n) await op(next++)
-  }
-  await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker))
-}
-
-const effectPool = <E>(n: number, concurrency: number, op: (i: number) => Effect.Effect<unknown, E>) => {
-  let next = 0
-  const worker = Effect.gen(function*() {
-    while (next < n) yield* op(next++)
-  })
-  return Effect.runPromise(
-    Effect.orDie(
-      Effect.all(Array.from({ length: Math.min(concurrency, n) }, () => worker), {
-        concurrency: "unbounded",
-        discard: true
-      })
-    )
-  )
-}
-
-/** With `--expose-gc`, each measurement starts from a collected heap, not the previous contender's garbage. */
-const collect = (globalThis as { gc?: () => void }).gc ?? (() => {})
-
-const measure = async (c: Contender, budgetMs: number): Promise<number> => {
-  collect()
-  // Batches of ~100 ms: each `run` starts its pool of workers afresh, and a short batch would
-  // measure that start-up (64 fibers, one runPromise) rather than steady-state gets.
-  let batch = 16
-  for (;;) {
-    const t = performance.now()
-    await c.run(batch)
-    if (performance.now() - t > 100 || batch > 1e7) break
-    batch *= 2
-  }
-  let ops = 0
-  const start = performance.now()
-  while (performance.now() - start < budgetMs) {
-    await c.run(batch)
-    ops += batch
-  }
-  return ops / ((performance.now() - start) / 1000)
-}
-
-interface Row {
-  readonly name: string
-  readonly median: number
-  readonly samples: ReadonlyArray<number>
-}
-
-/**
- * Interleaved rounds: in each round every contender runs once, in a rotating order, so that a
- * change in the machine's background load hits all of them alike. Ratios are taken within each
- * round (contenders measured seconds apart) and their median is reported.
- */
-const compare = async (contenders: ReadonlyArray<Contender>, rounds: number, budgetMs: number): Promise<Array<Row>> => {
-  for (const c of contenders) await measure(c, 200)
-  const samples = new Map<string, Array<number>>(contenders.map((c) => [c.name, []]))
-  for (let r = 0; r < rounds; r++) {
-    for (let k = 0; k < contenders.length; k++) {
-      const c = contenders[(r + k) % contenders.length]!
-      samples.get(c.name)!.push(await measure(c, budgetMs))
-    }
-  }
-  return contenders.map((c) => ({ name: c.name, median: median(samples.get(c.name)!), samples: samples.get(c.name)! }))
-}
-
-const median = (xs: ReadonlyArray<number>) => {
-  const sorted = [...xs].sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
-}
-
-const fmt = (ops: number) => ops >= 1e6 ? `${(ops / 1e6).toFixed(2)} M` : `${(ops / 1e3).toFixed(1)} k`
 const key = (i: number) => (i * 7919) % KEYS
 
 const say = (line = "") => console.log(line)
-
-const table = (title: string, rows: ReadonlyArray<Row>, versus: ReadonlyArray<string>) => {
-  say(`### ${title}`)
-  say()
-  say(
-    `| contender | ops/s, median | min – max | ${
-      versus.map((v) => `× ${v} (median of per-round ratios)`).join(" | ")
-    } |`
-  )
-  say(`| --- | ---: | ---: | ${versus.map(() => "---:").join(" | ")} |`)
-  for (const row of rows) {
-    const ratios = versus.map((v) => {
-      const base = rows.find((r) => r.name === v)!
-      return `${median(row.samples.map((s, i) => s / base.samples[i]!)).toFixed(2)}×`
-    })
-    say(
-      `| ${row.name} | ${fmt(row.median)} | ${fmt(Math.min(...row.samples))} – ${fmt(Math.max(...row.samples))} | ${
-        ratios.join(" | ")
-      } |`
-    )
-  }
-  say()
-}
 
 const memcachedVersion = execFileSync("memcached", ["-V"]).toString().trim()
 say(`# memcached get benchmark`)
@@ -224,8 +117,13 @@ say(
 )
 say()
 
+// Batches of ~100 ms: each `run` starts its pool of workers afresh, and a short batch would
+// measure that start-up (64 fibers, one runPromise) rather than steady-state gets.
+const options = { rounds: ROUNDS, budgetMs: BUDGET_MS, minBatch: 16, batchMs: 100 }
+
 for (const concurrency of [1, 64]) {
-  const rows = await compare(
+  await compare(
+    `get hit, concurrency ${concurrency}`,
     [
       { name: "MemcachedStore.get", run: (n) => effectPool(n, concurrency, (i) => store.get(ids[key(i)]!)) },
       {
@@ -237,16 +135,15 @@ for (const concurrency of [1, 64]) {
         run: (n) => promisePool(n, concurrency, (i) => raw.get(wireKeys[key(i)]!))
       }
     ],
-    ROUNDS,
-    BUDGET_MS
+    { ...options, versus: ["memjs get (binary protocol)", "raw meta loop, one net socket"] }
   )
-  table(`get hit, concurrency ${concurrency}`, rows, ["memjs get (binary protocol)", "raw meta loop, one net socket"])
 }
 
 const batch = (i: number) => Array.from({ length: 100 }, (_, j) => (i * 100 + j * 13) % KEYS)
 {
   const concurrency = 4
-  const rows = await compare(
+  await compare(
+    `getMany of 100 keys, concurrency ${concurrency} (ops = batches)`,
     [
       {
         name: "MemcachedStore.getMany",
@@ -261,13 +158,8 @@ const batch = (i: number) => Array.from({ length: 100 }, (_, j) => (i * 100 + j 
         run: (n) => promisePool(n, concurrency, (i) => Promise.all(batch(i).map((k) => raw.get(wireKeys[k]!))))
       }
     ],
-    ROUNDS,
-    BUDGET_MS
+    { ...options, versus: ["memjs, 100 parallel gets", "raw meta loop, 100 pipelined gets"] }
   )
-  table(`getMany of 100 keys, concurrency ${concurrency} (ops = batches)`, rows, [
-    "memjs, 100 parallel gets",
-    "raw meta loop, 100 pipelined gets"
-  ])
 }
 
 raw.close()

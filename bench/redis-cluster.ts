@@ -16,8 +16,8 @@ import * as Redis from "effect-cachekit/Redis"
 import * as RedisStore from "effect-cachekit/RedisStore"
 import { Cluster } from "ioredis"
 import { redisCluster } from "../test/harness/redis.js"
-import { compare, ratio } from "./lib.js"
-import { effectPool, promisePool, warmUp, withServers } from "./redis-common.js"
+import { compare, effectPool, promisePool, ratio } from "./lib.js"
+import { warmUp, withServers } from "./redis-common.js"
 
 const KEYS = 1000
 const ids = Array.from({ length: KEYS }, (_, i) => `p${i}`)
@@ -72,12 +72,12 @@ await withServers(redisCluster(), async (cluster, scope) => {
   await warmUp(2000, [
     () => promisePool(64, 4, (i) => Promise.all(batch(i).map((k) => raw.getBuffer(fullKeys[k]!)))),
     () => promisePool(64, 4, (i) => Promise.all(batch(i).map((k) => rawAuto.getBuffer(fullKeys[k]!)))),
-    () => effectPool(runtime, 64, 4, (i) => store.getMany(batch(i).map((k) => `product:${ids[k]}`))),
-    () => effectPool(runtime, 64, 4, (i) => products.getMany(batch(i).map((k) => ids[k]!))),
+    () => effectPool(64, 4, (i) => store.getMany(batch(i).map((k) => `product:${ids[k]}`)), runtime),
+    () => effectPool(64, 4, (i) => products.getMany(batch(i).map((k) => ids[k]!)), runtime),
     () => promisePool(512, 64, (i) => raw.getBuffer(fullKey(i))),
     () => promisePool(512, 64, (i) => rawAuto.getBuffer(fullKey(i))),
-    () => effectPool(runtime, 512, 64, (i) => store.get(`product:${key(i)}`)),
-    () => effectPool(runtime, 512, 64, (i) => products.get(key(i)))
+    () => effectPool(512, 64, (i) => store.get(`product:${key(i)}`), runtime),
+    () => effectPool(512, 64, (i) => products.get(key(i)), runtime)
   ])
   for (const concurrency of [1, 16]) {
     const results = await compare(
@@ -95,14 +95,14 @@ await withServers(redisCluster(), async (cluster, scope) => {
         {
           name: "RedisStore.getMany (per-slot MGET)",
           run: (n) =>
-            effectPool(runtime, n, concurrency, (i) => store.getMany(batch(i).map((k) => `product:${ids[k]}`)))
+            effectPool(n, concurrency, (i) => store.getMany(batch(i).map((k) => `product:${ids[k]}`)), runtime)
         },
         {
           name: "ReadThrough.getMany",
-          run: (n) => effectPool(runtime, n, concurrency, (i) => products.getMany(batch(i).map((k) => ids[k]!)))
+          run: (n) => effectPool(n, concurrency, (i) => products.getMany(batch(i).map((k) => ids[k]!)), runtime)
         }
       ],
-      { budgetMs: 600, rounds: 3 }
+      {}
     )
     console.log(
       `\nRedisStore.getMany vs raw parallel gets: ${
@@ -121,10 +121,10 @@ await withServers(redisCluster(), async (cluster, scope) => {
     },
     {
       name: "RedisStore.get (coalesced per slot)",
-      run: (n) => effectPool(runtime, n, 64, (i) => store.get(`product:${key(i)}`))
+      run: (n) => effectPool(n, 64, (i) => store.get(`product:${key(i)}`), runtime)
     },
-    { name: "ReadThrough.get", run: (n) => effectPool(runtime, n, 64, (i) => products.get(key(i))) }
-  ], { budgetMs: 600, rounds: 3 })
+    { name: "ReadThrough.get", run: (n) => effectPool(n, 64, (i) => products.get(key(i)), runtime) }
+  ])
   console.log(
     `\nRedisStore.get vs raw: ${ratio(results, "RedisStore.get (coalesced per slot)", "raw ioredis getBuffer")}`
   )

@@ -1,38 +1,9 @@
 /**
- * Shared pieces of the Redis benchmarks: worker pools at a fixed concurrency for promise code and
- * for Effect code, and the server's own ceiling from `redis-benchmark`.
+ * Shared pieces of the Redis benchmarks: JIT warm-up, the servers' lifetime, and the server's own
+ * ceiling from `redis-benchmark`.
  */
 import { Effect, Exit, Scope } from "effect"
-import type { ManagedRuntime } from "effect"
 import { execFile } from "node:child_process"
-
-/** Runs `n` calls of `op` with `concurrency` of them in flight at any time. */
-export const promisePool = async (n: number, concurrency: number, op: (i: number) => Promise<unknown>) => {
-  let next = 0
-  const worker = async () => {
-    while (next < n) await op(next++)
-  }
-  await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker))
-}
-
-/** The same pool for Effect code: `concurrency` fibers pulling from one counter. */
-export const effectPool = <E>(
-  runtime: ManagedRuntime.ManagedRuntime<never, never>,
-  n: number,
-  concurrency: number,
-  op: (i: number) => Effect.Effect<unknown, E>
-): Promise<void> => {
-  let next = 0
-  const worker = Effect.gen(function*() {
-    while (next < n) yield* op(next++)
-  })
-  return runtime.runPromise(
-    Effect.orDie(Effect.all(Array.from({ length: Math.min(concurrency, n) }, () => worker), {
-      concurrency: "unbounded",
-      discard: true
-    }))
-  )
-}
 
 /** Runs each body repeatedly for `ms` (JIT warm-up before any measurement). */
 export const warmUp = async (ms: number, bodies: ReadonlyArray<() => Promise<unknown>>) => {

@@ -9,7 +9,7 @@
  * - `getMany` of 100 keys vs a raw `MGET`;
  * - `redis-benchmark` against the same server, for the ceiling.
  *
- * Run: `npx tsx bench/redis.ts`
+ * Run: `npx tsx --expose-gc bench/redis.ts`
  */
 import { Effect, Layer, ManagedRuntime, Schema, Scope } from "effect"
 import { CacheStore } from "effect-cachekit/CacheStore"
@@ -19,8 +19,8 @@ import * as Redis from "effect-cachekit/Redis"
 import * as RedisStore from "effect-cachekit/RedisStore"
 import { Redis as IoRedis } from "ioredis"
 import { redisServer } from "../test/harness/redis.js"
-import { compare, ratio } from "./lib.js"
-import { effectPool, promisePool, redisBenchmark, warmUp, withServers } from "./redis-common.js"
+import { compare, effectPool, promisePool, ratio } from "./lib.js"
+import { redisBenchmark, warmUp, withServers } from "./redis-common.js"
 
 const KEYS = 1000
 const ids = Array.from({ length: KEYS }, (_, i) => `p${i}`)
@@ -92,12 +92,12 @@ await withServers(redisServer(), async (server, scope) => {
   await warmUp(2000, [
     () => promisePool(512, 64, (i) => raw.getBuffer(fullKey(i))),
     () => promisePool(512, 64, (i) => rawAuto.getBuffer(fullKey(i))),
-    () => effectPool(runtime, 512, 64, (i) => products.get(key(i))),
-    () => effectPool(runtime, 512, 64, (i) => productsAuto.get(key(i))),
-    () => effectPool(runtime, 512, 64, (i) => store.get(`product:${key(i)}`)),
-    () => effectPool(runtime, 512, 64, (i) => storeAuto.get(`product:${key(i)}`)),
-    () => effectPool(runtime, 64, 4, (i) => store.getMany(batch(i).map((k) => `product:${ids[k]}`))),
-    () => effectPool(runtime, 64, 4, (i) => products.getMany(batch(i).map((k) => ids[k]!)))
+    () => effectPool(512, 64, (i) => products.get(key(i)), runtime),
+    () => effectPool(512, 64, (i) => productsAuto.get(key(i)), runtime),
+    () => effectPool(512, 64, (i) => store.get(`product:${key(i)}`), runtime),
+    () => effectPool(512, 64, (i) => storeAuto.get(`product:${key(i)}`), runtime),
+    () => effectPool(64, 4, (i) => store.getMany(batch(i).map((k) => `product:${ids[k]}`)), runtime),
+    () => effectPool(64, 4, (i) => products.getMany(batch(i).map((k) => ids[k]!)), runtime)
   ])
 
   for (const concurrency of [1, 64, 1024]) {
@@ -109,21 +109,21 @@ await withServers(redisServer(), async (server, scope) => {
       },
       {
         name: "ReadThrough.get over RedisStore (MGET coalescing)",
-        run: (n) => effectPool(runtime, n, concurrency, (i) => products.get(key(i)))
+        run: (n) => effectPool(n, concurrency, (i) => products.get(key(i)), runtime)
       },
       {
         name: "ReadThrough.get over RedisStore (auto-pipelining only)",
-        run: (n) => effectPool(runtime, n, concurrency, (i) => productsAuto.get(key(i)))
+        run: (n) => effectPool(n, concurrency, (i) => productsAuto.get(key(i)), runtime)
       },
       {
         name: "RedisStore.get (MGET coalescing)",
-        run: (n) => effectPool(runtime, n, concurrency, (i) => store.get(`product:${key(i)}`))
+        run: (n) => effectPool(n, concurrency, (i) => store.get(`product:${key(i)}`), runtime)
       },
       {
         name: "RedisStore.get (auto-pipelining only)",
-        run: (n) => effectPool(runtime, n, concurrency, (i) => storeAuto.get(`product:${key(i)}`))
+        run: (n) => effectPool(n, concurrency, (i) => storeAuto.get(`product:${key(i)}`), runtime)
       }
-    ], { budgetMs: 600, rounds: 3, minBatch: concurrency * 32 })
+    ], { minBatch: concurrency * 32, versus: ["raw ioredis getBuffer", "raw ioredis getBuffer, auto-pipelining"] })
     console.log(
       `\nReadThrough vs raw (no auto-pipelining): ${
         ratio(results, "ReadThrough.get over RedisStore (MGET coalescing)", "raw ioredis getBuffer")
@@ -141,13 +141,13 @@ await withServers(redisServer(), async (server, scope) => {
       },
       {
         name: "RedisStore.getMany",
-        run: (n) => effectPool(runtime, n, concurrency, (i) => store.getMany(batch(i).map((k) => `product:${ids[k]}`)))
+        run: (n) => effectPool(n, concurrency, (i) => store.getMany(batch(i).map((k) => `product:${ids[k]}`)), runtime)
       },
       {
         name: "ReadThrough.getMany",
-        run: (n) => effectPool(runtime, n, concurrency, (i) => products.getMany(batch(i).map((k) => ids[k]!)))
+        run: (n) => effectPool(n, concurrency, (i) => products.getMany(batch(i).map((k) => ids[k]!)), runtime)
       }
-    ], { budgetMs: 600, rounds: 3 })
+    ])
     console.log(`\nRedisStore.getMany vs raw MGET: ${ratio(results, "RedisStore.getMany", "raw ioredis mgetBuffer")}`)
   }
 

@@ -11,10 +11,10 @@ const here = new URL(".", import.meta.url).pathname
 const scenarios: ReadonlyArray<
   { readonly name: string; readonly file: string; readonly node?: ReadonlyArray<string> }
 > = [
-  { name: "hit", file: "hit.ts" },
-  { name: "redis", file: "redis.ts" },
-  { name: "redis-cluster", file: "redis-cluster.ts" },
-  { name: "memcached", file: "memcached.ts" },
+  { name: "hit", file: "hit.ts", node: ["--expose-gc"] },
+  { name: "redis", file: "redis.ts", node: ["--expose-gc"] },
+  { name: "redis-cluster", file: "redis-cluster.ts", node: ["--expose-gc"] },
+  { name: "memcached", file: "memcached.ts", node: ["--expose-gc"] },
   { name: "memory", file: "memory.ts", node: ["--expose-gc"] },
   { name: "hitrate", file: "hitrate.ts" }
 ]

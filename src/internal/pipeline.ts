@@ -183,20 +183,22 @@ export const make = <A, I>(
    * The last decoded entry of recently read keys of a byte store, with the bytes it came from.
    * A read whose bytes are identical (compared in full) reuses the entry instead of parsing the
    * envelope and validating the value again: decoding is deterministic, so identical bytes give
-   * an identical entry. Bounded in entries and in the size of what it keeps.
+   * an identical entry. Bounded in entries and in the size of what it keeps. Keyed by the
+   * caller's key (the namespace prefix is the same for all), which is usually a string whose hash
+   * is already known, where the prefixed key would be a new string to hash on every read.
    */
   const decoded = new Map<string, { readonly bytes: Uint8Array; readonly entry: Entry<A> }>()
-  const remember = (full: string, bytes: Uint8Array, entry: Entry<A>) => {
+  const remember = (key: string, bytes: Uint8Array, entry: Entry<A>) => {
     if (bytes.byteLength > DECODED_MAX_BYTES) return
-    decoded.delete(full)
+    decoded.delete(key)
     // a copy: the bytes a client hands over may be a view into a larger socket buffer
-    decoded.set(full, { bytes: bytes.slice(), entry })
+    decoded.set(key, { bytes: bytes.slice(), entry })
     if (decoded.size > DECODED_MAX_ENTRIES) decoded.delete(decoded.keys().next().value!)
   }
 
   /** Reads what the store returned: the entry, or undefined for a miss (dropping what does not decode). */
   let lastKind = MISS
-  const classify = (full: string, stored: CacheStore.Value): Entry<A> | undefined => {
+  const classify = (key: string, full: string, stored: CacheStore.Value): Entry<A> | undefined => {
     let entry: Entry<A>
     if (stored instanceof Entry) {
       if (stored.fingerprint !== codec.fingerprint) {
@@ -205,7 +207,7 @@ export const make = <A, I>(
       }
       entry = stored as Entry<A>
     } else if (stored instanceof Uint8Array) {
-      const memoed = decoded.get(full)
+      const memoed = decoded.get(key)
       if (
         memoed !== undefined && memoed.bytes.byteLength === stored.byteLength &&
         Buffer.compare(memoed.bytes, stored) === 0
@@ -218,7 +220,7 @@ export const make = <A, I>(
           return undefined
         }
         entry = result.right
-        remember(full, stored, entry)
+        remember(key, stored, entry)
       }
     } else {
       dropUndecodable(full, "not a cache entry")
@@ -439,7 +441,7 @@ export const make = <A, I>(
     traced: boolean
   ): Effect.Effect<A, E | CacheError, R> => {
     if (stored !== undefined) {
-      const entry = classify(full, stored)
+      const entry = classify(key, full, stored)
       if (entry !== undefined) {
         if (lastKind === FRESH) {
           countHit()
@@ -472,19 +474,45 @@ export const make = <A, I>(
     })
   }
 
+  const getSync = store.getSync
+  const readWith = readWithOf(store)
+  const isTraced = (fiber: Fiber.RuntimeFiber<unknown, unknown>) =>
+    Context.unsafeGet(fiber.currentDefaultServices, Tracer.Tracer) !== untracedTracer
+
+  const getTraced = <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>): Effect.Effect<A, E | CacheError, R> =>
+    Effect.withSpan(getCore(key, arg, load, true), "cachekit.get", {
+      attributes: spanAttributes,
+      captureStackTrace: false
+    })
+
+  const getOrLoadWith = <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>): Effect.Effect<A, E | CacheError, R> =>
+    Effect.withFiberRuntime((fiber) => {
+      if (isTraced(fiber)) return getTraced(key, arg, load)
+      // an in-process store answers at once: a hit costs no Effect round trip to the store
+      if (getSync !== undefined) {
+        const full = prefix + key
+        return decide(key, full, arg, load, getSync(full), false)
+      }
+      return getCore(key, arg, load, false)
+    })
+
   /**
    * The read of a store that completes reads from a callback (a batch reply): what was read is
    * decided right there, and the reader resumes with its answer — the value of a hit, or the
-   * effect that loads — in one step.
+   * effect that loads — in one step. The registration runs in the reading fiber, so the tracer is
+   * looked up there too, without a step of its own.
    */
   const getWith = <X, E, R>(
     read: (key: string, callback: ReadCallback) => void,
     key: string,
     arg: X,
     load: Loader<X, A, E, R>
-  ): Effect.Effect<A, E | CacheError, R> => {
-    const full = prefix + key
-    return Effect.async<A, E | CacheError, R>((resume) =>
+  ): Effect.Effect<A, E | CacheError, R> =>
+    Effect.async<A, E | CacheError, R>((resume) => {
+      const fiber = Fiber.getCurrentFiber()
+      if (fiber._tag === "None") return resume(getOrLoadWith(key, arg, load))
+      if (isTraced(fiber.value)) return resume(getTraced(key, arg, load))
+      const full = prefix + key
       read(full, (value, error, before) => {
         const next = error === undefined
           ? decide(key, full, arg, load, value === null ? undefined : value, false)
@@ -494,27 +522,10 @@ export const make = <A, I>(
           )
         resume(before === undefined ? next : Effect.zipRight(before, next))
       })
-    )
-  }
-
-  const getSync = store.getSync
-  const readWith = readWithOf(store)
-  const getOrLoad = <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>): Effect.Effect<A, E | CacheError, R> =>
-    Effect.withFiberRuntime((fiber) => {
-      if (Context.unsafeGet(fiber.currentDefaultServices, Tracer.Tracer) !== untracedTracer) {
-        return Effect.withSpan(getCore(key, arg, load, true), "cachekit.get", {
-          attributes: spanAttributes,
-          captureStackTrace: false
-        })
-      }
-      // an in-process store answers at once: a hit costs no Effect round trip to the store
-      if (getSync !== undefined) {
-        const full = prefix + key
-        return decide(key, full, arg, load, getSync(full), false)
-      }
-      if (readWith !== undefined) return getWith(readWith, key, arg, load)
-      return getCore(key, arg, load, false)
     })
+
+  const getOrLoad = <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>): Effect.Effect<A, E | CacheError, R> =>
+    readWith === undefined ? getOrLoadWith(key, arg, load) : getWith(readWith, key, arg, load)
 
   const read = (key: string): Effect.Effect<Option.Option<A>, CacheError> => {
     const full = prefix + key
@@ -523,7 +534,7 @@ export const make = <A, I>(
         countMiss()
         return Effect.as(annotateOutcome("miss"), Option.none())
       }
-      const entry = classify(full, stored.value)
+      const entry = classify(key, full, stored.value)
       if (entry === undefined) {
         countMiss()
         return Effect.as(Effect.zipRight(annotateOutcome("miss"), flushDrops), Option.none())
@@ -562,7 +573,9 @@ export const make = <A, I>(
       const stale: Array<number> = []
       for (let i = 0; i < keys.length; i++) {
         const found = stored[i]
-        const entry = found !== undefined && found._tag === "Some" ? classify(fulls[i]!, found.value) : undefined
+        const entry = found !== undefined && found._tag === "Some"
+          ? classify(keys[i]!, fulls[i]!, found.value)
+          : undefined
         if (entry !== undefined) {
           results[i] = entry.value
           if (lastKind === STALE) stale.push(i)
