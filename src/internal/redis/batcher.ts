@@ -3,6 +3,7 @@ import * as Option from "effect/Option"
 import type { StoreError } from "../../CacheError.js"
 import type { CircuitBreaker } from "../circuitBreaker.js"
 import { defaultIsFailure } from "../circuitBreaker.js"
+import type { Deadlines } from "../deadlines.js"
 import type { ReadCallback } from "../store.js"
 
 /**
@@ -37,7 +38,8 @@ export interface BatcherOptions {
   /** Keys with different groups never share a command (the hash slot on a cluster). */
   readonly groupOf?: ((key: string) => number) | undefined
   readonly maxBatch: number
-  readonly timeoutMs: number
+  /** The command timeout. */
+  readonly deadlines: Deadlines
   readonly toError: (cause: unknown) => StoreError
   readonly timeoutError: () => StoreError
   readonly onBatch?: ((keys: number, readers: number) => void) | undefined
@@ -83,19 +85,9 @@ export const make = (options: BatcherOptions): GetBatcher => {
   }
 
   const send = (keys: Array<string>, batch: Map<string, Readers>) => {
-    let done = false
-    const timer = setTimeout(() =>
-      // Due timers run before sockets are read: after a blocked event loop the reply may already
-      // be waiting, so the timeout is only declared after one more I/O phase.
-      setImmediate(() => {
-        if (done) return
-        done = true
-        settle(keys, batch, undefined, options.timeoutError())
-      }), options.timeoutMs)
+    const deadline = options.deadlines.add(() => settle(keys, batch, undefined, options.timeoutError()))
     const fail = (cause: unknown) => {
-      if (done) return
-      done = true
-      clearTimeout(timer)
+      if (!deadline.settle()) return
       settle(keys, batch, undefined, options.toError(cause))
     }
     let promise: Promise<Array<Buffer | null>>
@@ -105,9 +97,7 @@ export const make = (options: BatcherOptions): GetBatcher => {
       return fail(cause)
     }
     promise.then((values) => {
-      if (done) return
-      done = true
-      clearTimeout(timer)
+      if (!deadline.settle()) return
       settle(keys, batch, values, undefined)
     }, fail)
   }

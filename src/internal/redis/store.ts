@@ -10,6 +10,7 @@ import * as CacheStore from "../../CacheStore.js"
 import type { RedisClientService } from "../../Redis.js"
 import type { Options, RedisStore } from "../../RedisStore.js"
 import * as CircuitBreaker from "../circuitBreaker.js"
+import * as Deadlines from "../deadlines.js"
 import { escapeGlob, ReadWith, ttlMillis } from "../store.js"
 import type { ReadCallback } from "../store.js"
 import * as Batcher from "./batcher.js"
@@ -107,41 +108,43 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
       return toStoreError(name, operation, cause)
     }
 
+    const deadlines = Deadlines.make(timeoutMs)
+
     /**
      * One promise-returning ioredis call, bounded by the command timeout even when the client
-     * itself has none (a client handed in through `layerFromClient`).
+     * itself has none (a client handed in through `layerFromClient`). With `breaker`, the call
+     * goes through the circuit breaker: refused at once while it is open, and its outcome
+     * recorded as it completes (no Effect step of its own). An interrupted caller stops waiting;
+     * the command itself cannot be taken back.
      */
-    const call = <A>(operation: string, thunk: () => Promise<A>): Effect.Effect<A, StoreError> =>
+    const call = <A>(operation: string, thunk: () => Promise<A>, viaBreaker = true): Effect.Effect<A, StoreError> =>
       Effect.async<A, StoreError>((resume) => {
-        let done = false
-        const timer = setTimeout(() =>
-          // Node runs due timers before it reads sockets: after the event loop was blocked, the
-          // reply may already be waiting. Looking again after the I/O phase avoids a false timeout.
-          setImmediate(() => {
-            if (done) return
-            done = true
-            resume(Effect.fail(timeoutError(name, operation, timeoutMs)))
-          }), timeoutMs)
-        const fail = (cause: unknown) => {
-          if (done) return
-          done = true
-          clearTimeout(timer)
-          resume(Effect.fail(toError(operation, cause)))
+        const gate = viaBreaker ? breaker : undefined
+        if (gate !== undefined && gate.state() !== "closed" && !gate.admit()) {
+          return resume(Effect.fail(gate.refused(operation)))
+        }
+        const finish = (outcome: Effect.Effect<A, StoreError>, error: StoreError | undefined) => {
+          if (gate !== undefined) {
+            if (error === undefined || !CircuitBreaker.defaultIsFailure(error)) gate.succeeded()
+            else gate.failed(1)
+            if (gate.hasLog()) return resume(Effect.zipRight(gate.flushLog, outcome))
+          }
+          resume(outcome)
+        }
+        const fail = (error: StoreError) => finish(Effect.fail(error), error)
+        const deadline = deadlines.add(() => fail(timeoutError(name, operation, timeoutMs)))
+        const rejected = (cause: unknown) => {
+          if (!deadline.settle()) return
+          fail(toError(operation, cause))
         }
         try {
           thunk().then((a) => {
-            if (done) return
-            done = true
-            clearTimeout(timer)
-            resume(Effect.succeed(a))
-          }, fail)
+            if (!deadline.settle()) return
+            finish(Effect.succeed(a), undefined)
+          }, rejected)
         } catch (cause) {
-          fail(cause)
+          rejected(cause)
         }
-        return Effect.sync(() => {
-          done = true
-          clearTimeout(timer)
-        })
       })
 
     const guarded = <A, E>(operation: string, effect: Effect.Effect<A, E>): Effect.Effect<A, E | StoreError> =>
@@ -172,7 +175,7 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
       fetch: mget,
       groupOf: cluster ? slotOf : undefined,
       maxBatch: options.maxBatch ?? CHUNK,
-      timeoutMs,
+      deadlines,
       toError: (cause) => toError("get", cause),
       timeoutError: () => timeoutError(name, "get", timeoutMs),
       onBatch: (keys) => batchSize.unsafeUpdate(keys, tags),
@@ -204,7 +207,7 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
     // the batcher consults the breaker itself, once per read and once per command
     const get = (key: string): Effect.Effect<Option.Option<CacheStore.Value>, StoreFailure> =>
       batcher === undefined
-        ? guarded("get", Effect.map(call("get", () => client.getBuffer(full(key))), Option.fromNullable))
+        ? Effect.map(call("get", () => client.getBuffer(full(key))), Option.fromNullable)
         : batcher.get(full(key))
 
     const getMany = (
@@ -212,20 +215,17 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
     ): Effect.Effect<Array<Option.Option<CacheStore.Value>>, StoreFailure> => {
       if (keys.length === 0) return Effect.succeed([])
       const fullKeys = keys.map(full)
-      return guarded(
-        "getMany",
-        call("getMany", async () => {
-          if (!cluster && fullKeys.length <= CHUNK) return (await mget(fullKeys)).map(Option.fromNullable)
-          const out = new Array<Option.Option<CacheStore.Value>>(keys.length)
-          await Promise.all(
-            groups(fullKeys).map(async (group) => {
-              const values = await mget(group.map((i) => fullKeys[i]!))
-              for (let j = 0; j < group.length; j++) out[group[j]!] = Option.fromNullable(values[j] ?? null)
-            })
-          )
-          return out
-        })
-      )
+      return call("getMany", async () => {
+        if (!cluster && fullKeys.length <= CHUNK) return (await mget(fullKeys)).map(Option.fromNullable)
+        const out = new Array<Option.Option<CacheStore.Value>>(keys.length)
+        await Promise.all(
+          groups(fullKeys).map(async (group) => {
+            const values = await mget(group.map((i) => fullKeys[i]!))
+            for (let j = 0; j < group.length; j++) out[group[j]!] = Option.fromNullable(values[j] ?? null)
+          })
+        )
+        return out
+      })
     }
 
     const set = (key: string, value: CacheStore.Value, ttl?: Parameters<CacheStore.Service["set"]>[2]) =>
@@ -233,7 +233,7 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
         const buffer = bytes(key, value)
         if (!Buffer.isBuffer(buffer)) return Effect.fail(buffer)
         const ms = ttlMillis(ttl)
-        return guarded("set", Effect.asVoid(call("set", () => setCommand(full(key), buffer, ms))))
+        return Effect.asVoid(call("set", () => setCommand(full(key), buffer, ms)))
       })
 
     const setMany = (entries: ReadonlyArray<CacheStore.SetEntry>) =>
@@ -246,25 +246,22 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
           if (!Buffer.isBuffer(buffer)) return Effect.fail(buffer)
           prepared.push([full(e.key), buffer, ttlMillis(e.ttl)])
         }
-        return guarded(
-          "setMany",
-          call("setMany", async () => {
-            if (cluster) {
-              // Issued in one tick: an auto-pipelining cluster client sends one pipeline per node.
-              await Promise.all(prepared.map(([k, v, ms]) => setCommand(k, v, ms)))
-              return
-            }
-            const pipeline = (client as Redis).pipeline()
-            for (const [k, v, ms] of prepared) {
-              if (ms === undefined) pipeline.set(k, v)
-              else if (ms <= 0) pipeline.unlink(k)
-              else pipeline.set(k, v, "PX", Math.ceil(ms))
-            }
-            const results = await pipeline.exec()
-            const failed = results?.find(([error]) => error !== null)
-            if (failed !== undefined) throw failed[0]
-          })
-        )
+        return call("setMany", async () => {
+          if (cluster) {
+            // Issued in one tick: an auto-pipelining cluster client sends one pipeline per node.
+            await Promise.all(prepared.map(([k, v, ms]) => setCommand(k, v, ms)))
+            return
+          }
+          const pipeline = (client as Redis).pipeline()
+          for (const [k, v, ms] of prepared) {
+            if (ms === undefined) pipeline.set(k, v)
+            else if (ms <= 0) pipeline.unlink(k)
+            else pipeline.set(k, v, "PX", Math.ceil(ms))
+          }
+          const results = await pipeline.exec()
+          const failed = results?.find(([error]) => error !== null)
+          if (failed !== undefined) throw failed[0]
+        })
       })
 
     const setIfAbsent = (key: string, value: CacheStore.Value, ttl?: Parameters<CacheStore.Service["set"]>[2]) =>
@@ -273,21 +270,17 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
         if (!Buffer.isBuffer(buffer)) return Effect.fail(buffer)
         const ms = ttlMillis(ttl)
         const k = full(key)
-        return guarded(
-          "setIfAbsent",
-          call("setIfAbsent", async () => {
-            // An already-expired entry is never written; the call still reports whether the key was free.
-            if (ms !== undefined && ms <= 0) return (await client.exists(k)) === 0
-            const reply = ms === undefined
-              ? await client.set(k, buffer, "NX")
-              : await client.set(k, buffer, "PX", Math.ceil(ms), "NX")
-            return reply === "OK"
-          })
-        )
+        return call("setIfAbsent", async () => {
+          // An already-expired entry is never written; the call still reports whether the key was free.
+          if (ms !== undefined && ms <= 0) return (await client.exists(k)) === 0
+          const reply = ms === undefined
+            ? await client.set(k, buffer, "NX")
+            : await client.set(k, buffer, "PX", Math.ceil(ms), "NX")
+          return reply === "OK"
+        })
       })
 
-    const del = (key: string) =>
-      guarded("delete", Effect.map(call("delete", () => client.unlink(full(key))), (n) => n > 0))
+    const del = (key: string) => Effect.map(call("delete", () => client.unlink(full(key))), (n) => n > 0)
 
     const unlinkAll = (fullKeys: ReadonlyArray<string>): Promise<number> =>
       Promise.all(groups(fullKeys).map((group) => client.unlink(...group.map((i) => fullKeys[i]!)))).then((counts) =>
@@ -297,23 +290,20 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
     const deleteMany = (keys: ReadonlyArray<string>): Effect.Effect<number, StoreFailure> =>
       keys.length === 0
         ? Effect.succeed(0)
-        : guarded("deleteMany", call("deleteMany", () => unlinkAll(keys.map(full))))
+        : call("deleteMany", () => unlinkAll(keys.map(full)))
 
     const expire = (key: string, ttl: Parameters<CacheStore.Service["expire"]>[1]) =>
       Effect.suspend((): Effect.Effect<boolean, StoreFailure> => {
         const ms = ttlMillis(ttl)
         const k = full(key)
-        return guarded(
-          "expire",
-          call("expire", async () => {
-            if (ms === undefined) {
-              // PERSIST answers 0 for a key without a TTL too, so existence needs its own check.
-              const [persisted, exists] = await Promise.all([client.persist(k), client.exists(k)])
-              return persisted === 1 || exists === 1
-            }
-            return (await client.pexpire(k, ms <= 0 ? 0 : Math.ceil(ms))) === 1
-          })
-        )
+        return call("expire", async () => {
+          if (ms === undefined) {
+            // PERSIST answers 0 for a key without a TTL too, so existence needs its own check.
+            const [persisted, exists] = await Promise.all([client.persist(k), client.exists(k)])
+            return persisted === 1 || exists === 1
+          }
+          return (await client.pexpire(k, ms <= 0 ? 0 : Math.ceil(ms))) === 1
+        })
       })
 
     const mastersOrFail = Effect.suspend(() => {
@@ -330,7 +320,10 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
         : Effect.succeed(nodes)
     })
 
-    /** SCAN over every master, handing each page of keys to `onPage`. Never KEYS: it blocks the server. */
+    /**
+     * SCAN over every master, handing each page of keys to `onPage`. Never KEYS: it blocks the
+     * server. Its calls bypass the breaker: the whole scan goes through it as one operation.
+     */
     const scanAll = (
       operation: string,
       match: string,
@@ -345,7 +338,8 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
               do {
                 const [next, page] = yield* call(
                   operation,
-                  () => node.scan(cursor, "MATCH", match, "COUNT", SCAN_COUNT)
+                  () => node.scan(cursor, "MATCH", match, "COUNT", SCAN_COUNT),
+                  false
                 )
                 cursor = next
                 if (page.length > 0) yield* onPage(page)
@@ -356,7 +350,7 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
 
     const clear = guarded(
       "clear",
-      scanAll("clear", `${globPrefix}*`, (page) => Effect.asVoid(call("clear", () => unlinkAll(page))))
+      scanAll("clear", `${globPrefix}*`, (page) => Effect.asVoid(call("clear", () => unlinkAll(page), false)))
     ).pipe(Effect.withSpan("RedisStore.clear", { attributes: { store: name }, captureStackTrace: false }))
 
     const keys = (pattern: string): Effect.Effect<ReadonlyArray<string>, StoreFailure> =>

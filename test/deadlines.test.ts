@@ -1,0 +1,43 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "@effect/vitest"
+import * as Deadlines from "../src/internal/deadlines.js"
+
+describe("Deadlines (one timer for many calls of one timeout)", () => {
+  beforeEach(() => {
+    vi.useFakeTimers()
+  })
+  afterEach(() => {
+    vi.useRealTimers()
+  })
+
+  it("expires the calls still open when their time is up, in order, and never a settled one", () => {
+    const deadlines = Deadlines.make(100)
+    const expired: Array<string> = []
+    const a = deadlines.add(() => expired.push("a"))
+    vi.advanceTimersByTime(40)
+    const b = deadlines.add(() => expired.push("b"))
+    const c = deadlines.add(() => expired.push("c"))
+    expect(b.settle()).toBe(true)
+    vi.advanceTimersByTime(70) // a is due at 100
+    expect(expired).toEqual(["a"])
+    expect(a.settle()).toBe(false) // already expired: the late answer is ignored
+    vi.advanceTimersByTime(40) // c is due at 140
+    expect(expired).toEqual(["a", "c"])
+    expect(b.settle()).toBe(false)
+    vi.advanceTimersByTime(1000)
+    expect(expired).toEqual(["a", "c"])
+  })
+
+  it("keeps working after the queue has drained, and across thousands of calls", () => {
+    const deadlines = Deadlines.make(50)
+    let expired = 0
+    for (let i = 0; i < 5000; i++) {
+      const d = deadlines.add(() => expired++)
+      if (i % 10 !== 0) d.settle()
+    }
+    vi.advanceTimersByTime(60)
+    expect(expired).toBe(500)
+    deadlines.add(() => expired++)
+    vi.advanceTimersByTime(60)
+    expect(expired).toBe(501)
+  })
+})
