@@ -146,18 +146,21 @@ export const make = <A, I>(
   // ---------------------------------------------------------------------------------------------
   // counting reads (a local counter for `stats`, an Effect metric for exporters)
 
-  const countHit = () => {
-    hits++
-    CacheMetrics.hits.unsafeUpdate(1, labels)
+  const countHits = (n: number) => {
+    hits += n
+    CacheMetrics.hits.unsafeUpdate(n, labels)
   }
-  const countStale = () => {
-    staleHits++
-    CacheMetrics.staleHits.unsafeUpdate(1, labels)
+  const countStales = (n: number) => {
+    staleHits += n
+    CacheMetrics.staleHits.unsafeUpdate(n, labels)
   }
-  const countMiss = () => {
-    misses++
-    CacheMetrics.misses.unsafeUpdate(1, labels)
+  const countMisses = (n: number) => {
+    misses += n
+    CacheMetrics.misses.unsafeUpdate(n, labels)
   }
+  const countHit = () => countHits(1)
+  const countStale = () => countStales(1)
+  const countMiss = () => countMisses(1)
   /** Counts what `classify` just found. */
   const countFound = () => lastKind === FRESH ? countHit() : countStale()
 
@@ -198,7 +201,7 @@ export const make = <A, I>(
 
   /** Reads what the store returned: the entry, or undefined for a miss (dropping what does not decode). */
   let lastKind = MISS
-  const classify = (key: string, full: string, stored: CacheStore.Value): Entry<A> | undefined => {
+  const classify = (key: string, full: string, stored: CacheStore.Value, t = now()): Entry<A> | undefined => {
     let entry: Entry<A>
     if (stored instanceof Entry) {
       if (stored.fingerprint !== codec.fingerprint) {
@@ -226,7 +229,6 @@ export const make = <A, I>(
       dropUndecodable(full, "not a cache entry")
       return undefined
     }
-    const t = now()
     if (t < entry.freshUntil) {
       lastKind = FRESH
       return entry
@@ -571,22 +573,27 @@ export const make = <A, I>(
       // first index of each distinct missing key, and the indices that share it
       const missing = new Map<string, Array<number>>()
       const stale: Array<number> = []
+      const t = now()
+      let freshHits = 0
       for (let i = 0; i < keys.length; i++) {
         const found = stored[i]
         const entry = found !== undefined && found._tag === "Some"
-          ? classify(keys[i]!, fulls[i]!, found.value)
+          ? classify(keys[i]!, fulls[i]!, found.value, t)
           : undefined
         if (entry !== undefined) {
           results[i] = entry.value
           if (lastKind === STALE) stale.push(i)
-          countFound()
+          else freshHits++
           continue
         }
-        countMiss()
         const same = missing.get(fulls[i]!)
         if (same === undefined) missing.set(fulls[i]!, [i])
         else same.push(i)
       }
+      // counted once per batch rather than per key
+      if (freshHits > 0) countHits(freshHits)
+      if (stale.length > 0) countStales(stale.length)
+      if (freshHits + stale.length < keys.length) countMisses(keys.length - freshHits - stale.length)
       yield* flushDrops
       for (const i of stale) yield* startFlight(keys[i]!, fulls[i]!, args[i]!, loadOne)
       if (missing.size === 0) return results
