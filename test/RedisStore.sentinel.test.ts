@@ -71,10 +71,22 @@ describe("RedisStore through Redis Sentinel", () => {
         if (!served) yield* Effect.sleep("50 millis")
       }
       const servedAt = yield* Clock.currentTimeMillis
+      // what the sentinels and the replica say, so that a failed run shows which side did not move
+      const view = yield* Effect.all({
+        sentinels: Effect.forEach(
+          group.sentinels,
+          (s) => Effect.either(redisCli(s.port, "sentinel", "get-master-addr-by-name", group.masterName))
+        ),
+        role: Effect.either(redisCli(group.replica.port, "role"))
+      })
       console.log(
         `sentinel failover: served again after ${servedAt - killedAt} ms, ${issued} calls, failures ${
           JSON.stringify(Object.fromEntries(failures))
-        }`
+        }; sentinels name ${
+          view.sentinels.map((e) => e._tag === "Right" ? e.right.trim().split(/\s+/).join(":") : "?").join(", ")
+        }; replica role ${
+          view.role._tag === "Right" ? view.role.right.trim().split(/\s+/)[0] : "?"
+        }; store client ${store.redis.client.status}`
       )
       expect(served).toBe(true)
       expect(returned).toBe(issued)
