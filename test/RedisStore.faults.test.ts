@@ -76,6 +76,31 @@ const viaProxy = (options: RedisStore.Options & Redis.Options = {}) =>
   })
 
 describe("RedisStore under faults", () => {
+  it.scopedLive("a client that gives up (status end) without the layer closing it is connected again", () =>
+    Effect.gen(function*() {
+      const { server } = env()
+      const redis = yield* Redis.make({ port: server.port, commandTimeout: "300 millis" })
+      const store = yield* Effect.provideService(
+        RedisStore.make({ prefix: "revive", circuitBreaker: { failureThreshold: 5, resetAfter: "100 millis" } }),
+        Redis.RedisClient,
+        redis
+      )
+      yield* store.set("k", bytes("v"))
+      // what ioredis does on its own when a connection attempt fails outright: it ends the client
+      const ended = Effect.async<void>((resume) => {
+        redis.client.once("end", () => resume(Effect.void))
+      })
+      redis.client.disconnect()
+      yield* ended
+      expect(redis.client.status).toBe("end")
+      expect((yield* Effect.either(store.get("k")))._tag).toBe("Left")
+      yield* eventually(
+        "the store serves again",
+        Effect.map(Effect.either(store.get("k")), (r) => Either.isRight(r) && text(r.right)._tag === "Some")
+      )
+      expect(redis.client.status).toBe("ready")
+    }))
+
   it.scopedLive("a black hole is bounded by the command timeout: no call hangs, and it recovers when the path heals", () =>
     Effect.gen(function*() {
       const { proxy } = env()

@@ -268,6 +268,7 @@ export const watch = (client: Client, mode: Mode): Effect.Effect<void> =>
     const run = Runtime.runFork(runtime)
     const annotate = <A, E>(e: Effect.Effect<A, E>) => Effect.annotateLogs(e, { backend: `redis ${mode}` })
     let lost = false
+    let revivals = 0
     client.on("error", (error: unknown) => {
       run(annotate(Effect.logDebug("redis client error", error instanceof Error ? error.message : String(error))))
     })
@@ -277,11 +278,27 @@ export const watch = (client: Client, mode: Mode): Effect.Effect<void> =>
       run(annotate(Effect.logWarning("redis connection lost; reconnecting")))
     })
     client.on("ready", () => {
+      revivals = 0
       if (!lost) return
       lost = false
       run(annotate(Effect.logInfo("redis connection restored")))
     })
+    // ioredis gives a client up for good ("end") when a connection attempt itself fails — on
+    // Sentinel, for one, when a failover is announced while it is asking the sentinels where the
+    // master is. A client this library created and has not closed is connected again.
+    client.on("end", () => {
+      if (closing.has(client)) return
+      const delay = Math.min(100 * 2 ** revivals++, 2000)
+      run(annotate(Effect.logWarning("redis client gave up reconnecting; connecting it again")))
+      setTimeout(() => {
+        if (closing.has(client) || client.status !== "end") return
+        client.connect().catch(() => {})
+      }, delay)
+    })
   })
+
+/** Clients being closed by this library: their end is expected. */
+const closing = new WeakSet<Client>()
 
 /**
  * Connects, waiting at most `connectTimeout` (plus a margin for the cluster's slot discovery).
@@ -312,6 +329,7 @@ export const connect = (client: Client, mode: Mode, timeoutMs: number): Effect.E
  */
 export const close = (client: Client): Effect.Effect<void> =>
   Effect.async<void>((resume) => {
+    closing.add(client)
     if (client.status === "end") return resume(Effect.void)
     if (client.status !== "ready") {
       client.disconnect()
