@@ -7,7 +7,7 @@
  *   auto-pipelining, and ReadThrough.getMany;
  * - single `get` hits at concurrency 64: RedisStore and ReadThrough vs raw ioredis.
  *
- * Run: `npx tsx bench/redis-cluster.ts`
+ * Run: `npx tsx --expose-gc bench/redis-cluster.ts`
  */
 import { Effect, Layer, ManagedRuntime, Schema, Scope } from "effect"
 import { CacheStore } from "effect-cachekit/CacheStore"

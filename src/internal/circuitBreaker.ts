@@ -37,8 +37,6 @@ export interface CircuitBreaker {
     operation: string,
     isFailure?: (e: E) => boolean
   ) => Effect.Effect<A, E | StoreError>
-  /** Whether a call made now would be let through (closed, or open long enough for a probe). */
-  readonly allows: () => boolean
   /**
    * Lets a call through or not: true when closed; when open long enough and no probe is under
    * way, the call becomes the probe (half-open) and true; otherwise false.
@@ -197,7 +195,6 @@ export const make = (options: BreakerOptions): Effect.Effect<CircuitBreaker> =>
       state: () =>
         state,
       run,
-      allows,
       admit,
       succeeded,
       failed,

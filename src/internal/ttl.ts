@@ -46,6 +46,15 @@ export const decodePositive = (
   return duration
 }
 
+/** Rejects an option that, when given, is not a finite, positive duration. @internal */
+export const assertPositiveDuration = (
+  component: string,
+  what: string,
+  input: Duration.DurationInput | undefined
+): void => {
+  if (input !== undefined) decodePositive(component, what, input)
+}
+
 /** @internal */
 export const toMillisOrUndefined = (duration: Duration.Duration): number | undefined =>
   Duration.isFinite(duration) ? Duration.toMillis(duration) : undefined

@@ -17,6 +17,7 @@ import * as CacheStore from "../../CacheStore.js"
 import * as HashRing from "../../HashRing.js"
 import type * as PublicApi from "../../MemcachedStore.js"
 import * as CircuitBreaker from "../circuitBreaker.js"
+import { assertPositiveDuration } from "../ttl.js"
 import * as Connection from "./connection.js"
 import * as Keys from "./keys.js"
 import type * as Protocol from "./protocol.js"
@@ -59,21 +60,6 @@ export const parseServer = (server: string): ServerAddress | undefined => {
   const port = match[2] === undefined ? 11211 : Number(match[2])
   if (!Number.isInteger(port) || port < 1 || port > 65535) return undefined
   return { host: match[1]!, port }
-}
-
-const durationMillis = (d: Duration.DurationInput): number | undefined => {
-  const decoded = Duration.decodeUnknown(d)
-  return Option.isSome(decoded) ? Duration.toMillis(decoded.value) : undefined
-}
-
-const positiveDuration = (d: Duration.DurationInput | undefined, name: string): void => {
-  if (d === undefined) return
-  const ms = durationMillis(d)
-  assertOption(
-    ms !== undefined && ms > 0 && Number.isFinite(ms),
-    "MemcachedStore",
-    `${name} must be a positive, finite duration`
-  )
 }
 
 /** Rejects nonsense options, synchronously. @internal */
@@ -128,12 +114,12 @@ export const validate = (options: Options): void => {
       `maxValueBytes must be an integer above ${ITEM_OVERHEAD + Keys.MAX_KEY_BYTES} (memcached's item size limit, -I)`
     )
   }
-  positiveDuration(options.timeout, "timeout")
-  positiveDuration(options.connectTimeout, "connectTimeout")
-  positiveDuration(options.generationRefresh, "generationRefresh")
-  positiveDuration(options.circuitBreaker?.resetAfter, "circuitBreaker.resetAfter")
-  positiveDuration(options.reconnect?.base, "reconnect.base")
-  positiveDuration(options.reconnect?.max, "reconnect.max")
+  assertPositiveDuration("MemcachedStore", "timeout", options.timeout)
+  assertPositiveDuration("MemcachedStore", "connectTimeout", options.connectTimeout)
+  assertPositiveDuration("MemcachedStore", "generationRefresh", options.generationRefresh)
+  assertPositiveDuration("MemcachedStore", "circuitBreaker.resetAfter", options.circuitBreaker?.resetAfter)
+  assertPositiveDuration("MemcachedStore", "reconnect.base", options.reconnect?.base)
+  assertPositiveDuration("MemcachedStore", "reconnect.max", options.reconnect?.max)
   const threshold = options.circuitBreaker?.failureThreshold
   if (threshold !== undefined) {
     assertOption(

@@ -11,6 +11,7 @@ import type { ClusterOptions as IoClusterOptions, RedisOptions as IoRedisOptions
 import { assertOption } from "../../CacheError.js"
 import type * as Redis_ from "../../Redis.js"
 import type { ClientOptions, ClusterOptions, Options, SentinelOptions } from "../../Redis.js"
+import { assertPositiveDuration } from "../ttl.js"
 import { toStoreError } from "./errors.js"
 
 /** @internal */
@@ -43,17 +44,6 @@ const reveal = (s: string | Redacted.Redacted<string> | undefined): string | und
 /** @internal */
 export const millis = (d: Duration.DurationInput): number => Duration.toMillis(Duration.decode(d))
 
-const positiveMillis = (d: Duration.DurationInput | undefined, component: string, name: string) => {
-  if (d === undefined) return
-  let ms = Number.NaN
-  try {
-    ms = millis(d)
-  } catch {
-    // an undecodable input is reported below
-  }
-  assertOption(Number.isFinite(ms) && ms > 0, component, `${name} must be a finite, positive duration`)
-}
-
 /**
  * Turns a `Schedule` into an ioredis retry strategy. ioredis counts attempts from 1 and starts
  * again at 1 after each successful connection, so attempt 1 restarts the schedule.
@@ -73,9 +63,9 @@ export const retryStrategy = (schedule: Schedule.Schedule<unknown, number>) => {
 
 /** @internal */
 export const validateCommon = (component: string, o: CommonOptions): void => {
-  positiveMillis(o.commandTimeout, component, "commandTimeout")
-  positiveMillis(o.connectTimeout, component, "connectTimeout")
-  positiveMillis(o.socketTimeout, component, "socketTimeout")
+  assertPositiveDuration(component, "commandTimeout", o.commandTimeout)
+  assertPositiveDuration(component, "connectTimeout", o.connectTimeout)
+  assertPositiveDuration(component, "socketTimeout", o.socketTimeout)
   assertOption(
     o.maxRetriesPerRequest === undefined || (Number.isInteger(o.maxRetriesPerRequest) && o.maxRetriesPerRequest >= 0),
     component,
@@ -133,7 +123,7 @@ export const validateCluster = (component: string, o: ClusterOptions): void => {
   validateCommon(component, o)
   assertOption(Array.isArray(o.nodes) && o.nodes.length > 0, component, "nodes must list at least one node")
   for (const n of o.nodes) validateAddress(component, "nodes", n)
-  positiveMillis(o.slotsRefreshInterval, component, "slotsRefreshInterval")
+  assertPositiveDuration(component, "slotsRefreshInterval", o.slotsRefreshInterval)
 }
 
 /** @internal */

@@ -13,6 +13,7 @@ import * as CircuitBreaker from "../circuitBreaker.js"
 import * as Deadlines from "../deadlines.js"
 import { escapeGlob, ReadWith, ttlMillis } from "../store.js"
 import type { ReadCallback } from "../store.js"
+import { assertPositiveDuration } from "../ttl.js"
 import * as Batcher from "./batcher.js"
 import { DEFAULT_COMMAND_TIMEOUT_MS, millis } from "./client.js"
 import { isRedirection, timeoutError, toStoreError } from "./errors.js"
@@ -39,15 +40,7 @@ export const validate = (options: Options): void => {
     c,
     "name must not be empty"
   )
-  if (options.commandTimeout !== undefined) {
-    let ms = Number.NaN
-    try {
-      ms = millis(options.commandTimeout)
-    } catch {
-      // reported below
-    }
-    assertOption(Number.isFinite(ms) && ms > 0, c, "commandTimeout must be a finite, positive duration")
-  }
+  assertPositiveDuration(c, "commandTimeout", options.commandTimeout)
   assertOption(
     options.maxValueBytes === undefined ||
       (Number.isInteger(options.maxValueBytes) && options.maxValueBytes > 0 &&
@@ -68,15 +61,7 @@ export const validate = (options: Options): void => {
       c,
       "circuitBreaker.failureThreshold must be a positive integer"
     )
-    if (breaker.resetAfter !== undefined) {
-      let ms = Number.NaN
-      try {
-        ms = millis(breaker.resetAfter)
-      } catch {
-        // reported below
-      }
-      assertOption(Number.isFinite(ms) && ms > 0, c, "circuitBreaker.resetAfter must be a finite, positive duration")
-    }
+    assertPositiveDuration(c, "circuitBreaker.resetAfter", breaker.resetAfter)
   }
 }
 
