@@ -59,6 +59,31 @@ describe("RedisStore on a standalone server", () => {
       expect(mgets).toBeLessThanOrEqual(2)
     }))
 
+  it.live("a batch larger than maxBatch is split into several MGETs, each reader still gets its own key", () =>
+    Effect.gen(function*() {
+      const { redis, server } = env()
+      const store = yield* Effect.provideService(
+        RedisStore.make({ prefix: "chunks", maxBatch: 7 }),
+        Redis.RedisClient,
+        redis
+      )
+      yield* store.setMany(Array.from({ length: 20 }, (_, i) => ({ key: `k${i}`, value: bytes(`v${i}`) })))
+      yield* redisCli(server.port, "config", "resetstat")
+      // 60 reads of 20 keys, with a missing key among them: three readers per key
+      const results = yield* Effect.forEach(
+        Array.from({ length: 63 }, (_, i) => i),
+        (i) => store.get(`k${i % 21}`),
+        { concurrency: "unbounded" }
+      )
+      expect(results.map(text)).toEqual(
+        Array.from({ length: 63 }, (_, i) => i % 21 === 20 ? Option.none() : Option.some(`v${i % 21}`))
+      )
+      // 21 distinct keys, at most 7 per command: 3 MGETs when all reads share one batch
+      const mgets = yield* commandCalls(server.port, "mget")
+      expect(mgets).toBeGreaterThanOrEqual(3)
+      expect(mgets).toBeLessThanOrEqual(6)
+    }))
+
   it.live("a value over maxValueBytes fails with ValueTooLarge and setMany writes nothing then", () =>
     Effect.gen(function*() {
       const store = yield* Effect.provideService(

@@ -3,7 +3,6 @@
  * single-flight load → encode → write, with metrics, spans and the store-error policy.
  */
 import type * as Clock from "effect/Clock"
-import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -15,7 +14,6 @@ import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import type * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
-import * as Tracer from "effect/Tracer"
 import { DecodeError, EncodeError, LoadTimeout } from "../CacheError.js"
 import type { CacheError, StoreFailure } from "../CacheError.js"
 import * as CacheMetrics from "../CacheMetrics.js"
@@ -113,6 +111,12 @@ const annotateOutcome = (outcome: "hit" | "miss" | "stale") =>
 const DECODED_MAX_ENTRIES = 1024
 const DECODED_MAX_BYTES = 4096
 
+interface Memo<A> {
+  readonly full: string
+  readonly bytes: Uint8Array
+  readonly entry: Entry<A>
+}
+
 const MISS = 0
 const FRESH = 1
 const STALE = 2
@@ -188,15 +192,22 @@ export const make = <A, I>(
    * envelope and validating the value again: decoding is deterministic, so identical bytes give
    * an identical entry. Bounded in entries and in the size of what it keeps. Keyed by the
    * caller's key (the namespace prefix is the same for all), which is usually a string whose hash
-   * is already known, where the prefixed key would be a new string to hash on every read.
+   * is already known, where the prefixed key would be a new string to hash on every read. It also
+   * keeps that prefixed key, so a read of a remembered key reuses one string (hashed once) for the
+   * store, instead of building and hashing a new one.
    */
-  const decoded = new Map<string, { readonly bytes: Uint8Array; readonly entry: Entry<A> }>()
-  const remember = (key: string, bytes: Uint8Array, entry: Entry<A>) => {
+  const decoded = new Map<string, Memo<A>>()
+  const remember = (key: string, full: string, bytes: Uint8Array, entry: Entry<A>) => {
     if (bytes.byteLength > DECODED_MAX_BYTES) return
     decoded.delete(key)
     // a copy: the bytes a client hands over may be a view into a larger socket buffer
-    decoded.set(key, { bytes: bytes.slice(), entry })
+    decoded.set(key, { full, bytes: bytes.slice(), entry })
     if (decoded.size > DECODED_MAX_ENTRIES) decoded.delete(decoded.keys().next().value!)
+  }
+  /** The store key of a caller's key: the remembered one when there is one. */
+  const fullKeyOf = (key: string): string => {
+    const memo = decoded.get(key)
+    return memo === undefined ? prefix + key : memo.full
   }
 
   /** Reads what the store returned: the entry, or undefined for a miss (dropping what does not decode). */
@@ -223,7 +234,7 @@ export const make = <A, I>(
           return undefined
         }
         entry = result.right
-        remember(key, stored, entry)
+        remember(key, full, stored, entry)
       }
     } else {
       dropUndecodable(full, "not a cache entry")
@@ -465,7 +476,7 @@ export const make = <A, I>(
     load: Loader<X, A, E, R>,
     traced: boolean
   ): Effect.Effect<A, E | CacheError, R> => {
-    const full = prefix + key
+    const full = fullKeyOf(key)
     return Effect.matchEffect(store.get(full), {
       onFailure: (error) =>
         Effect.flatMap(
@@ -478,8 +489,7 @@ export const make = <A, I>(
 
   const getSync = store.getSync
   const readWith = readWithOf(store)
-  const isTraced = (fiber: Fiber.RuntimeFiber<unknown, unknown>) =>
-    Context.unsafeGet(fiber.currentDefaultServices, Tracer.Tracer) !== untracedTracer
+  const isTraced = (fiber: Fiber.RuntimeFiber<unknown, unknown>) => fiber.currentTracer !== untracedTracer
 
   const getTraced = <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>): Effect.Effect<A, E | CacheError, R> =>
     Effect.withSpan(getCore(key, arg, load, true), "cachekit.get", {
@@ -514,7 +524,7 @@ export const make = <A, I>(
       const fiber = Fiber.getCurrentFiber()
       if (fiber._tag === "None") return resume(getOrLoadWith(key, arg, load))
       if (isTraced(fiber.value)) return resume(getTraced(key, arg, load))
-      const full = prefix + key
+      const full = fullKeyOf(key)
       read(full, (value, error, before) => {
         const next = error === undefined
           ? decide(key, full, arg, load, value === null ? undefined : value, false)

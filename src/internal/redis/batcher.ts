@@ -33,7 +33,11 @@ type Readers = ReadCallback | Array<ReadCallback>
 
 /** @internal */
 export interface BatcherOptions {
-  /** Reads keys that the server accepts in one command. */
+  /**
+   * Reads keys that the server accepts in one command. The keys are those given to `read`; a
+   * store that adds a prefix adds it here, once per key of a batch, so the keys the batcher
+   * compares can be the caller's own strings (whose hashes the engine has already computed).
+   */
   readonly fetch: (keys: Array<string>) => Promise<Array<Buffer | null>>
   /** Keys with different groups never share a command (the hash slot on a cluster). */
   readonly groupOf?: ((key: string) => number) | undefined
@@ -46,19 +50,22 @@ export interface BatcherOptions {
   readonly breaker?: CircuitBreaker | undefined
 }
 
-const count = (readers: Readers | undefined): number =>
-  readers === undefined ? 0 : typeof readers === "function" ? 1 : readers.length
+const count = (readers: Readers): number => typeof readers === "function" ? 1 : readers.length
 
 /** @internal */
 export const make = (options: BatcherOptions): GetBatcher => {
   const breaker = options.breaker
-  let pending = new Map<string, Readers>()
+  const maxBatch = options.maxBatch
+  // The pending batch: distinct keys in arrival order, their readers at the same positions, and
+  // each key's position (to add a reader to a key already asked for).
+  let keys: Array<string> = []
+  let readers: Array<Readers> = []
+  let positions = new Map<string, number>()
   let waiting = 0
   let scheduled = false
 
   const settle = (
-    keys: ReadonlyArray<string>,
-    batch: Map<string, Readers>,
+    readers: ReadonlyArray<Readers>,
     values: ReadonlyArray<Buffer | null> | undefined,
     error: StoreError | undefined
   ) => {
@@ -67,28 +74,27 @@ export const make = (options: BatcherOptions): GetBatcher => {
       // an error that is not the backend's fault (a refused command) still shows it answering
       if (error === undefined || !defaultIsFailure(error)) breaker.succeeded()
       else {
-        let readers = 0
-        for (const key of keys) readers += count(batch.get(key))
-        breaker.failed(readers)
+        let n = 0
+        for (const r of readers) n += count(r)
+        breaker.failed(n)
       }
       if (breaker.hasLog()) before = breaker.flushLog
     }
-    for (let i = 0; i < keys.length; i++) {
-      const readers = batch.get(keys[i]!)
-      if (readers === undefined) continue
+    for (let i = 0; i < readers.length; i++) {
+      const r = readers[i]!
       const value = values === undefined ? null : values[i] ?? null
       // A reader whose fiber was interrupted ignores this: Effect drops a resume that comes late.
-      if (typeof readers === "function") readers(value, error, before)
-      else for (const callback of readers) callback(value, error, before)
+      if (typeof r === "function") r(value, error, before)
+      else for (const callback of r) callback(value, error, before)
       before = undefined
     }
   }
 
-  const send = (keys: Array<string>, batch: Map<string, Readers>) => {
-    const deadline = options.deadlines.add(() => settle(keys, batch, undefined, options.timeoutError()))
+  const send = (keys: Array<string>, readers: Array<Readers>) => {
+    const deadline = options.deadlines.add(() => settle(readers, undefined, options.timeoutError()))
     const fail = (cause: unknown) => {
       if (!deadline.settle()) return
-      settle(keys, batch, undefined, options.toError(cause))
+      settle(readers, undefined, options.toError(cause))
     }
     let promise: Promise<Array<Buffer | null>>
     try {
@@ -98,42 +104,56 @@ export const make = (options: BatcherOptions): GetBatcher => {
     }
     promise.then((values) => {
       if (!deadline.settle()) return
-      settle(keys, batch, values, undefined)
+      settle(readers, values, undefined)
     }, fail)
+  }
+
+  /** Sends keys (with their readers) in commands of at most `maxBatch` keys. */
+  const sendChunks = (keys: Array<string>, readers: Array<Readers>) => {
+    if (keys.length <= maxBatch) return send(keys, readers)
+    for (let i = 0; i < keys.length; i += maxBatch) {
+      send(keys.slice(i, i + maxBatch), readers.slice(i, i + maxBatch))
+    }
   }
 
   const flush = () => {
     scheduled = false
-    const batch = pending
-    const readers = waiting
-    pending = new Map()
+    const batchKeys = keys
+    const batchReaders = readers
+    options.onBatch?.(batchKeys.length, waiting)
+    keys = []
+    readers = []
+    positions = new Map()
     waiting = 0
-    const keys = [...batch.keys()]
-    options.onBatch?.(keys.length, readers)
-    if (options.groupOf === undefined) {
-      for (let i = 0; i < keys.length; i += options.maxBatch) send(keys.slice(i, i + options.maxBatch), batch)
-      return
-    }
-    const groups = new Map<number, Array<string>>()
-    for (const key of keys) {
-      const g = options.groupOf(key)
+    const groupOf = options.groupOf
+    if (groupOf === undefined) return sendChunks(batchKeys, batchReaders)
+    const groups = new Map<number, { keys: Array<string>; readers: Array<Readers> }>()
+    for (let i = 0; i < batchKeys.length; i++) {
+      const g = groupOf(batchKeys[i]!)
       const group = groups.get(g)
-      if (group === undefined) groups.set(g, [key])
-      else group.push(key)
+      if (group === undefined) groups.set(g, { keys: [batchKeys[i]!], readers: [batchReaders[i]!] })
+      else {
+        group.keys.push(batchKeys[i]!)
+        group.readers.push(batchReaders[i]!)
+      }
     }
-    for (const group of groups.values()) {
-      for (let i = 0; i < group.length; i += options.maxBatch) send(group.slice(i, i + options.maxBatch), batch)
-    }
+    for (const group of groups.values()) sendChunks(group.keys, group.readers)
   }
 
   const read = (key: string, callback: ReadCallback): void => {
     if (breaker !== undefined && breaker.state() !== "closed" && !breaker.admit()) {
       return callback(null, breaker.refused("get"), breaker.hasLog() ? breaker.flushLog : undefined)
     }
-    const readers = pending.get(key)
-    if (readers === undefined) pending.set(key, callback)
-    else if (typeof readers === "function") pending.set(key, [readers, callback])
-    else readers.push(callback)
+    const at = positions.get(key)
+    if (at === undefined) {
+      positions.set(key, keys.length)
+      keys.push(key)
+      readers.push(callback)
+    } else {
+      const r = readers[at]!
+      if (typeof r === "function") readers[at] = [r, callback]
+      else r.push(callback)
+    }
     waiting++
     if (!scheduled) {
       scheduled = true

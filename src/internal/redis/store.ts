@@ -12,7 +12,6 @@ import type { Options, RedisStore } from "../../RedisStore.js"
 import * as CircuitBreaker from "../circuitBreaker.js"
 import * as Deadlines from "../deadlines.js"
 import { escapeGlob, ReadWith, ttlMillis } from "../store.js"
-import type { ReadCallback } from "../store.js"
 import { assertPositiveDuration } from "../ttl.js"
 import * as Batcher from "./batcher.js"
 import { DEFAULT_COMMAND_TIMEOUT_MS, millis } from "./client.js"
@@ -157,8 +156,9 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
     const mget = (keys: Array<string>): Promise<Array<Buffer | null>> => client.mgetBuffer(keys)
 
     const batcher = options.batchGets === false ? undefined : Batcher.make({
-      fetch: mget,
-      groupOf: cluster ? slotOf : undefined,
+      // the batcher is given the store's own keys: the prefix is added here, once per key of a batch
+      fetch: (keys) => mget(keys.map(full)),
+      groupOf: cluster ? (key: string) => slotOf(full(key)) : undefined,
       maxBatch: options.maxBatch ?? CHUNK,
       deadlines,
       toError: (cause) => toError("get", cause),
@@ -193,7 +193,7 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
     const get = (key: string): Effect.Effect<Option.Option<CacheStore.Value>, StoreFailure> =>
       batcher === undefined
         ? Effect.map(call("get", () => client.getBuffer(full(key))), Option.fromNullable)
-        : batcher.get(full(key))
+        : batcher.get(key)
 
     const getMany = (
       keys: ReadonlyArray<string>
@@ -367,7 +367,7 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
     const store: RedisStore = {
       ...service,
       ...(batcher === undefined ? {} : {
-        [ReadWith]: { get, read: (key: string, callback: ReadCallback) => batcher.read(full(key), callback) }
+        [ReadWith]: { get, read: batcher.read }
       }),
       prefix,
       redis,
