@@ -57,6 +57,8 @@ await withServers(redisCluster(), async (cluster, scope) => {
   }
 
   const fullKeys = ids.map((id) => `bench:product:${id}`)
+  // the store's own keys, built once like the raw ones
+  const storeKeys = ids.map((id) => `product:${id}`)
   const raw = new Cluster(cluster.startupNodes.map((n) => ({ ...n })))
   const rawAuto = new Cluster(cluster.startupNodes.map((n) => ({ ...n })), { enableAutoPipelining: true })
   await Promise.all(fullKeys.map((k) => raw.getBuffer(k)))
@@ -66,17 +68,18 @@ await withServers(redisCluster(), async (cluster, scope) => {
   const batch = (i: number) => Array.from({ length: 100 }, (_, j) => (i * 100 + j * 13) % KEYS)
   const key = (i: number) => ids[(i * 7919) % KEYS]!
   const fullKey = (i: number) => fullKeys[(i * 7919) % KEYS]!
+  const storeKey = (i: number) => storeKeys[(i * 7919) % KEYS]!
 
   // The Effect paths reach their steady speed only after a few seconds of JIT warm-up, far longer
   // than the shared warm-up of `compare`: warm every path first.
   await warmUp(2000, [
     () => promisePool(64, 4, (i) => Promise.all(batch(i).map((k) => raw.getBuffer(fullKeys[k]!)))),
     () => promisePool(64, 4, (i) => Promise.all(batch(i).map((k) => rawAuto.getBuffer(fullKeys[k]!)))),
-    () => effectPool(64, 4, (i) => store.getMany(batch(i).map((k) => `product:${ids[k]}`)), runtime),
+    () => effectPool(64, 4, (i) => store.getMany(batch(i).map((k) => storeKeys[k]!)), runtime),
     () => effectPool(64, 4, (i) => products.getMany(batch(i).map((k) => ids[k]!)), runtime),
     () => promisePool(512, 64, (i) => raw.getBuffer(fullKey(i))),
     () => promisePool(512, 64, (i) => rawAuto.getBuffer(fullKey(i))),
-    () => effectPool(512, 64, (i) => store.get(`product:${key(i)}`), runtime),
+    () => effectPool(512, 64, (i) => store.get(storeKey(i)), runtime),
     () => effectPool(512, 64, (i) => products.get(key(i)), runtime)
   ])
   for (const concurrency of [1, 16]) {
@@ -94,8 +97,7 @@ await withServers(redisCluster(), async (cluster, scope) => {
         },
         {
           name: "RedisStore.getMany (per-slot MGET)",
-          run: (n) =>
-            effectPool(n, concurrency, (i) => store.getMany(batch(i).map((k) => `product:${ids[k]}`)), runtime)
+          run: (n) => effectPool(n, concurrency, (i) => store.getMany(batch(i).map((k) => storeKeys[k]!)), runtime)
         },
         {
           name: "ReadThrough.getMany",
@@ -121,7 +123,7 @@ await withServers(redisCluster(), async (cluster, scope) => {
     },
     {
       name: "RedisStore.get (coalesced per slot)",
-      run: (n) => effectPool(n, 64, (i) => store.get(`product:${key(i)}`), runtime)
+      run: (n) => effectPool(n, 64, (i) => store.get(storeKey(i)), runtime)
     },
     { name: "ReadThrough.get", run: (n) => effectPool(n, 64, (i) => products.get(key(i)), runtime) }
   ])
