@@ -8,7 +8,7 @@
  * - `getMany` of 100 keys vs memjs (100 parallel gets: it has no multi-get) and the raw loop.
  *
  * Each contender runs for a fixed time after a warm-up, in interleaved rounds; ratios are taken
- * within each round and their median is reported. Run: `npx tsx --expose-gc bench/memcached.ts`;
+ * within each round and their median is reported. Run: `npm run bench -- memcached`;
  * bench/results/memcached.md summarises several runs.
  */
 import { Effect, Exit, Scope } from "effect"

@@ -7,7 +7,7 @@
  *   auto-pipelining, and ReadThrough.getMany;
  * - single `get` hits at concurrency 64: RedisStore and ReadThrough vs raw ioredis.
  *
- * Run: `npx tsx --expose-gc bench/redis-cluster.ts`
+ * Run: `npm run bench -- redis-cluster` (builds first; measures the built package)
  */
 import { Effect, Layer, ManagedRuntime, Schema, Scope } from "effect"
 import { CacheStore } from "effect-cachekit/CacheStore"
@@ -104,7 +104,7 @@ await withServers(redisCluster(), async (cluster, scope) => {
           run: (n) => effectPool(n, concurrency, (i) => products.getMany(batch(i).map((k) => ids[k]!)), runtime)
         }
       ],
-      {}
+      { minBatch: concurrency * 16 } // every worker of the pool gets many batches per run
     )
     console.log(
       `\nRedisStore.getMany vs raw parallel gets: ${
@@ -126,7 +126,7 @@ await withServers(redisCluster(), async (cluster, scope) => {
       run: (n) => effectPool(n, 64, (i) => store.get(storeKey(i)), runtime)
     },
     { name: "ReadThrough.get", run: (n) => effectPool(n, 64, (i) => products.get(key(i)), runtime) }
-  ])
+  ], { minBatch: 64 * 32 }) // every worker of the pool gets many reads per run
   console.log(
     `\nRedisStore.get vs raw: ${ratio(results, "RedisStore.get (coalesced per slot)", "raw ioredis getBuffer")}`
   )

@@ -9,7 +9,7 @@
  * - `getMany` of 100 keys vs a raw `MGET`;
  * - `redis-benchmark` against the same server, for the ceiling.
  *
- * Run: `npx tsx --expose-gc bench/redis.ts`
+ * Run: `npm run bench -- redis` (builds first; measures the built package)
  */
 import { Effect, Layer, ManagedRuntime, Schema, Scope } from "effect"
 import { CacheStore } from "effect-cachekit/CacheStore"
@@ -150,7 +150,7 @@ await withServers(redisServer(), async (server, scope) => {
         name: "ReadThrough.getMany",
         run: (n) => effectPool(n, concurrency, (i) => products.getMany(batch(i).map((k) => ids[k]!)), runtime)
       }
-    ])
+    ], { minBatch: concurrency * 16 }) // every worker of the pool gets many batches per run
     console.log(`\nRedisStore.getMany vs raw MGET: ${ratio(results, "RedisStore.getMany", "raw ioredis mgetBuffer")}`)
   }
 

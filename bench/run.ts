@@ -1,7 +1,11 @@
 /**
- * `npm run bench`: runs every benchmark scenario, one process each, one after another (so they do
- * not compete for the two cores), and prints their tables. `npm run bench -- hit redis` runs only
- * the named scenarios.
+ * `npm run bench`: builds the package, then runs every benchmark scenario, one process each, one
+ * after another (so they do not compete for the two cores), and prints their tables.
+ * `npm run bench -- hit redis` runs only the named scenarios.
+ *
+ * The scenarios import `effect-cachekit/*` from the built package (`dist/`, through the package's
+ * own `exports`), the code users run: the TypeScript sources as a loader compiles them on the fly
+ * are not what ships (esbuild's name-keeping helper, for one, runs on every closure it names).
  */
 import { spawnSync } from "node:child_process"
 import { existsSync } from "node:fs"
@@ -28,7 +32,9 @@ for (const scenario of scenarios) {
   console.log(`\n## ${scenario.name}\n`)
   const result = spawnSync(process.execPath, [...(scenario.node ?? []), "--import", "tsx", file], {
     stdio: "inherit",
-    cwd: join(here, "..")
+    cwd: join(here, ".."),
+    // a tsconfig without the `paths` that map the package name to its sources
+    env: { ...process.env, TSX_TSCONFIG_PATH: join(here, "tsconfig.run.json") }
   })
   if (result.status !== 0) {
     failed++
