@@ -9,7 +9,7 @@
  *
  * Run: `npm run bench -- redis-cluster` (builds first; measures the built package)
  */
-import { Effect, Layer, ManagedRuntime, Schema, Scope } from "effect"
+import { Effect, Layer, ManagedRuntime, Scope } from "effect"
 import { CacheStore } from "effect-cachekit/CacheStore"
 import * as ReadThrough from "effect-cachekit/ReadThrough"
 import * as Redis from "effect-cachekit/Redis"
@@ -17,12 +17,21 @@ import * as RedisStore from "effect-cachekit/RedisStore"
 import { Cluster } from "ioredis"
 import { redisCluster } from "../test/harness/redis.js"
 import { compare, effectPool, promisePool, ratio } from "./lib.js"
-import { warmUp, withServers } from "./redis-common.js"
-
-const KEYS = 1000
-const ids = Array.from({ length: KEYS }, (_, i) => `p${i}`)
-const Product = Schema.Struct({ id: Schema.String, name: Schema.String, price: Schema.Number })
-const product = (id: string) => ({ id, name: `product ${id}`, price: id.length * 1.25 })
+import {
+  assertWarm,
+  batch,
+  fullKey,
+  fullKeys,
+  ids,
+  key,
+  KEYS,
+  Product,
+  product,
+  storeKey,
+  storeKeys,
+  warmUp,
+  withServers
+} from "./redis-common.js"
 
 await withServers(redisCluster(), async (cluster, scope) => {
   const runtime = ManagedRuntime.make(Layer.empty)
@@ -52,23 +61,13 @@ await withServers(redisCluster(), async (cluster, scope) => {
   ))
   await runtime.runPromise(products.getMany(ids))
   const warm = await runtime.runPromise(products.stats)
-  if (warm.storeErrors > 0 || store.breakerState() !== "closed") {
-    throw new Error(`the warm-up met ${warm.storeErrors} store errors (breaker ${store.breakerState()}): no valid run`)
-  }
+  assertWarm(warm.storeErrors, store.breakerState())
 
-  const fullKeys = ids.map((id) => `bench:product:${id}`)
-  // the store's own keys, built once like the raw ones
-  const storeKeys = ids.map((id) => `product:${id}`)
   const raw = new Cluster(cluster.startupNodes.map((n) => ({ ...n })))
   const rawAuto = new Cluster(cluster.startupNodes.map((n) => ({ ...n })), { enableAutoPipelining: true })
   await Promise.all(fullKeys.map((k) => raw.getBuffer(k)))
   await Promise.all(fullKeys.map((k) => rawAuto.getBuffer(k)))
   console.log(`# Redis Cluster, 3 masters + 3 replicas, ${KEYS} warm keys`)
-
-  const batch = (i: number) => Array.from({ length: 100 }, (_, j) => (i * 100 + j * 13) % KEYS)
-  const key = (i: number) => ids[(i * 7919) % KEYS]!
-  const fullKey = (i: number) => fullKeys[(i * 7919) % KEYS]!
-  const storeKey = (i: number) => storeKeys[(i * 7919) % KEYS]!
 
   // The Effect paths reach their steady speed only after a few seconds of JIT warm-up, far longer
   // than the shared warm-up of `compare`: warm every path first.

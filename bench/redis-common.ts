@@ -1,9 +1,35 @@
 /**
- * Shared pieces of the Redis benchmarks: JIT warm-up, the servers' lifetime, and the server's own
- * ceiling from `redis-benchmark`.
+ * Shared pieces of the Redis benchmarks: the workload (keys, values, the order they are read in),
+ * JIT warm-up, the check that a warm-up met no store error, the servers' lifetime, and the
+ * server's own ceiling from `redis-benchmark`.
  */
-import { Effect, Exit, Scope } from "effect"
+import { Effect, Exit, Schema, Scope } from "effect"
 import { execFile } from "node:child_process"
+
+/** Warm keys of every scenario. */
+export const KEYS = 1000
+/** The ReadThrough's keys. */
+export const ids = Array.from({ length: KEYS }, (_, i) => `p${i}`)
+export const Product = Schema.Struct({ id: Schema.String, name: Schema.String, price: Schema.Number })
+export const product = (id: string) => ({ id, name: `product ${id}`, price: id.length * 1.25 })
+/** The keys as Redis holds them (store prefix `bench`, namespace `product`), built once. */
+export const fullKeys = ids.map((id) => `bench:product:${id}`)
+/** The store's own keys (the ReadThrough adds its namespace itself), built once like the raw ones. */
+export const storeKeys = ids.map((id) => `product:${id}`)
+/** The i-th read of a run, spread over the warm keys. */
+const at = (i: number) => (i * 7919) % KEYS
+export const key = (i: number) => ids[at(i)]!
+export const fullKey = (i: number) => fullKeys[at(i)]!
+export const storeKey = (i: number) => storeKeys[at(i)]!
+/** The i-th `getMany` of a run: indices of 100 keys. */
+export const batch = (i: number) => Array.from({ length: 100 }, (_, j) => (i * 100 + j * 13) % KEYS)
+
+/** Refuses a run whose warm-up met store errors: it would measure the fallback path, not hits. */
+export const assertWarm = (storeErrors: number, breakerState: string) => {
+  if (storeErrors > 0 || breakerState !== "closed") {
+    throw new Error(`the warm-up met ${storeErrors} store errors (breaker ${breakerState}): no valid run`)
+  }
+}
 
 /** Runs each body repeatedly for `ms` (JIT warm-up before any measurement). */
 export const warmUp = async (ms: number, bodies: ReadonlyArray<() => Promise<unknown>>) => {

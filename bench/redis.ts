@@ -11,7 +11,7 @@
  *
  * Run: `npm run bench -- redis` (builds first; measures the built package)
  */
-import { Effect, Layer, ManagedRuntime, Schema, Scope } from "effect"
+import { Effect, Layer, ManagedRuntime, Scope } from "effect"
 import { CacheStore } from "effect-cachekit/CacheStore"
 import type { Service as StoreService } from "effect-cachekit/CacheStore"
 import * as ReadThrough from "effect-cachekit/ReadThrough"
@@ -20,12 +20,22 @@ import * as RedisStore from "effect-cachekit/RedisStore"
 import { Redis as IoRedis } from "ioredis"
 import { redisServer } from "../test/harness/redis.js"
 import { compare, effectPool, promisePool, ratio } from "./lib.js"
-import { redisBenchmark, warmUp, withServers } from "./redis-common.js"
-
-const KEYS = 1000
-const ids = Array.from({ length: KEYS }, (_, i) => `p${i}`)
-const Product = Schema.Struct({ id: Schema.String, name: Schema.String, price: Schema.Number })
-const product = (id: string) => ({ id, name: `product ${id}`, price: id.length * 1.25 })
+import {
+  assertWarm,
+  batch,
+  fullKey,
+  fullKeys,
+  ids,
+  key,
+  KEYS,
+  Product,
+  product,
+  redisBenchmark,
+  storeKey,
+  storeKeys,
+  warmUp,
+  withServers
+} from "./redis-common.js"
 
 await withServers(redisServer(), async (server, scope) => {
   const runtime = ManagedRuntime.make(Layer.empty)
@@ -66,13 +76,8 @@ await withServers(redisServer(), async (server, scope) => {
   await runtime.runPromise(products.getMany(ids))
   await runtime.runPromise(productsAuto.getMany(ids))
   const warm = await runtime.runPromise(products.stats)
-  if (warm.storeErrors > 0 || store.breakerState() !== "closed") {
-    throw new Error(`the warm-up met ${warm.storeErrors} store errors (breaker ${store.breakerState()}): no valid run`)
-  }
+  assertWarm(warm.storeErrors, store.breakerState())
 
-  const fullKeys = ids.map((id) => `bench:product:${id}`)
-  // the store's own keys (the ReadThrough adds its namespace itself), built once like the raw ones
-  const storeKeys = ids.map((id) => `product:${id}`)
   const raw = new IoRedis({ port: server.port, host: "127.0.0.1" })
   const rawAuto = new IoRedis({ port: server.port, host: "127.0.0.1", enableAutoPipelining: true })
   await raw.ping()
@@ -83,11 +88,6 @@ await withServers(redisServer(), async (server, scope) => {
       (await raw.info("server")).match(/redis_version:(\S+)/)?.[1]
     }, value ${stored?.byteLength} bytes, ${KEYS} warm keys`
   )
-
-  const key = (i: number) => ids[(i * 7919) % KEYS]!
-  const batch = (i: number) => Array.from({ length: 100 }, (_, j) => (i * 100 + j * 13) % KEYS)
-  const fullKey = (i: number) => fullKeys[(i * 7919) % KEYS]!
-  const storeKey = (i: number) => storeKeys[(i * 7919) % KEYS]!
 
   // The Effect paths (the ReadThrough above all) reach their steady speed only after a few seconds of
   // JIT warm-up — in one measurement the same ReadThrough ran at 25 k/s in its first second and
