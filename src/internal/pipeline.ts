@@ -210,9 +210,18 @@ export const make = <A, I>(
     return memo === undefined ? prefix + key : memo.full
   }
 
-  /** Reads what the store returned: the entry, or undefined for a miss (dropping what does not decode). */
+  /**
+   * Reads what the store returned: the entry, or undefined for a miss (dropping what does not
+   * decode). `known` is the memo of the key when the caller has already looked it up.
+   */
   let lastKind = MISS
-  const classify = (key: string, full: string, stored: CacheStore.Value, t = now()): Entry<A> | undefined => {
+  const classify = (
+    key: string,
+    full: string,
+    stored: CacheStore.Value,
+    t = now(),
+    known?: Memo<A>
+  ): Entry<A> | undefined => {
     let entry: Entry<A>
     if (stored instanceof Entry) {
       if (stored.fingerprint !== codec.fingerprint) {
@@ -221,7 +230,7 @@ export const make = <A, I>(
       }
       entry = stored as Entry<A>
     } else if (stored instanceof Uint8Array) {
-      const memoed = decoded.get(key)
+      const memoed = known ?? decoded.get(key)
       if (
         memoed !== undefined && memoed.bytes.byteLength === stored.byteLength &&
         Buffer.compare(memoed.bytes, stored) === 0
@@ -451,10 +460,11 @@ export const make = <A, I>(
     arg: X,
     load: Loader<X, A, E, R>,
     stored: CacheStore.Value | undefined,
-    traced: boolean
+    traced: boolean,
+    known?: Memo<A>
   ): Effect.Effect<A, E | CacheError, R> => {
     if (stored !== undefined) {
-      const entry = classify(key, full, stored)
+      const entry = classify(key, full, stored, now(), known)
       if (entry !== undefined) {
         if (lastKind === FRESH) {
           countHit()
@@ -524,10 +534,12 @@ export const make = <A, I>(
       const fiber = Fiber.getCurrentFiber()
       if (fiber._tag === "None") return resume(getOrLoadWith(key, arg, load))
       if (isTraced(fiber.value)) return resume(getTraced(key, arg, load))
-      const full = fullKeyOf(key)
+      // one memo lookup gives both the store key and, for the reply, the last decoded entry
+      const memo = decoded.get(key)
+      const full = memo === undefined ? prefix + key : memo.full
       read(full, (value, error, before) => {
         const next = error === undefined
-          ? decide(key, full, arg, load, value === null ? undefined : value, false)
+          ? decide(key, full, arg, load, value === null ? undefined : value, false, memo)
           : Effect.flatMap(
             onStoreFailure("read", error, undefined),
             () => decide(key, full, arg, load, undefined, false)
