@@ -146,9 +146,8 @@ export const effectPool = <E>(
   runtime?: ManagedRuntime.ManagedRuntime<never, never>
 ): Promise<void> => {
   let next = 0
-  const worker = Effect.gen(function*() {
-    while (next < n) yield* op(next++)
-  })
+  // the Effect counterpart of `promisePool`'s `while … await` loop: no generator step per operation
+  const worker = Effect.whileLoop({ while: () => next < n, body: () => op(next++), step: () => {} })
   const all = Effect.orDie(Effect.all(Array.from({ length: Math.min(concurrency, n) }, () => worker), {
     concurrency: "unbounded",
     discard: true
