@@ -41,7 +41,7 @@ export interface Options {
   readonly maxValueBytes?: number | undefined
   /** Merge concurrent single gets into MGETs. Default true. */
   readonly batchGets?: boolean | undefined
-  /** Most keys in one MGET / UNLINK. Default 500. */
+  /** Most keys in one MGET or UNLINK: coalesced gets, `getMany`, `deleteMany` and `clear`. Default 500. */
   readonly maxBatch?: number | undefined
   /** The circuit breaker, or `false` for none. Default: opens after 5 consecutive failures, probes after 1 s. */
   readonly circuitBreaker?:

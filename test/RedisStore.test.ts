@@ -84,6 +84,25 @@ describe("RedisStore on a standalone server", () => {
       expect(mgets).toBeLessThanOrEqual(6)
     }))
 
+  it.live("getMany and deleteMany send at most maxBatch keys per command", () =>
+    Effect.gen(function*() {
+      const { redis, server } = env()
+      const store = yield* Effect.provideService(
+        RedisStore.make({ prefix: "chunked-many", maxBatch: 8 }),
+        Redis.RedisClient,
+        redis
+      )
+      yield* store.setMany(Array.from({ length: 20 }, (_, i) => ({ key: `k${i}`, value: bytes(`v${i}`) })))
+      yield* redisCli(server.port, "config", "resetstat")
+      const keys = Array.from({ length: 21 }, (_, i) => `k${i}`) // k20 is missing
+      const values = yield* store.getMany(keys)
+      expect(values.map(text)).toEqual(keys.map((_, i) => i === 20 ? Option.none() : Option.some(`v${i}`)))
+      // 21 keys, 8 per command: 8 + 8 + 5
+      expect(yield* commandCalls(server.port, "mget")).toBe(3)
+      expect(yield* store.deleteMany(keys)).toBe(20)
+      expect(yield* commandCalls(server.port, "unlink")).toBe(3)
+      expect((yield* store.getMany(keys)).every(Option.isNone)).toBe(true)
+    }))
   it.live("a value over maxValueBytes fails with ValueTooLarge and setMany writes nothing then", () =>
     Effect.gen(function*() {
       const store = yield* Effect.provideService(

@@ -155,11 +155,13 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
     // event-loop turn later.
     const mget = (keys: Array<string>): Promise<Array<Buffer | null>> => client.mgetBuffer(keys)
 
+    /** Most keys in one multi-key command: a coalesced MGET, a `getMany` MGET, an UNLINK. */
+    const maxBatch = options.maxBatch ?? CHUNK
     const batcher = options.batchGets === false ? undefined : Batcher.make({
       // the batcher is given the store's own keys: the prefix is added here, once per key of a batch
       fetch: (keys) => mget(keys.map(full)),
       groupOf: cluster ? (key: string) => slotOf(full(key)) : undefined,
-      maxBatch: options.maxBatch ?? CHUNK,
+      maxBatch,
       deadlines,
       toError: (cause) => toError("get", cause),
       timeoutError: () => timeoutError(name, "get", timeoutMs),
@@ -172,11 +174,11 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
       const out: Array<Array<number>> = []
       if (cluster) {
         for (const group of groupBySlot(keys).values()) {
-          for (let i = 0; i < group.length; i += CHUNK) out.push(group.slice(i, i + CHUNK))
+          for (let i = 0; i < group.length; i += maxBatch) out.push(group.slice(i, i + maxBatch))
         }
       } else {
-        for (let i = 0; i < keys.length; i += CHUNK) {
-          out.push(Array.from({ length: Math.min(CHUNK, keys.length - i) }, (_, j) => i + j))
+        for (let i = 0; i < keys.length; i += maxBatch) {
+          out.push(Array.from({ length: Math.min(maxBatch, keys.length - i) }, (_, j) => i + j))
         }
       }
       return out
@@ -201,7 +203,7 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
       if (keys.length === 0) return Effect.succeed([])
       const fullKeys = keys.map(full)
       return call("getMany", async () => {
-        if (!cluster && fullKeys.length <= CHUNK) return (await mget(fullKeys)).map(Option.fromNullable)
+        if (!cluster && fullKeys.length <= maxBatch) return (await mget(fullKeys)).map(Option.fromNullable)
         const out = new Array<Option.Option<CacheStore.Value>>(keys.length)
         await Promise.all(
           groups(fullKeys).map(async (group) => {
