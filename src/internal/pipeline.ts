@@ -204,11 +204,9 @@ export const make = <A, I>(
     decoded.set(key, { full, bytes: bytes.slice(), entry })
     if (decoded.size > DECODED_MAX_ENTRIES) decoded.delete(decoded.keys().next().value!)
   }
-  /** The store key of a caller's key: the remembered one when there is one. */
-  const fullKeyOf = (key: string): string => {
-    const memo = decoded.get(key)
-    return memo === undefined ? prefix + key : memo.full
-  }
+  /** The store key of a caller's key: the remembered one when the key has a memo. */
+  const fullOf = (key: string, memo: Memo<A> | undefined): string => memo === undefined ? prefix + key : memo.full
+  const fullKeyOf = (key: string): string => fullOf(key, decoded.get(key))
 
   /**
    * Reads what the store returned: the entry, or undefined for a miss (dropping what does not
@@ -536,7 +534,7 @@ export const make = <A, I>(
       if (isTraced(fiber.value)) return resume(getTraced(key, arg, load))
       // one memo lookup gives both the store key and, for the reply, the last decoded entry
       const memo = decoded.get(key)
-      const full = memo === undefined ? prefix + key : memo.full
+      const full = fullOf(key, memo)
       read(full, (value, error, before) => {
         const next = error === undefined
           ? decide(key, full, arg, load, value === null ? undefined : value, false, memo)
