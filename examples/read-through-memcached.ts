@@ -9,7 +9,7 @@
  * (`MEMCACHED_SERVERS` defaults to `127.0.0.1:11211`; `CACHE_PREFIX` to `example`.)
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Config, Context, Effect, Layer, Schema } from "effect"
+import { Config, Context, Effect, Layer, Option, Schema } from "effect"
 import { ReadThrough } from "effect-cachekit"
 import * as MemcachedStore from "effect-cachekit/MemcachedStore"
 
@@ -62,7 +62,11 @@ const program = Effect.gen(function*() {
 
   // A batch: one pipelined round trip per memcached server, the misses loaded together.
   const batch = yield* users.getMany(["1", "2", "3", "42"])
-  yield* Effect.log(`batch: ${batch.map((u) => u.name).join(", ")}; queries so far: ${db.queries()}`)
+  yield* Effect.log(
+    `batch: ${
+      batch.map((u) => Option.match(u, { onNone: () => "none", onSome: (u) => u.name })).join(", ")
+    }; queries so far: ${db.queries()}`
+  )
 
   // Read again: everything is served by memcached now.
   const again = yield* users.getMany(["1", "2", "3", "42"])

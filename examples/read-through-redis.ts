@@ -11,7 +11,7 @@
  * `example`, `REDIS_COMMAND_TIMEOUT` to `500 millis`.)
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Config, Context, Effect, Layer, Schema } from "effect"
+import { Config, Context, Effect, Layer, Option, Schema } from "effect"
 import { ReadThrough } from "effect-cachekit"
 import * as RedisStore from "effect-cachekit/RedisStore"
 
@@ -65,7 +65,11 @@ const program = Effect.gen(function*() {
 
   // A batch: one MGET for all the keys, the misses loaded and written back.
   const batch = yield* users.getMany(["1", "2", "3", "42"])
-  yield* Effect.log(`batch: ${batch.map((u) => u.name).join(", ")}; queries so far: ${db.queries()}`)
+  yield* Effect.log(
+    `batch: ${
+      batch.map((u) => Option.match(u, { onNone: () => "none", onSome: (u) => u.name })).join(", ")
+    }; queries so far: ${db.queries()}`
+  )
 
   // Read again: everything is served by Redis now.
   const again = yield* users.getMany(["1", "2", "3", "42"])

@@ -13,6 +13,7 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Schema from "effect/Schema"
 import type { CacheError } from "./CacheError.js"
+import type * as CacheMetrics from "./CacheMetrics.js"
 import type { CacheStore } from "./CacheStore.js"
 import * as strategy from "./internal/strategy.js"
 import type * as Ttl from "./Ttl.js"
@@ -28,6 +29,13 @@ export interface Options<A, I = unknown> {
   readonly namespace: string
   /** The Schema values are stored with. Stored bytes that no longer decode with it are a miss. */
   readonly value: Schema.Schema<A, I, never>
+  /**
+   * The version of what is stored, when you decide it yourself: entries written under another
+   * version are a miss. Without it, a fingerprint of the Schema's structure decides, so any
+   * structural change (an added optional field included) is a miss, and a change of meaning
+   * with the same shape is not.
+   */
+  readonly schemaVersion?: string | number | undefined
   /** How long an entry stays fresh: a duration or a `Ttl` policy. `Duration.infinity` keeps it until evicted. */
   readonly ttl: Ttl.Input<A>
   /** For how long after it goes stale an entry is still served while one background load refreshes it. */
@@ -53,10 +61,28 @@ export interface CachedOptions<A, I = unknown> extends Options<A, I> {
 const runEffect = <A, E, R>(effect: Effect.Effect<A, E, R>) => effect
 
 /**
+ * A cached effect: apply it to the effect to cache (`effect.pipe(cachedUser)`), and use its
+ * verbs to invalidate the entry or read its counters, over the `CacheStore` in context.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Cached<A> {
+  <E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | CacheError, R | CacheStore>
+  /** Removes the entry (true when there was one); a run under way will not store its value. */
+  readonly invalidate: Effect.Effect<boolean, CacheError, CacheStore>
+  /** Counters of this cached effect over the store in context. */
+  readonly stats: Effect.Effect<CacheMetrics.Stats, never, CacheStore>
+}
+
+/**
  * Caches an effect under a key in the `CacheStore` in context. A fresh entry is returned without
  * running the effect; on a miss the effect runs once, however many fibers ask at the same time.
  *
- * The options of a namespace are those of its first use in a store.
+ * Calls with the same namespace and options share one load per key, even when `cached` is built
+ * anew for each call (`fetch(id).pipe(Cache.cached({ …, key: id }))`). Options that differ (another
+ * Schema or TTL policy, another `tags` function) never share a load: hoist such options out of the
+ * function so that calls share them, and give each kind of value its own namespace.
  *
  * @since 0.1.0
  * @category combinators
@@ -75,16 +101,16 @@ const runEffect = <A, E, R>(effect: Effect.Effect<A, E, R>) => effect
  * Effect.runPromise(program.pipe(Effect.provide(MemoryStore.layer())))
  * ```
  */
-export const cached = <A, I>(
-  options: CachedOptions<A, I>
-): <E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | CacheError, R | CacheStore> => {
-  const resolved = strategy.resolve("Cache.cached", options)
+export const cached = <A, I>(options: CachedOptions<A, I>): Cached<A> => {
+  const pipeline = strategy.shared(strategy.resolve("Cache.cached", options))
   const key = options.key
-  return <E, R>(self: Effect.Effect<A, E, R>) =>
-    Effect.flatMap(
-      strategy.shared(resolved),
-      (pipeline) => pipeline.getOrLoad(key, self, runEffect)
-    )
+  return Object.assign(
+    <E, R>(self: Effect.Effect<A, E, R>) => Effect.flatMap(pipeline, (p) => p.getOrLoad(key, self, runEffect)),
+    {
+      invalidate: Effect.flatMap(pipeline, (p) => p.invalidate(key)),
+      stats: Effect.flatMap(pipeline, (p) => p.stats)
+    }
+  )
 }
 
 /**
@@ -96,6 +122,21 @@ export const cached = <A, I>(
 export interface CachedFunctionOptions<Args extends ReadonlyArray<unknown>, A, I = unknown> extends Options<A, I> {
   /** The key of a call (default: the single argument as a string, or the arguments as JSON). */
   readonly key?: ((...args: Args) => string) | undefined
+}
+
+/**
+ * A cached function: call it as the function it caches, and use its verbs to invalidate the
+ * entry of some arguments or read its counters, over the `CacheStore` in context.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CachedFunction<Args extends ReadonlyArray<unknown>, A, E, R> {
+  (...args: Args): Effect.Effect<A, E | CacheError, R | CacheStore>
+  /** Removes the entry of these arguments (true when there was one). */
+  readonly invalidate: (...args: Args) => Effect.Effect<boolean, CacheError, CacheStore>
+  /** Counters of this cached function over the store in context. */
+  readonly stats: Effect.Effect<CacheMetrics.Stats, never, CacheStore>
 }
 
 /**
@@ -116,13 +157,15 @@ export interface CachedFunctionOptions<Args extends ReadonlyArray<unknown>, A, I
 export const cachedFunction = <Args extends ReadonlyArray<unknown>, A, I, E, R>(
   f: (...args: Args) => Effect.Effect<A, E, R>,
   options: CachedFunctionOptions<Args, A, I>
-): (...args: Args) => Effect.Effect<A, E | CacheError, R | CacheStore> => {
-  const resolved = strategy.resolve("Cache.cachedFunction", options)
+): CachedFunction<Args, A, E, R> => {
+  const pipeline = strategy.shared(strategy.resolve("Cache.cachedFunction", options))
   const keyOf = options.key ?? ((...args: Args) => strategy.defaultKey(args.length === 1 ? args[0] : args))
   const call = (args: Args) => f(...args)
-  return (...args: Args) =>
-    Effect.flatMap(
-      strategy.shared(resolved),
-      (pipeline) => pipeline.getOrLoad(keyOf(...args), args, call)
-    )
+  return Object.assign(
+    (...args: Args) => Effect.flatMap(pipeline, (p) => p.getOrLoad(keyOf(...args), args, call)),
+    {
+      invalidate: (...args: Args) => Effect.flatMap(pipeline, (p) => p.invalidate(keyOf(...args))),
+      stats: Effect.flatMap(pipeline, (p) => p.stats)
+    }
+  )
 }

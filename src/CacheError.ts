@@ -172,6 +172,25 @@ export class LoadTimeout extends Schema.TaggedError<LoadTimeout>("effect-cacheki
 }
 
 /**
+ * A batch loader (`lookupMany`) answered with a key that was not asked for, or with one key
+ * twice. Nothing of that batch is cached; the keys it did not return are simply not found.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class BatchMismatch extends Schema.TaggedError<BatchMismatch>("effect-cachekit/BatchMismatch")("BatchMismatch", {
+  namespace: Schema.String,
+  detail: Schema.String
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `${this.namespace}: the batch loader ${this.detail}`
+  }
+}
+
+/**
  * A distributed lock could not be acquired within its wait time.
  *
  * @since 0.1.0
@@ -224,6 +243,7 @@ export type CacheError =
   | ValueTooLarge
   | UnsupportedCapability
   | LoadTimeout
+  | BatchMismatch
   | LockTimeout
 
 /**
@@ -255,4 +275,5 @@ export const isCacheError = (u: unknown): u is CacheError =>
   typeof u === "object" && u !== null && "_tag" in u &&
   (u._tag === "StoreError" || u._tag === "EncodeError" || u._tag === "DecodeError" || u._tag === "InvalidKey" ||
     u._tag === "ValueTooLarge" || u._tag === "UnsupportedCapability" || u._tag === "LoadTimeout" ||
+    u._tag === "BatchMismatch" ||
     u._tag === "LockTimeout")

@@ -100,10 +100,63 @@ export interface Service {
   /** Lists the keys (without prefix) that match a glob pattern (`*`, `?`, `[abc]`). */
   readonly keys: (pattern: string) => Effect.Effect<ReadonlyArray<string>, StoreFailure>
   /**
-   * In-process stores only: reads a key synchronously, with the same effect as `get` (expiry,
-   * eviction bookkeeping). Strategies use it to answer hits without an Effect round trip.
+   * Optional fast path: a read that answers without an Effect round trip, with the same effect as
+   * `get`. The strategies use it on every read when it belongs to this store's `get`.
    */
-  readonly getSync?: ((key: string) => Value | undefined) | undefined
+  readonly directRead?: DirectRead | undefined
+}
+
+/**
+ * How a direct read reports its outcome: the value (`null` for a miss) or the failure, from the
+ * callback that completed the read. `before`, when given, must run before the outcome is acted
+ * on (log lines a store defers to the reader's fiber).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type DirectReply = (
+  value: Value | null,
+  error: StoreFailure | undefined,
+  before: Effect.Effect<void> | undefined
+) => void
+
+/**
+ * A read a store can answer without an Effect round trip, declared next to `get`:
+ *
+ * - `Sync`: an in-process store returns the value at once (`undefined` for a miss), with the
+ *   same effect as `get` (expiry, eviction bookkeeping). A hit then costs no Effect step at all.
+ * - `Callback`: a remote store registers the read and calls `reply` once, from the callback that
+ *   completes it (for a store that batches reads, the one that completes the whole batch). The
+ *   reader decides there and resumes in one step, instead of the several a `get` costs.
+ *
+ * `get` names the `get` this read belongs to: a wrapper that copies a store and replaces its
+ * `get` (to add faults, say) is never bypassed, because the strategies use a direct read only
+ * while it belongs to the store's own `get` (see `directReadOf`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type DirectRead =
+  | {
+    readonly _tag: "Sync"
+    readonly get: Service["get"]
+    readonly read: (key: string) => Value | undefined
+  }
+  | {
+    readonly _tag: "Callback"
+    readonly get: Service["get"]
+    readonly read: (key: string, reply: DirectReply) => void
+  }
+
+/**
+ * The direct read of a store, when it has one that belongs to its `get`.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const directReadOf = (store: Service): DirectRead | undefined => {
+  const direct = store.directRead
+  return direct !== undefined && direct.get === store.get ? direct : undefined
 }
 
 /**
@@ -134,7 +187,7 @@ export interface MakeOptions {
   readonly deleteMany?: Service["deleteMany"]
   readonly clear?: Service["clear"]
   readonly keys?: Service["keys"]
-  readonly getSync?: Service["getSync"]
+  readonly directRead?: Service["directRead"]
 }
 
 /**
@@ -199,7 +252,7 @@ export const make = (options: MakeOptions): Service => {
         )),
     clear: options.clear ?? unsupported("clear"),
     keys: options.keys ?? (() => unsupported("keys")),
-    getSync: options.getSync
+    directRead: options.directRead
   }
 }
 

@@ -7,7 +7,9 @@
  */
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
+import * as Tracer from "effect/Tracer"
 import type * as Cache from "./Cache.js"
 import type { CacheError } from "./CacheError.js"
 import type * as CacheMetrics from "./CacheMetrics.js"
@@ -23,8 +25,12 @@ import * as strategy from "./internal/strategy.js"
 export interface ReadThrough<in K, A, E = never> {
   /** The value of a key: from the store when fresh, else from `lookup` (one load per key at a time). */
   readonly get: (key: K) => Effect.Effect<A, E | CacheError>
-  /** Many values in one store round trip; the misses load together when `lookupMany` was given. */
-  readonly getMany: (keys: Iterable<K>) => Effect.Effect<Array<A>, E | CacheError>
+  /**
+   * Many values in one store round trip, aligned with `keys`; the misses load together in one
+   * `lookupMany` call when it was given (a key it does not return is `None`), else one `lookup`
+   * per distinct key.
+   */
+  readonly getMany: (keys: Iterable<K>) => Effect.Effect<Array<Option.Option<A>>, E | CacheError>
   /** Loads a key now (joining a load already under way) and stores the result. */
   readonly refresh: (key: K) => Effect.Effect<A, E | CacheError>
   /** Removes a key's entry; true when there was one. */
@@ -42,8 +48,15 @@ export interface ReadThrough<in K, A, E = never> {
 export interface Options<K, A, I, E, R> extends Cache.Options<A, I> {
   /** Loads one value; runs on a miss, once per key at a time. */
   readonly lookup: (key: K) => Effect.Effect<A, E, R>
-  /** Loads many values at once, aligned with `keys`; used by `getMany` for all its misses in ONE call. */
-  readonly lookupMany?: ((keys: ReadonlyArray<K>) => Effect.Effect<ReadonlyArray<A>, E, R>) | undefined
+  /**
+   * Loads many values at once: used by `getMany` for all its misses in ONE call. It answers with
+   * each value under its key — a `Map`, or `[key, value]` pairs, in any order (as SQL's
+   * `WHERE id IN (…)` returns rows). A key it leaves out is not found; a key it was not asked
+   * for, or returns twice, fails the batch with `CacheError.BatchMismatch`.
+   */
+  readonly lookupMany?:
+    | ((keys: ReadonlyArray<K>) => Effect.Effect<Iterable<readonly [K, A]>, E, R>)
+    | undefined
   /** How a key becomes the string stored (default: strings as they are, other values by `String`/JSON). */
   readonly key?: ((key: K) => string) | undefined
 }
@@ -83,7 +96,9 @@ export const make = <K, A, I, E, R>(
   const resolved = strategy.resolve("ReadThrough", options)
   const keyOf: (key: K) => string = options.key ?? strategy.defaultKey
   return Effect.gen(function*() {
-    const context = yield* Effect.context<R>()
+    // the loader's services come from here; its parent span does not: each load is a child of
+    // the read that started it, not of whatever span was open when the cache was made
+    const context = Context.omit(Tracer.ParentSpan)(yield* Effect.context<R>()) as Context.Context<R>
     const pipeline = yield* strategy.makeScoped(resolved)
     const lookup = (key: K) => Effect.provide(options.lookup(key), context)
     const lookupMany = options.lookupMany
@@ -96,7 +111,11 @@ export const make = <K, A, I, E, R>(
           lookup,
           lookupMany === undefined
             ? undefined
-            : (indices) => Effect.provide(lookupMany(indices.map((i) => args[i]!)), context)
+            : (indices) =>
+              Effect.map(
+                Effect.provide(lookupMany(indices.map((i) => args[i]!)), context),
+                (answer) => Array.from(answer, ([key, value]) => [keyOf(key), value] as const)
+              )
         )
       })
     return {

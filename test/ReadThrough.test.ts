@@ -233,16 +233,17 @@ describe("ReadThrough", () => {
         namespace: "user",
         value: User,
         lookup: (id: string) => Effect.as(Ref.update(singles, (n) => n + 1), user(id)),
-        lookupMany: (ids) => Effect.as(Ref.update(batches, (b) => [...b, ids]), ids.map(user)),
+        lookupMany: (ids) =>
+          Effect.as(Ref.update(batches, (b) => [...b, ids]), ids.map((id) => [id, user(id)] as const)),
         ttl: "5 minutes"
       })
       yield* users.get("b")
       const result = yield* users.getMany(["a", "b", "c", "a", "d"])
-      expect(result.map((u) => u.id)).toEqual(["a", "b", "c", "a", "d"])
+      expect(result.map((u) => Option.getOrThrow(u).id)).toEqual(["a", "b", "c", "a", "d"])
       expect(yield* Ref.get(batches)).toEqual([["a", "c", "d"]])
       expect(yield* Ref.get(singles)).toBe(1)
       const again = yield* users.getMany(["d", "c", "b", "a"])
-      expect(again.map((u) => u.id)).toEqual(["d", "c", "b", "a"])
+      expect(again.map((u) => Option.getOrThrow(u).id)).toEqual(["d", "c", "b", "a"])
       expect((yield* Ref.get(batches)).length).toBe(1)
     }).pipe(Effect.provide(Memory)))
 
@@ -251,7 +252,7 @@ describe("ReadThrough", () => {
       const { calls, lookup } = yield* counting
       const users = yield* ReadThrough.make({ namespace: "user", value: User, lookup, ttl: "5 minutes" })
       const result = yield* users.getMany(["x", "y", "x"])
-      expect(result.map((u) => u.id)).toEqual(["x", "y", "x"])
+      expect(result.map((u) => Option.getOrThrow(u).id)).toEqual(["x", "y", "x"])
       expect(yield* Ref.get(calls)).toBe(2)
       const error = yield* Effect.flip(users.getMany(["x", "missing-z"]))
       expect(error).toBeInstanceOf(NotFound)
@@ -265,7 +266,7 @@ describe("ReadThrough", () => {
         namespace: "user",
         value: User,
         lookup,
-        lookupMany: (ids) => Effect.as(Ref.update(batches, (n) => n + 1), ids.map(user)),
+        lookupMany: (ids) => Effect.as(Ref.update(batches, (n) => n + 1), ids.map((id) => [id, user(id)] as const)),
         ttl: "5 minutes"
       })
       const single = yield* Effect.fork(users.get("shared"))
@@ -273,7 +274,7 @@ describe("ReadThrough", () => {
       const many = yield* Effect.fork(users.getMany(["shared", "other"]))
       yield* Effect.yieldNow()
       yield* open
-      expect((yield* Fiber.join(many)).map((u) => u.id)).toEqual(["shared", "other"])
+      expect((yield* Fiber.join(many)).map((u) => Option.getOrThrow(u).id)).toEqual(["shared", "other"])
       expect((yield* Fiber.join(single)).id).toBe("shared")
       expect(yield* Ref.get(singles)).toBe(1)
       expect(yield* Ref.get(batches)).toBe(1)

@@ -87,14 +87,14 @@ describe("RedisStore on a Redis Cluster", () => {
         lookupMany: (ns) =>
           Effect.sync(() => {
             batches.push(ns.length)
-            return ns.map((n) => n * 2)
+            return ns.map((n) => [n, n * 2] as const)
           }),
         key: String
       }).pipe(Effect.provideService(CacheStore, store))
       const ns = Array.from({ length: 500 }, (_, i) => i)
-      expect(yield* cache.getMany(ns)).toEqual(ns.map((n) => n * 2))
+      expect(yield* cache.getMany(ns)).toEqual(ns.map((n) => Option.some(n * 2)))
       expect(batches).toEqual([500])
-      expect(yield* cache.getMany(ns)).toEqual(ns.map((n) => n * 2))
+      expect(yield* cache.getMany(ns)).toEqual(ns.map((n) => Option.some(n * 2)))
       expect(batches).toEqual([500])
       const stats = yield* cache.stats
       expect([stats.hits, stats.storeErrors]).toEqual([500, 0])

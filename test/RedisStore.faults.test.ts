@@ -215,7 +215,7 @@ describe("RedisStore under faults", () => {
             })
         }).pipe(Effect.provideService(CacheStore, store))
         const ids = Array.from({ length: 100 }, (_, i) => `id${i}`)
-        expect(yield* items.getMany(ids)).toEqual(ids.map((id) => `value-${id}`))
+        expect(yield* items.getMany(ids)).toEqual(ids.map((id) => Option.some(`value-${id}`)))
         expect(yield* items.get("id1")).toBe("value-id1")
         const hitsBefore = (yield* items.stats).hits
         expect(hitsBefore).toBeGreaterThan(0)

@@ -278,9 +278,13 @@ describe("ReadThrough over RedisStore (standalone)", () => {
       const { cache, loaded } = yield* users("1 minute")
       yield* cache.get("a")
       const got = yield* cache.getMany(["a", "b", "c"])
-      expect(got.map((u) => u.id)).toEqual(["a", "b", "c"])
+      expect(got.map((u) => Option.getOrThrow(u).id)).toEqual(["a", "b", "c"])
       expect([...loaded].sort()).toEqual(["a", "b", "c"])
-      expect((yield* cache.getMany(["a", "b", "c"])).map((u) => u.name)).toEqual(["user a", "user b", "user c"])
+      expect((yield* cache.getMany(["a", "b", "c"])).map((u) => Option.getOrThrow(u).name)).toEqual([
+        "user a",
+        "user b",
+        "user c"
+      ])
       expect(loaded.length).toBe(3)
     }))
 

@@ -6,7 +6,7 @@
  * not have (a batch read, a refresh) runs for the strategies that have it.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Ref, Schema, TestClock, Tracer } from "effect"
+import { Deferred, Effect, Fiber, Option, Ref, Schema, TestClock, Tracer } from "effect"
 import type { Scope } from "effect"
 import { Cache, CacheAside, CacheStore, MemoryStore, ReadThrough } from "effect-cachekit"
 import type { CacheError } from "effect-cachekit"
@@ -45,12 +45,12 @@ interface Handle<K, A, E> {
   readonly get: (key: K) => Effect.Effect<A, E | CacheError.CacheError>
   readonly invalidate?: (key: K) => Effect.Effect<boolean, CacheError.CacheError>
   readonly refresh?: (key: K) => Effect.Effect<A, E | CacheError.CacheError>
-  readonly getMany?: (keys: ReadonlyArray<K>) => Effect.Effect<Array<A>, E | CacheError.CacheError>
+  readonly getMany?: (keys: ReadonlyArray<K>) => Effect.Effect<Array<Option.Option<A>>, E | CacheError.CacheError>
 }
 
 interface HandleOptions<A, I, E> extends Cache.Options<A, I> {
   readonly lookup: (key: string) => Effect.Effect<A, E>
-  readonly lookupMany?: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<A>, E>
+  readonly lookupMany?: (keys: ReadonlyArray<string>) => Effect.Effect<Iterable<readonly [string, A]>, E>
 }
 
 interface Strategy {
@@ -308,16 +308,17 @@ for (const path of readPaths) {
                   namespace: "item",
                   value: Item,
                   lookup: (id: string) => Effect.as(Ref.update(singles, (n) => n + 1), item(id)),
-                  lookupMany: (ids) => Effect.as(Ref.update(batches, (b) => [...b, ids]), ids.map((id) => item(id))),
+                  lookupMany: (ids) =>
+                    Effect.as(Ref.update(batches, (b) => [...b, ids]), ids.map((id) => [id, item(id)] as const)),
                   ttl: "5 minutes"
                 })
                 yield* cache.get("b")
                 const result = yield* cache.getMany!(["a", "b", "c", "a", "d"])
-                expect(result.map((r) => r.id)).toEqual(["a", "b", "c", "a", "d"])
+                expect(result.map((r) => Option.getOrThrow(r).id)).toEqual(["a", "b", "c", "a", "d"])
                 expect(yield* Ref.get(batches)).toEqual([["a", "c", "d"]])
                 expect(yield* Ref.get(singles)).toBe(1)
                 const again = yield* cache.getMany!(["d", "c", "b", "a"])
-                expect(again.map((r) => r.id)).toEqual(["d", "c", "b", "a"])
+                expect(again.map((r) => Option.getOrThrow(r).id)).toEqual(["d", "c", "b", "a"])
                 expect((yield* Ref.get(batches)).length).toBe(1)
               })
           )

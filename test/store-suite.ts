@@ -6,7 +6,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Option, TestClock } from "effect"
 import type { Scope } from "effect"
-import type { CacheStore } from "effect-cachekit"
+import { CacheStore } from "effect-cachekit"
+import type { Value } from "effect-cachekit/CacheStore"
 
 export interface StoreSuiteOptions {
   /** Builds a store over the shared backend with the given key prefix. */
@@ -245,20 +246,30 @@ export const storeSuite = (name: string, options: StoreSuiteOptions): void => {
           expect([...(yield* store.keys("*"))].length).toBe(5)
         })))
 
-    test("getSync, where a store offers it, reads exactly what get reads", () =>
-      withStore("sync", (store) =>
+    test("a direct read, where a store declares one, reads exactly what get reads", () =>
+      withStore("direct", (store) =>
         Effect.gen(function*() {
-          const getSync = store.getSync
-          if (getSync === undefined) {
-            // remote stores have no synchronous read: the strategies use get
-            expect(store.capabilities.live).toBe(false)
+          const direct = CacheStore.directReadOf(store)
+          if (direct === undefined) {
+            // a declared direct read must belong to the store's own get, or it is never used
+            expect(store.directRead).toBeUndefined()
             return
           }
+          const read = (key: string): Effect.Effect<Value | undefined, unknown> =>
+            direct._tag === "Sync"
+              ? Effect.sync(() => direct.read(key))
+              : Effect.async((resume) =>
+                direct.read(
+                  key,
+                  (value, error) =>
+                    resume(error === undefined ? Effect.succeed(value ?? undefined) : Effect.fail(error))
+                )
+              )
           yield* store.set("k", bytes("v"), shortTtl)
-          expect(new TextDecoder().decode(getSync("k") as Uint8Array)).toBe("v")
-          expect(getSync("missing")).toBeUndefined()
+          expect(new TextDecoder().decode((yield* read("k")) as Uint8Array)).toBe("v")
+          expect(yield* read("missing")).toBeUndefined()
           yield* advance(wait)
-          expect(getSync("k")).toBeUndefined()
+          expect(yield* read("k")).toBeUndefined()
           expect(Option.isNone(yield* store.get("k"))).toBe(true)
         })))
 

@@ -212,7 +212,7 @@ export const make = (options: MakeOptions): Effect.Effect<CacheStore.Service, ne
       name: options.name,
       capabilities: { live: true, scan: true, clear: true, maxValueBytes: options.maxBytes },
       get,
-      getSync,
+      directRead: { _tag: "Sync", get, read: getSync },
       getMany: (keys) =>
         Effect.sync(() => {
           const t = now()

@@ -1,7 +1,4 @@
 import * as Duration from "effect/Duration"
-import type * as Effect from "effect/Effect"
-import type { StoreFailure } from "../CacheError.js"
-import type { Service, Value } from "../CacheStore.js"
 
 /** @internal */
 export const SizeHint: unique symbol = Symbol.for("effect-cachekit/CacheStore/SizeHint") as never
@@ -58,42 +55,4 @@ export const approximateSize = (value: unknown): number => {
     if (typeof hint === "number") return hint
   }
   return 64
-}
-
-/**
- * A lower-level read that remote stores may offer next to `get`: it registers a read and calls
- * `callback` once with the outcome, from the callback that completes the read (for a store that
- * coalesces reads, the one that completes a whole batch). The load pipeline uses it to decide a
- * hit or a miss right there and resume the reading fiber with its answer: one Effect step per
- * read instead of the several a `get` followed by a continuation costs.
- *
- * `before`, when given, must run before the outcome is acted upon (log lines of the store's
- * circuit breaker, emitted in the reader's fiber).
- * @internal
- */
-export type ReadCallback = (
-  value: Value | null,
-  error: StoreFailure | undefined,
-  before: Effect.Effect<void> | undefined
-) => void
-
-/** @internal */
-export const ReadWith: unique symbol = Symbol.for("effect-cachekit/ReadWith")
-
-/** @internal */
-export interface HasReadWith {
-  readonly [ReadWith]: {
-    /** The `get` this read belongs to. */
-    readonly get: Service["get"]
-    readonly read: (key: string, callback: ReadCallback) => void
-  }
-}
-
-/**
- * The callback read of a store, when it has one and it belongs to the store's own `get` (a
- * wrapper that copies a store and replaces `get` must not be bypassed). @internal
- */
-export const readWithOf = (store: Service): ((key: string, callback: ReadCallback) => void) | undefined => {
-  const member = (store as Partial<HasReadWith>)[ReadWith]
-  return member !== undefined && member.get === store.get ? member.read : undefined
 }

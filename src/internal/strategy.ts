@@ -5,7 +5,7 @@ import type * as Cache from "../Cache.js"
 import { assertOption } from "../CacheError.js"
 import { CacheStore } from "../CacheStore.js"
 import type * as CacheStoreNs from "../CacheStore.js"
-import * as Pipeline from "./pipeline.js"
+import * as Pipeline from "./pipeline/index.js"
 import { decodePositive, fromInput } from "./ttl.js"
 
 /**
@@ -38,6 +38,7 @@ export const resolve = <A, I>(component: string, options: Cache.Options<A, I>): 
   return {
     namespace: options.namespace,
     schema: options.value,
+    schemaVersion: options.schemaVersion,
     ttl: fromInput(component, options.ttl),
     staleWhileRevalidateMillis: options.staleWhileRevalidate === undefined
       ? 0
@@ -62,11 +63,31 @@ export const makeScoped = <A, I>(
     return Pipeline.make(store, clock, fork, resolved)
   })
 
-const registry = new WeakMap<CacheStoreNs.Service, Map<string, Pipeline.Pipeline<unknown>>>()
+/** Whether two option sets make the same pipeline (same Schema, TTL, windows and policies). */
+const sameOptions = <A, I>(a: Pipeline.PipelineOptions<A, I>, b: Pipeline.PipelineOptions<A, I>): boolean =>
+  a.schema === b.schema && a.schemaVersion === b.schemaVersion &&
+  (a.ttl === b.ttl ||
+    (a.ttl !== undefined && b.ttl !== undefined && a.ttl._tag === "Fixed" && b.ttl._tag === "Fixed" &&
+      a.ttl.nominalMillis === b.ttl.nominalMillis)) &&
+  a.staleWhileRevalidateMillis === b.staleWhileRevalidateMillis && a.onStoreError === b.onStoreError &&
+  a.loadTimeoutMillis === b.loadTimeoutMillis && a.tags === b.tags
+
+/** Most pipelines kept per store and namespace for combinators whose options differ. */
+const MAX_VARIANTS = 16
+
+interface Variant {
+  readonly options: Pipeline.PipelineOptions<unknown, unknown>
+  readonly pipeline: Pipeline.Pipeline<unknown>
+}
+
+const registry = new WeakMap<CacheStoreNs.Service, Map<string, Array<Variant>>>()
 
 /**
- * The pipeline of a namespace over a store, for the combinators that have no scope of their own.
- * One per store and namespace, so that concurrent misses of one key share one load.
+ * The pipeline of a store-less combinator (`Cache.cached`, `Cache.cachedFunction`) over the store
+ * in context: one per store, namespace and set of options, so that concurrent misses of one key
+ * share one load even when the combinator is built anew for each call. Combinators whose options
+ * differ (another Schema or TTL) get pipelines of their own: none ever runs with another's
+ * options. Their background work (stale refreshes) runs in daemon fibers.
  * @internal
  */
 export const shared = <A, I>(
@@ -80,11 +101,23 @@ export const shared = <A, I>(
           byNamespace = new Map()
           registry.set(store, byNamespace)
         }
-        let pipeline = byNamespace.get(resolved.namespace) as Pipeline.Pipeline<A> | undefined
-        if (pipeline === undefined) {
-          pipeline = Pipeline.make(store, clock, Pipeline.daemonForker, resolved)
-          byNamespace.set(resolved.namespace, pipeline as Pipeline.Pipeline<unknown>)
+        let variants = byNamespace.get(resolved.namespace)
+        if (variants === undefined) {
+          variants = []
+          byNamespace.set(resolved.namespace, variants)
         }
+        for (const variant of variants) {
+          if (sameOptions(variant.options, resolved as Pipeline.PipelineOptions<unknown, unknown>)) {
+            return variant.pipeline as Pipeline.Pipeline<A>
+          }
+        }
+        const pipeline = Pipeline.make(store, clock, Pipeline.daemonForker, resolved)
+        variants.push({
+          options: resolved as Pipeline.PipelineOptions<unknown, unknown>,
+          pipeline: pipeline as Pipeline.Pipeline<unknown>
+        })
+        // losing a variant only loses the sharing of its loads, never a value
+        if (variants.length > MAX_VARIANTS) variants.shift()
         return pipeline
       })
     ))

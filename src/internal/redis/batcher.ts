@@ -1,10 +1,10 @@
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type { StoreError } from "../../CacheError.js"
+import type { DirectReply as ReadCallback } from "../../CacheStore.js"
 import type { CircuitBreaker } from "../circuitBreaker.js"
 import { defaultIsFailure } from "../circuitBreaker.js"
 import type { Deadlines } from "../deadlines.js"
-import type { ReadCallback } from "../store.js"
 
 /**
  * Coalesces single-key reads issued by many fibers in the same tick into multi-key reads.

@@ -11,7 +11,7 @@ import type { RedisClientService } from "../../Redis.js"
 import type { Options, RedisStore } from "../../RedisStore.js"
 import * as CircuitBreaker from "../circuitBreaker.js"
 import * as Deadlines from "../deadlines.js"
-import { escapeGlob, ReadWith, ttlMillis } from "../store.js"
+import { escapeGlob, ttlMillis } from "../store.js"
 import { assertPositiveDuration } from "../ttl.js"
 import * as Batcher from "./batcher.js"
 import { DEFAULT_COMMAND_TIMEOUT_MS, millis } from "./client.js"
@@ -364,13 +364,11 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
       deleteMany,
       expire,
       clear,
-      keys
+      keys,
+      directRead: batcher === undefined ? undefined : { _tag: "Callback", get, read: batcher.read }
     })
     const store: RedisStore = {
       ...service,
-      ...(batcher === undefined ? {} : {
-        [ReadWith]: { get, read: batcher.read }
-      }),
       prefix,
       redis,
       breakerState: () => breaker?.state() ?? "closed"

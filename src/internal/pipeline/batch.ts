@@ -1,0 +1,174 @@
+/**
+ * Batched reads: many keys in one store round trip, the misses loaded through the same single
+ * flight as single reads — in one `lookupMany` call when the strategy has one. A batch loader's
+ * answer is matched to the keys by the keys it names, never by position: a key it did not return
+ * is not found, and a key it was not asked for fails the batch with `BatchMismatch`.
+ */
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import { BatchMismatch } from "../../CacheError.js"
+import type { CacheError } from "../../CacheError.js"
+import type * as CacheStore from "../../CacheStore.js"
+import type { Flights, Slot, SlotExit } from "./flight.js"
+import { Absent, absent } from "./flight.js"
+import { EXPIRED, freshness, STALE } from "./freshness.js"
+import type { RunLoad } from "./load.js"
+import type { Loader, Reader } from "./read.js"
+import type { Counters } from "./stats.js"
+import type { OnStoreFailure } from "./storeErrors.js"
+import type { Writer } from "./write.js"
+
+/**
+ * Loads the keys at the given indices of a batch read in one call, answering with each value
+ * under its caller's key (a `Map` or pairs).
+ * @internal
+ */
+export type BatchLoader<A, E, R> = (
+  indices: ReadonlyArray<number>
+) => Effect.Effect<Iterable<readonly [key: string, value: A]>, E, R>
+
+/** What a batch read uses of its pipeline. @internal */
+export interface BatchContext<A> {
+  readonly namespace: string
+  readonly store: CacheStore.Service
+  readonly fullKey: (key: string) => string
+  readonly now: () => number
+  readonly counters: Counters
+  readonly onStoreFailure: OnStoreFailure
+  readonly reader: Reader<A>
+  readonly writer: Writer<A>
+  readonly flights: Flights<A>
+  readonly runLoad: RunLoad
+  readonly startOrJoin: <X, E, R>(
+    key: string,
+    full: string,
+    arg: X,
+    load: Loader<X, A, E, R>
+  ) => Effect.Effect<Slot<A, E>, never, R>
+}
+
+/** One batch read. @internal */
+export interface BatchRead<X, A, E, R> {
+  readonly keys: ReadonlyArray<string>
+  readonly args: ReadonlyArray<X>
+  readonly loadOne: Loader<X, A, E, R>
+  readonly loadMany: BatchLoader<A, E, R> | undefined
+}
+
+/** Matches a batch loader's answer to its slots: each slot's value, or `absent`. */
+const match = <A, E>(
+  namespace: string,
+  slots: ReadonlyArray<Slot<A, E>>,
+  answer: Iterable<readonly [string, A]>
+): Effect.Effect<Array<A | Absent>, BatchMismatch> => {
+  const position = new Map<string, number>()
+  for (let j = 0; j < slots.length; j++) position.set(slots[j]!.key, j)
+  const values = new Array<A | Absent>(slots.length).fill(absent)
+  for (const [key, value] of answer) {
+    const j = position.get(key)
+    if (j === undefined) {
+      return Effect.fail(
+        new BatchMismatch({ namespace, detail: `returned the key ${JSON.stringify(key)}, not asked for` })
+      )
+    }
+    if (values[j] !== absent) {
+      return Effect.fail(new BatchMismatch({ namespace, detail: `returned the key ${JSON.stringify(key)} twice` }))
+    }
+    values[j] = value
+  }
+  return Effect.succeed(values)
+}
+
+/** @internal */
+export const getManyOrLoad = <A, X, E, R>(
+  context: BatchContext<A>,
+  batch: BatchRead<X, A, E, R>
+): Effect.Effect<Array<Option.Option<A>>, E | CacheError, R> =>
+  Effect.gen(function*() {
+    const { counters, flights, reader, store } = context
+    const { args, keys, loadMany, loadOne } = batch
+    const fulls = keys.map(context.fullKey)
+    const stored = yield* Effect.catchAll(
+      store.getMany(fulls),
+      (error) => context.onStoreFailure("read", error, fulls.map(() => Option.none<CacheStore.Value>()))
+    )
+    const results = new Array<Option.Option<A>>(keys.length)
+    // the indices that share each distinct missing key
+    const missing = new Map<string, Array<number>>()
+    const stale: Array<number> = []
+    const t = context.now()
+    let freshHits = 0
+    for (let i = 0; i < keys.length; i++) {
+      const found = stored[i]
+      const entry = found !== undefined && found._tag === "Some"
+        ? reader.entryOf(keys[i]!, fulls[i]!, found.value)
+        : undefined
+      const kind = entry === undefined ? EXPIRED : freshness(entry, t)
+      if (kind !== EXPIRED) {
+        results[i] = Option.some(entry!.value)
+        if (kind === STALE) stale.push(i)
+        else freshHits++
+        continue
+      }
+      const same = missing.get(fulls[i]!)
+      if (same === undefined) missing.set(fulls[i]!, [i])
+      else same.push(i)
+    }
+    // counted once per batch rather than per key
+    if (freshHits > 0) counters.hits(freshHits)
+    if (stale.length > 0) counters.staleHits(stale.length)
+    if (freshHits + stale.length < keys.length) counters.misses(keys.length - freshHits - stale.length)
+    yield* reader.flushDrops
+    for (const i of stale) yield* context.startOrJoin(keys[i]!, fulls[i]!, args[i]!, loadOne)
+    if (missing.size === 0) return results
+
+    const waits: Array<readonly [Slot<A, E>, ReadonlyArray<number>]> = []
+    const batched: Array<readonly [string, string]> = []
+    const batchedIndices: Array<ReadonlyArray<number>> = []
+    for (const [full, indices] of missing) {
+      const i = indices[0]!
+      const existing = flights.current<E>(full)
+      if (existing !== undefined) waits.push([existing, indices])
+      else if (loadMany === undefined) {
+        waits.push([yield* context.startOrJoin(keys[i]!, full, args[i]!, loadOne), indices])
+      } else {
+        batched.push([keys[i]!, full])
+        batchedIndices.push(indices)
+      }
+    }
+    if (loadMany !== undefined && batched.length > 0) {
+      const firstIndices = batchedIndices.map((indices) => indices[0]!)
+      const slots = yield* flights.start<E, R>(batched, (slots) =>
+        context.runLoad(
+          slots.map((slot) => slot.key),
+          Effect.suspend(() => loadMany(firstIndices)),
+          (answer, elapsed) =>
+            Effect.flatMap(match(context.namespace, slots, answer), (values) => {
+              const writes: Array<readonly [string, A]> = []
+              for (let j = 0; j < slots.length; j++) {
+                const value = values[j]!
+                if (value !== absent && !slots[j]!.superseded) writes.push([slots[j]!.key, value as A])
+              }
+              return Effect.as(context.writer.writeLoaded(writes, elapsed), values)
+            })
+        ).pipe(
+          Effect.exit,
+          Effect.map((exit): ReadonlyArray<SlotExit<A, E>> =>
+            Exit.isSuccess(exit)
+              ? exit.value.map((value) => value === absent ? Exit.fail(absent) : Exit.succeed(value as A))
+              : slots.map(() => exit as Exit.Exit<never, E | CacheError>)
+          )
+        ))
+      for (let j = 0; j < slots.length; j++) waits.push([slots[j]!, batchedIndices[j]!])
+    }
+    yield* Effect.forEach(waits, ([slot, indices]) =>
+      Effect.map(
+        Effect.catchIf(flights.wait(slot), (u): u is Absent => u instanceof Absent, () => Effect.succeed(absent)),
+        (value) => {
+          const result = value === absent ? Option.none<A>() : Option.some(value as A)
+          for (const i of indices) results[i] = result
+        }
+      ), { concurrency: "unbounded", discard: true })
+    return results
+  })

@@ -1,0 +1,254 @@
+/**
+ * The one load pipeline every strategy shares, assembled from its stages:
+ * read (the hot path) → freshness (pure decisions) → flight (single flight) → load (the loader
+ * stack) → write (envelope and store writes), with counters, the store-failure policy and spans.
+ */
+import type * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import type * as Schema from "effect/Schema"
+import type { CacheError } from "../../CacheError.js"
+import type * as CacheMetrics from "../../CacheMetrics.js"
+import type * as CacheStore from "../../CacheStore.js"
+import type { TtlPolicy } from "../ttl.js"
+import { getManyOrLoad } from "./batch.js"
+import type { BatchLoader } from "./batch.js"
+import type { Entry } from "./envelope.js"
+import { makeCodec } from "./envelope.js"
+import { Absent, makeFlights } from "./flight.js"
+import type { Slot } from "./flight.js"
+import type { Forker } from "./fork.js"
+import { EXPIRED, FRESH, freshness, STALE } from "./freshness.js"
+import { namespacePrefix } from "./key.js"
+import { makeRunLoad } from "./load.js"
+import { makeReader, Request } from "./read.js"
+import type { Loader } from "./read.js"
+import { makeCounters } from "./stats.js"
+import { makeOnStoreFailure } from "./storeErrors.js"
+import type { StoreErrorMode } from "./storeErrors.js"
+import { annotateOutcome, traced } from "./tracing.js"
+import { makeWriter } from "./write.js"
+
+export type { BatchLoader } from "./batch.js"
+export type { Forker } from "./fork.js"
+export { daemonForker, forkerIn } from "./fork.js"
+export type { Loader } from "./read.js"
+export type { StoreErrorMode } from "./storeErrors.js"
+
+/** @internal */
+export interface PipelineOptions<A, I> {
+  readonly namespace: string
+  readonly schema: Schema.Schema<A, I, never>
+  /** Replaces the Schema's structural fingerprint when given. */
+  readonly schemaVersion: string | number | undefined
+  readonly ttl: TtlPolicy<A> | undefined
+  readonly staleWhileRevalidateMillis: number
+  readonly onStoreError: StoreErrorMode
+  readonly loadTimeoutMillis: number | undefined
+  readonly tags: ((value: A, key: string) => ReadonlyArray<string>) | undefined
+}
+
+/** @internal */
+export interface Pipeline<A> {
+  readonly namespace: string
+  readonly store: CacheStore.Service
+  /** The store key of a caller's key. */
+  readonly fullKey: (key: string) => string
+  /** Read; on a miss, load through the single flight and write. */
+  readonly getOrLoad: <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>) => Effect.Effect<A, E | CacheError, R>
+  /** Read only: a fresh (or servable stale) value, or none. */
+  readonly read: (key: string) => Effect.Effect<Option.Option<A>, CacheError>
+  /** An explicit write; a load under way for the key will not overwrite it. */
+  readonly write: (key: string, value: A) => Effect.Effect<void, CacheError>
+  /** Loads again now, joining a load already under way, and writes the result. */
+  readonly refresh: <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>) => Effect.Effect<A, E | CacheError, R>
+  /** Removes the entry (true when it existed); a load under way for the key will not store its value. */
+  readonly invalidate: (key: string) => Effect.Effect<boolean, CacheError>
+  /** Reads many keys in one store round trip and loads the misses, in one batch when `loadMany` is given. */
+  readonly getManyOrLoad: <X, E, R>(
+    keys: ReadonlyArray<string>,
+    args: ReadonlyArray<X>,
+    loadOne: Loader<X, A, E, R>,
+    loadMany: BatchLoader<A, E, R> | undefined
+  ) => Effect.Effect<Array<Option.Option<A>>, E | CacheError, R>
+  readonly stats: Effect.Effect<CacheMetrics.Stats>
+}
+
+const isAbsent = (u: unknown): u is Absent => u instanceof Absent
+
+/** @internal */
+export const make = <A, I>(
+  store: CacheStore.Service,
+  clock: Clock.Clock,
+  fork: Forker,
+  options: PipelineOptions<A, I>
+): Pipeline<A> => {
+  const { namespace } = options
+  const codec = makeCodec(options.schema, options.schemaVersion)
+  const prefix = namespacePrefix(namespace)
+  const fullKey = (key: string) => prefix + key
+  const now = () => clock.unsafeCurrentTimeMillis()
+  const spanAttributes = { "cache.namespace": namespace, "cache.store": store.name }
+  const counters = makeCounters(namespace, store.name)
+  const onStoreFailure = makeOnStoreFailure(options.onStoreError, namespace, store.name, counters)
+  const reader = makeReader({ namespace, store, codec, prefix, counters, onStoreFailure, spanAttributes })
+  const writer = makeWriter({
+    namespace,
+    store,
+    codec,
+    fullKey,
+    now,
+    ttl: options.ttl,
+    staleWindowMillis: options.staleWhileRevalidateMillis,
+    tags: options.tags,
+    counters,
+    onStoreFailure
+  })
+  const runLoad = makeRunLoad({
+    namespace,
+    loadTimeoutMillis: options.loadTimeoutMillis,
+    now,
+    counters,
+    spanAttributes
+  })
+  const flights = makeFlights<A>(fork)
+
+  // -----------------------------------------------------------------------------------------------
+  // single loads
+
+  /** Starts the load of one key, or joins the one under way. */
+  const startOrJoin = <X, E, R>(
+    key: string,
+    full: string,
+    arg: X,
+    load: Loader<X, A, E, R>
+  ): Effect.Effect<Slot<A, E>, never, R> =>
+    Effect.suspend(() => {
+      const existing = flights.current<E>(full)
+      if (existing !== undefined) return Effect.succeed(existing)
+      return Effect.map(
+        flights.start<E, R>([[key, full]], ([slot]) =>
+          runLoad(
+            [key],
+            Effect.suspend(() => load(arg)),
+            (value, elapsed) =>
+              slot!.superseded ? Effect.succeed(value) : Effect.as(writer.writeLoaded([[key, value]], elapsed), value)
+          ).pipe(Effect.exit, Effect.map((exit) => [exit]))),
+        (slots) => slots[0]!
+      )
+    })
+
+  /** Loads one key through the single flight; a batch that did not return it hands it back here. */
+  const loadShared = <X, E, R>(
+    key: string,
+    full: string,
+    arg: X,
+    load: Loader<X, A, E, R>
+  ): Effect.Effect<A, E | CacheError, R> =>
+    Effect.flatMap(
+      startOrJoin(key, full, arg, load),
+      (slot) => Effect.catchIf(flights.wait(slot), isAbsent, () => loadShared(key, full, arg, load))
+    )
+
+  // -----------------------------------------------------------------------------------------------
+  // reads
+
+  /** What a read found: a fresh hit, a stale hit (one refresh in the background) or a miss. */
+  const decide = <X, E, R>(
+    request: Request<X, A, E, R>,
+    full: string,
+    entry: Entry<A> | undefined,
+    isTraced: boolean
+  ): Effect.Effect<A, E | CacheError, R> => {
+    if (entry !== undefined) {
+      const found = freshness(entry, now())
+      if (found === FRESH) {
+        counters.hits(1)
+        return isTraced ? Effect.as(annotateOutcome("hit"), entry.value) : Effect.succeed(entry.value)
+      }
+      if (found === STALE) {
+        counters.staleHits(1)
+        const refresh = Effect.as(startOrJoin(request.key, full, request.arg, request.load), entry.value)
+        return isTraced ? Effect.zipRight(annotateOutcome("stale"), refresh) : refresh
+      }
+    }
+    counters.misses(1)
+    const miss = Effect.zipRight(reader.flushDrops, loadShared(request.key, full, request.arg, request.load))
+    return isTraced ? Effect.zipRight(annotateOutcome("miss"), miss) : miss
+  }
+  const readOrLoad = reader.reading("cachekit.get", decide)
+
+  const getOrLoad = <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>): Effect.Effect<A, E | CacheError, R> =>
+    readOrLoad(new Request(key, arg, load)) as Effect.Effect<A, E | CacheError, R>
+
+  const readOnly = reader.reading("cachekit.read", (
+    _request: { readonly key: string },
+    _full,
+    entry,
+    isTraced
+  ): Effect.Effect<Option.Option<A>> => {
+    if (entry !== undefined) {
+      const found = freshness(entry, now())
+      if (found !== EXPIRED) {
+        if (found === FRESH) counters.hits(1)
+        else counters.staleHits(1)
+        return isTraced
+          ? Effect.as(annotateOutcome(found === FRESH ? "hit" : "stale"), Option.some(entry.value))
+          : Effect.succeed(Option.some(entry.value))
+      }
+    }
+    counters.misses(1)
+    const miss = Effect.as(reader.flushDrops, Option.none<A>())
+    return isTraced ? Effect.zipRight(annotateOutcome("miss"), miss) : miss
+  })
+
+  // -----------------------------------------------------------------------------------------------
+  // writes
+
+  const write = (key: string, value: A): Effect.Effect<void, CacheError> =>
+    Effect.suspend(() => {
+      flights.supersede(fullKey(key))
+      return writer.write(key, value)
+    }).pipe(traced("cachekit.set", spanAttributes))
+
+  const invalidate = (key: string): Effect.Effect<boolean, CacheError> =>
+    Effect.suspend(() => {
+      const full = fullKey(key)
+      flights.supersede(full)
+      return Effect.catchAll(store.delete(full), (error) => onStoreFailure("delete", error, false))
+    }).pipe(traced("cachekit.invalidate", spanAttributes))
+
+  const refresh = <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>): Effect.Effect<A, E | CacheError, R> =>
+    loadShared(key, fullKey(key), arg, load).pipe(traced("cachekit.refresh", spanAttributes))
+
+  return {
+    namespace,
+    store,
+    fullKey,
+    getOrLoad,
+    read: (key) => readOnly({ key }),
+    write,
+    refresh,
+    invalidate,
+    getManyOrLoad: (keys, args, loadOne, loadMany) =>
+      getManyOrLoad({
+        namespace,
+        store,
+        fullKey,
+        now,
+        counters,
+        onStoreFailure,
+        reader,
+        writer,
+        flights,
+        runLoad,
+        startOrJoin
+      }, {
+        keys,
+        args,
+        loadOne,
+        loadMany
+      }).pipe(traced("cachekit.getMany", { ...spanAttributes, "cache.keys": keys.length })),
+    stats: counters.stats
+  }
+}

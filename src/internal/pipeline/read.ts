@@ -1,0 +1,197 @@
+/**
+ * The hot path: reading a key's entry from the store and handing it to the decision, by the
+ * fastest way the store offers — its synchronous in-process read, its callback read, or `get` —
+ * with the decoded-entry memo for byte stores. A hit is one synchronous decision with no work
+ * that can be avoided.
+ */
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Fiber from "effect/Fiber"
+import type { CacheError } from "../../CacheError.js"
+import * as CacheStore from "../../CacheStore.js"
+import type { Codec } from "./envelope.js"
+import { Entry } from "./envelope.js"
+import type { Counters } from "./stats.js"
+import type { OnStoreFailure } from "./storeErrors.js"
+import { isTraced, untracedTracer } from "./tracing.js"
+
+/** A loader called with the argument of the read; not called at all on a hit. @internal */
+export type Loader<X, A, E, R = never> = (arg: X) => Effect.Effect<A, E, R>
+
+/** A read's parameters: the caller's key, the loader and its argument. @internal */
+export class Request<X, A, E, R> {
+  constructor(readonly key: string, readonly arg: X, readonly load: Loader<X, A, E, R>) {}
+}
+
+/** What a read goes on with: the entry found (none: undefined), and whether it runs traced. @internal */
+export type Next<A, Q, B, E, R> = (
+  request: Q,
+  full: string,
+  entry: Entry<A> | undefined,
+  traced: boolean
+) => Effect.Effect<B, E, R>
+
+/** @internal */
+export interface ReadOptions<A> {
+  readonly namespace: string
+  readonly store: CacheStore.Service
+  readonly codec: Codec<A>
+  readonly prefix: string
+  readonly counters: Counters
+  readonly onStoreFailure: OnStoreFailure
+  readonly spanAttributes: Record<string, unknown>
+}
+
+/** @internal */
+export interface Reader<A> {
+  /** A read of one key by the fastest path the store offers, continued by `next`. */
+  readonly reading: <Q extends { readonly key: string }, B, E, R>(
+    spanName: string,
+    next: Next<A, Q, B, E, R>
+  ) => (request: Q) => Effect.Effect<B, E | CacheError, R>
+  /** The entry a stored value holds, or undefined when it holds none that decodes (then it is dropped). */
+  readonly entryOf: (key: string, full: string, stored: CacheStore.Value) => Entry<A> | undefined
+  /** Deletes the entries that failed to decode since the last call. */
+  readonly flushDrops: Effect.Effect<void>
+  /** Forgets the decoded entry of a key (it was written or removed here). */
+  readonly forget: (key: string) => void
+}
+
+/** Bounds of the memo of decoded entries (at most ~4 MiB of copied bytes). */
+const DECODED_MAX_ENTRIES = 1024
+const DECODED_MAX_BYTES = 4096
+
+interface Memo<A> {
+  readonly full: string
+  readonly bytes: Uint8Array
+  readonly entry: Entry<A>
+}
+
+/** @internal */
+export const makeReader = <A>(options: ReadOptions<A>): Reader<A> => {
+  const { codec, counters, namespace, onStoreFailure, prefix, store } = options
+  const untraced = untracedTracer()
+  const direct = CacheStore.directReadOf(store)
+
+  /**
+   * The last decoded entry of recently read keys of a byte store, with the bytes it came from.
+   * A read whose bytes are identical (compared in full) reuses the entry instead of parsing the
+   * envelope and validating the value again: decoding is deterministic, so identical bytes give
+   * an identical entry. Keyed by the caller's key, whose hash is usually known already; it also
+   * keeps the store key, so a read of a remembered key builds and hashes no new string.
+   */
+  const decoded = new Map<string, Memo<A>>()
+  const remember = (key: string, full: string, bytes: Uint8Array, entry: Entry<A>) => {
+    if (bytes.byteLength > DECODED_MAX_BYTES) return
+    decoded.delete(key)
+    // a copy: the bytes a client hands over may be a view into a larger socket buffer
+    decoded.set(key, { full, bytes: bytes.slice(), entry })
+    if (decoded.size > DECODED_MAX_ENTRIES) decoded.delete(decoded.keys().next().value!)
+  }
+
+  const pendingDrops: Array<string> = []
+  const drop = (full: string) => {
+    counters.decodeFailure()
+    pendingDrops.push(full)
+  }
+  const flushDrops: Effect.Effect<void> = Effect.suspend(() => {
+    if (pendingDrops.length === 0) return Effect.void
+    const keys = pendingDrops.splice(0, pendingDrops.length)
+    return Effect.zipRight(
+      Effect.logDebug("dropping cache entries that no longer decode").pipe(
+        Effect.annotateLogs({ namespace, keys: keys.join(", ") })
+      ),
+      Effect.ignore(store.deleteMany(keys))
+    )
+  })
+
+  const entryOf = (
+    key: string,
+    full: string,
+    stored: CacheStore.Value,
+    known?: Memo<A>
+  ): Entry<A> | undefined => {
+    if (stored instanceof Entry) {
+      if (stored.fingerprint === codec.fingerprint) return stored as Entry<A>
+    } else if (stored instanceof Uint8Array) {
+      const memo = known ?? decoded.get(key)
+      if (
+        memo !== undefined && memo.bytes.byteLength === stored.byteLength && Buffer.compare(memo.bytes, stored) === 0
+      ) {
+        return memo.entry
+      }
+      const result = codec.fromBytes(stored)
+      if (Either.isRight(result)) {
+        remember(key, full, stored, result.right)
+        return result.right
+      }
+    }
+    drop(full)
+    return undefined
+  }
+
+  const reading = <Q extends { readonly key: string }, B, E, R>(
+    spanName: string,
+    next: Next<A, Q, B, E, R>
+  ): (request: Q) => Effect.Effect<B, E | CacheError, R> => {
+    /** The read through `get`: one Effect round trip to the store. */
+    const viaGet = (request: Q, traced: boolean): Effect.Effect<B, E | CacheError, R> => {
+      const memo = decoded.get(request.key)
+      const full = memo === undefined ? prefix + request.key : memo.full
+      return Effect.matchEffect(store.get(full), {
+        onFailure: (error) =>
+          Effect.flatMap(onStoreFailure("read", error, undefined), () => next(request, full, undefined, traced)),
+        onSuccess: (stored) =>
+          next(
+            request,
+            full,
+            stored._tag === "Some" ? entryOf(request.key, full, stored.value, memo) : undefined,
+            traced
+          )
+      })
+    }
+    const viaGetTraced = (request: Q) =>
+      Effect.withSpan(viaGet(request, true), spanName, { attributes: options.spanAttributes, captureStackTrace: false })
+
+    if (direct?._tag === "Sync") {
+      // an in-process store answers at once: a hit costs no Effect round trip to the store
+      const read = direct.read
+      return (request) =>
+        Effect.withFiberRuntime((fiber) => {
+          if (isTraced(fiber, untraced)) return viaGetTraced(request)
+          const full = prefix + request.key
+          const stored = read(full)
+          return next(request, full, stored === undefined ? undefined : entryOf(request.key, full, stored), false)
+        })
+    }
+    if (direct?._tag === "Callback") {
+      // a store that completes reads from a callback (a batch reply): what was read is decided
+      // right there, and the reader resumes with its answer in one step
+      const read = direct.read
+      return (request) =>
+        Effect.async<B, E | CacheError, R>((resume) => {
+          const fiber = Fiber.getCurrentFiber()
+          if (fiber._tag === "None") return resume(viaGet(request, false))
+          if (isTraced(fiber.value, untraced)) return resume(viaGetTraced(request))
+          // one memo lookup gives both the store key and, for the reply, the last decoded entry
+          const memo = decoded.get(request.key)
+          const full = memo === undefined ? prefix + request.key : memo.full
+          read(full, (value, error, before) => {
+            const then = error === undefined
+              ? next(request, full, value === null ? undefined : entryOf(request.key, full, value, memo), false)
+              : Effect.flatMap(onStoreFailure("read", error, undefined), () => next(request, full, undefined, false))
+            resume(before === undefined ? then : Effect.zipRight(before, then))
+          })
+        })
+    }
+    return (request) =>
+      Effect.withFiberRuntime((fiber) => isTraced(fiber, untraced) ? viaGetTraced(request) : viaGet(request, false))
+  }
+
+  return {
+    reading,
+    entryOf: (key, full, stored) => entryOf(key, full, stored),
+    flushDrops,
+    forget: (key) => void decoded.delete(key)
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * Writing: the TTL, the Schema encoding and the envelope of a value, and single or batched writes
+ * to the store. One rule for a value that does not encode: a loaded value is returned to its
+ * callers but not cached (logged and counted); an explicit write fails with `EncodeError`.
+ */
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import { EncodeError } from "../../CacheError.js"
+import type { CacheError, StoreFailure } from "../../CacheError.js"
+import type * as CacheStore from "../../CacheStore.js"
+import type { TtlPolicy } from "../ttl.js"
+import type { Codec } from "./envelope.js"
+import { Entry } from "./envelope.js"
+import { lifetime } from "./freshness.js"
+import type { Counters } from "./stats.js"
+import type { OnStoreFailure } from "./storeErrors.js"
+
+/** @internal */
+export interface WriteOptions<A> {
+  readonly namespace: string
+  readonly store: CacheStore.Service
+  readonly codec: Codec<A>
+  readonly fullKey: (key: string) => string
+  readonly now: () => number
+  readonly ttl: TtlPolicy<A> | undefined
+  readonly staleWindowMillis: number
+  readonly tags: ((value: A, key: string) => ReadonlyArray<string>) | undefined
+  readonly counters: Counters
+  readonly onStoreFailure: OnStoreFailure
+}
+
+/** What a write sends to the store: an entry with its TTL, or a delete (a TTL of zero or less). */
+type Prepared =
+  | { readonly full: string; readonly stored: CacheStore.Value; readonly ttl: number | undefined }
+  | { readonly full: string; readonly stored: undefined; readonly ttl: 0 }
+
+/** @internal */
+export interface Writer<A> {
+  /** Stores loaded values; never fails the callers waiting for them. */
+  readonly writeLoaded: (
+    pairs: ReadonlyArray<readonly [key: string, value: A]>,
+    loadTime: number
+  ) => Effect.Effect<void, CacheError>
+  /** An explicit write: a value that does not encode fails it, store failures follow the policy. */
+  readonly write: (key: string, value: A) => Effect.Effect<void, CacheError>
+}
+
+/** @internal */
+export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
+  const { codec, counters, namespace, now, onStoreFailure, store } = options
+  const live = store.capabilities.live
+
+  const prepare = (key: string, value: A, loadTime: number): Effect.Effect<Prepared, EncodeError> =>
+    Effect.flatMap(
+      options.ttl === undefined ? Effect.succeed(undefined) : options.ttl.compute(value, key),
+      (ttl): Effect.Effect<Prepared, EncodeError> => {
+        const full = options.fullKey(key)
+        if (ttl !== undefined && ttl <= 0) return Effect.succeed({ full, stored: undefined, ttl: 0 as const })
+        const encoded = codec.encode(value)
+        if (Either.isLeft(encoded)) {
+          counters.encodeFailure()
+          return Effect.fail(new EncodeError({ namespace, key, detail: encoded.left }))
+        }
+        const t = now()
+        const { freshUntil, staleUntil } = lifetime(t, ttl, options.staleWindowMillis)
+        const tags = options.tags === undefined ? [] : options.tags(value, key)
+        const entry = new Entry(
+          value,
+          t,
+          freshUntil,
+          staleUntil,
+          loadTime,
+          tags,
+          codec.fingerprint,
+          encoded.right.length
+        )
+        const stored = live ? entry : codec.toBytes(entry, encoded.right)
+        return Effect.succeed({ full, stored, ttl: staleUntil === Infinity ? undefined : staleUntil - t })
+      }
+    )
+
+  /** Sends prepared writes: one command for one, the batch commands for more. */
+  const persist = (prepared: ReadonlyArray<Prepared>): Effect.Effect<void, StoreFailure> => {
+    if (prepared.length === 1) {
+      const one = prepared[0]!
+      return one.stored === undefined ? Effect.asVoid(store.delete(one.full)) : store.set(one.full, one.stored, one.ttl)
+    }
+    const sets: Array<CacheStore.SetEntry> = []
+    const deletes: Array<string> = []
+    for (const p of prepared) {
+      if (p.stored === undefined) deletes.push(p.full)
+      else sets.push({ key: p.full, value: p.stored, ttl: p.ttl })
+    }
+    const removed = deletes.length === 0 ? Effect.void : Effect.asVoid(store.deleteMany(deletes))
+    return sets.length === 0 ? removed : Effect.zipRight(removed, store.setMany(sets))
+  }
+
+  const writeLoaded = (
+    pairs: ReadonlyArray<readonly [key: string, value: A]>,
+    loadTime: number
+  ): Effect.Effect<void, CacheError> =>
+    Effect.forEach(pairs, ([key, value]) =>
+      Effect.catchAll(
+        prepare(key, value, loadTime),
+        (error) =>
+          Effect.as(
+            Effect.logWarning("a loaded value could not be encoded; it is returned but not cached").pipe(
+              Effect.annotateLogs({ namespace, key, error: error.detail })
+            ),
+            undefined
+          )
+      )).pipe(
+        Effect.flatMap((prepared) => {
+          const ready = prepared.filter((p): p is Prepared => p !== undefined)
+          return ready.length === 0
+            ? Effect.void
+            : Effect.catchAll(persist(ready), (error) => onStoreFailure("write", error, undefined))
+        })
+      )
+
+  const write = (key: string, value: A): Effect.Effect<void, CacheError> =>
+    Effect.flatMap(
+      prepare(key, value, 0),
+      (prepared) =>
+        Effect.catchAll(
+          persist([prepared]),
+          (error): Effect.Effect<void, CacheError> =>
+            // a key or value the store refuses is the caller's to hear of; an unreachable store is not
+            error._tag === "StoreError" ? onStoreFailure("write", error, undefined) : Effect.fail(error)
+        )
+    )
+
+  return { writeLoaded, write }
+}
