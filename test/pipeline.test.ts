@@ -6,9 +6,9 @@
  * not have (a batch read, a refresh) runs for the strategies that have it.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Option, Ref, Schema, TestClock, Tracer } from "effect"
+import { Deferred, Effect, Exit, Fiber, Metric, Option, Ref, Schema, TestClock, Tracer } from "effect"
 import type { Scope } from "effect"
-import { Cache, CacheAside, CacheStore, MemoryStore, ReadThrough } from "effect-cachekit"
+import { Cache, CacheAside, CacheMetrics, CacheStore, MemoryStore, ReadThrough } from "effect-cachekit"
 import type { CacheError } from "effect-cachekit"
 import * as Redis from "effect-cachekit/Redis"
 import * as RedisStore from "effect-cachekit/RedisStore"
@@ -74,11 +74,14 @@ const strategies: ReadonlyArray<Strategy> = [
     name: "Cache.cached",
     make: (options) =>
       Effect.map(CacheStore.CacheStore, (store) => ({
+        // built anew for each call, as a request handler does: calls with the same options share
         get: (key: string) =>
           options.lookup(key).pipe(
             Cache.cached({ ...options, key }),
             Effect.provideService(CacheStore.CacheStore, store)
-          )
+          ),
+        invalidate: (key: string) =>
+          Effect.provideService(Cache.cached({ ...options, key }).invalidate, CacheStore.CacheStore, store)
       }))
   }
 ]
@@ -239,6 +242,29 @@ for (const path of readPaths) {
             expect(yield* Ref.get(calls)).toBe(1)
           }))
 
+        scenario(
+          "a malformed envelope (freshness fields missing) is a miss, never fresh forever",
+          (store) =>
+            Effect.gen(function*() {
+              const { calls, lookup } = yield* counting
+              const cache = yield* strategy.make({ namespace: "item", value: Item, lookup, ttl: "5 minutes" })
+              yield* cache.get("k")
+              const stored = yield* store.get("item:k")
+              if (!store.capabilities.live) {
+                // a foreign writer with the right fingerprint but no fresh-until field
+                const envelope = JSON.parse(new TextDecoder().decode(Option.getOrThrow(stored) as Uint8Array))
+                delete envelope.u
+                yield* store.set("item:k", new TextEncoder().encode(JSON.stringify(envelope)))
+              } else {
+                // a live store keeps the entry object; a foreign object under the key is no entry
+                yield* store.set("item:k", { value: item("k"), freshUntil: Infinity })
+              }
+              yield* settle
+              yield* cache.get("k")
+              expect(yield* Ref.get(calls)).toBe(2)
+            })
+        )
+
         scenario("entries expire after their TTL on the TestClock", () =>
           Effect.gen(function*() {
             const { calls, lookup } = yield* counting
@@ -284,7 +310,113 @@ for (const path of readPaths) {
             })
         )
 
-        if (strategy.name !== "Cache.cached") {
+        scenario(
+          "an invalidate during a load leaves the key invalidated: the load's value is not stored",
+          () =>
+            Effect.gen(function*() {
+              const price = yield* Ref.make(10)
+              const gate = yield* Deferred.make<void>()
+              const cache = yield* strategy.make({
+                namespace: "price",
+                value: Item,
+                lookup: (id: string) =>
+                  Ref.get(price).pipe(Effect.tap(() => Deferred.await(gate)), Effect.map((n) => item(id, n))),
+                ttl: "5 minutes"
+              })
+              const first = yield* Effect.fork(cache.get("p1"))
+              yield* settle
+              // the price changes while the load that read 10 is still running
+              yield* Ref.set(price, 20)
+              expect(yield* cache.invalidate!("p1")).toBe(false)
+              yield* Deferred.succeed(gate, undefined)
+              expect((yield* Fiber.join(first)).n).toBe(10)
+              yield* settle
+              expect((yield* cache.get("p1")).n).toBe(20)
+            })
+        )
+
+        scenario(
+          "a caller nobody interrupted never fails with an interruption (it never joins an abandoned load)",
+          () =>
+            Effect.gen(function*() {
+              const { calls } = yield* counting
+              const cache = yield* strategy.make({
+                namespace: "item",
+                value: Item,
+                lookup: (id: string) =>
+                  Ref.update(calls, (n) => n + 1).pipe(Effect.zipRight(Effect.sleep("50 millis")), Effect.as(item(id))),
+                ttl: "5 minutes"
+              })
+              const fiber = yield* Effect.fork(
+                cache.get("k").pipe(Effect.timeout("20 millis"), Effect.orElse(() => cache.get("k")), Effect.exit)
+              )
+              yield* settle
+              yield* TestClock.adjust("20 millis")
+              yield* settle
+              yield* TestClock.adjust("50 millis")
+              const exit = yield* Fiber.join(fiber)
+              expect(exit).toEqual(Exit.succeed(item("k")))
+              expect(yield* Ref.get(calls)).toBe(2)
+            })
+        )
+
+        scenario(
+          "namespaces stay disjoint whatever the key: user + session:t is not user:session + t",
+          () =>
+            Effect.gen(function*() {
+              const user = yield* strategy.make({
+                namespace: "user",
+                value: Item,
+                lookup: (id: string) => Effect.succeed(item(`user/${id}`)),
+                ttl: "5 minutes"
+              })
+              const session = yield* strategy.make({
+                namespace: "user:session",
+                value: Item,
+                lookup: (id: string) => Effect.succeed(item(`session/${id}`)),
+                ttl: "5 minutes"
+              })
+              expect((yield* user.get("session:tok-123")).id).toBe("user/session:tok-123")
+              expect((yield* session.get("tok-123")).id).toBe("session/tok-123")
+              expect((yield* user.get("session:tok-123")).id).toBe("user/session:tok-123")
+            })
+        )
+
+        scenario(
+          "values come back equal: undefined, NaN, ±Infinity, -0, void, a Date under Unknown, bigint",
+          () =>
+            Effect.gen(function*() {
+              const cases: ReadonlyArray<readonly [string, Schema.Schema<any, any>, unknown]> = [
+                ["undefined", Schema.Undefined, undefined],
+                ["undefined-or", Schema.UndefinedOr(Schema.Number), undefined],
+                ["void", Schema.Void, undefined],
+                ["nan", Schema.Number, NaN],
+                ["inf", Schema.Number, Infinity],
+                ["-inf", Schema.Number, -Infinity],
+                ["-zero", Schema.Number, -0],
+                ["date", Schema.Unknown, new Date(Date.UTC(2024, 1, 29))],
+                ["nested", Schema.Unknown, { a: [1, undefined, -0], b: { c: undefined, d: NaN } }],
+                ["bigint", Schema.BigIntFromSelf, 12345678901234567890n]
+              ]
+              for (const [name, schema, value] of cases) {
+                const calls = yield* Ref.make(0)
+                const cache = yield* strategy.make({
+                  namespace: `v-${name}`,
+                  value: schema,
+                  lookup: () => Effect.as(Ref.update(calls, (n) => n + 1), value),
+                  ttl: "5 minutes"
+                })
+                const first = yield* cache.get("k")
+                const second = yield* cache.get("k")
+                expect(first, name).toStrictEqual(value)
+                expect(second, name).toStrictEqual(value)
+                if (typeof value === "number") expect(Object.is(second, value), name).toBe(true)
+                expect(yield* Ref.get(calls), `${name}: the second read is a hit`).toBe(1)
+              }
+            })
+        )
+
+        {
           scenario("invalidate removes the entry; the next get loads again", () =>
             Effect.gen(function*() {
               const { calls, lookup } = yield* counting
@@ -320,6 +452,70 @@ for (const path of readPaths) {
                 const again = yield* cache.getMany!(["d", "c", "b", "a"])
                 expect(again.map((r) => Option.getOrThrow(r).id)).toEqual(["d", "c", "b", "a"])
                 expect((yield* Ref.get(batches)).length).toBe(1)
+              })
+          )
+
+          scenario("loadTimeout bounds lookupMany as it bounds lookup", () =>
+            Effect.gen(function*() {
+              const cache = yield* strategy.make({
+                namespace: "item",
+                value: Item,
+                lookup: () => Effect.never,
+                lookupMany: () => Effect.never,
+                ttl: "5 minutes",
+                loadTimeout: "1 second"
+              })
+              const many = yield* Effect.fork(Effect.flip(cache.getMany!(["a", "b"])))
+              const one = yield* Effect.fork(Effect.flip(cache.get("c")))
+              yield* settle
+              yield* TestClock.adjust("1 second")
+              expect((yield* Fiber.join(many))._tag).toBe("LoadTimeout")
+              expect((yield* Fiber.join(one))._tag).toBe("LoadTimeout")
+            }))
+
+          scenario(
+            "a lookupMany answering in another order caches every value under its own key",
+            () =>
+              Effect.gen(function*() {
+                const { calls, lookup } = yield* counting
+                const cache = yield* strategy.make({
+                  namespace: "item",
+                  value: Item,
+                  lookup,
+                  // as SQL's IN (…) does: rows in any order
+                  lookupMany: (ids) => Effect.succeed([...ids].reverse().map((id) => [id, item(id)] as const)),
+                  ttl: "5 minutes"
+                })
+                const got = yield* cache.getMany!(["a", "b", "c"])
+                expect(got).toEqual([Option.some(item("a")), Option.some(item("b")), Option.some(item("c"))])
+                for (const id of ["a", "b", "c"]) expect(yield* cache.get(id)).toEqual(item(id))
+                expect(yield* Ref.get(calls)).toBe(0)
+              })
+          )
+
+          scenario(
+            "a key lookupMany leaves out is None; a key it was not asked for fails typed",
+            () =>
+              Effect.gen(function*() {
+                const cache = yield* strategy.make({
+                  namespace: "item",
+                  value: Item,
+                  lookup: (id: string) => Effect.succeed(item(id)),
+                  lookupMany: (ids) =>
+                    Effect.succeed(
+                      ids.includes("rogue")
+                        ? [["intruder", item("intruder")] as const]
+                        : ids.filter((id) => id !== "unknown").map((id) => [id, item(id)] as const)
+                    ),
+                  ttl: "5 minutes"
+                })
+                expect(yield* cache.getMany!(["a", "unknown", "b"])).toEqual([
+                  Option.some(item("a")),
+                  Option.none(),
+                  Option.some(item("b"))
+                ])
+                const error = yield* Effect.flip(cache.getMany!(["rogue"]))
+                expect(error._tag).toBe("BatchMismatch")
               })
           )
 
@@ -360,4 +556,68 @@ describe("pipeline: a store that fails", () => {
         expect(yield* Ref.get(calls)).toBe(2)
       }))
   }
+})
+
+describe("pipeline: spans, metrics and options", () => {
+  it.scoped("a loader's spans hang under the read that started it, not under the span open at make", () =>
+    Effect.gen(function*() {
+      const { spans, tracer } = recordingTracer(yield* Effect.tracer)
+      // the loader's own span (a database query, say) must hang under cachekit.load
+      const lookup = (id: string) => Effect.succeed(item(id)).pipe(Effect.withSpan("db.query"))
+      const cache = yield* ReadThrough.make({ namespace: "item", value: Item, lookup, ttl: "5 minutes" }).pipe(
+        Effect.withSpan("startup"),
+        Effect.withTracer(tracer)
+      )
+      yield* cache.get("a").pipe(Effect.withSpan("request"), Effect.withTracer(tracer))
+      const byName = (name: string) => spans.find((span) => span.name === name)!
+      const query = byName("db.query")
+      expect(query.parent._tag === "Some" && (query.parent.value as Tracer.Span).name).toBe("cachekit.load")
+      const load = byName("cachekit.load")
+      expect(load.parent._tag === "Some" && (load.parent.value as Tracer.Span).name).toBe("cachekit.get")
+      const get = byName("cachekit.get")
+      expect(get.parent._tag === "Some" && (get.parent.value as Tracer.Span).name).toBe("request")
+    }).pipe(Effect.provide(MemoryStore.layer())))
+
+  it.scoped("the load-time histogram records failed loads too", () =>
+    Effect.gen(function*() {
+      const { lookup } = yield* counting
+      const cache = yield* ReadThrough.make({ namespace: "histogram", value: Item, lookup, ttl: "5 minutes" })
+      yield* cache.get("a")
+      yield* cache.get("b")
+      yield* Effect.flip(cache.get("missing-1"))
+      yield* Effect.flip(cache.get("missing-2"))
+      const histogram = CacheMetrics.loadDuration.pipe(
+        Metric.tagged("namespace", "histogram"),
+        Metric.tagged("store", "memory")
+      )
+      expect((yield* Metric.value(histogram)).count).toBe(4)
+      expect(yield* cache.stats).toMatchObject({ loads: 4, loadFailures: 2 })
+    }).pipe(Effect.provide(MemoryStore.layer())))
+
+  it.scoped("Cache.cached with another Schema under the same namespace never runs with the first one's", () =>
+    Effect.gen(function*() {
+      const asNumber = Effect.succeed(1).pipe(
+        Cache.cached({ namespace: "n", key: "k", value: Schema.Number, ttl: "1 minute" })
+      )
+      const asString = Effect.succeed("one").pipe(
+        Cache.cached({ namespace: "n", key: "k", value: Schema.String, ttl: "1 minute" })
+      )
+      expect(yield* asNumber).toBe(1)
+      // the entry written with the number Schema does not decode as a string: a miss, not a number
+      expect(yield* asString).toBe("one")
+      expect(yield* asNumber).toBe(1)
+    }).pipe(Effect.provide(MemoryStore.layer())))
+
+  it.scoped("CacheAside.set during a load wins: the load does not overwrite it, and the next read serves it", () =>
+    Effect.gen(function*() {
+      const gate = yield* Deferred.make<void>()
+      const aside = yield* CacheAside.make({ namespace: "item", value: Item, ttl: "5 minutes" })
+      const loading = yield* Effect.fork(aside.getOrLoad("k", Effect.as(Deferred.await(gate), item("k", 1))))
+      yield* settle
+      yield* aside.set("k", item("k", 2))
+      yield* Deferred.succeed(gate, undefined)
+      expect((yield* Fiber.join(loading)).n).toBe(1)
+      yield* settle
+      expect(yield* aside.get("k")).toEqual(Option.some(item("k", 2)))
+    }).pipe(Effect.provide(MemoryStore.layer())))
 })
