@@ -25,7 +25,7 @@ import type * as Ttl from "./Ttl.js"
  * @category models
  */
 export interface Options<A, I = unknown> {
-  /** The namespace: the first part of every key (`<namespace>:<key>`), and a metric label. */
+  /** The namespace: the first part of every key (`<namespace>:<key>`, its own `:` and `\\` escaped), and a metric label. */
   readonly namespace: string
   /** The Schema values are stored with. Stored bytes that no longer decode with it are a miss. */
   readonly value: Schema.Schema<A, I, never>

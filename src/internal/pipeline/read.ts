@@ -53,8 +53,6 @@ export interface Reader<A> {
   readonly entryOf: (key: string, full: string, stored: CacheStore.Value) => Entry<A> | undefined
   /** Deletes the entries that failed to decode since the last call. */
   readonly flushDrops: Effect.Effect<void>
-  /** Forgets the decoded entry of a key (it was written or removed here). */
-  readonly forget: (key: string) => void
 }
 
 /** Bounds of the memo of decoded entries (at most ~4 MiB of copied bytes). */
@@ -191,7 +189,6 @@ export const makeReader = <A>(options: ReadOptions<A>): Reader<A> => {
   return {
     reading,
     entryOf: (key, full, stored) => entryOf(key, full, stored),
-    flushDrops,
-    forget: (key) => void decoded.delete(key)
+    flushDrops
   }
 }
