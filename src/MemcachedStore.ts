@@ -14,8 +14,9 @@
  * - Keys that memcached cannot hold as they are (over 250 bytes, spaces, control characters,
  *   non-ASCII) are sent base64 (`b` flag) or, when too long even for that, as the SHA-256 of the
  *   key: never truncated, never sent raw.
- * - `clear` removes the prefix's keys in O(1) by bumping a generation counter that is part of
- *   every key. `keys(pattern)` is not supported: memcached cannot list keys.
+ * - `clear` removes the prefix's keys in O(1) by moving to a new generation, a number that is part
+ *   of every key. Every server holds a copy of it, and a store only ever moves it forward.
+ *   `keys(pattern)` is not supported: memcached cannot list keys.
  *
  * This is a deep import (`effect-cachekit/MemcachedStore`); it needs `@effect/platform-node`.
  *
@@ -91,8 +92,9 @@ export interface Options {
     readonly max?: Duration.DurationInput | undefined
   } | undefined
   /**
-   * How often the prefix's generation is re-read, so that a `clear` made by another process is
-   * seen: the window in which another process can still read cleared entries. Default 1 s.
+   * How often the prefix's generation is re-read (one small read per server in the ring), so that
+   * a `clear` made by another process is seen: the window in which this process can still read
+   * entries another process cleared. Default 1 s.
    */
   readonly generationRefresh?: Duration.DurationInput | undefined
 }
@@ -110,7 +112,7 @@ export interface MemcachedStore extends CacheStoreModule.Service {
   readonly liveServers: () => ReadonlyArray<string>
   /** The server (`host:port`) a key goes to now; `None` before the generation is known or with no server. */
   readonly serverFor: (key: string) => Option.Option<string>
-  /** The prefix's current generation (base 36), once read. */
+  /** The prefix's current generation (base 36), once read; it only ever moves forward. */
   readonly generation: () => string | undefined
 }
 

@@ -19,6 +19,7 @@ import type * as PublicApi from "../../MemcachedStore.js"
 import * as CircuitBreaker from "../circuitBreaker.js"
 import { assertPositiveDuration } from "../ttl.js"
 import * as Connection from "./connection.js"
+import * as Generation from "./generation.js"
 import * as Keys from "./keys.js"
 import type * as Protocol from "./protocol.js"
 
@@ -230,8 +231,9 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
 
     let ring = HashRing.make(servers.map((s) => ({ name: s.name, node: s, weight: s.weight })))
     let only: Server | undefined = servers.length === 1 ? servers[0] : undefined
+    const ringMembers = () => servers.filter((s) => s.inRing)
     const rebuild = () => {
-      const live = servers.filter((s) => s.inRing)
+      const live = ringMembers()
       ring = HashRing.make(live.map((s) => ({ name: s.name, node: s, weight: s.weight })))
       only = live.length === 1 ? live[0] : undefined
       ringSize.unsafeUpdate(live.length, storeLabel)
@@ -300,7 +302,7 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
           MetricLabel.make("change", "restored")
         ])
         yield* Effect.logInfo("memcached server back in the ring").pipe(
-          Effect.annotateLogs({ server: server.label, servers: String(servers.filter((s) => s.inRing).length) })
+          Effect.annotateLogs({ server: server.label, servers: String(ringMembers().length) })
         )
       })
 
@@ -318,7 +320,7 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
           Effect.logWarning("memcached server taken out of the ring; its keys go to the next servers").pipe(
             Effect.annotateLogs({
               server: server.label,
-              servers: String(servers.filter((s) => s.inRing).length),
+              servers: String(ringMembers().length),
               retryAfter: Duration.format(Duration.decode(resetAfter))
             })
           ),
@@ -372,50 +374,54 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
       guard(server, operation, pick(server).pipeline(requests, operation))
 
     // -------------------------------------------------------------------------------------------
-    // Generation: `clear` bumps a per-prefix counter that is part of every key.
+    // Generation: a per-prefix number that is part of every key. Every server holds a copy; this
+    // process adopts only ever higher ones, and moves to a new one on `clear`.
     // -------------------------------------------------------------------------------------------
 
     const generationKey = Keys.wireKey(`${escaped}:gen`)!
+    let current: bigint | undefined
     let base: string | undefined
     let generation: string | undefined
-    const setGeneration = (value: string): boolean => {
-      if (!/^[0-9]{1,20}$/.test(value)) return false
-      generation = BigInt(value).toString(36)
+    /** Moves to `g` when it is ahead of the current generation; an older one is ignored. */
+    const adopt = (g: bigint): void => {
+      if (current !== undefined && g <= current) return
+      current = g
+      generation = g.toString(36)
       base = `${escaped}:${generation}:`
-      return true
     }
-    const text = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1")
-    const ascii = (s: string) => Buffer.from(s, "latin1")
 
-    const generationServer = () => route(generationKey)
+    /** Settles the copies on `targets` (see `Generation.settle`); adopting the result is the caller's. */
+    const settle = (targets: ReadonlyArray<Server>, bump: boolean, operation: string) =>
+      targets.length === 0 ? noServer(operation) : Generation.settle({
+        servers: targets,
+        run: (server) => (request) => execute(server, request, operation),
+        key: generationKey,
+        current,
+        bump,
+        seed: () => BigInt(clock.unsafeCurrentTimeMillis()),
+        fail: (reason, detail) => storeError(operation, reason, detail)
+      })
+
+    // Reads and clears take turns, so neither adopts on the strength of a read that the other has
+    // overtaken; `adopt` refuses to go backwards in any case.
+    const generationLock = yield* Effect.makeSemaphore(1)
+    const exclusive = generationLock.withPermits(1)
 
     /**
-     * Reads the generation; a missing (or foreign) one is created from the clock, so losing it
-     * (eviction, a restarted server) makes every older entry unreachable rather than reviving one.
+     * Reads the copies of the servers in the ring and adopts the highest, raising the copies below
+     * it; a first generation (none anywhere) starts from the clock, above every earlier one.
      */
-    const loadGeneration: Effect.Effect<string, StoreError> = Effect.gen(function*() {
-      for (let round = 0; round < 3; round++) {
-        const server = generationServer()
-        if (server === undefined) return yield* noServer("generation")
-        const read = yield* execute(server, { _tag: "mg", key: generationKey, value: true }, "generation")
-        if (read._tag === "VA" && setGeneration(text(read.value))) return base!
-        const seed = ascii(String(clock.unsafeCurrentTimeMillis()))
-        const mode = read._tag === "VA" ? "set" : "add"
-        const write = yield* execute(server, { _tag: "ms", key: generationKey, value: seed, mode }, "generation")
-        if (write._tag === "HD" && setGeneration(text(seed))) return base!
-      }
-      return yield* Effect.fail(
-        storeError("generation", "command", "could not read or create the namespace generation")
-      )
-    })
+    const loadGeneration: Effect.Effect<string, StoreError> = Effect.suspend(() =>
+      Effect.map(settle(ringMembers(), false, "generation"), (settled) => {
+        adopt(settled.generation)
+        return base!
+      })
+    )
 
-    const generationLock = yield* Effect.makeSemaphore(1)
     const ensureBase: Effect.Effect<string, StoreError> = Effect.suspend(() =>
       base !== undefined
         ? Effect.succeed(base)
-        : generationLock.withPermits(1)(
-          Effect.suspend(() => base !== undefined ? Effect.succeed(base) : loadGeneration)
-        )
+        : exclusive(Effect.suspend(() => base !== undefined ? Effect.succeed(base) : loadGeneration))
     )
 
     /**
@@ -656,17 +662,17 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
         })
       })
 
-    const clear: Effect.Effect<void, StoreFailure> = Effect.gen(function*() {
-      const server = generationServer()
-      if (server === undefined) return yield* noServer("clear")
-      const seed = clock.unsafeCurrentTimeMillis()
-      const r = yield* execute(
-        server,
-        { _tag: "ma", key: generationKey, vivify: 0, initial: seed, returnValue: true },
-        "clear"
-      )
-      if (r._tag !== "VA" || !setGeneration(text(r.value))) return yield* unexpected("clear", r)
-    }).pipe(Effect.withSpan("MemcachedStore.clear", { attributes: { store: name, prefix } }))
+    /**
+     * Moves every copy (on the servers in the ring) to a generation above all of them and adopts
+     * it. Succeeds when at least one server took it: the generation is read as the highest copy.
+     */
+    const clear: Effect.Effect<void, StoreFailure> = exclusive(Effect.suspend(() =>
+      Effect.flatMap(settle(ringMembers(), true, "clear"), (settled) => {
+        if (settled.holders.length === 0) return Effect.fail(settled.error!)
+        adopt(settled.generation)
+        return Effect.void
+      })
+    )).pipe(Effect.withSpan("MemcachedStore.clear", { attributes: { store: name, prefix } }))
 
     const keys = (_pattern: string): Effect.Effect<ReadonlyArray<string>, StoreFailure> =>
       Effect.fail(
@@ -683,7 +689,7 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
     yield* Effect.ignore(ensureBase)
     yield* FiberSet.run(
       background,
-      Effect.forever(Effect.zipRight(Effect.sleep(refresh), Effect.ignore(loadGeneration)))
+      Effect.forever(Effect.zipRight(Effect.sleep(refresh), Effect.ignore(exclusive(loadGeneration))))
     )
 
     const service = CacheStore.make({
@@ -709,7 +715,8 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
     return {
       ...service,
       prefix,
-      liveServers: () => servers.filter((s) => s.inRing).map((s) => s.label),
+      liveServers: () =>
+        ringMembers().map((s) => s.label),
       serverFor: (key: string) => {
         if (base === undefined) return Option.none()
         const server = route(Keys.dataKey(base, key))
