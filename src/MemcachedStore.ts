@@ -10,7 +10,8 @@
  *   run the servers' batches in parallel.
  * - Failover: a server that fails `circuitBreaker.failureThreshold` times in a row leaves the
  *   ring (its keys go to the next servers), and is put back once a probe after
- *   `circuitBreaker.resetAfter` succeeds. Both are logged and counted.
+ *   `circuitBreaker.resetAfter` succeeds, together with a new generation, so that nothing it held
+ *   from before it left is read again. Both are logged and counted.
  * - Keys that memcached cannot hold as they are (over 250 bytes, spaces, control characters,
  *   non-ASCII) are sent base64 (`b` flag) or, when too long even for that, as the SHA-256 of the
  *   key: never truncated, never sent raw.
@@ -73,8 +74,10 @@ export interface Options {
    */
   readonly maxValueBytes?: number | undefined
   /**
-   * Take a failing server out of the ring so that its keys go to the other servers. With
-   * `false`, its keys fail fast (reason `"unavailable"`) while its breaker is open. Default true.
+   * Take a failing server out of the ring so that its keys go to the other servers. It comes back
+   * under a new generation: every key of the prefix misses once, and nothing the server held
+   * before it left is read. With `false`, its keys fail fast (reason `"unavailable"`) while its
+   * breaker is open, and do not move. Default true.
    */
   readonly failover?: boolean | undefined
   /**

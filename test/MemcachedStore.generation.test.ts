@@ -1,14 +1,17 @@
 /**
- * The generation behind the memcached store's `clear`, against real memcached processes: every
- * server holds a copy, and it never moves backwards in a process, under load on a pool of two
- * connections.
+ * The generation behind the memcached store's `clear`, against real memcached processes: it never
+ * moves backwards in a process, under load on a pool of two connections, and an outage of a server
+ * (frozen with SIGSTOP, so that it comes back with everything it held) undoes no write or delete
+ * made while it was out, whether or not it is the server `<prefix>:gen` hashes to.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Fiber, Option } from "effect"
 import type { Value } from "effect-cachekit/CacheStore"
+import * as HashRing from "effect-cachekit/HashRing"
 import * as MemcachedStore from "effect-cachekit/MemcachedStore"
 import { useMemcached } from "./harness/memcached-fixture.js"
-import { rawCommand } from "./harness/memcached.js"
+import { rawCommand, startMemcacheds } from "./harness/memcached.js"
+import type { Memcached } from "./harness/memcached.js"
 import { eventually } from "./harness/process.js"
 
 const servers = useMemcached(3)
@@ -26,6 +29,83 @@ const generationOf = (store: MemcachedStore.MemcachedStore): bigint => {
   for (const digit of shown) n = n * 36n + BigInt(parseInt(digit, 36))
   return n
 }
+
+/** The server of a three-server cluster that `<prefix>:gen` hashes to on the full ring. */
+const generationHome = (cluster: ReadonlyArray<Memcached>, prefix: string): Memcached =>
+  Option.getOrThrow(
+    HashRing.get(
+      HashRing.make(cluster.map((s) => ({ name: HashRing.serverName("127.0.0.1", s.port), node: s }))),
+      `${prefix}:gen`
+    )
+  )
+
+/**
+ * Freezes `pick(cluster)` until the store takes it out of the ring, writes and deletes every key
+ * while it is out, thaws it, waits until it is back in the ring and a few generation re-reads have
+ * run, and checks that no key shows what it held before the outage.
+ */
+const outage = (pick: (cluster: ReadonlyArray<Memcached>, prefix: string) => Memcached) =>
+  Effect.gen(function*() {
+    const cluster = yield* startMemcacheds(3)
+    const prefix = uniquePrefix("outage")
+    const store = yield* MemcachedStore.make({
+      servers: cluster.map((s) => s.address),
+      prefix,
+      timeout: "300 millis",
+      generationRefresh: "50 millis",
+      circuitBreaker: { failureThreshold: 2, resetAfter: "200 millis" },
+      reconnect: { base: "20 millis", max: "100 millis" }
+    })
+    const victim = pick(cluster, prefix)
+    const keys = Array.from({ length: 90 }, (_, i) => `key:${i}`)
+    const deleted = keys.filter((_, i) => i % 3 === 0)
+    const rewritten = keys.filter((_, i) => i % 3 !== 0)
+    yield* store.setMany(keys.map((key) => ({ key, value: bytes(`before:${key}`) })))
+    expect((yield* store.getMany(keys)).map(text)).toEqual(keys.map((k) => Option.some(`before:${k}`)))
+    const victimKeys = keys.filter((k) => Option.getOrThrow(store.serverFor(k)) === victim.address)
+    expect(victimKeys.length).toBeGreaterThan(10)
+
+    yield* victim.process.freeze
+    yield* eventually(
+      "the frozen server to leave the ring",
+      Effect.zipRight(
+        Effect.either(store.getMany(keys)),
+        Effect.sync(() => !store.liveServers().includes(victim.address))
+      )
+    )
+    // generation re-reads run while it is out
+    yield* Effect.sleep("200 millis")
+    yield* store.setMany(rewritten.map((key) => ({ key, value: bytes(`during:${key}`) })))
+    yield* store.deleteMany(deleted)
+    const acknowledged = keys.map((k) => deleted.includes(k) ? Option.none() : Option.some(`during:${k}`))
+    expect((yield* store.getMany(keys)).map(text)).toEqual(acknowledged)
+
+    yield* victim.process.thaw
+    yield* eventually(
+      "the thawed server to rejoin the ring",
+      Effect.sync(() => store.liveServers().includes(victim.address))
+    )
+    // generation re-reads run now that it is back
+    yield* Effect.sleep("200 millis")
+    expect(store.liveServers().length).toBe(3)
+    // a key may miss, but never shows what was there before the outage
+    const single = yield* Effect.forEach(keys, (k) => store.get(k))
+    const batch = yield* store.getMany(keys)
+    const wrong: Array<string> = []
+    for (const [i, key] of keys.entries()) {
+      for (const got of [text(single[i]!), text(batch[i]!)]) {
+        if (Option.isSome(got) && !Option.getEquivalence((a: string, b: string) => a === b)(got, acknowledged[i]!)) {
+          wrong.push(`${key}${victimKeys.includes(key) ? " (frozen server's)" : ""}: ${got.value}`)
+        }
+      }
+    }
+    expect(wrong).toEqual([])
+    // and the store works on: a write is read back from every server, the thawed one included
+    // (the generation is part of the key, so which keys are the thawed server's has changed)
+    expect(keys.some((k) => Option.getOrThrow(store.serverFor(k)) === victim.address)).toBe(true)
+    yield* store.setMany(keys.map((key) => ({ key, value: bytes(`after:${key}`) })))
+    expect((yield* store.getMany(keys)).map(text)).toEqual(keys.map((k) => Option.some(`after:${k}`)))
+  })
 
 describe("MemcachedStore generation", () => {
   it.scopedLive("every server holds a copy; one lowered or removed behind the store's back is written back up", () =>
@@ -57,6 +137,12 @@ describe("MemcachedStore generation", () => {
       expect(generationOf(store)).toBe(g)
       expect(text(yield* store.get("k"))).toEqual(Option.some("v"))
     }))
+
+  it.scopedLive("the server `<prefix>:gen` hashes to, frozen and thawed: no write or delete made while it was out is undone", () =>
+    outage(generationHome))
+
+  it.scopedLive("another server, frozen and thawed, does not serve what it held when it left the ring", () =>
+    outage((cluster, prefix) => cluster.find((s) => s !== generationHome(cluster, prefix))!))
 
   it.scopedLive("300 clears under concurrent reads on a pool of two connections: the generation never moves backwards", () =>
     Effect.gen(function*() {

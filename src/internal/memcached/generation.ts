@@ -1,6 +1,6 @@
 /**
  * The generation of a memcached store's prefix: a number that is part of every key, so that moving
- * to a new one (`clear`) leaves every older entry unread.
+ * to a new one (`clear`, or a server coming back into the ring) leaves every older entry unread.
  *
  * Every server holds a copy under `<prefix>:gen`, so that no single server leaving or coming back
  * decides it. Reading settles on the highest copy (and this process's own, which only ever moves
@@ -55,7 +55,7 @@ export interface SettleOptions<S> {
   readonly key: WireKey
   /** This process's generation, if it has one. */
   readonly current: bigint | undefined
-  /** Move to a generation above every one seen (`clear`). */
+  /** Move to a generation above every one seen (`clear`, a server back in the ring). */
   readonly bump: boolean
   /** A first generation, when none is known anywhere: one above any earlier one (the clock, in ms). */
   readonly seed: () => bigint

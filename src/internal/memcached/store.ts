@@ -5,6 +5,7 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as FiberSet from "effect/FiberSet"
 import * as Metric from "effect/Metric"
 import * as MetricLabel from "effect/MetricLabel"
@@ -292,17 +293,26 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
         while (true) {
           yield* Effect.sleep(resetAfter)
           const exit = yield* Effect.exit(server.breaker.run(probe(server), "probe", countsAgainstServer))
-          if (exit._tag === "Success" && server.breaker.state() === "closed") break
+          if (exit._tag === "Success" && server.breaker.state() === "closed") {
+            // back into the ring only together with a new generation (see `readmit`)
+            const readmitted = yield* Effect.either(readmit(server))
+            if (Either.isRight(readmitted)) break
+            yield* Effect.logWarning("memcached server answered the probe but not the generation; it stays out").pipe(
+              Effect.annotateLogs({ server: server.label, error: readmitted.left.message })
+            )
+          }
         }
-        server.inRing = true
-        rebuild()
         ringChanges.unsafeUpdate(1, [
           ...storeLabel,
           MetricLabel.make("server", server.label),
           MetricLabel.make("change", "restored")
         ])
-        yield* Effect.logInfo("memcached server back in the ring").pipe(
-          Effect.annotateLogs({ server: server.label, servers: String(ringMembers().length) })
+        yield* Effect.logInfo("memcached server back in the ring, under a new generation").pipe(
+          Effect.annotateLogs({
+            server: server.label,
+            servers: String(ringMembers().length),
+            generation: generation ?? ""
+          })
         )
       })
 
@@ -375,7 +385,8 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
 
     // -------------------------------------------------------------------------------------------
     // Generation: a per-prefix number that is part of every key. Every server holds a copy; this
-    // process adopts only ever higher ones, and moves to a new one on `clear`.
+    // process adopts only ever higher ones, and moves to a new one on `clear` and whenever a server
+    // comes back into the ring (so that nothing it held before it left is read again).
     // -------------------------------------------------------------------------------------------
 
     const generationKey = Keys.wireKey(`${escaped}:gen`)!
@@ -402,8 +413,8 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
         fail: (reason, detail) => storeError(operation, reason, detail)
       })
 
-    // Reads and clears take turns, so neither adopts on the strength of a read that the other has
-    // overtaken; `adopt` refuses to go backwards in any case.
+    // Reads, clears and moves on rejoin take turns, so none of them adopts on the strength of a
+    // read that another one has overtaken; `adopt` refuses to go backwards in any case.
     const generationLock = yield* Effect.makeSemaphore(1)
     const exclusive = generationLock.withPermits(1)
 
@@ -423,6 +434,28 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
         ? Effect.succeed(base)
         : exclusive(Effect.suspend(() => base !== undefined ? Effect.succeed(base) : loadGeneration))
     )
+
+    /**
+     * Puts a server whose probe succeeded back into the ring, under a generation newer than any
+     * seen so far, written to its copy and to the others first: an entry it held from before it
+     * left (possibly older than what was written on the other servers meanwhile) is never read.
+     * The new generation and the new ring are taken in one step, so no key is ever read or
+     * written under that generation with the smaller ring.
+     */
+    const readmit = (server: Server): Effect.Effect<void, StoreError> =>
+      exclusive(Effect.suspend(() =>
+        Effect.flatMap(settle([...ringMembers(), server], true, "rejoin"), (settled) => {
+          if (!settled.holders.includes(server)) {
+            return Effect.fail(
+              settled.error ?? storeError("rejoin", "command", "the server did not take the new generation")
+            )
+          }
+          adopt(settled.generation)
+          server.inRing = true
+          rebuild()
+          return Effect.void
+        })
+      ))
 
     /**
      * Runs `f` with the current key base, lazily: the key, its server and the generation are
