@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Packaging smoke test: packs the library as npm would publish it, installs the tarball with the exact peer
-# versions in a throwaway ESM project, and runs a small program against the installed package:
-# the entry point's namespaces, a read-through cache over the memory store, the driver deep imports, and the
-# `exports` map that hides `internal/`. Expects `npm run build` to have run (builds if dist/ is missing).
+# Packaging smoke test: packs the library as npm would publish it, installs the tarball in a throwaway ESM project
+# beside its peer dependencies, then
+# - type-checks a TypeScript consumer against the installed declarations with `skipLibCheck: false` and
+#   `exactOptionalPropertyTypes` (the published types must be complete, and a wrong option must not compile), and
+# - runs a small program against the installed package: the entry point's namespaces, a read-through cache over the
+#   memory store, the driver deep imports, and the `exports` map that hides `internal/`.
+# Expects `npm run build` to have run (builds if dist/ is missing).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,6 +28,15 @@ effect_version=$(peer effect)
 platform_version=$(peer @effect/platform)
 ioredis_version=$(peer ioredis)
 platform_node_version=$(peer @effect/platform-node)
+
+# The compiler and Node types the consumer is checked with: the versions this repository builds with.
+dev() {
+  node -e 'const v = require("./package.json").devDependencies?.[process.argv[1]]
+    if (!v) { console.error(`no dev dependency ${process.argv[1]} in package.json`); process.exit(1) }
+    console.log(v)' "$1"
+}
+typescript_version=$(dev typescript)
+types_node_version=$(dev @types/node)
 
 echo "--- npm pack"
 mkdir -p "$tmp/pack"
@@ -68,8 +80,96 @@ JSON
     "effect@$effect_version" \
     "@effect/platform@$platform_version" \
     "@effect/platform-node@$platform_node_version" \
-    "ioredis@$ioredis_version"
+    "ioredis@$ioredis_version" \
+    "typescript@$typescript_version" \
+    "@types/node@$types_node_version"
 )
+
+echo "--- type check of a consumer (skipLibCheck: false, exactOptionalPropertyTypes)"
+cat >"$tmp/app/tsconfig.json" <<'JSON'
+{
+  "compilerOptions": {
+    "target": "ES2022",
+    "lib": ["ES2022"],
+    "module": "NodeNext",
+    "moduleResolution": "NodeNext",
+    "types": ["node"],
+    "strict": true,
+    "exactOptionalPropertyTypes": true,
+    "noUncheckedIndexedAccess": true,
+    "skipLibCheck": false,
+    "noEmit": true
+  },
+  "files": ["consumer.ts"]
+}
+JSON
+cat >"$tmp/app/consumer.ts" <<'TS'
+import { Config, Context, Effect, Layer, Option, Schema } from "effect"
+import { Cache, CacheAside, CacheError, CacheStore, HashRing, MemoryStore, ReadThrough, Ttl } from "effect-cachekit"
+import * as MemcachedStore from "effect-cachekit/MemcachedStore"
+import * as Redis from "effect-cachekit/Redis"
+import * as RedisStore from "effect-cachekit/RedisStore"
+import * as TtlModule from "effect-cachekit/Ttl"
+
+const User = Schema.Struct({ id: Schema.String, name: Schema.String, active: Schema.Boolean })
+type User = typeof User.Type
+class DbError extends Schema.TaggedError<DbError>()("DbError", {}) {}
+const fetchUser = (id: string): Effect.Effect<User, DbError> => Effect.succeed({ id, name: "Ada", active: true })
+
+class Users extends Context.Tag("app/Users")<Users, ReadThrough.ReadThrough<string, User, DbError>>() {}
+const UsersLive = Layer.scoped(
+  Users,
+  ReadThrough.make({
+    namespace: "user",
+    value: User,
+    lookup: fetchUser,
+    ttl: Ttl.jittered("5 minutes", { spread: 0.1 }),
+    staleWhileRevalidate: "1 minute"
+  })
+)
+const program: Effect.Effect<User, DbError | CacheError.CacheError, Users> = Effect.flatMap(Users, (users) =>
+  users.get("42"))
+export const main: Effect.Effect<User, DbError | CacheError.CacheError> = program.pipe(
+  Effect.provide(UsersLive),
+  Effect.provide(MemoryStore.layer({ capacity: 1_000 }))
+)
+
+// The TTL policies are complete types.
+const perValue: Ttl.Ttl<User> = Ttl.fromValue((user: User) => (user.active ? "1 minute" : "1 hour"))
+const fixed: TtlModule.Ttl = TtlModule.fixed("5 minutes")
+export const millis: number | undefined = fixed.nominalMillis
+export const isPolicy: boolean = Ttl.isTtl(perValue)
+export const aside = CacheAside.make({ namespace: "user", value: User, ttl: perValue })
+export const cachedUser = fetchUser("42").pipe(Cache.cached({ namespace: "user", key: "42", value: User, ttl: fixed }))
+
+// A wrong TTL must not compile.
+export const wrongTtl = ReadThrough.make({
+  namespace: "user",
+  value: User,
+  lookup: fetchUser,
+  // @ts-expect-error: a TTL is a duration or a Ttl policy
+  ttl: { bogus: true }
+})
+// @ts-expect-error: an object that is not built by the Ttl module is not a policy
+export const notAPolicy: Ttl.Ttl<User> = { bogus: true }
+
+// Stores, errors, the ring.
+export const hinted: CacheStore.Value = { [CacheStore.SizeHint]: 128 }
+export const isError: boolean = CacheError.isCacheError(new CacheError.StoreError({
+  store: "memory",
+  operation: "get",
+  reason: "timeout",
+  detail: "no answer"
+}))
+export const ring = HashRing.make([{ name: "a", node: 1 }])
+export const redisStore: Layer.Layer<CacheStore.CacheStore> = RedisStore.layer({ url: "redis://127.0.0.1:6379" })
+export const redisClient: Layer.Layer<Redis.RedisClient> = Redis.layer({ url: "redis://127.0.0.1:6379" })
+export const fromConfig = RedisStore.layerConfig({ url: Config.redacted("REDIS_URL") })
+export const memcached: Layer.Layer<CacheStore.CacheStore> = MemcachedStore.layer({ servers: ["127.0.0.1:11211"] })
+export const none: Option.Option<number> = Option.none()
+TS
+(cd "$tmp/app" && node_modules/.bin/tsc -p tsconfig.json)
+echo "ok: the consumer type-checks against the published declarations"
 
 echo "--- smoke program"
 cat >"$tmp/app/smoke.mjs" <<'JS'

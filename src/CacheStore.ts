@@ -29,7 +29,13 @@ export type Value = Uint8Array | object
  * @since 0.1.0
  * @category symbols
  */
-export const SizeHint: typeof internal.SizeHint = internal.SizeHint
+export const SizeHint: unique symbol = internal.SizeHint
+
+/**
+ * @since 0.1.0
+ * @category symbols
+ */
+export type SizeHint = typeof SizeHint
 
 /**
  * What a store can do beyond the required operations.

@@ -9,15 +9,38 @@
  * @since 0.1.0
  */
 import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
 import * as internal from "./internal/ttl.js"
 
 /**
- * A TTL policy for values of type `A`.
+ * The symbol that marks a TTL policy.
+ *
+ * @since 0.1.0
+ * @category symbols
+ */
+export const TypeId: unique symbol = internal.TypeId
+
+/**
+ * @since 0.1.0
+ * @category symbols
+ */
+export type TypeId = typeof TypeId
+
+/**
+ * A TTL policy for values of type `A`. Build one with `fixed`, `jittered` or `fromValue`.
  *
  * @since 0.1.0
  * @category models
  */
-export interface Ttl<in A = unknown> extends internal.TtlPolicy<A> {}
+export interface Ttl<in A = unknown> {
+  readonly [TypeId]: TypeId
+  /** Which constructor built the policy (`"Fixed"`, `"Jittered"`, `"FromValue"`). */
+  readonly _tag: string
+  /** The TTL in milliseconds of a value being written under a key; `undefined` means no expiry. */
+  readonly compute: (value: A, key: string) => Effect.Effect<number | undefined>
+  /** The nominal TTL in milliseconds, when the policy has one (`undefined` for no expiry or a per-value TTL). */
+  readonly nominalMillis: number | undefined
+}
 
 /**
  * What a strategy's `ttl` option accepts.

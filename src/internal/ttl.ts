@@ -2,19 +2,13 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Random from "effect/Random"
 import { InvalidOptions } from "../CacheError.js"
+import type * as Ttl from "../Ttl.js"
 
 /** @internal */
-export const TypeId: unique symbol = Symbol.for("effect-cachekit/Ttl") as never
+export const TypeId: Ttl.TypeId = Symbol.for("effect-cachekit/Ttl") as Ttl.TypeId
 
 /** @internal */
-export interface TtlPolicy<in A> {
-  readonly [TypeId]: typeof TypeId
-  readonly _tag: string
-  /** Milliseconds for a value being written; `undefined` = no expiry. */
-  readonly compute: (value: A, key: string) => Effect.Effect<number | undefined>
-  /** The nominal TTL, for documentation and the stale window. */
-  readonly nominalMillis: number | undefined
-}
+export type TtlPolicy<A> = Ttl.Ttl<A>
 
 /**
  * Decodes a duration given by a user, rejecting what makes no sense: unparsable input, NaN,
