@@ -12,6 +12,22 @@ const out = join(root, ".tmp", "docs-check")
 rmSync(out, { recursive: true, force: true })
 mkdirSync(out, { recursive: true })
 
+// The README states the supported range of every peer dependency: the ranges in package.json, whose lower
+// bounds the packaging smoke test installs.
+const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as {
+  readonly peerDependencies: Record<string, string>
+}
+const readme = readFileSync(join(root, "README.md"), "utf8")
+const unstated = Object.entries(pkg.peerDependencies).filter(([name, range]) =>
+  !readme.includes(`\`${name}\` ${range}`)
+)
+if (unstated.length > 0) {
+  for (const [name, range] of unstated) {
+    console.error(`README.md does not state the peer dependency \`${name}\` ${range}`)
+  }
+  process.exit(1)
+}
+
 const files = ["README.md", ...readdirSync(join(root, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)]
 const written: Array<string> = []
 for (const file of files) {

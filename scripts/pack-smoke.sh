@@ -19,15 +19,19 @@ if [[ ! -f dist/index.js ]]; then
   npm run build
 fi
 
-peer() {
+# Each peer dependency is a caret range whose lower bound is the oldest version the package supports; the test
+# installs exactly that version, so the floor the README states is the floor that is tested.
+floor() {
   node -e 'const v = require("./package.json").peerDependencies?.[process.argv[1]]
     if (!v) { console.error(`no peer dependency ${process.argv[1]} in package.json`); process.exit(1) }
-    console.log(v)' "$1"
+    const m = /^\^(\d+\.\d+\.\d+)$/.exec(v)
+    if (!m) { console.error(`peer dependency ${process.argv[1]} is ${JSON.stringify(v)}, not a range "^x.y.z"`); process.exit(1) }
+    console.log(m[1])' "$1"
 }
-effect_version=$(peer effect)
-platform_version=$(peer @effect/platform)
-ioredis_version=$(peer ioredis)
-platform_node_version=$(peer @effect/platform-node)
+effect_version=$(floor effect)
+platform_version=$(floor @effect/platform)
+ioredis_version=$(floor ioredis)
+platform_node_version=$(floor @effect/platform-node)
 
 # The compiler and Node types the consumer is checked with: the versions this repository builds with.
 dev() {
@@ -63,7 +67,6 @@ if grep -E '^(test|bench|examples|scripts|node_modules|\.ci)/' "$tmp/contents.tx
 fi
 echo "$(wc -l <"$tmp/contents.txt") files in the tarball"
 
-echo "--- npm install (effect@$effect_version, @effect/platform@$platform_version, @effect/platform-node@$platform_node_version, ioredis@$ioredis_version)"
 mkdir -p "$tmp/app"
 cat >"$tmp/app/package.json" <<'JSON'
 {
@@ -73,17 +76,44 @@ cat >"$tmp/app/package.json" <<'JSON'
   "type": "module"
 }
 JSON
+installed() {
+  (cd "$tmp/app" && node -p 'require(process.argv[1] + "/package.json").version' "$1")
+}
+expect_installed() {
+  local got
+  got=$(installed "$1")
+  if [[ "$got" != "$2" ]]; then
+    echo "$1 $got is installed, expected $2" >&2
+    exit 1
+  fi
+}
+
+# A project that already has Effect at the oldest supported version, and uses the memory store only: the package
+# installs beside it without the optional drivers' peers, and without --force or --legacy-peer-deps.
+echo "--- npm install effect@$effect_version, then the tarball"
 (
   cd "$tmp/app"
-  npm install --no-audit --no-fund --prefer-offline \
-    "$tarball" \
-    "effect@$effect_version" \
+  npm install --no-audit --no-fund --prefer-offline --save-exact "effect@$effect_version"
+  npm install --no-audit --no-fund --prefer-offline "$tarball"
+)
+expect_installed effect "$effect_version"
+
+# The drivers' peers at their oldest supported versions, and the compiler the consumer is checked with.
+echo "--- npm install @effect/platform@$platform_version, @effect/platform-node@$platform_node_version, ioredis@$ioredis_version"
+(
+  cd "$tmp/app"
+  npm install --no-audit --no-fund --prefer-offline --save-exact \
     "@effect/platform@$platform_version" \
     "@effect/platform-node@$platform_node_version" \
     "ioredis@$ioredis_version" \
     "typescript@$typescript_version" \
     "@types/node@$types_node_version"
 )
+expect_installed effect "$effect_version"
+expect_installed @effect/platform "$platform_version"
+expect_installed @effect/platform-node "$platform_node_version"
+expect_installed ioredis "$ioredis_version"
+echo "installed: effect $effect_version, @effect/platform $platform_version, @effect/platform-node $platform_node_version, ioredis $ioredis_version"
 
 echo "--- type check of a consumer (skipLibCheck: false, exactOptionalPropertyTypes)"
 cat >"$tmp/app/tsconfig.json" <<'JSON'
