@@ -55,7 +55,7 @@ echo "packed $(basename "$tarball") ($(du -k "$tarball" | cut -f1) KiB)"
 
 # What the tarball holds: the entry point and its types, and nothing of the tests or the toolchain.
 tar -tzf "$tarball" | sed 's|^package/||' | sort >"$tmp/contents.txt"
-for required in package.json dist/index.js dist/index.d.ts; do
+for required in package.json README.md dist/index.js dist/index.d.ts docs/getting-started.md; do
   if ! grep -qx "$required" "$tmp/contents.txt"; then
     echo "the tarball has no $required" >&2
     exit 1
@@ -66,6 +66,34 @@ if grep -E '^(test|bench|examples|scripts|node_modules|\.ci)/' "$tmp/contents.tx
   exit 1
 fi
 echo "$(wc -l <"$tmp/contents.txt") files in the tarball"
+
+# The README and the docs as the registry and an installed copy show them: every relative link must lead to a file
+# in the package (links to the repository are absolute).
+echo "--- relative links of the packaged Markdown"
+mkdir -p "$tmp/extract"
+tar -xzf "$tarball" -C "$tmp/extract"
+node - "$tmp/extract/package" <<'JS'
+const { existsSync, readFileSync } = require("node:fs")
+const { dirname, join, relative, resolve } = require("node:path")
+const { execFileSync } = require("node:child_process")
+const root = process.argv[2]
+const files = execFileSync("find", [root, "-name", "*.md", "-not", "-path", "*/node_modules/*"], { encoding: "utf8" })
+  .split("\n").filter(Boolean)
+const dead = []
+for (const file of files) {
+  const text = readFileSync(file, "utf8").replace(/```[\s\S]*?```/g, "")
+  for (const [, target] of text.matchAll(/\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)) {
+    if (/^[a-z][a-z0-9+.-]*:/i.test(target) || target.startsWith("#")) continue
+    const path = resolve(dirname(file), decodeURIComponent(target.split("#")[0]))
+    if (relative(root, path).startsWith("..") || !existsSync(path)) dead.push(`${relative(root, file)}: ${target}`)
+  }
+}
+if (dead.length > 0) {
+  console.error(`links to files that are not in the package:\n  ${dead.join("\n  ")}`)
+  process.exit(1)
+}
+console.log(`ok: the relative links of ${files.length} Markdown files lead to files in the package`)
+JS
 
 mkdir -p "$tmp/app"
 cat >"$tmp/app/package.json" <<'JSON'

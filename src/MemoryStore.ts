@@ -29,7 +29,10 @@ export interface Options {
   readonly capacity?: number | undefined
   /** Most approximate bytes held (values' encoded sizes plus keys); unbounded by default. */
   readonly maxBytes?: number | undefined
-  /** Which entries leave first when the store is full (default `"w-tinylfu"`; see docs/eviction.md). */
+  /**
+   * Which entries leave first when the store is full (default `"w-tinylfu"`; see
+   * https://github.com/effect-cachekit/effect-cachekit/blob/main/docs/eviction.md).
+   */
   readonly eviction?: "lru" | "w-tinylfu" | undefined
   /** How often a background fiber drops expired entries (default 1 minute; reads drop them lazily too). */
   readonly sweepInterval?: Duration.DurationInput | undefined

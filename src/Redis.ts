@@ -59,7 +59,7 @@ export interface ClientOptions {
    * ioredis automatic pipelining: commands issued in one tick share one write. Default true. On a
    * standalone server or Sentinel, MGET is left out (`RedisStore` merges concurrent reads into
    * MGETs itself, sooner than ioredis would); on a cluster it groups them per node. See
-   * docs/redis.md.
+   * https://github.com/effect-cachekit/effect-cachekit/blob/main/docs/redis.md.
    */
   readonly autoPipelining?: boolean | undefined
   /** Delay between reconnect attempts, fed the attempt number. Default: 50 ms doubling, capped at 2 s, jittered. */
