@@ -1,6 +1,7 @@
 /**
  * TTL policies: how long a written entry stays fresh. Every policy draws its time from Effect's
- * `Clock` and its randomness from Effect's `Random`, so `TestClock` and `TestRandom` make them
+ * `Clock` and its randomness from Effect's `Random`, so `TestClock` and a seeded `Random`
+ * (`Random.make(seed)` or `Random.fixed([...])`, provided with `Effect.withRandom`) make them
  * deterministic. Nonsense durations (zero, negative, NaN, unparsable, infinite where a finite TTL
  * is needed) are rejected when the policy is built, with `CacheError.InvalidOptions`.
  *
@@ -67,7 +68,8 @@ export const fixed: (ttl: Duration.DurationInput) => Ttl<unknown> = internal.fix
 /**
  * A TTL drawn uniformly from `[ttl·(1−spread), ttl·(1+spread)]` for each write, so entries written
  * together do not all expire together (the thundering herd at expiry). Drawn through Effect's
- * `Random`: under `TestRandom` the draws are reproducible.
+ * `Random`: under a seeded generator (`Effect.withRandom(Random.make(seed))`) the draws are
+ * reproducible.
  *
  * @since 0.1.0
  * @category constructors
