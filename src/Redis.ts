@@ -214,7 +214,7 @@ export const makeSentinel = (options: SentinelOptions): Effect.Effect<RedisClien
  * @category layers
  * @example
  * ```ts
- * import { Redis } from "effect-cachekit/Redis"
+ * import * as Redis from "effect-cachekit/Redis"
  *
  * const RedisLive = Redis.layer({ url: "redis://127.0.0.1:6379" })
  * ```
