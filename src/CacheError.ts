@@ -71,28 +71,6 @@ export class EncodeError extends Schema.TaggedError<EncodeError>("effect-cacheki
 }
 
 /**
- * Stored bytes could not be decoded with the namespace's Schema. The strategies treat this as a
- * miss (the entry is deleted, a metric counts it and the loader runs); it only reaches callers
- * that read the store directly through a codec.
- *
- * @since 0.1.0
- * @category errors
- */
-export class DecodeError extends Schema.TaggedError<DecodeError>("effect-cachekit/DecodeError")("DecodeError", {
-  namespace: Schema.String,
-  key: Schema.String,
-  detail: Schema.String,
-  cause: Schema.optional(Schema.Defect)
-}) {
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return `cannot decode the entry of ${this.namespace}:${this.key}: ${this.detail}`
-  }
-}
-
-/**
  * A key that a store cannot hold and cannot make safe.
  *
  * @since 0.1.0
@@ -191,24 +169,6 @@ export class BatchMismatch extends Schema.TaggedError<BatchMismatch>("effect-cac
 }
 
 /**
- * A distributed lock could not be acquired within its wait time.
- *
- * @since 0.1.0
- * @category errors
- */
-export class LockTimeout extends Schema.TaggedError<LockTimeout>("effect-cachekit/LockTimeout")("LockTimeout", {
-  key: Schema.String,
-  timeoutMillis: Schema.Number
-}) {
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return `could not acquire the lock on ${this.key} within ${this.timeoutMillis} ms`
-  }
-}
-
-/**
  * Options that make no sense (a capacity of 0, a negative TTL, an unknown policy). Raised when
  * the layer, strategy or policy is constructed, never at the first read or write.
  *
@@ -230,29 +190,46 @@ export class InvalidOptions
 }
 
 /**
- * Every error a cache operation itself can raise.
+ * Every error of effect-cachekit, as one Schema: the union of the tagged errors above.
  *
  * @since 0.1.0
- * @category models
+ * @category schemas
  */
-export type CacheError =
-  | StoreError
-  | EncodeError
-  | DecodeError
-  | InvalidKey
-  | ValueTooLarge
-  | UnsupportedCapability
-  | LoadTimeout
-  | BatchMismatch
-  | LockTimeout
+export const CacheError = Schema.Union(
+  StoreError,
+  EncodeError,
+  InvalidKey,
+  ValueTooLarge,
+  UnsupportedCapability,
+  LoadTimeout,
+  BatchMismatch,
+  InvalidOptions
+)
 
 /**
- * Errors a `CacheStore` operation can fail with.
+ * Every error of effect-cachekit.
  *
  * @since 0.1.0
  * @category models
  */
-export type StoreFailure = StoreError | EncodeError | InvalidKey | ValueTooLarge | UnsupportedCapability
+export type CacheError = typeof CacheError.Type
+
+/**
+ * The errors a `CacheStore` operation can fail with: every `CacheError` but those of loading
+ * (`LoadTimeout`, `BatchMismatch`) and of construction (`InvalidOptions`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type StoreFailure = Exclude<CacheError, LoadTimeout | BatchMismatch | InvalidOptions>
+
+/**
+ * Whether an unknown value is one of the errors of this module.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isCacheError: (u: unknown) => u is CacheError = Schema.is(CacheError)
 
 /**
  * Throws `InvalidOptions` when `ok` is false. Used by constructors, which reject nonsense options
@@ -264,16 +241,3 @@ export type StoreFailure = StoreError | EncodeError | InvalidKey | ValueTooLarge
 export const assertOption = (ok: boolean, component: string, detail: string): void => {
   if (!ok) throw new InvalidOptions({ component, detail })
 }
-
-/**
- * Whether an unknown value is one of the errors of this module.
- *
- * @since 0.1.0
- * @category guards
- */
-export const isCacheError = (u: unknown): u is CacheError =>
-  typeof u === "object" && u !== null && "_tag" in u &&
-  (u._tag === "StoreError" || u._tag === "EncodeError" || u._tag === "DecodeError" || u._tag === "InvalidKey" ||
-    u._tag === "ValueTooLarge" || u._tag === "UnsupportedCapability" || u._tag === "LoadTimeout" ||
-    u._tag === "BatchMismatch" ||
-    u._tag === "LockTimeout")
