@@ -169,8 +169,9 @@ export class BatchMismatch extends Schema.TaggedError<BatchMismatch>("effect-cac
 }
 
 /**
- * Options that make no sense (a capacity of 0, a negative TTL, an unknown policy). Raised when
- * the layer, strategy or policy is constructed, never at the first read or write.
+ * Options that make no sense (a capacity of 0, a negative TTL, an unknown policy). Thrown when
+ * `make`, `layer`, a `Ttl` constructor or `HashRing.make` is called, never at the first read or
+ * write; a `layerConfig` reports it as a `ConfigError` at the option's path instead.
  *
  * @since 0.1.0
  * @category errors
@@ -178,6 +179,8 @@ export class BatchMismatch extends Schema.TaggedError<BatchMismatch>("effect-cac
 export class InvalidOptions
   extends Schema.TaggedError<InvalidOptions>("effect-cachekit/InvalidOptions")("InvalidOptions", {
     component: Schema.String,
+    /** The option at fault, as a path: `"capacity"`, `"circuitBreaker.resetAfter"`. */
+    option: Schema.String,
     detail: Schema.String
   })
 {
@@ -230,14 +233,3 @@ export type StoreFailure = Exclude<CacheError, LoadTimeout | BatchMismatch | Inv
  * @category guards
  */
 export const isCacheError: (u: unknown) => u is CacheError = Schema.is(CacheError)
-
-/**
- * Throws `InvalidOptions` when `ok` is false. Used by constructors, which reject nonsense options
- * synchronously, before any layer is built.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const assertOption = (ok: boolean, component: string, detail: string): void => {
-  if (!ok) throw new InvalidOptions({ component, detail })
-}

@@ -12,7 +12,7 @@ describe("CacheError", () => {
       new CacheError.UnsupportedCapability({ store: "s", capability: "keys", detail: "d" }),
       new CacheError.LoadTimeout({ namespace: "n", key: "k", timeoutMillis: 1 }),
       new CacheError.BatchMismatch({ namespace: "n", detail: "answered twice for k" }),
-      new CacheError.InvalidOptions({ component: "c", detail: "d" })
+      new CacheError.InvalidOptions({ component: "c", option: "o", detail: "d" })
     ]
     for (const error of errors) expect(CacheError.isCacheError(error), error._tag).toBe(true)
     expect(CacheError.isCacheError(new Error("StoreError"))).toBe(false)
@@ -21,7 +21,7 @@ describe("CacheError", () => {
   })
 
   it("the CacheError schema encodes every error and decodes it back to its class", () => {
-    const error = new CacheError.InvalidOptions({ component: "c", detail: "d" })
+    const error = new CacheError.InvalidOptions({ component: "c", option: "o", detail: "d" })
     const decoded = Schema.decodeUnknownSync(CacheError.CacheError)(Schema.encodeSync(CacheError.CacheError)(error))
     expect(decoded).toBeInstanceOf(CacheError.InvalidOptions)
     expect(decoded).toEqual(error)

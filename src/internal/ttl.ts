@@ -3,6 +3,7 @@ import * as Effect from "effect/Effect"
 import * as Random from "effect/Random"
 import { InvalidOptions } from "../CacheError.js"
 import type * as Ttl from "../Ttl.js"
+import * as Options from "./options.js"
 
 /** @internal */
 export const TypeId: Ttl.TypeId = Symbol.for("effect-cachekit/Ttl") as Ttl.TypeId
@@ -10,62 +11,26 @@ export const TypeId: Ttl.TypeId = Symbol.for("effect-cachekit/Ttl") as Ttl.TypeI
 /** @internal */
 export type TtlPolicy<A> = Ttl.Ttl<A>
 
-/**
- * Decodes a duration given by a user, rejecting what makes no sense: unparsable input, NaN,
- * zero and negative durations, and infinity unless allowed.
- * @internal
- */
-export const decodePositive = (
-  component: string,
-  what: string,
-  input: Duration.DurationInput,
-  allowInfinite = false
-): Duration.Duration => {
-  if (typeof input === "number" && Number.isNaN(input)) {
-    throw new InvalidOptions({ component, detail: `${what} is NaN` })
-  }
-  let duration: Duration.Duration
-  try {
-    duration = Duration.decode(input)
-  } catch {
-    throw new InvalidOptions({ component, detail: `${what} is not a duration: ${String(input)}` })
-  }
-  if (!Duration.isFinite(duration)) {
-    if (allowInfinite) return duration
-    throw new InvalidOptions({ component, detail: `${what} must be finite` })
-  }
-  if (!Duration.greaterThan(duration, Duration.zero)) {
-    throw new InvalidOptions({ component, detail: `${what} must be greater than zero, got ${String(input)}` })
-  }
-  return duration
-}
-
-/** Rejects an option that, when given, is not a finite, positive duration. @internal */
-export const assertPositiveDuration = (
-  component: string,
-  what: string,
-  input: Duration.DurationInput | undefined
-): void => {
-  if (input !== undefined) decodePositive(component, what, input)
-}
-
 /** @internal */
 export const toMillisOrUndefined = (duration: Duration.Duration): number | undefined =>
   Duration.isFinite(duration) ? Duration.toMillis(duration) : undefined
 
 /** @internal */
 export const fixed = (input: Duration.DurationInput): TtlPolicy<unknown> => {
-  const millis = toMillisOrUndefined(decodePositive("Ttl.fixed", "ttl", input, true))
+  const millis = toMillisOrUndefined(Options.duration("Ttl.fixed", "ttl", input, true))
   const result = Effect.succeed(millis)
   return { [TypeId]: TypeId, _tag: "Fixed", nominalMillis: millis, compute: () => result }
 }
 
 /** @internal */
 export const jittered = (input: Duration.DurationInput, spread: number): TtlPolicy<unknown> => {
-  const millis = Duration.toMillis(decodePositive("Ttl.jittered", "ttl", input))
-  if (!(Number.isFinite(spread) && spread >= 0 && spread < 1)) {
-    throw new InvalidOptions({ component: "Ttl.jittered", detail: `spread must be in [0, 1), got ${spread}` })
-  }
+  const millis = Duration.toMillis(Options.duration("Ttl.jittered", "ttl", input))
+  Options.check(
+    Number.isFinite(spread) && spread >= 0 && spread < 1,
+    "Ttl.jittered",
+    "spread",
+    `spread must be in [0, 1), got ${spread}`
+  )
   const low = millis * (1 - spread)
   const high = millis * (1 + spread)
   // Random.nextRange draws from [low, high): the TTL stays inside [d·(1−spread), d·(1+spread)].
@@ -99,7 +64,7 @@ export const fromInput = <A>(
   try {
     return fixed(input as Duration.DurationInput)
   } catch (e) {
-    if (e instanceof InvalidOptions) throw new InvalidOptions({ component, detail: e.detail })
+    if (e instanceof InvalidOptions) throw new InvalidOptions({ component, option: e.option, detail: e.detail })
     throw e
   }
 }
