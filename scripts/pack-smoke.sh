@@ -248,6 +248,12 @@ for (const name of namespaces) {
 }
 console.log(`ok: namespaces ${namespaces.join(", ")}`)
 
+// Internal helpers stay internal.
+for (const [namespace, name] of [["CacheStore", "ttlMillis"], ["CacheStore", "globToRegExp"], ["CacheError", "assertOption"]]) {
+  assert.ok(!(name in Kit[namespace]), `${namespace}.${name} is an internal helper, not part of the API`)
+}
+console.log("ok: no internal helper in the public namespaces")
+
 // 2. A read-through cache over the memory store: the second read of a key is a hit.
 const { MemoryStore, ReadThrough } = Kit
 let lookups = 0

@@ -263,23 +263,6 @@ export const make = (options: MakeOptions): Service => {
 }
 
 /**
- * Normalises a TTL input to milliseconds: `undefined` for no expiry (no TTL or an infinite one),
- * otherwise a number, which may be zero or negative (already expired).
- *
- * @since 0.1.0
- * @category utils
- */
-export const ttlMillis: (ttl: Duration.DurationInput | undefined) => number | undefined = internal.ttlMillis
-
-/**
- * Translates a glob pattern (`*`, `?`, `[…]`, `\` escapes) into a regular expression over whole keys.
- *
- * @since 0.1.0
- * @category utils
- */
-export const globToRegExp: (pattern: string) => RegExp = internal.globToRegExp
-
-/**
  * Whether a value is bytes (as every store accepts) rather than a live object.
  *
  * @since 0.1.0

@@ -18,6 +18,7 @@ import * as HashRing from "../../HashRing.js"
 import type * as PublicApi from "../../MemcachedStore.js"
 import * as CircuitBreaker from "../circuitBreaker.js"
 import { check, optionalDuration, optionalInteger } from "../options.js"
+import { ttlMillis } from "../store.js"
 import * as Connection from "./connection.js"
 import * as Keys from "./keys.js"
 import type * as Protocol from "./protocol.js"
@@ -538,7 +539,7 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
         if (!(bytes instanceof Uint8Array)) return Effect.fail(bytes)
         const server = route(wire)
         if (server === undefined) return noServer("set")
-        const request = writeRequest(wire, bytes, CacheStore.ttlMillis(ttl), false, clock.unsafeCurrentTimeMillis())
+        const request = writeRequest(wire, bytes, ttlMillis(ttl), false, clock.unsafeCurrentTimeMillis())
         return Effect.flatMap(execute(server, request, "set"), request._tag === "md" ? onSetDelete : onSet)
       })
 
@@ -551,7 +552,7 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
           const wire = Keys.dataKey(b, entry.key)
           const bytes = bytesOf(entry.key, entry.value, wire)
           if (!(bytes instanceof Uint8Array)) return Effect.fail(bytes)
-          requests.push(writeRequest(wire, bytes, CacheStore.ttlMillis(entry.ttl), true, now) as Protocol.MetaSet)
+          requests.push(writeRequest(wire, bytes, ttlMillis(entry.ttl), true, now) as Protocol.MetaSet)
         }
         const groups = group(requests, (r) => r.key)
         if (groups === undefined) return noServer("setMany")
@@ -585,7 +586,7 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
         if (!(bytes instanceof Uint8Array)) return Effect.fail(bytes)
         const server = route(wire)
         if (server === undefined) return noServer("setIfAbsent")
-        const ms = CacheStore.ttlMillis(ttl)
+        const ms = ttlMillis(ttl)
         // An already-expired entry is never written; the call still reports whether the key was free.
         if (ms !== undefined && ms <= 0) {
           return Effect.map(execute(server, { _tag: "mg", key: wire }, "setIfAbsent"), (r) => r._tag === "EN")
@@ -633,7 +634,7 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
 
     const expire = (key: string, ttl: Duration.DurationInput): Effect.Effect<boolean, StoreFailure> =>
       Effect.suspend(() => {
-        const ms = CacheStore.ttlMillis(ttl)
+        const ms = ttlMillis(ttl)
         if (ms !== undefined && ms <= 0) return del(key)
         return withBase((b) => {
           const wire = Keys.dataKey(b, key)
