@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Packaging smoke test: packs the library as npm would publish it, installs the tarball in a throwaway ESM project
-# beside its peer dependencies, then
-# - type-checks a TypeScript consumer against the installed declarations with `skipLibCheck: false` and
-#   `exactOptionalPropertyTypes` (the published types must be complete, and a wrong option must not compile), and
-# - runs a small program against the installed package: the entry point's namespaces, a read-through cache over the
-#   memory store, the driver deep imports, and the `exports` map that hides `internal/`.
+# Packaging smoke test: packs the library as npm would publish it and checks what a user receives:
+# - the tarball holds dist/, docs/ and the README, nothing of the tests or the toolchain, and every relative link of
+#   its Markdown leads to a file of the package;
+# - it installs, without --force or --legacy-peer-deps, beside effect at the oldest version its peer range accepts,
+#   and then beside the drivers' peers at the oldest versions theirs accept;
+# - a TypeScript consumer type-checks against the installed declarations with `skipLibCheck: false` and
+#   `exactOptionalPropertyTypes` (the published types must be complete, and a wrong option must not compile);
+# - a small program runs against the installed package: the entry point's namespaces (without internal functions), a
+#   read-through cache over the memory store, the driver deep imports, and the `exports` map that hides `internal/`.
 # Expects `npm run build` to have run (builds if dist/ is missing).
 set -euo pipefail
 
@@ -41,6 +44,21 @@ dev() {
 }
 typescript_version=$(dev typescript)
 types_node_version=$(dev @types/node)
+
+# The versions the repository develops and runs its tests with are inside the peer ranges.
+node -e 'const p = require("./package.json")
+  const parse = (v) => v.split(".").map(Number)
+  for (const [name, range] of Object.entries(p.peerDependencies)) {
+    const pin = p.devDependencies?.[name]
+    const [fM, fm, fp] = parse(range.slice(1))
+    const [M, m, pp] = parse(pin ?? "0.0.0")
+    const atLeast = M > fM || (M === fM && (m > fm || (m === fm && pp >= fp)))
+    const sameLine = fM === 0 ? M === 0 && m === fm : M === fM
+    if (!pin || !atLeast || !sameLine) {
+      console.error(`devDependencies pin ${name} at ${pin}, outside its peer range ${range}`)
+      process.exit(1)
+    }
+  }'
 
 echo "--- npm pack"
 mkdir -p "$tmp/pack"
@@ -248,11 +266,11 @@ for (const name of namespaces) {
 }
 console.log(`ok: namespaces ${namespaces.join(", ")}`)
 
-// Internal helpers stay internal.
+// Internal functions stay internal.
 for (const [namespace, name] of [["CacheStore", "ttlMillis"], ["CacheStore", "globToRegExp"], ["CacheError", "assertOption"]]) {
-  assert.ok(!(name in Kit[namespace]), `${namespace}.${name} is an internal helper, not part of the API`)
+  assert.ok(!(name in Kit[namespace]), `${namespace}.${name} is an internal function, not part of the API`)
 }
-console.log("ok: no internal helper in the public namespaces")
+console.log("ok: no internal function in the public namespaces")
 
 // 2. A read-through cache over the memory store: the second read of a key is a hit.
 const { MemoryStore, ReadThrough } = Kit
