@@ -44,7 +44,7 @@ export interface Options<A, I = unknown> {
   readonly onStoreError?: "fallback" | "fail" | undefined
   /** Fails a load that takes longer with `CacheError.LoadTimeout` (no timeout by default). */
   readonly loadTimeout?: Duration.DurationInput | undefined
-  /** Tags recorded with each entry (for tag invalidation). */
+  /** Tags recorded with each entry. Nothing reads them yet: invalidation by tag is not built. */
   readonly tags?: ((value: A, key: string) => ReadonlyArray<string>) | undefined
 }
 

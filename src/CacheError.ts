@@ -71,28 +71,6 @@ export class EncodeError extends Schema.TaggedError<EncodeError>("effect-cacheki
 }
 
 /**
- * Stored bytes could not be decoded with the namespace's Schema. The strategies treat this as a
- * miss (the entry is deleted, a metric counts it and the loader runs); it only reaches callers
- * that read the store directly through a codec.
- *
- * @since 0.1.0
- * @category errors
- */
-export class DecodeError extends Schema.TaggedError<DecodeError>("effect-cachekit/DecodeError")("DecodeError", {
-  namespace: Schema.String,
-  key: Schema.String,
-  detail: Schema.String,
-  cause: Schema.optional(Schema.Defect)
-}) {
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return `cannot decode the entry of ${this.namespace}:${this.key}: ${this.detail}`
-  }
-}
-
-/**
  * A key that a store cannot hold and cannot make safe.
  *
  * @since 0.1.0
@@ -191,26 +169,9 @@ export class BatchMismatch extends Schema.TaggedError<BatchMismatch>("effect-cac
 }
 
 /**
- * A distributed lock could not be acquired within its wait time.
- *
- * @since 0.1.0
- * @category errors
- */
-export class LockTimeout extends Schema.TaggedError<LockTimeout>("effect-cachekit/LockTimeout")("LockTimeout", {
-  key: Schema.String,
-  timeoutMillis: Schema.Number
-}) {
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return `could not acquire the lock on ${this.key} within ${this.timeoutMillis} ms`
-  }
-}
-
-/**
- * Options that make no sense (a capacity of 0, a negative TTL, an unknown policy). Raised when
- * the layer, strategy or policy is constructed, never at the first read or write.
+ * Options that make no sense (a capacity of 0, a negative TTL, an unknown policy). Thrown when
+ * `make`, `layer`, a `Ttl` constructor or `HashRing.make` is called, never at the first read or
+ * write; a `layerConfig` reports it as a `ConfigError` at the option's path instead.
  *
  * @since 0.1.0
  * @category errors
@@ -218,6 +179,8 @@ export class LockTimeout extends Schema.TaggedError<LockTimeout>("effect-cacheki
 export class InvalidOptions
   extends Schema.TaggedError<InvalidOptions>("effect-cachekit/InvalidOptions")("InvalidOptions", {
     component: Schema.String,
+    /** The option at fault, as a path: `"capacity"`, `"circuitBreaker.resetAfter"`. */
+    option: Schema.String,
     detail: Schema.String
   })
 {
@@ -230,40 +193,38 @@ export class InvalidOptions
 }
 
 /**
- * Every error a cache operation itself can raise.
+ * Every error of effect-cachekit, as one Schema: the union of the tagged errors above.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const CacheError = Schema.Union(
+  StoreError,
+  EncodeError,
+  InvalidKey,
+  ValueTooLarge,
+  UnsupportedCapability,
+  LoadTimeout,
+  BatchMismatch,
+  InvalidOptions
+)
+
+/**
+ * Every error of effect-cachekit.
  *
  * @since 0.1.0
  * @category models
  */
-export type CacheError =
-  | StoreError
-  | EncodeError
-  | DecodeError
-  | InvalidKey
-  | ValueTooLarge
-  | UnsupportedCapability
-  | LoadTimeout
-  | BatchMismatch
-  | LockTimeout
+export type CacheError = typeof CacheError.Type
 
 /**
- * Errors a `CacheStore` operation can fail with.
+ * The errors a `CacheStore` operation can fail with: every `CacheError` but those of loading
+ * (`LoadTimeout`, `BatchMismatch`) and of construction (`InvalidOptions`).
  *
  * @since 0.1.0
  * @category models
  */
-export type StoreFailure = StoreError | EncodeError | InvalidKey | ValueTooLarge | UnsupportedCapability
-
-/**
- * Throws `InvalidOptions` when `ok` is false. Used by constructors, which reject nonsense options
- * synchronously, before any layer is built.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const assertOption = (ok: boolean, component: string, detail: string): void => {
-  if (!ok) throw new InvalidOptions({ component, detail })
-}
+export type StoreFailure = Exclude<CacheError, LoadTimeout | BatchMismatch | InvalidOptions>
 
 /**
  * Whether an unknown value is one of the errors of this module.
@@ -271,9 +232,4 @@ export const assertOption = (ok: boolean, component: string, detail: string): vo
  * @since 0.1.0
  * @category guards
  */
-export const isCacheError = (u: unknown): u is CacheError =>
-  typeof u === "object" && u !== null && "_tag" in u &&
-  (u._tag === "StoreError" || u._tag === "EncodeError" || u._tag === "DecodeError" || u._tag === "InvalidKey" ||
-    u._tag === "ValueTooLarge" || u._tag === "UnsupportedCapability" || u._tag === "LoadTimeout" ||
-    u._tag === "BatchMismatch" ||
-    u._tag === "LockTimeout")
+export const isCacheError: (u: unknown) => u is CacheError = Schema.is(CacheError)

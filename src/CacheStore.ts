@@ -29,7 +29,13 @@ export type Value = Uint8Array | object
  * @since 0.1.0
  * @category symbols
  */
-export const SizeHint: typeof internal.SizeHint = internal.SizeHint
+export const SizeHint: unique symbol = internal.SizeHint
+
+/**
+ * @since 0.1.0
+ * @category symbols
+ */
+export type SizeHint = typeof SizeHint
 
 /**
  * What a store can do beyond the required operations.
@@ -255,23 +261,6 @@ export const make = (options: MakeOptions): Service => {
     directRead: options.directRead
   }
 }
-
-/**
- * Normalises a TTL input to milliseconds: `undefined` for no expiry (no TTL or an infinite one),
- * otherwise a number, which may be zero or negative (already expired).
- *
- * @since 0.1.0
- * @category utils
- */
-export const ttlMillis: (ttl: Duration.DurationInput | undefined) => number | undefined = internal.ttlMillis
-
-/**
- * Translates a glob pattern (`*`, `?`, `[…]`, `\` escapes) into a regular expression over whole keys.
- *
- * @since 0.1.0
- * @category utils
- */
-export const globToRegExp: (pattern: string) => RegExp = internal.globToRegExp
 
 /**
  * Whether a value is bytes (as every store accepts) rather than a live object.

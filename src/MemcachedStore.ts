@@ -24,17 +24,16 @@
  * @since 0.1.0
  */
 import type * as Config from "effect/Config"
-import * as ConfigModule from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import type * as Duration from "effect/Duration"
-import * as Effect from "effect/Effect"
+import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
-import type { InvalidOptions } from "./CacheError.js"
 import { CacheStore } from "./CacheStore.js"
 import type * as CacheStoreModule from "./CacheStore.js"
 import * as internal from "./internal/memcached/store.js"
+import * as internalOptions from "./internal/options.js"
 
 /**
  * Options of the memcached store.
@@ -142,7 +141,8 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
 }
 
 /**
- * The store as a layer providing `CacheStore`.
+ * The store as a layer providing `CacheStore`. Nonsense options throw `InvalidOptions` when
+ * `layer` is called.
  *
  * @since 0.1.0
  * @category layers
@@ -163,8 +163,9 @@ export const layer = (options: Options): Layer.Layer<CacheStore> => {
 }
 
 /**
- * The store as a layer, configured from `Config` (environment variables by default). Invalid
- * options fail the layer with `InvalidOptions`.
+ * The store as a layer, configured from `Config` (environment variables by default). Nonsense
+ * options fail the layer with a `ConfigError` at the option's path (`InvalidData` at
+ * `["servers"]`, for example).
  *
  * @since 0.1.0
  * @category layers
@@ -182,15 +183,4 @@ export const layer = (options: Options): Layer.Layer<CacheStore> => {
  */
 export const layerConfig = (
   config: Config.Config.Wrap<Options>
-): Layer.Layer<CacheStore, ConfigError.ConfigError | InvalidOptions> =>
-  Layer.scoped(
-    CacheStore,
-    Effect.flatMap(ConfigModule.unwrap(config), (options) =>
-      Effect.flatMap(
-        Effect.try({
-          try: () => internal.validate(options),
-          catch: (e) => e as InvalidOptions
-        }),
-        () => internal.make(options)
-      ))
-  )
+): Layer.Layer<CacheStore, ConfigError.ConfigError> => Layer.unwrapEffect(internalOptions.layerConfig(config, layer))

@@ -6,17 +6,16 @@
  *
  * @since 0.1.0
  */
-import * as Config from "effect/Config"
-import * as ConfigError from "effect/ConfigError"
+import type * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
-import * as Effect from "effect/Effect"
+import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import { assertOption } from "./CacheError.js"
 import { CacheStore } from "./CacheStore.js"
 import type * as CacheStoreNs from "./CacheStore.js"
 import * as internal from "./internal/memoryStore.js"
-import { decodePositive } from "./internal/ttl.js"
+import * as internalOptions from "./internal/options.js"
 
 /**
  * Options of the memory store. Every field is optional.
@@ -29,7 +28,10 @@ export interface Options {
   readonly capacity?: number | undefined
   /** Most approximate bytes held (values' encoded sizes plus keys); unbounded by default. */
   readonly maxBytes?: number | undefined
-  /** Which entries leave first when the store is full (default `"w-tinylfu"`; see docs/eviction.md). */
+  /**
+   * Which entries leave first when the store is full (default `"w-tinylfu"`; see
+   * https://github.com/effect-cachekit/effect-cachekit/blob/main/docs/eviction.md).
+   */
   readonly eviction?: "lru" | "w-tinylfu" | undefined
   /** How often a background fiber drops expired entries (default 1 minute; reads drop them lazily too). */
   readonly sweepInterval?: Duration.DurationInput | undefined
@@ -39,28 +41,36 @@ export interface Options {
 
 const resolve = (options: Options = {}): internal.MakeOptions => {
   const capacity = options.capacity ?? 10_000
-  assertOption(
+  internalOptions.check(
     capacity === Infinity || (Number.isSafeInteger(capacity) && capacity > 0),
     "MemoryStore",
+    "capacity",
     `capacity must be a positive integer or Infinity, got ${capacity}`
   )
   const maxBytes = options.maxBytes ?? Infinity
-  assertOption(
+  internalOptions.check(
     maxBytes === Infinity || (Number.isFinite(maxBytes) && maxBytes > 0),
     "MemoryStore",
+    "maxBytes",
     `maxBytes must be a positive number, got ${maxBytes}`
   )
   const eviction = options.eviction ?? "w-tinylfu"
-  assertOption(
+  internalOptions.check(
     eviction === "lru" || eviction === "w-tinylfu",
     "MemoryStore",
+    "eviction",
     `eviction must be "lru" or "w-tinylfu", got ${String(eviction)}`
   )
   const name = options.name ?? "memory"
-  assertOption(typeof name === "string" && name.length > 0, "MemoryStore", "name must be a non-empty string")
+  internalOptions.check(
+    typeof name === "string" && name.length > 0,
+    "MemoryStore",
+    "name",
+    "name must be a non-empty string"
+  )
   const sweepInterval = options.sweepInterval === undefined
     ? Duration.minutes(1)
-    : decodePositive("MemoryStore", "sweepInterval", options.sweepInterval, true)
+    : internalOptions.duration("MemoryStore", "sweepInterval", options.sweepInterval, true)
   return {
     name,
     capacity,
@@ -81,7 +91,8 @@ export const make = (options?: Options): Effect.Effect<CacheStoreNs.Service, nev
   internal.make(resolve(options))
 
 /**
- * The memory store as the program's `CacheStore`.
+ * The memory store as the program's `CacheStore`. Nonsense options throw
+ * `CacheError.InvalidOptions` when `layer` is called.
  *
  * @since 0.1.0
  * @category layers
@@ -99,7 +110,8 @@ export const layer = (options?: Options): Layer.Layer<CacheStore> => {
 
 /**
  * The memory store configured from `Config` (for example environment variables through the
- * default `ConfigProvider`).
+ * default `ConfigProvider`). Nonsense options fail the layer with a `ConfigError` at the option's
+ * path (`InvalidData` at `["capacity"]`, for example).
  *
  * @since 0.1.0
  * @category layers
@@ -115,15 +127,4 @@ export const layer = (options?: Options): Layer.Layer<CacheStore> => {
  */
 export const layerConfig = (
   config: Config.Config.Wrap<Options>
-): Layer.Layer<CacheStore, ConfigError.ConfigError> =>
-  Layer.scoped(
-    CacheStore,
-    Effect.flatMap(Config.unwrap(config), (options) =>
-      Effect.flatMap(
-        Effect.try({
-          try: () => resolve(options),
-          catch: (e) => ConfigError.InvalidData([], e instanceof Error ? e.message : String(e))
-        }),
-        internal.make
-      ))
-  )
+): Layer.Layer<CacheStore, ConfigError.ConfigError> => Layer.unwrapEffect(internalOptions.layerConfig(config, layer))

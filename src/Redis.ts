@@ -10,7 +10,7 @@
  *
  * @since 0.1.0
  */
-import * as Config from "effect/Config"
+import type * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
@@ -22,6 +22,7 @@ import type * as Scope from "effect/Scope"
 import type { Cluster, ClusterOptions as IoClusterOptions, Redis, RedisOptions as IoRedisOptions } from "ioredis"
 import type { ConnectionOptions as TlsOptions } from "node:tls"
 import type { StoreError } from "./CacheError.js"
+import * as internalOptions from "./internal/options.js"
 import * as internal from "./internal/redis/client.js"
 import { toStoreError } from "./internal/redis/errors.js"
 
@@ -59,7 +60,7 @@ export interface ClientOptions {
    * ioredis automatic pipelining: commands issued in one tick share one write. Default true. On a
    * standalone server or Sentinel, MGET is left out (`RedisStore` merges concurrent reads into
    * MGETs itself, sooner than ioredis would); on a cluster it groups them per node. See
-   * docs/redis.md.
+   * https://github.com/effect-cachekit/effect-cachekit/blob/main/docs/redis.md.
    */
   readonly autoPipelining?: boolean | undefined
   /** Delay between reconnect attempts, fed the attempt number. Default: 50 ms doubling, capped at 2 s, jittered. */
@@ -208,13 +209,14 @@ export const makeSentinel = (options: SentinelOptions): Effect.Effect<RedisClien
 }
 
 /**
- * A standalone server.
+ * A standalone server. Nonsense options throw `InvalidOptions` when `layer` is called (the same
+ * holds for `layerCluster`, `layerSentinel` and the `make` constructors).
  *
  * @since 0.1.0
  * @category layers
  * @example
  * ```ts
- * import { Redis } from "effect-cachekit/Redis"
+ * import * as Redis from "effect-cachekit/Redis"
  *
  * const RedisLive = Redis.layer({ url: "redis://127.0.0.1:6379" })
  * ```
@@ -240,7 +242,9 @@ export const layerSentinel = (options: SentinelOptions): Layer.Layer<RedisClient
   Layer.scoped(RedisClient, makeSentinel(options))
 
 /**
- * A standalone server configured from `Config`.
+ * A standalone server configured from `Config`. Nonsense options fail the layer with a
+ * `ConfigError` at the option's path (`InvalidData` at `["port"]`, for example); so do those of
+ * `layerClusterConfig` and `layerSentinelConfig`.
  *
  * @since 0.1.0
  * @category layers
@@ -256,7 +260,7 @@ export const layerSentinel = (options: SentinelOptions): Layer.Layer<RedisClient
  * ```
  */
 export const layerConfig = (config: Config.Config.Wrap<Options>): Layer.Layer<RedisClient, ConfigError.ConfigError> =>
-  Layer.unwrapEffect(Effect.map(Config.unwrap(config), (options) => layer(options)))
+  Layer.unwrapEffect(internalOptions.layerConfig(config, layer))
 
 /**
  * A Redis Cluster configured from `Config`.
@@ -267,7 +271,7 @@ export const layerConfig = (config: Config.Config.Wrap<Options>): Layer.Layer<Re
 export const layerClusterConfig = (
   config: Config.Config.Wrap<ClusterOptions>
 ): Layer.Layer<RedisClient, ConfigError.ConfigError> =>
-  Layer.unwrapEffect(Effect.map(Config.unwrap(config), layerCluster))
+  Layer.unwrapEffect(internalOptions.layerConfig(config, layerCluster))
 
 /**
  * A Sentinel-managed master configured from `Config`.
@@ -278,7 +282,7 @@ export const layerClusterConfig = (
 export const layerSentinelConfig = (
   config: Config.Config.Wrap<SentinelOptions>
 ): Layer.Layer<RedisClient, ConfigError.ConfigError> =>
-  Layer.unwrapEffect(Effect.map(Config.unwrap(config), layerSentinel))
+  Layer.unwrapEffect(internalOptions.layerConfig(config, layerSentinel))
 
 /**
  * A client the caller created and owns: this layer never closes it.

@@ -12,7 +12,6 @@
  * @since 0.1.0
  */
 import type * as Config from "effect/Config"
-import * as ConfigModule from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -21,6 +20,7 @@ import type * as Scope from "effect/Scope"
 import type { Cluster, Redis as IoRedis } from "ioredis"
 import { CacheStore } from "./CacheStore.js"
 import type * as CacheStoreModule from "./CacheStore.js"
+import * as internalOptions from "./internal/options.js"
 import * as internal from "./internal/redis/store.js"
 import * as Redis from "./Redis.js"
 
@@ -108,7 +108,8 @@ const over = (options: Options, client: Layer.Layer<Redis.RedisClient>): Layer.L
 
 /**
  * A store on a standalone server. The connection is opened when the layer is built and closed
- * with it.
+ * with it. Nonsense options throw `InvalidOptions` when `layer` is called (the same holds for
+ * `layerCluster`, `layerSentinel`, `layerFromClient` and `make`).
  *
  * @since 0.1.0
  * @category layers
@@ -142,6 +143,8 @@ export const layerSentinel = (options: Redis.SentinelOptions & Options): Layer.L
 
 /**
  * A store on a standalone server, configured from `Config` (environment variables by default).
+ * Nonsense options fail the layer with a `ConfigError` at the option's path (`InvalidData` at
+ * `["url"]`, for example); so do those of `layerClusterConfig` and `layerSentinelConfig`.
  *
  * @since 0.1.0
  * @category layers
@@ -158,8 +161,7 @@ export const layerSentinel = (options: Redis.SentinelOptions & Options): Layer.L
  */
 export const layerConfig = (
   config: Config.Config.Wrap<Redis.Options & Options>
-): Layer.Layer<CacheStore, ConfigError.ConfigError> =>
-  Layer.unwrapEffect(Effect.map(ConfigModule.unwrap(config), (options) => layer(options)))
+): Layer.Layer<CacheStore, ConfigError.ConfigError> => Layer.unwrapEffect(internalOptions.layerConfig(config, layer))
 
 /**
  * A store on a Redis Cluster, configured from `Config`.
@@ -170,7 +172,7 @@ export const layerConfig = (
 export const layerClusterConfig = (
   config: Config.Config.Wrap<Redis.ClusterOptions & Options>
 ): Layer.Layer<CacheStore, ConfigError.ConfigError> =>
-  Layer.unwrapEffect(Effect.map(ConfigModule.unwrap(config), layerCluster))
+  Layer.unwrapEffect(internalOptions.layerConfig(config, layerCluster))
 
 /**
  * A store on a Sentinel-managed master, configured from `Config`.
@@ -181,7 +183,7 @@ export const layerClusterConfig = (
 export const layerSentinelConfig = (
   config: Config.Config.Wrap<Redis.SentinelOptions & Options>
 ): Layer.Layer<CacheStore, ConfigError.ConfigError> =>
-  Layer.unwrapEffect(Effect.map(ConfigModule.unwrap(config), layerSentinel))
+  Layer.unwrapEffect(internalOptions.layerConfig(config, layerSentinel))
 
 /**
  * A store on a client the caller created. The caller owns the client: the layer never closes

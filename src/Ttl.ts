@@ -1,6 +1,7 @@
 /**
  * TTL policies: how long a written entry stays fresh. Every policy draws its time from Effect's
- * `Clock` and its randomness from Effect's `Random`, so `TestClock` and `TestRandom` make them
+ * `Clock` and its randomness from Effect's `Random`, so `TestClock` and a seeded `Random`
+ * (`Random.make(seed)` or `Random.fixed([...])`, provided with `Effect.withRandom`) make them
  * deterministic. Nonsense durations (zero, negative, NaN, unparsable, infinite where a finite TTL
  * is needed) are rejected when the policy is built, with `CacheError.InvalidOptions`.
  *
@@ -9,15 +10,38 @@
  * @since 0.1.0
  */
 import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
 import * as internal from "./internal/ttl.js"
 
 /**
- * A TTL policy for values of type `A`.
+ * The symbol that marks a TTL policy.
+ *
+ * @since 0.1.0
+ * @category symbols
+ */
+export const TypeId: unique symbol = internal.TypeId
+
+/**
+ * @since 0.1.0
+ * @category symbols
+ */
+export type TypeId = typeof TypeId
+
+/**
+ * A TTL policy for values of type `A`. Build one with `fixed`, `jittered` or `fromValue`.
  *
  * @since 0.1.0
  * @category models
  */
-export interface Ttl<in A = unknown> extends internal.TtlPolicy<A> {}
+export interface Ttl<in A = unknown> {
+  readonly [TypeId]: TypeId
+  /** Which constructor built the policy (`"Fixed"`, `"Jittered"`, `"FromValue"`). */
+  readonly _tag: string
+  /** The TTL in milliseconds of a value being written under a key; `undefined` means no expiry. */
+  readonly compute: (value: A, key: string) => Effect.Effect<number | undefined>
+  /** The nominal TTL in milliseconds, when the policy has one (`undefined` for no expiry or a per-value TTL). */
+  readonly nominalMillis: number | undefined
+}
 
 /**
  * What a strategy's `ttl` option accepts.
@@ -44,7 +68,8 @@ export const fixed: (ttl: Duration.DurationInput) => Ttl<unknown> = internal.fix
 /**
  * A TTL drawn uniformly from `[ttl·(1−spread), ttl·(1+spread)]` for each write, so entries written
  * together do not all expire together (the thundering herd at expiry). Drawn through Effect's
- * `Random`: under `TestRandom` the draws are reproducible.
+ * `Random`: under a seeded generator (`Effect.withRandom(Random.make(seed))`) the draws are
+ * reproducible.
  *
  * @since 0.1.0
  * @category constructors

@@ -252,7 +252,7 @@ describe("MemcachedStore", () => {
     }
   })
 
-  it.live("layerConfig reads the servers from Config, and fails with InvalidOptions on nonsense", () =>
+  it.live("layerConfig reads the servers from Config, and fails with a ConfigError on nonsense", () =>
     Effect.gen(function*() {
       const provider = ConfigProvider.fromMap(
         new Map([["MEMCACHED_SERVERS", addresses().join(",")], ["CACHE_PREFIX", uniquePrefix("cfg")]])
@@ -274,7 +274,7 @@ describe("MemcachedStore", () => {
       const failed = yield* Effect.either(
         roundTrip.pipe(Effect.provide(Layer.provide(layer, Layer.setConfigProvider(badProvider))))
       )
-      expect(Either.isLeft(failed) && failed.left._tag).toBe("InvalidOptions")
+      expect(Either.isLeft(failed) && failed.left._tag).toBe("ConfigError")
     }))
 
   it.scopedLive("a server killed with 1,000 gets in flight: every call returns, its keys fail over, it rejoins on restart", () =>

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto"
-import { assertOption } from "../CacheError.js"
+import { check } from "./options.js"
 
 /**
  * libmemcached's ketama constants: 160 points per server of average weight, made of 40 MD5 digests
@@ -63,13 +63,14 @@ export const pointsFor = (weight: number, totalWeight: number, liveServers: numb
 export const validateMembers = <N>(members: ReadonlyArray<Member<N>>): void => {
   const names = new Set<string>()
   for (const member of members) {
-    assertOption(typeof member.name === "string", "HashRing", "a member name must be a string")
-    assertOption(
+    check(typeof member.name === "string", "HashRing", "name", "a member name must be a string")
+    check(
       Number.isInteger(member.weight) && member.weight >= 1 && member.weight <= 0xffff_ffff,
       "HashRing",
+      "weight",
       `the weight of ${JSON.stringify(member.name)} must be a positive integer, got ${member.weight}`
     )
-    assertOption(!names.has(member.name), "HashRing", `duplicate member ${JSON.stringify(member.name)}`)
+    check(!names.has(member.name), "HashRing", "name", `duplicate member ${JSON.stringify(member.name)}`)
     names.add(member.name)
   }
 }

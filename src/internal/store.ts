@@ -1,7 +1,8 @@
 import * as Duration from "effect/Duration"
+import type * as CacheStore from "../CacheStore.js"
 
 /** @internal */
-export const SizeHint: unique symbol = Symbol.for("effect-cachekit/CacheStore/SizeHint") as never
+export const SizeHint: CacheStore.SizeHint = Symbol.for("effect-cachekit/CacheStore/SizeHint") as CacheStore.SizeHint
 
 /** @internal */
 export const ttlMillis = (ttl: Duration.DurationInput | undefined): number | undefined => {

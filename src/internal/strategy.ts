@@ -2,11 +2,11 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type * as Cache from "../Cache.js"
-import { assertOption } from "../CacheError.js"
 import { CacheStore } from "../CacheStore.js"
 import type * as CacheStoreNs from "../CacheStore.js"
+import { check, duration } from "./options.js"
 import * as Pipeline from "./pipeline/index.js"
-import { decodePositive, fromInput } from "./ttl.js"
+import { fromInput } from "./ttl.js"
 
 /**
  * Validates the options every strategy shares; throws `InvalidOptions` on nonsense, before any
@@ -14,25 +14,29 @@ import { decodePositive, fromInput } from "./ttl.js"
  * @internal
  */
 export const resolve = <A, I>(component: string, options: Cache.Options<A, I>): Pipeline.PipelineOptions<A, I> => {
-  assertOption(
+  check(
     typeof options.namespace === "string" && options.namespace.length > 0,
     component,
+    "namespace",
     "namespace must be a non-empty string"
   )
-  assertOption(
+  check(
     typeof options.value === "function" || (typeof options.value === "object" && options.value !== null),
     component,
+    "value",
     "value must be a Schema"
   )
-  assertOption(
+  check(
     "ttl" in options && options.ttl !== undefined,
     component,
+    "ttl",
     "ttl is required (use Duration.infinity to keep entries until evicted)"
   )
   const onStoreError = options.onStoreError ?? "fallback"
-  assertOption(
+  check(
     onStoreError === "fallback" || onStoreError === "fail",
     component,
+    "onStoreError",
     `onStoreError must be "fallback" or "fail", got ${String(onStoreError)}`
   )
   return {
@@ -42,11 +46,11 @@ export const resolve = <A, I>(component: string, options: Cache.Options<A, I>): 
     ttl: fromInput(component, options.ttl),
     staleWhileRevalidateMillis: options.staleWhileRevalidate === undefined
       ? 0
-      : Duration.toMillis(decodePositive(component, "staleWhileRevalidate", options.staleWhileRevalidate)),
+      : Duration.toMillis(duration(component, "staleWhileRevalidate", options.staleWhileRevalidate)),
     onStoreError,
     loadTimeoutMillis: options.loadTimeout === undefined
       ? undefined
-      : Duration.toMillis(decodePositive(component, "loadTimeout", options.loadTimeout)),
+      : Duration.toMillis(duration(component, "loadTimeout", options.loadTimeout)),
     tags: options.tags
   }
 }

@@ -2,58 +2,14 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Random from "effect/Random"
 import { InvalidOptions } from "../CacheError.js"
+import type * as Ttl from "../Ttl.js"
+import * as Options from "./options.js"
 
 /** @internal */
-export const TypeId: unique symbol = Symbol.for("effect-cachekit/Ttl") as never
+export const TypeId: Ttl.TypeId = Symbol.for("effect-cachekit/Ttl") as Ttl.TypeId
 
 /** @internal */
-export interface TtlPolicy<in A> {
-  readonly [TypeId]: typeof TypeId
-  readonly _tag: string
-  /** Milliseconds for a value being written; `undefined` = no expiry. */
-  readonly compute: (value: A, key: string) => Effect.Effect<number | undefined>
-  /** The nominal TTL, for documentation and the stale window. */
-  readonly nominalMillis: number | undefined
-}
-
-/**
- * Decodes a duration given by a user, rejecting what makes no sense: unparsable input, NaN,
- * zero and negative durations, and infinity unless allowed.
- * @internal
- */
-export const decodePositive = (
-  component: string,
-  what: string,
-  input: Duration.DurationInput,
-  allowInfinite = false
-): Duration.Duration => {
-  if (typeof input === "number" && Number.isNaN(input)) {
-    throw new InvalidOptions({ component, detail: `${what} is NaN` })
-  }
-  let duration: Duration.Duration
-  try {
-    duration = Duration.decode(input)
-  } catch {
-    throw new InvalidOptions({ component, detail: `${what} is not a duration: ${String(input)}` })
-  }
-  if (!Duration.isFinite(duration)) {
-    if (allowInfinite) return duration
-    throw new InvalidOptions({ component, detail: `${what} must be finite` })
-  }
-  if (!Duration.greaterThan(duration, Duration.zero)) {
-    throw new InvalidOptions({ component, detail: `${what} must be greater than zero, got ${String(input)}` })
-  }
-  return duration
-}
-
-/** Rejects an option that, when given, is not a finite, positive duration. @internal */
-export const assertPositiveDuration = (
-  component: string,
-  what: string,
-  input: Duration.DurationInput | undefined
-): void => {
-  if (input !== undefined) decodePositive(component, what, input)
-}
+export type TtlPolicy<A> = Ttl.Ttl<A>
 
 /** @internal */
 export const toMillisOrUndefined = (duration: Duration.Duration): number | undefined =>
@@ -61,17 +17,20 @@ export const toMillisOrUndefined = (duration: Duration.Duration): number | undef
 
 /** @internal */
 export const fixed = (input: Duration.DurationInput): TtlPolicy<unknown> => {
-  const millis = toMillisOrUndefined(decodePositive("Ttl.fixed", "ttl", input, true))
+  const millis = toMillisOrUndefined(Options.duration("Ttl.fixed", "ttl", input, true))
   const result = Effect.succeed(millis)
   return { [TypeId]: TypeId, _tag: "Fixed", nominalMillis: millis, compute: () => result }
 }
 
 /** @internal */
 export const jittered = (input: Duration.DurationInput, spread: number): TtlPolicy<unknown> => {
-  const millis = Duration.toMillis(decodePositive("Ttl.jittered", "ttl", input))
-  if (!(Number.isFinite(spread) && spread >= 0 && spread < 1)) {
-    throw new InvalidOptions({ component: "Ttl.jittered", detail: `spread must be in [0, 1), got ${spread}` })
-  }
+  const millis = Duration.toMillis(Options.duration("Ttl.jittered", "ttl", input))
+  Options.check(
+    Number.isFinite(spread) && spread >= 0 && spread < 1,
+    "Ttl.jittered",
+    "spread",
+    `spread must be in [0, 1), got ${spread}`
+  )
   const low = millis * (1 - spread)
   const high = millis * (1 + spread)
   // Random.nextRange draws from [low, high): the TTL stays inside [d·(1−spread), d·(1+spread)].
@@ -105,7 +64,7 @@ export const fromInput = <A>(
   try {
     return fixed(input as Duration.DurationInput)
   } catch (e) {
-    if (e instanceof InvalidOptions) throw new InvalidOptions({ component, detail: e.detail })
+    if (e instanceof InvalidOptions) throw new InvalidOptions({ component, option: e.option, detail: e.detail })
     throw e
   }
 }

@@ -12,13 +12,14 @@ import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
-import { assertOption, EncodeError, StoreError, UnsupportedCapability, ValueTooLarge } from "../../CacheError.js"
+import { EncodeError, StoreError, UnsupportedCapability, ValueTooLarge } from "../../CacheError.js"
 import type { StoreFailure } from "../../CacheError.js"
 import * as CacheStore from "../../CacheStore.js"
 import * as HashRing from "../../HashRing.js"
 import type * as PublicApi from "../../MemcachedStore.js"
 import * as CircuitBreaker from "../circuitBreaker.js"
-import { assertPositiveDuration } from "../ttl.js"
+import { check, optionalDuration, optionalInteger } from "../options.js"
+import { ttlMillis } from "../store.js"
 import * as Connection from "./connection.js"
 import * as Generation from "./generation.js"
 import * as Keys from "./keys.js"
@@ -66,70 +67,58 @@ export const parseServer = (server: string): ServerAddress | undefined => {
 
 /** Rejects nonsense options, synchronously. @internal */
 export const validate = (options: Options): void => {
-  assertOption(
+  const c = "MemcachedStore"
+  check(
     typeof options === "object" && options !== null && Array.isArray(options.servers),
-    "MemcachedStore",
+    c,
+    "servers",
     "servers must be a list of \"host:port\" strings"
   )
-  assertOption(options.servers.length > 0, "MemcachedStore", "servers must name at least one server")
+  check(options.servers.length > 0, c, "servers", "servers must name at least one server")
   const seen = new Set<string>()
   for (const server of options.servers) {
     const address = typeof server === "string" ? parseServer(server) : undefined
-    assertOption(
-      address !== undefined,
-      "MemcachedStore",
-      `cannot read server ${JSON.stringify(server)} (expected "host:port")`
-    )
+    check(address !== undefined, c, "servers", `cannot read server ${JSON.stringify(server)} (expected "host:port")`)
     const label = `${address!.host}:${address!.port}`
-    assertOption(!seen.has(label), "MemcachedStore", `server ${label} is listed twice`)
+    check(!seen.has(label), c, "servers", `server ${label} is listed twice`)
     seen.add(label)
   }
   if (options.weights !== undefined) {
-    assertOption(
+    check(
       options.weights.length === options.servers.length,
-      "MemcachedStore",
+      c,
+      "weights",
       `weights must have one entry per server (${options.servers.length}), got ${options.weights.length}`
     )
     for (const w of options.weights) {
-      assertOption(Number.isInteger(w) && w >= 1, "MemcachedStore", `weights must be positive integers, got ${w}`)
+      check(Number.isInteger(w) && w >= 1, c, "weights", `weights must be positive integers, got ${w}`)
     }
   }
   if (options.prefix !== undefined) {
-    assertOption(typeof options.prefix === "string", "MemcachedStore", "prefix must be a string")
-    assertOption(
+    check(typeof options.prefix === "string", c, "prefix", "prefix must be a string")
+    check(
       Buffer.byteLength(Keys.escapePrefix(options.prefix)) <= Keys.MAX_PREFIX_BYTES,
-      "MemcachedStore",
+      c,
+      "prefix",
       `prefix must be at most ${Keys.MAX_PREFIX_BYTES} bytes`
     )
   }
-  if (options.poolSize !== undefined) {
-    assertOption(
-      Number.isInteger(options.poolSize) && options.poolSize >= 1 && options.poolSize <= 64,
-      "MemcachedStore",
-      `poolSize must be an integer from 1 to 64, got ${options.poolSize}`
-    )
-  }
+  optionalInteger(c, "poolSize", options.poolSize, 1, 64)
   if (options.maxValueBytes !== undefined) {
-    assertOption(
+    check(
       Number.isInteger(options.maxValueBytes) && options.maxValueBytes > ITEM_OVERHEAD + Keys.MAX_KEY_BYTES,
-      "MemcachedStore",
+      c,
+      "maxValueBytes",
       `maxValueBytes must be an integer above ${ITEM_OVERHEAD + Keys.MAX_KEY_BYTES} (memcached's item size limit, -I)`
     )
   }
-  assertPositiveDuration("MemcachedStore", "timeout", options.timeout)
-  assertPositiveDuration("MemcachedStore", "connectTimeout", options.connectTimeout)
-  assertPositiveDuration("MemcachedStore", "generationRefresh", options.generationRefresh)
-  assertPositiveDuration("MemcachedStore", "circuitBreaker.resetAfter", options.circuitBreaker?.resetAfter)
-  assertPositiveDuration("MemcachedStore", "reconnect.base", options.reconnect?.base)
-  assertPositiveDuration("MemcachedStore", "reconnect.max", options.reconnect?.max)
-  const threshold = options.circuitBreaker?.failureThreshold
-  if (threshold !== undefined) {
-    assertOption(
-      Number.isInteger(threshold) && threshold >= 1,
-      "MemcachedStore",
-      `circuitBreaker.failureThreshold must be a positive integer, got ${threshold}`
-    )
-  }
+  optionalDuration(c, "timeout", options.timeout)
+  optionalDuration(c, "connectTimeout", options.connectTimeout)
+  optionalDuration(c, "generationRefresh", options.generationRefresh)
+  optionalDuration(c, "circuitBreaker.resetAfter", options.circuitBreaker?.resetAfter)
+  optionalDuration(c, "reconnect.base", options.reconnect?.base)
+  optionalDuration(c, "reconnect.max", options.reconnect?.max)
+  optionalInteger(c, "circuitBreaker.failureThreshold", options.circuitBreaker?.failureThreshold, 1)
 }
 
 /**
@@ -589,7 +578,7 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
         if (!(bytes instanceof Uint8Array)) return Effect.fail(bytes)
         const server = route(wire)
         if (server === undefined) return noServer("set")
-        const request = writeRequest(wire, bytes, CacheStore.ttlMillis(ttl), false, clock.unsafeCurrentTimeMillis())
+        const request = writeRequest(wire, bytes, ttlMillis(ttl), false, clock.unsafeCurrentTimeMillis())
         return Effect.flatMap(execute(server, request, "set"), request._tag === "md" ? onSetDelete : onSet)
       })
 
@@ -602,7 +591,7 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
           const wire = Keys.dataKey(b, entry.key)
           const bytes = bytesOf(entry.key, entry.value, wire)
           if (!(bytes instanceof Uint8Array)) return Effect.fail(bytes)
-          requests.push(writeRequest(wire, bytes, CacheStore.ttlMillis(entry.ttl), true, now) as Protocol.MetaSet)
+          requests.push(writeRequest(wire, bytes, ttlMillis(entry.ttl), true, now) as Protocol.MetaSet)
         }
         const groups = group(requests, (r) => r.key)
         if (groups === undefined) return noServer("setMany")
@@ -636,7 +625,7 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
         if (!(bytes instanceof Uint8Array)) return Effect.fail(bytes)
         const server = route(wire)
         if (server === undefined) return noServer("setIfAbsent")
-        const ms = CacheStore.ttlMillis(ttl)
+        const ms = ttlMillis(ttl)
         // An already-expired entry is never written; the call still reports whether the key was free.
         if (ms !== undefined && ms <= 0) {
           return Effect.map(execute(server, { _tag: "mg", key: wire }, "setIfAbsent"), (r) => r._tag === "EN")
@@ -684,7 +673,7 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
 
     const expire = (key: string, ttl: Duration.DurationInput): Effect.Effect<boolean, StoreFailure> =>
       Effect.suspend(() => {
-        const ms = CacheStore.ttlMillis(ttl)
+        const ms = ttlMillis(ttl)
         if (ms !== undefined && ms <= 0) return del(key)
         return withBase((b) => {
           const wire = Keys.dataKey(b, key)

@@ -8,10 +8,9 @@ import * as ScheduleIntervals from "effect/ScheduleIntervals"
 import type * as Scope from "effect/Scope"
 import { Cluster, Redis } from "ioredis"
 import type { ClusterOptions as IoClusterOptions, RedisOptions as IoRedisOptions } from "ioredis"
-import { assertOption } from "../../CacheError.js"
 import type * as Redis_ from "../../Redis.js"
 import type { ClientOptions, ClusterOptions, Options, SentinelOptions } from "../../Redis.js"
-import { assertPositiveDuration } from "../ttl.js"
+import { check, optionalDuration, optionalInteger } from "../options.js"
 import { toStoreError } from "./errors.js"
 
 /** @internal */
@@ -63,19 +62,11 @@ export const retryStrategy = (schedule: Schedule.Schedule<unknown, number>) => {
 
 /** @internal */
 export const validateCommon = (component: string, o: CommonOptions): void => {
-  assertPositiveDuration(component, "commandTimeout", o.commandTimeout)
-  assertPositiveDuration(component, "connectTimeout", o.connectTimeout)
-  assertPositiveDuration(component, "socketTimeout", o.socketTimeout)
-  assertOption(
-    o.maxRetriesPerRequest === undefined || (Number.isInteger(o.maxRetriesPerRequest) && o.maxRetriesPerRequest >= 0),
-    component,
-    "maxRetriesPerRequest must be an integer ≥ 0"
-  )
-  assertOption(
-    o.db === undefined || (Number.isInteger(o.db) && o.db >= 0),
-    component,
-    "db must be an integer ≥ 0"
-  )
+  optionalDuration(component, "commandTimeout", o.commandTimeout)
+  optionalDuration(component, "connectTimeout", o.connectTimeout)
+  optionalDuration(component, "socketTimeout", o.socketTimeout)
+  optionalInteger(component, "maxRetriesPerRequest", o.maxRetriesPerRequest, 0)
+  optionalInteger(component, "db", o.db, 0)
 }
 
 const validPort = (port: number) => Number.isInteger(port) && port > 0 && port < 65536
@@ -83,15 +74,17 @@ const validPort = (port: number) => Number.isInteger(port) && port > 0 && port <
 const validateAddress = (component: string, field: string, a: NodeAddress | string): void => {
   if (typeof a === "string") {
     const i = a.lastIndexOf(":")
-    assertOption(
+    check(
       i > 0 && validPort(Number(a.slice(i + 1))),
       component,
+      field,
       `${field}: ${JSON.stringify(a)} is not "host:port"`
     )
   } else {
-    assertOption(
+    check(
       typeof a.host === "string" && a.host.length > 0 && validPort(a.port),
       component,
+      field,
       `${field}: ${JSON.stringify(a)} is not { host, port }`
     )
   }
@@ -101,41 +94,43 @@ const validateAddress = (component: string, field: string, a: NodeAddress | stri
 export const validateStandalone = (component: string, o: StandaloneOptions): void => {
   validateCommon(component, o)
   if (o.url !== undefined) {
-    assertOption(o.host === undefined && o.port === undefined, component, "give either url or host/port, not both")
+    check(o.host === undefined && o.port === undefined, component, "url", "give either url or host/port, not both")
     let protocol = ""
     try {
       protocol = new URL(reveal(o.url)!).protocol
     } catch {
       // reported below
     }
-    assertOption(
+    check(
       protocol === "redis:" || protocol === "rediss:",
       component,
+      "url",
       "url must be a redis:// or rediss:// URL"
     )
   }
-  assertOption(o.port === undefined || validPort(o.port), component, "port must be an integer in 1..65535")
-  assertOption(o.host === undefined || o.host.length > 0, component, "host must not be empty")
+  check(o.port === undefined || validPort(o.port), component, "port", "port must be an integer in 1..65535")
+  check(o.host === undefined || o.host.length > 0, component, "host", "host must not be empty")
 }
 
 /** @internal */
 export const validateCluster = (component: string, o: ClusterOptions): void => {
   validateCommon(component, o)
-  assertOption(Array.isArray(o.nodes) && o.nodes.length > 0, component, "nodes must list at least one node")
+  check(Array.isArray(o.nodes) && o.nodes.length > 0, component, "nodes", "nodes must list at least one node")
   for (const n of o.nodes) validateAddress(component, "nodes", n)
-  assertPositiveDuration(component, "slotsRefreshInterval", o.slotsRefreshInterval)
+  optionalDuration(component, "slotsRefreshInterval", o.slotsRefreshInterval)
 }
 
 /** @internal */
 export const validateSentinel = (component: string, o: SentinelOptions): void => {
   validateCommon(component, o)
-  assertOption(
+  check(
     Array.isArray(o.sentinels) && o.sentinels.length > 0,
     component,
+    "sentinels",
     "sentinels must list at least one sentinel"
   )
   for (const s of o.sentinels) validateAddress(component, "sentinels", s)
-  assertOption(typeof o.name === "string" && o.name.length > 0, component, "name (the monitored master) is required")
+  check(typeof o.name === "string" && o.name.length > 0, component, "name", "name (the monitored master) is required")
 }
 
 const address = (a: NodeAddress | string): { host: string; port: number } => {

@@ -4,15 +4,15 @@ import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import type { Cluster, Redis } from "ioredis"
-import { assertOption, EncodeError, StoreError, ValueTooLarge } from "../../CacheError.js"
+import { EncodeError, StoreError, ValueTooLarge } from "../../CacheError.js"
 import type { StoreFailure } from "../../CacheError.js"
 import * as CacheStore from "../../CacheStore.js"
 import type { RedisClientService } from "../../Redis.js"
 import type { Options, RedisStore } from "../../RedisStore.js"
 import * as CircuitBreaker from "../circuitBreaker.js"
 import * as Deadlines from "../deadlines.js"
+import { check, optionalDuration, optionalInteger } from "../options.js"
 import { escapeGlob, ttlMillis } from "../store.js"
-import { assertPositiveDuration } from "../ttl.js"
 import * as Batcher from "./batcher.js"
 import { DEFAULT_COMMAND_TIMEOUT_MS, millis } from "./client.js"
 import { isRedirection, timeoutError, toStoreError } from "./errors.js"
@@ -33,34 +33,20 @@ const batchSize = Metric.histogram(
 /** @internal */
 export const validate = (options: Options): void => {
   const c = "RedisStore"
-  assertOption(options.prefix === undefined || typeof options.prefix === "string", c, "prefix must be a string")
-  assertOption(
+  check(options.prefix === undefined || typeof options.prefix === "string", c, "prefix", "prefix must be a string")
+  check(
     options.name === undefined || (typeof options.name === "string" && options.name.length > 0),
     c,
+    "name",
     "name must not be empty"
   )
-  assertPositiveDuration(c, "commandTimeout", options.commandTimeout)
-  assertOption(
-    options.maxValueBytes === undefined ||
-      (Number.isInteger(options.maxValueBytes) && options.maxValueBytes > 0 &&
-        options.maxValueBytes <= REDIS_MAX_VALUE_BYTES),
-    c,
-    `maxValueBytes must be an integer in 1..${REDIS_MAX_VALUE_BYTES} (Redis's own limit)`
-  )
-  assertOption(
-    options.maxBatch === undefined || (Number.isInteger(options.maxBatch) && options.maxBatch > 0),
-    c,
-    "maxBatch must be a positive integer"
-  )
+  optionalDuration(c, "commandTimeout", options.commandTimeout)
+  optionalInteger(c, "maxValueBytes", options.maxValueBytes, 1, REDIS_MAX_VALUE_BYTES)
+  optionalInteger(c, "maxBatch", options.maxBatch, 1)
   const breaker = options.circuitBreaker
   if (breaker !== undefined && breaker !== false) {
-    assertOption(
-      breaker.failureThreshold === undefined ||
-        (Number.isInteger(breaker.failureThreshold) && breaker.failureThreshold > 0),
-      c,
-      "circuitBreaker.failureThreshold must be a positive integer"
-    )
-    assertPositiveDuration(c, "circuitBreaker.resetAfter", breaker.resetAfter)
+    optionalInteger(c, "circuitBreaker.failureThreshold", breaker.failureThreshold, 1)
+    optionalDuration(c, "circuitBreaker.resetAfter", breaker.resetAfter)
   }
 }
 
