@@ -102,6 +102,11 @@ describe("CacheMetrics", () => {
       expect(bucket("0.001")).toMatch(/ 0$/)
       expect(bucket("0.002")).toMatch(/ 1$/)
       expect(bucket("+Inf")).toMatch(/ 1$/)
+      const buckets = lines.filter((l) =>
+        l.startsWith(`effect_cachekit_load_duration_seconds_bucket{namespace="prom-ns",store="prom-store",`)
+      )
+      expect(buckets.length).toBe(16) // 15 finite boundaries, then +Inf
+      expect(buckets.filter((l) => l.includes("le=\"+Inf\"")).length).toBe(1)
       expect(lines).toContain(`effect_cachekit_load_duration_seconds_count${labels} 1`)
       expect(lines).toContain(`effect_cachekit_load_duration_seconds_sum${labels} 0.002`)
       // every header once, and nothing that is not the package's
@@ -133,6 +138,7 @@ describe("CacheMetrics", () => {
       expect(lines).toContain("app_latency_bucket{le=\"1\"} 0")
       expect(lines).toContain("app_latency_bucket{le=\"2\"} 1")
       expect(lines).toContain("app_latency_bucket{le=\"+Inf\"} 2")
+      expect(lines.filter((l) => l.startsWith("app_latency_bucket")).length).toBe(3)
       expect(lines).toContain("app_latency_sum 6.5")
       expect(lines).toContain("app_latency_count 2")
       expect(CacheMetrics.formatPrometheus([])).toBe("")

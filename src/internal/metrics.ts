@@ -127,8 +127,8 @@ interface Family {
 /**
  * Renders metric pairs in the Prometheus text format: one `# HELP` / `# TYPE` header per metric
  * name, then one sample per label set, sorted by name and labels so that the output is stable.
- * Counters and gauges give one line each; histograms their cumulative `_bucket` lines (with
- * `le="+Inf"`), `_sum` and `_count`; summaries their `quantile` lines, `_sum` and `_count`;
+ * Counters and gauges give one line each; histograms their cumulative `_bucket` lines (ending
+ * with one `le="+Inf"`), `_sum` and `_count`; summaries their `quantile` lines, `_sum` and `_count`;
  * frequencies become counters with one sample per occurrence, labelled `key`.
  * @internal
  */
@@ -150,8 +150,9 @@ export const formatPrometheus = (pairs: Iterable<MetricPair.MetricPair.Untyped>)
       lines.push(`${name}${order} ${number(Number(state.value))}`)
     } else if (MetricState.isHistogramState(state)) {
       type = "histogram"
+      // Effect's boundaries usually end with Infinity already; the +Inf bucket is written once
       for (const [bound, count] of state.buckets) {
-        lines.push(`${name}_bucket${labelSet([...labels, ["le", number(bound)]])} ${count}`)
+        if (bound !== Infinity) lines.push(`${name}_bucket${labelSet([...labels, ["le", number(bound)]])} ${count}`)
       }
       lines.push(`${name}_bucket${labelSet([...labels, ["le", "+Inf"]])} ${state.count}`)
       lines.push(`${name}_sum${order} ${number(state.sum)}`)
