@@ -40,6 +40,19 @@ describe("CacheMetrics", () => {
         hitRate: 0.5
       })
       expect(yield* values.stats).toEqual(snap)
+      // Metric.value finds the counter only with the tags in the order the caches update it with
+      const inOrder = CacheMetrics.hits.pipe(
+        Metric.tagged("namespace", "snap-ns"),
+        Metric.tagged("store", "snap-store")
+      )
+      const reversed = CacheMetrics.hits.pipe(
+        Metric.tagged("store", "snap-store"),
+        Metric.tagged("namespace", "snap-ns")
+      )
+      expect((yield* Metric.value(inOrder)).count).toBe(2)
+      expect((yield* Metric.value(reversed)).count).toBe(0)
+      // and the empty metric that lookup created does not disturb the snapshot
+      expect(yield* CacheMetrics.snapshot({ namespace: "snap-ns", store: "snap-store" })).toEqual(snap)
     }))
 
   it.scoped("snapshot sums the caches that share labels and keeps other labels apart", () =>
