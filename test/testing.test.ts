@@ -1,12 +1,21 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Layer, Option, Ref, Schema, TestClock } from "effect"
 import { CacheStore, MemoryStore, ReadThrough } from "effect-cachekit"
+import * as Redis from "effect-cachekit/Redis"
+import * as RedisStore from "effect-cachekit/RedisStore"
 import * as Testing from "effect-cachekit/testing"
+import { fixture } from "./harness/fixture.js"
+import { redisServer } from "./harness/redis.js"
 
 const bytes = (s: string) => new TextEncoder().encode(s)
 const text = (v: Option.Option<CacheStore.Value>) => Option.map(v, (b) => new TextDecoder().decode(b as Uint8Array))
 
 const faultyMemory = Effect.flatMap(MemoryStore.make(), Testing.faulty)
+
+const redis = fixture(Effect.gen(function*() {
+  const server = yield* redisServer()
+  return yield* Redis.make({ port: server.port })
+}))
 
 describe("testing: the faulty store", () => {
   it.scoped("starts healthy and passes every operation to the wrapped store", () =>
@@ -156,6 +165,30 @@ describe("testing: the faulty store", () => {
       expect(yield* users.get("1")).toBe("user 1")
       expect(yield* Ref.get(calls)).toBe(2)
       expect((yield* users.stats).storeErrors).toBe(1)
+    }))
+
+  it.scopedLive("over Redis, whose reads complete from a batch callback, a failing get is not bypassed", () =>
+    Effect.gen(function*() {
+      const inner = yield* Effect.provideService(RedisStore.make({ prefix: "faulty" }), Redis.RedisClient, redis())
+      expect(CacheStore.directReadOf(inner)?._tag).toBe("Callback")
+      const { faults, store } = yield* Testing.faulty(inner)
+      expect(store.directRead).toBeUndefined()
+      const calls = yield* Ref.make(0)
+      const users = yield* ReadThrough.make({
+        namespace: "user",
+        value: Schema.String,
+        lookup: (id: string) => Effect.as(Ref.update(calls, (n) => n + 1), `user ${id}`),
+        ttl: "5 minutes"
+      }).pipe(Effect.provideService(CacheStore.CacheStore, store))
+      yield* users.get("1")
+      expect(yield* users.get("1")).toBe("user 1")
+      expect([yield* Ref.get(calls), (yield* users.stats).hits]).toEqual([1, 1])
+      yield* faults.inject(Testing.failure("timeout"), "get")
+      expect(yield* users.get("1")).toBe("user 1")
+      expect(yield* Ref.get(calls)).toBe(2)
+      expect((yield* users.stats).storeErrors).toBe(1)
+      expect((yield* faults.calls).get).toBe(3)
+      yield* store.clear
     }))
 
   it.scoped("layerFaulty wraps the store in context and provides its controller", () =>
