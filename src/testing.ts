@@ -1,13 +1,17 @@
 /**
  * The test kit: what the tests of a program that caches, or of a new store, reach for.
  *
+ * - `storeSuite(runner, name, options)`: the conformance suite of the `CacheStore` contract, the
+ *   one every store of this package passes, to run against a store of your own.
  * - `faulty(store)` / `layerFaulty`: a store wrapper that injects latency, typed failures or
  *   calls that never answer, per operation and switchable while the test runs, so fail-open
  *   paths can be tested over `MemoryStore` without a real server. Latency is `Effect.sleep`:
  *   `TestClock.adjust` moves it.
  *
  * A deep import (`effect-cachekit/testing`), kept out of the main entry point. It depends on no
- * test runner.
+ * test runner: `storeSuite` takes the runner's `describe`, `it` and `expect` as its first
+ * argument, so vitest, `@effect/vitest` and jest work as they are, and nothing of a test runner
+ * is loaded by the package.
  *
  * @since 0.1.0
  */
@@ -15,10 +19,140 @@ import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
 import type { StoreErrorReason } from "./CacheError.js"
 import { CacheStore } from "./CacheStore.js"
 import type * as CacheStoreModule from "./CacheStore.js"
 import * as faultyStore from "./internal/testing/faultyStore.js"
+import * as suite from "./internal/testing/storeSuite.js"
+
+// -------------------------------------------------------------------------------------------------
+// the store conformance suite
+
+/**
+ * The matchers of an `expect` the suite uses; `expect` of vitest and of jest has them.
+ *
+ * @since 0.1.0
+ * @category conformance suite
+ */
+export interface Matchers {
+  /** `Object.is` equality. */
+  toBe(expected: unknown): void
+  /** Deep equality. */
+  toEqual(expected: unknown): void
+  /** Strict equality with `undefined`. */
+  toBeUndefined(): void
+}
+
+/**
+ * The parts of a test runner the suite registers its cases with. Pass vitest's (or
+ * `@effect/vitest`'s, or jest's) `describe`, `it` and `expect` as they are; `import * as vitest
+ * from "vitest"` is one. `it` receives a function that returns a promise, rejected with the
+ * case's own error when the case fails.
+ *
+ * @since 0.1.0
+ * @category conformance suite
+ */
+export interface StoreSuiteRunner {
+  readonly describe: (name: string, body: () => void) => void
+  readonly it: (name: string, body: () => Promise<void>) => void
+  readonly expect: (actual: unknown) => Matchers
+}
+
+/**
+ * The cases of the suite, by id, in the order they run.
+ *
+ * | id | what it checks |
+ * | --- | --- |
+ * | `missing-key` | a missing key reads as none |
+ * | `round-trip` | set then get round-trips bytes, and set overwrites |
+ * | `binary-values` | every byte value, CR LF and NUL |
+ * | `empty-value` | an empty value is a hit, not a miss |
+ * | `large-value` | a large value (512 KiB by default) |
+ * | `hostile-keys` | unicode, whitespace, control characters, 10,000-character keys |
+ * | `empty-key` | the empty key |
+ * | `get-many` | `getMany` aligned with its keys, misses and duplicates included |
+ * | `many-keys` | `setMany`, `getMany`, `deleteMany` over 1,000 keys |
+ * | `set-if-absent` | `setIfAbsent` writes only when absent |
+ * | `set-if-absent-race` | of 100 concurrent `setIfAbsent`, exactly one wins |
+ * | `delete` | `delete` and `deleteMany` report what existed |
+ * | `ttl` | entries expire after their TTL, entries without one do not |
+ * | `zero-ttl` | a TTL of zero or less removes the key |
+ * | `expire` | `expire` sets a TTL on existing keys only |
+ * | `clear` | `clear` removes its prefix's keys and no other prefix's, or fails with `UnsupportedCapability` |
+ * | `keys` | `keys(pattern)` lists matching keys, or fails with `UnsupportedCapability` |
+ * | `direct-read` | a direct read reads exactly what `get` reads |
+ * | `live-values` | live stores keep objects by reference; byte stores refuse them with `EncodeError` |
+ *
+ * @since 0.1.0
+ * @category conformance suite
+ */
+export type StoreSuiteCase = suite.Case
+
+/**
+ * Every case of the suite, in the order they run.
+ *
+ * @since 0.1.0
+ * @category conformance suite
+ */
+export const storeSuiteCases: ReadonlyArray<StoreSuiteCase> = suite.cases
+
+/**
+ * Options of the conformance suite.
+ *
+ * @since 0.1.0
+ * @category conformance suite
+ */
+export interface StoreSuiteOptions {
+  /**
+   * Builds the store under test with the given key prefix, in the scope of one case. Every case
+   * gets a prefix of its own (`clear` checks that neighbouring prefixes are left alone), so the
+   * cases can share one backend, and several processes can too.
+   */
+  readonly make: (prefix: string) => Effect.Effect<CacheStoreModule.Service, unknown, Scope.Scope>
+  /**
+   * `"test"`: the store reads Effect's `Clock` (as the memory store does); the cases run on
+   * `TestClock` and move it. `"real"`: the backend keeps time (Redis, memcached); the cases wait.
+   */
+  readonly clock: "test" | "real"
+  /** The TTL of the expiry cases (default 200 millis); a backend counting whole seconds needs more. */
+  readonly shortTtl?: Duration.DurationInput | undefined
+  /** How long the expiry cases wait for `shortTtl` to pass (default `shortTtl` + 150 millis). */
+  readonly shortTtlWait?: Duration.DurationInput | undefined
+  /** The size of the `large-value` case, in bytes (default 512 KiB). */
+  readonly largeValueBytes?: number | undefined
+  /** The cases to run (default: all of them). */
+  readonly cases?: ReadonlyArray<StoreSuiteCase> | undefined
+}
+
+/**
+ * Registers the `CacheStore` conformance suite, the one every store of this package passes,
+ * with a test runner: one `describe` named after `name`, one `it` per case. Each case runs as an
+ * Effect with its own scope (on `TestContext` when `clock` is `"test"`), and fails with the
+ * runner's assertion error.
+ *
+ * Nonsense options (an unknown case, a non-positive duration or size) throw
+ * `CacheError.InvalidOptions` when `storeSuite` is called.
+ *
+ * @since 0.1.0
+ * @category conformance suite
+ * @example
+ * ```ts
+ * import { MemoryStore } from "effect-cachekit"
+ * import * as Testing from "effect-cachekit/testing"
+ * import { describe, expect, it } from "vitest"
+ *
+ * // a store reading Effect's Clock; a remote store passes clock: "real"
+ * Testing.storeSuite({ describe, expect, it }, "my memory store", {
+ *   make: () => MemoryStore.make({ capacity: 100_000 }),
+ *   clock: "test"
+ * })
+ * ```
+ */
+export const storeSuite: (runner: StoreSuiteRunner, name: string, options: StoreSuiteOptions) => void = suite.storeSuite
+
+// -------------------------------------------------------------------------------------------------
+// fault injection
 
 /**
  * The operations of a store a fault can be set on.

@@ -1,6 +1,14 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Option, Ref, Schema } from "effect"
 import { CacheAside, CacheStore, NoopStore, ReadThrough } from "effect-cachekit"
+import * as Testing from "effect-cachekit/testing"
+import { noopCases } from "./utils.js"
+
+Testing.storeSuite({ describe, expect, it }, "NoopStore", {
+  make: () => Effect.sync(() => NoopStore.make()),
+  clock: "test",
+  cases: noopCases
+})
 
 const bytes = (s: string) => new TextEncoder().encode(s)
 

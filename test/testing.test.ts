@@ -1,11 +1,12 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Layer, Option, Ref, Schema, TestClock } from "effect"
-import { CacheStore, MemoryStore, ReadThrough } from "effect-cachekit"
+import { Effect, Exit, Fiber, Layer, Option, Ref, Runtime, Schema, TestClock } from "effect"
+import { CacheStore, MemoryStore, NoopStore, ReadThrough } from "effect-cachekit"
 import * as Redis from "effect-cachekit/Redis"
 import * as RedisStore from "effect-cachekit/RedisStore"
 import * as Testing from "effect-cachekit/testing"
 import { fixture } from "./harness/fixture.js"
 import { redisServer } from "./harness/redis.js"
+import { noopCases } from "./utils.js"
 
 const bytes = (s: string) => new TextEncoder().encode(s)
 const text = (v: Option.Option<CacheStore.Value>) => Option.map(v, (b) => new TextDecoder().decode(b as Uint8Array))
@@ -201,4 +202,70 @@ describe("testing: the faulty store", () => {
       expect(yield* Effect.flip(store.get("k"))).toMatchObject({ reason: "unavailable", store: "memory" })
       expect((yield* faults.calls).get).toBe(1)
     }).pipe(Effect.provide(Testing.layerFaulty.pipe(Layer.provide(MemoryStore.layer())))))
+})
+
+/** A runner that keeps the cases the suite registers, to run them by hand. */
+const collecting = () => {
+  const registered: Array<{ readonly title: string; readonly run: () => Promise<void> }> = []
+  const names: Array<string> = []
+  const runner: Testing.StoreSuiteRunner = {
+    describe: (name, body) => {
+      names.push(name)
+      body()
+    },
+    it: (title, run) => void registered.push({ title, run }),
+    expect
+  }
+  return { names, registered, runner }
+}
+
+describe("testing: the store conformance suite", () => {
+  it("registers one describe named after the store and one case per id, in order", () => {
+    const { names, registered, runner } = collecting()
+    Testing.storeSuite(runner, "some store", { make: () => MemoryStore.make(), clock: "test" })
+    expect(names).toEqual(["CacheStore conformance: some store"])
+    expect(registered.length).toBe(Testing.storeSuiteCases.length)
+    const only = collecting()
+    Testing.storeSuite(only.runner, "some store", { make: () => MemoryStore.make(), clock: "test", cases: ["ttl"] })
+    expect(only.registered.map((c) => c.title)).toEqual([
+      "entries expire after their TTL; entries without a TTL do not"
+    ])
+  })
+
+  it("passes the memory store, run through a runner of its own", async () => {
+    const { registered, runner } = collecting()
+    Testing.storeSuite(runner, "memory", { make: () => MemoryStore.make(), clock: "test" })
+    for (const test of registered) await test.run()
+    expect(registered.length).toBe(Testing.storeSuiteCases.length)
+  })
+
+  it("fails a store that keeps nothing on every case but the ones that never read back a write", async () => {
+    const { registered, runner } = collecting()
+    Testing.storeSuite(runner, "noop", { make: () => Effect.sync(() => NoopStore.make()), clock: "test" })
+    const passed: Array<string> = []
+    const failures: Array<unknown> = []
+    for (const [i, test] of registered.entries()) {
+      await test.run().then(() => void passed.push(Testing.storeSuiteCases[i]!), (error) => void failures.push(error))
+    }
+    expect(passed).toEqual(noopCases)
+    // a failing case rejects with its own error (the assertion error, mostly), not a wrapper around it
+    expect(failures.length).toBe(Testing.storeSuiteCases.length - noopCases.length)
+    expect(failures.every((e) => e instanceof Error && !Runtime.isFiberFailure(e))).toBe(true)
+    expect(failures.filter((e) => e instanceof Error && e.name === "AssertionError").length).toBeGreaterThan(10)
+  })
+
+  it("rejects nonsense options with InvalidOptions", () => {
+    const { runner } = collecting()
+    const make = () => MemoryStore.make()
+    const run = (options: Partial<Testing.StoreSuiteOptions>) => () =>
+      Testing.storeSuite(runner, "x", { make, clock: "test", ...options } as Testing.StoreSuiteOptions)
+    expect(run({ clock: "fake" as never })).toThrow(
+      /testing.storeSuite: invalid options: clock must be "test" or "real"/
+    )
+    expect(run({ cases: ["ttl", "nope" as never] })).toThrow(/unknown case "nope"/)
+    expect(run({ shortTtl: 0 })).toThrow(/shortTtl must be greater than zero/)
+    expect(run({ shortTtlWait: -5 })).toThrow(/shortTtlWait must be greater than zero/)
+    expect(run({ largeValueBytes: 1.5 })).toThrow(/largeValueBytes must be a positive integer/)
+    expect(run({ make: undefined as never })).toThrow(/make is required/)
+  })
 })
