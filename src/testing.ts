@@ -87,7 +87,26 @@ export interface StoreSuiteRunner {
  * @since 0.1.0
  * @category conformance suite
  */
-export type StoreSuiteCase = suite.Case
+export type StoreSuiteCase =
+  | "missing-key"
+  | "round-trip"
+  | "binary-values"
+  | "empty-value"
+  | "large-value"
+  | "hostile-keys"
+  | "empty-key"
+  | "get-many"
+  | "many-keys"
+  | "set-if-absent"
+  | "set-if-absent-race"
+  | "delete"
+  | "ttl"
+  | "zero-ttl"
+  | "expire"
+  | "clear"
+  | "keys"
+  | "direct-read"
+  | "live-values"
 
 /**
  * Every case of the suite, in the order they run.
@@ -160,7 +179,17 @@ export const storeSuite: (runner: StoreSuiteRunner, name: string, options: Store
  * @since 0.1.0
  * @category fault injection
  */
-export type Operation = faultyStore.Operation
+export type Operation =
+  | "get"
+  | "getMany"
+  | "set"
+  | "setMany"
+  | "setIfAbsent"
+  | "delete"
+  | "deleteMany"
+  | "expire"
+  | "clear"
+  | "keys"
 
 /**
  * Every operation, in the order of the `CacheStore` contract.
@@ -177,7 +206,16 @@ export const operations: ReadonlyArray<Operation> = faultyStore.operations
  * @since 0.1.0
  * @category fault injection
  */
-export type Fault = faultyStore.Fault
+export type Fault =
+  | { readonly _tag: "Healthy" }
+  | { readonly _tag: "Latency"; readonly latency: Duration.Duration }
+  | {
+    readonly _tag: "Failure"
+    readonly reason: StoreErrorReason
+    readonly after: Duration.Duration
+    readonly detail: string
+  }
+  | { readonly _tag: "BlackHole" }
 
 /**
  * No fault: the operation goes straight to the wrapped store.

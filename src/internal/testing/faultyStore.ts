@@ -1,46 +1,27 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import type { StoreErrorReason, StoreFailure } from "../../CacheError.js"
-import { InvalidOptions, StoreError } from "../../CacheError.js"
+import type { StoreFailure } from "../../CacheError.js"
+import { InvalidOptions, StoreError, StoreErrorReason } from "../../CacheError.js"
 import type * as CacheStore from "../../CacheStore.js"
+import type { Fault, FaultController, Operation } from "../../testing.js"
 import { decodePositive } from "../ttl.js"
 
-/** @internal */
-export const operations = [
-  "get",
-  "getMany",
-  "set",
-  "setMany",
-  "setIfAbsent",
-  "delete",
-  "deleteMany",
-  "expire",
-  "clear",
-  "keys"
-] as const
-
-/** @internal */
-export type Operation = (typeof operations)[number]
-
-/** @internal */
-export type Fault =
-  | { readonly _tag: "Healthy" }
-  | { readonly _tag: "Latency"; readonly latency: Duration.Duration }
-  | {
-    readonly _tag: "Failure"
-    readonly reason: StoreErrorReason
-    readonly after: Duration.Duration
-    readonly detail: string
-  }
-  | { readonly _tag: "BlackHole" }
-
-/** @internal */
-export interface Controller {
-  readonly inject: (fault: Fault, on?: Operation | Iterable<Operation>) => Effect.Effect<void>
-  readonly heal: (on?: Operation | Iterable<Operation>) => Effect.Effect<void>
-  readonly faultOf: (operation: Operation) => Effect.Effect<Fault>
-  readonly calls: Effect.Effect<Readonly<Record<Operation, number>>>
+// a record, so that the compiler checks the list against the `Operation` type, both ways
+const everyOperation: Record<Operation, true> = {
+  get: true,
+  getMany: true,
+  set: true,
+  setMany: true,
+  setIfAbsent: true,
+  delete: true,
+  deleteMany: true,
+  expire: true,
+  clear: true,
+  keys: true
 }
+
+/** @internal */
+export const operations = Object.keys(everyOperation) as ReadonlyArray<Operation>
 
 const COMPONENT = "testing.faulty"
 
@@ -56,7 +37,7 @@ export const latency = (duration: Duration.DurationInput): Fault => ({
   latency: decodePositive(COMPONENT, "latency", duration)
 })
 
-const reasons: ReadonlyArray<string> = ["connection", "timeout", "command", "protocol", "unavailable"]
+const reasons: ReadonlyArray<string> = StoreErrorReason.literals
 
 /** @internal */
 export const failure = (
@@ -96,7 +77,7 @@ const isFault = (u: unknown): u is Fault => {
 const operationsOf = (on: Operation | Iterable<Operation> | undefined): ReadonlyArray<Operation> => {
   const list: ReadonlyArray<string> = on === undefined ? operations : typeof on === "string" ? [on] : Array.from(on)
   for (const operation of list) {
-    if (!(operations as ReadonlyArray<string>).includes(operation)) {
+    if (!Object.hasOwn(everyOperation, operation)) {
       throw new InvalidOptions({
         component: COMPONENT,
         detail: `unknown operation ${JSON.stringify(operation)}; the operations are ${operations.join(", ")}`
@@ -114,7 +95,7 @@ const operationsOf = (on: Operation | Iterable<Operation> | undefined): Readonly
  */
 export const make = (
   inner: CacheStore.Service
-): { readonly store: CacheStore.Service; readonly faults: Controller } => {
+): { readonly store: CacheStore.Service; readonly faults: FaultController } => {
   const current = new Map<Operation, Fault>()
   const counts = Object.fromEntries(operations.map((operation) => [operation, 0])) as Record<Operation, number>
 
@@ -154,7 +135,7 @@ export const make = (
     keys: (pattern) => guard("keys", inner.keys(pattern))
   }
 
-  const faults: Controller = {
+  const faults: FaultController = {
     inject: (fault, on) => {
       if (!isFault(fault)) {
         throw new InvalidOptions({ component: COMPONENT, detail: "inject takes a fault made by this module" })

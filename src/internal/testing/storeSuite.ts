@@ -9,57 +9,34 @@ import * as TestContext from "effect/TestContext"
 import { InvalidOptions } from "../../CacheError.js"
 import * as CacheStore from "../../CacheStore.js"
 import type { Value } from "../../CacheStore.js"
+import type { StoreSuiteCase, StoreSuiteOptions, StoreSuiteRunner } from "../../testing.js"
 import { decodePositive } from "../ttl.js"
 
-/** The matchers the suite uses, as `expect` of vitest or jest has them. @internal */
-export interface Matchers {
-  toBe(expected: unknown): void
-  toEqual(expected: unknown): void
-  toBeUndefined(): void
+// a record, so that the compiler checks the list against the `StoreSuiteCase` type, both ways
+const everyCase: Record<StoreSuiteCase, true> = {
+  "missing-key": true,
+  "round-trip": true,
+  "binary-values": true,
+  "empty-value": true,
+  "large-value": true,
+  "hostile-keys": true,
+  "empty-key": true,
+  "get-many": true,
+  "many-keys": true,
+  "set-if-absent": true,
+  "set-if-absent-race": true,
+  "delete": true,
+  "ttl": true,
+  "zero-ttl": true,
+  "expire": true,
+  "clear": true,
+  "keys": true,
+  "direct-read": true,
+  "live-values": true
 }
 
-/** The parts of a test runner the suite needs. @internal */
-export interface Runner {
-  readonly describe: (name: string, body: () => void) => void
-  readonly it: (name: string, body: () => Promise<void>) => void
-  readonly expect: (actual: unknown) => Matchers
-}
-
-/** @internal */
-export interface Options {
-  readonly make: (prefix: string) => Effect.Effect<CacheStore.Service, unknown, Scope.Scope>
-  readonly clock: "test" | "real"
-  readonly shortTtl?: Duration.DurationInput | undefined
-  readonly shortTtlWait?: Duration.DurationInput | undefined
-  readonly largeValueBytes?: number | undefined
-  readonly cases?: ReadonlyArray<Case> | undefined
-}
-
-/** @internal */
-export const cases = [
-  "missing-key",
-  "round-trip",
-  "binary-values",
-  "empty-value",
-  "large-value",
-  "hostile-keys",
-  "empty-key",
-  "get-many",
-  "many-keys",
-  "set-if-absent",
-  "set-if-absent-race",
-  "delete",
-  "ttl",
-  "zero-ttl",
-  "expire",
-  "clear",
-  "keys",
-  "direct-read",
-  "live-values"
-] as const
-
-/** @internal */
-export type Case = (typeof cases)[number]
+/** The case ids, in the order the cases run. @internal */
+export const cases = Object.keys(everyCase) as ReadonlyArray<StoreSuiteCase>
 
 const COMPONENT = "testing.storeSuite"
 
@@ -88,7 +65,7 @@ const runCase = (effect: Effect.Effect<void, unknown, Scope.Scope>, clock: "test
     throw error instanceof Error ? error : new Error(Cause.pretty(exit.cause))
   })
 
-const validate = (options: Options): ReadonlySet<Case> => {
+const validate = (options: StoreSuiteOptions): ReadonlySet<StoreSuiteCase> => {
   if (typeof options.make !== "function") throw new InvalidOptions({ component: COMPONENT, detail: "make is required" })
   if (options.clock !== "test" && options.clock !== "real") {
     throw new InvalidOptions({
@@ -107,7 +84,7 @@ const validate = (options: Options): ReadonlySet<Case> => {
   }
   const selected = options.cases ?? cases
   for (const id of selected) {
-    if (!(cases as ReadonlyArray<string>).includes(id)) {
+    if (!Object.hasOwn(everyCase, id)) {
       throw new InvalidOptions({ component: COMPONENT, detail: `unknown case ${JSON.stringify(id)}` })
     }
   }
@@ -115,7 +92,7 @@ const validate = (options: Options): ReadonlySet<Case> => {
 }
 
 /** @internal */
-export const storeSuite = (runner: Runner, name: string, options: Options): void => {
+export const storeSuite = (runner: StoreSuiteRunner, name: string, options: StoreSuiteOptions): void => {
   const selected = validate(options)
   const { expect } = runner
   const live = options.clock === "real"
@@ -128,9 +105,13 @@ export const storeSuite = (runner: Runner, name: string, options: Options): void
   ) => Effect.scoped(Effect.flatMap(options.make(uniquePrefix(label)), body))
 
   const registered: Array<
-    { readonly id: Case; readonly title: string; readonly run: () => Effect.Effect<void, unknown, Scope.Scope> }
+    {
+      readonly id: StoreSuiteCase
+      readonly title: string
+      readonly run: () => Effect.Effect<void, unknown, Scope.Scope>
+    }
   > = []
-  const add = <A, E>(id: Case, title: string, run: () => Effect.Effect<A, E, Scope.Scope>) => {
+  const add = <A, E>(id: StoreSuiteCase, title: string, run: () => Effect.Effect<A, E, Scope.Scope>) => {
     registered.push({ id, title, run: () => Effect.asVoid(run()) })
   }
 
