@@ -2,13 +2,21 @@
  * Cache metrics as Effect `Metric`s, tagged with the cache namespace and the store name, plus the
  * per-cache `Stats` snapshot that strategies return from `stats`.
  *
- * Every metric is an ordinary Effect metric: export them with `@effect/opentelemetry` or read
- * them with `Metric.value`.
+ * Every metric is an ordinary Effect metric: export them with `@effect/opentelemetry`, serve them
+ * as Prometheus text with `prometheus`, or read one cache's counters with `snapshot`.
+ *
+ * Reading a counter with `Metric.value` needs its tags in the exact order the metric was
+ * updated with (`namespace`, then `store`): tags given in another order name another, empty
+ * metric. `snapshot` and `storeSnapshot` match tags by name, in any order, and never register a
+ * metric.
  *
  * @since 0.1.0
  */
+import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
+import type * as MetricPair from "effect/MetricPair"
+import * as internal from "./internal/metrics.js"
 
 /**
  * Reads that found a fresh entry.
@@ -16,7 +24,7 @@ import * as MetricBoundaries from "effect/MetricBoundaries"
  * @since 0.1.0
  * @category metrics
  */
-export const hits = Metric.counter("effect_cachekit_hits_total", {
+export const hits = Metric.counter(internal.names.hits, {
   description: "Cache reads served from a fresh entry",
   incremental: true
 })
@@ -27,7 +35,7 @@ export const hits = Metric.counter("effect_cachekit_hits_total", {
  * @since 0.1.0
  * @category metrics
  */
-export const misses = Metric.counter("effect_cachekit_misses_total", {
+export const misses = Metric.counter(internal.names.misses, {
   description: "Cache reads that found no usable entry",
   incremental: true
 })
@@ -38,7 +46,7 @@ export const misses = Metric.counter("effect_cachekit_misses_total", {
  * @since 0.1.0
  * @category metrics
  */
-export const staleHits = Metric.counter("effect_cachekit_stale_hits_total", {
+export const staleHits = Metric.counter(internal.names.staleHits, {
   description: "Cache reads served from a stale entry (stale-while-revalidate)",
   incremental: true
 })
@@ -49,7 +57,7 @@ export const staleHits = Metric.counter("effect_cachekit_stale_hits_total", {
  * @since 0.1.0
  * @category metrics
  */
-export const loads = Metric.counter("effect_cachekit_loads_total", {
+export const loads = Metric.counter(internal.names.loads, {
   description: "Loader runs",
   incremental: true
 })
@@ -60,7 +68,7 @@ export const loads = Metric.counter("effect_cachekit_loads_total", {
  * @since 0.1.0
  * @category metrics
  */
-export const loadFailures = Metric.counter("effect_cachekit_load_failures_total", {
+export const loadFailures = Metric.counter(internal.names.loadFailures, {
   description: "Loader runs that failed",
   incremental: true
 })
@@ -71,7 +79,7 @@ export const loadFailures = Metric.counter("effect_cachekit_load_failures_total"
  * @since 0.1.0
  * @category metrics
  */
-export const decodeFailures = Metric.counter("effect_cachekit_decode_failures_total", {
+export const decodeFailures = Metric.counter(internal.names.decodeFailures, {
   description: "Stored entries that failed to decode and were dropped",
   incremental: true
 })
@@ -82,7 +90,7 @@ export const decodeFailures = Metric.counter("effect_cachekit_decode_failures_to
  * @since 0.1.0
  * @category metrics
  */
-export const encodeFailures = Metric.counter("effect_cachekit_encode_failures_total", {
+export const encodeFailures = Metric.counter(internal.names.encodeFailures, {
   description: "Values that could not be encoded and were not cached",
   incremental: true
 })
@@ -93,7 +101,7 @@ export const encodeFailures = Metric.counter("effect_cachekit_encode_failures_to
  * @since 0.1.0
  * @category metrics
  */
-export const storeErrors = Metric.counter("effect_cachekit_store_errors_total", {
+export const storeErrors = Metric.counter(internal.names.storeErrors, {
   description: "Failed store operations",
   incremental: true
 })
@@ -104,7 +112,7 @@ export const storeErrors = Metric.counter("effect_cachekit_store_errors_total", 
  * @since 0.1.0
  * @category metrics
  */
-export const evictions = Metric.counter("effect_cachekit_evictions_total", {
+export const evictions = Metric.counter(internal.names.evictions, {
   description: "Entries evicted to make room",
   incremental: true
 })
@@ -115,7 +123,7 @@ export const evictions = Metric.counter("effect_cachekit_evictions_total", {
  * @since 0.1.0
  * @category metrics
  */
-export const entries = Metric.gauge("effect_cachekit_entries", {
+export const entries = Metric.gauge(internal.names.entries, {
   description: "Entries held by an in-memory store"
 })
 
@@ -125,7 +133,7 @@ export const entries = Metric.gauge("effect_cachekit_entries", {
  * @since 0.1.0
  * @category metrics
  */
-export const bytes = Metric.gauge("effect_cachekit_bytes", {
+export const bytes = Metric.gauge(internal.names.bytes, {
   description: "Approximate bytes held by an in-memory store"
 })
 
@@ -136,7 +144,7 @@ export const bytes = Metric.gauge("effect_cachekit_bytes", {
  * @category metrics
  */
 export const loadDuration = Metric.histogram(
-  "effect_cachekit_load_duration_seconds",
+  internal.names.loadDuration,
   MetricBoundaries.exponential({ start: 0.0005, factor: 2, count: 16 }),
   "Loader run time in seconds"
 )
@@ -161,3 +169,140 @@ export interface Stats {
   /** (hits + stale hits) / reads, 0 when nothing was read. */
   readonly hitRate: number
 }
+
+/**
+ * Labels that pick one cache: its namespace and the name of its store.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Labels {
+  readonly namespace: string
+  readonly store: string
+}
+
+/**
+ * The counters of one namespace over one store, read from the process-wide metrics: the sums of
+ * every cache of the program with these labels since the process started (where `stats` on a
+ * handle counts that handle alone since it was made). A namespace nothing has counted yet reads
+ * as zeros.
+ *
+ * @since 0.1.0
+ * @category reading
+ * @example
+ * ```ts
+ * import { CacheMetrics, MemoryStore, ReadThrough } from "effect-cachekit"
+ * import { Effect, Schema } from "effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   const users = yield* ReadThrough.make({
+ *     namespace: "user",
+ *     value: Schema.String,
+ *     lookup: (id: string) => Effect.succeed(`user ${id}`),
+ *     ttl: "5 minutes"
+ *   })
+ *   yield* users.get("1")
+ *   yield* users.get("1")
+ *   const stats = yield* CacheMetrics.snapshot({ namespace: "user", store: "memory" })
+ *   return stats.hitRate // 0.5: one miss, then one hit
+ * })
+ *
+ * Effect.runPromise(program.pipe(Effect.scoped, Effect.provide(MemoryStore.layer())))
+ * ```
+ */
+export const snapshot = (labels: Labels): Effect.Effect<Stats> =>
+  Effect.map(Metric.snapshot, (pairs) => {
+    const counts = internal.sumFields(pairs, internal.namespaceFields, [
+      ["namespace", labels.namespace],
+      ["store", labels.store]
+    ])
+    const reads = counts.hits + counts.staleHits + counts.misses
+    return {
+      namespace: labels.namespace,
+      store: labels.store,
+      ...counts,
+      hitRate: reads === 0 ? 0 : (counts.hits + counts.staleHits) / reads
+    }
+  })
+
+/**
+ * What a bounded in-memory store reports about itself.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StoreStats {
+  readonly store: string
+  /** Entries evicted to make room since the process started. */
+  readonly evictions: number
+  /** Entries held now. */
+  readonly entries: number
+  /** Approximate bytes held now. */
+  readonly bytes: number
+}
+
+/**
+ * The store-level metrics of one store name (`evictions`, `entries`, `bytes`; the memory store
+ * reports them). A store that reported nothing reads as zeros.
+ *
+ * @since 0.1.0
+ * @category reading
+ * @example
+ * ```ts
+ * import { CacheMetrics } from "effect-cachekit"
+ * import { Effect } from "effect"
+ *
+ * const report = Effect.map(CacheMetrics.storeSnapshot("memory"), (s) => `${s.entries} entries, ${s.bytes} bytes`)
+ * ```
+ */
+export const storeSnapshot = (store: string): Effect.Effect<StoreStats> =>
+  Effect.map(
+    Metric.snapshot,
+    (pairs) => ({ store, ...internal.sumFields(pairs, internal.storeFields, [["store", store]]) })
+  )
+
+/**
+ * Renders metric pairs (from `Metric.snapshot`) in the Prometheus text exposition format
+ * (version 0.0.4, served as `text/plain; version=0.0.4`): a `# HELP` and `# TYPE` header per
+ * metric name, one sample per label set, sorted. Histograms give cumulative `_bucket` lines
+ * (ending with `le="+Inf"`), `_sum` and `_count`; summaries their quantiles, `_sum` and `_count`;
+ * frequencies become counters with one sample per occurrence, labelled `key`. Names and label
+ * names outside Prometheus's alphabet have the other characters replaced by `_`; label values
+ * are escaped.
+ *
+ * Use it to serve every metric of the program, the package's and your own, from one endpoint.
+ *
+ * @since 0.1.0
+ * @category exporting
+ * @example
+ * ```ts
+ * import { CacheMetrics } from "effect-cachekit"
+ * import { Effect, Metric } from "effect"
+ *
+ * const everything: Effect.Effect<string> = Effect.map(Metric.snapshot, CacheMetrics.formatPrometheus)
+ * ```
+ */
+export const formatPrometheus: (pairs: Iterable<MetricPair.MetricPair.Untyped>) => string = internal.formatPrometheus
+
+/**
+ * Every metric of effect-cachekit (names starting `effect_cachekit_`) as Prometheus text: what a
+ * `/metrics` endpoint serves.
+ *
+ * @since 0.1.0
+ * @category exporting
+ * @example
+ * ```ts
+ * import { HttpServerResponse } from "@effect/platform"
+ * import { CacheMetrics } from "effect-cachekit"
+ * import { Effect } from "effect"
+ *
+ * const metricsResponse = Effect.map(
+ *   CacheMetrics.prometheus,
+ *   (text) => HttpServerResponse.text(text, { contentType: "text/plain; version=0.0.4" })
+ * )
+ * ```
+ */
+export const prometheus: Effect.Effect<string> = Effect.map(
+  Metric.snapshot,
+  (pairs) => internal.formatPrometheus(pairs.filter((pair) => pair.metricKey.name.startsWith(internal.PREFIX)))
+)

@@ -45,6 +45,11 @@ export * as MemoryStore from "./MemoryStore.js"
 /**
  * @since 0.1.0
  */
+export * as NoopStore from "./NoopStore.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as ReadThrough from "./ReadThrough.js"
 
 /**

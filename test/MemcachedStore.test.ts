@@ -9,11 +9,11 @@ import { CacheStore } from "effect-cachekit/CacheStore"
 import type { Value } from "effect-cachekit/CacheStore"
 import * as HashRing from "effect-cachekit/HashRing"
 import * as MemcachedStore from "effect-cachekit/MemcachedStore"
+import * as Testing from "effect-cachekit/testing"
 import { useMemcached } from "./harness/memcached-fixture.js"
 import { rawCommand, startMemcached, startMemcacheds } from "./harness/memcached.js"
 import { eventually } from "./harness/process.js"
 import { freePort } from "./harness/process.js"
-import { storeSuite } from "./store-suite.js"
 
 const servers = useMemcached(3)
 const addresses = () => servers().map((s) => s.address)
@@ -22,12 +22,12 @@ const addresses = () => servers().map((s) => s.address)
 // deadline, so a 1 s TTL can lapse at once; 2 s leaves at least one full second.
 const ttlOptions = { clock: "real", shortTtl: "2 seconds", shortTtlWait: "2300 millis" } as const
 
-storeSuite("memcached, one server", {
+Testing.storeSuite({ describe, expect, it }, "memcached, one server", {
   make: (prefix) => MemcachedStore.make({ servers: [addresses()[0]!], prefix }),
   ...ttlOptions
 })
 
-storeSuite("memcached, ring of three", {
+Testing.storeSuite({ describe, expect, it }, "memcached, ring of three", {
   make: (prefix) => MemcachedStore.make({ servers: addresses(), prefix }),
   ...ttlOptions
 })

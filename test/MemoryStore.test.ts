@@ -1,10 +1,16 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Config, ConfigProvider, Effect, Exit, Layer, Metric, Option, TestClock } from "effect"
 import { CacheMetrics, CacheStore, MemoryStore } from "effect-cachekit"
-import { storeSuite } from "./store-suite.js"
+import * as Testing from "effect-cachekit/testing"
 
-storeSuite("MemoryStore (lru)", { make: () => MemoryStore.make({ eviction: "lru" }), clock: "test" })
-storeSuite("MemoryStore (w-tinylfu)", { make: () => MemoryStore.make({ eviction: "w-tinylfu" }), clock: "test" })
+Testing.storeSuite({ describe, expect, it }, "MemoryStore (lru)", {
+  make: () => MemoryStore.make({ eviction: "lru" }),
+  clock: "test"
+})
+Testing.storeSuite({ describe, expect, it }, "MemoryStore (w-tinylfu)", {
+  make: () => MemoryStore.make({ eviction: "w-tinylfu" }),
+  clock: "test"
+})
 
 const bytes = (s: string) => new TextEncoder().encode(s)
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Duration, Effect, Exit, Fiber, Layer, Metric, Option, Ref, Schema, TestClock, Tracer } from "effect"
 import { CacheError, CacheMetrics, CacheStore, MemoryStore, ReadThrough, Ttl } from "effect-cachekit"
-import { faultyStore } from "./utils.js"
+import * as Testing from "effect-cachekit/testing"
 
 const User = Schema.Struct({ id: Schema.String, name: Schema.String, joined: Schema.DateFromString })
 type User = typeof User.Type
@@ -192,19 +192,19 @@ describe("ReadThrough", () => {
   it.scoped("a failing store falls back to the loader and counts the errors", () =>
     Effect.gen(function*() {
       const { calls, lookup } = yield* counting
-      const { store, failing } = yield* faultyStore
+      const { faults, store } = yield* Effect.flatMap(MemoryStore.make(), Testing.faulty)
       const users = yield* ReadThrough.make({ namespace: "user", value: User, lookup, ttl: "5 minutes" }).pipe(
         Effect.provideService(CacheStore.CacheStore, store)
       )
       yield* users.get("a")
       yield* users.get("a")
       expect(yield* Ref.get(calls)).toBe(1)
-      yield* Ref.set(failing, true)
+      yield* faults.inject(Testing.failure("connection"))
       expect(yield* users.get("a")).toEqual(user("a"))
       expect(yield* users.get("b")).toEqual(user("b"))
       expect(yield* Ref.get(calls)).toBe(3)
       expect((yield* users.stats).storeErrors).toBe(4) // two reads, two writes
-      yield* Ref.set(failing, false)
+      yield* faults.heal()
       yield* users.get("a")
       expect(yield* Ref.get(calls)).toBe(3)
     }))
@@ -212,7 +212,7 @@ describe("ReadThrough", () => {
   it.scoped("onStoreError: \"fail\" surfaces store failures as StoreError", () =>
     Effect.gen(function*() {
       const { lookup } = yield* counting
-      const { failing, store } = yield* faultyStore
+      const { faults, store } = yield* Effect.flatMap(MemoryStore.make(), Testing.faulty)
       const users = yield* ReadThrough.make({
         namespace: "user",
         value: User,
@@ -220,7 +220,7 @@ describe("ReadThrough", () => {
         ttl: "5 minutes",
         onStoreError: "fail"
       }).pipe(Effect.provideService(CacheStore.CacheStore, store))
-      yield* Ref.set(failing, true)
+      yield* faults.inject(Testing.failure("connection"))
       const error = yield* Effect.flip(users.get("a"))
       expect(error._tag).toBe("StoreError")
     }))

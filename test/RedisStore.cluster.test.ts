@@ -5,10 +5,10 @@ import type { Value } from "effect-cachekit/CacheStore"
 import * as ReadThrough from "effect-cachekit/ReadThrough"
 import * as Redis from "effect-cachekit/Redis"
 import * as RedisStore from "effect-cachekit/RedisStore"
+import * as Testing from "effect-cachekit/testing"
 import { fixture } from "./harness/fixture.js"
 import { eventually } from "./harness/process.js"
 import { redisCli, redisCluster } from "./harness/redis.js"
-import { storeSuite } from "./store-suite.js"
 
 const env = fixture(Effect.gen(function*() {
   const cluster = yield* redisCluster()
@@ -21,7 +21,10 @@ const text = (v: Option.Option<Value>) => Option.map(v, (b) => new TextDecoder()
 const storeWith = (options: RedisStore.Options) =>
   Effect.provideService(RedisStore.make(options), Redis.RedisClient, env().redis)
 
-storeSuite("redis cluster", { clock: "real", make: (prefix) => storeWith({ prefix }) })
+Testing.storeSuite({ describe, expect, it }, "redis cluster", {
+  clock: "real",
+  make: (prefix) => storeWith({ prefix })
+})
 
 const dbsize = (port: number) => Effect.map(redisCli(port, "dbsize"), (s) => Number(s.trim()))
 

@@ -3,10 +3,10 @@ import { Clock, Effect, Either, Option } from "effect"
 import type { Value } from "effect-cachekit/CacheStore"
 import * as Redis from "effect-cachekit/Redis"
 import * as RedisStore from "effect-cachekit/RedisStore"
+import * as Testing from "effect-cachekit/testing"
 import { fixture } from "./harness/fixture.js"
 import { eventually } from "./harness/process.js"
 import { redisCli, redisSentinel } from "./harness/redis.js"
-import { storeSuite } from "./store-suite.js"
 
 const env = fixture(Effect.gen(function*() {
   const group = yield* redisSentinel()
@@ -22,7 +22,10 @@ const text = (v: Option.Option<Value>) => Option.map(v, (b) => new TextDecoder()
 const storeWith = (options: RedisStore.Options) =>
   Effect.provideService(RedisStore.make(options), Redis.RedisClient, env().redis)
 
-storeSuite("redis sentinel", { clock: "real", make: (prefix) => storeWith({ prefix }) })
+Testing.storeSuite({ describe, expect, it }, "redis sentinel", {
+  clock: "real",
+  make: (prefix) => storeWith({ prefix })
+})
 
 describe("RedisStore through Redis Sentinel", () => {
   it.live("the store writes to the master the sentinels name", () =>

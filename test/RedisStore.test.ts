@@ -7,10 +7,10 @@ import type { Value } from "effect-cachekit/CacheStore"
 import * as ReadThrough from "effect-cachekit/ReadThrough"
 import * as Redis from "effect-cachekit/Redis"
 import * as RedisStore from "effect-cachekit/RedisStore"
+import * as Testing from "effect-cachekit/testing"
 import { Redis as IoRedis } from "ioredis"
 import { fixture } from "./harness/fixture.js"
 import { redisCli, redisServer } from "./harness/redis.js"
-import { storeSuite } from "./store-suite.js"
 
 const env = fixture(Effect.gen(function*() {
   const server = yield* redisServer()
@@ -24,12 +24,12 @@ const env = fixture(Effect.gen(function*() {
 const bytes = (s: string) => new TextEncoder().encode(s)
 const text = (v: Option.Option<Value>) => Option.map(v, (b) => new TextDecoder().decode(b as Uint8Array))
 
-storeSuite("redis standalone", {
+Testing.storeSuite({ describe, expect, it }, "redis standalone", {
   clock: "real",
   make: (prefix) => Effect.provideService(RedisStore.make({ prefix }), Redis.RedisClient, env().redis)
 })
 
-storeSuite("redis standalone, gets not batched, no auto-pipelining", {
+Testing.storeSuite({ describe, expect, it }, "redis standalone, gets not batched, no auto-pipelining", {
   clock: "real",
   make: (prefix) => Effect.provideService(RedisStore.make({ prefix, batchGets: false }), Redis.RedisClient, env().plain)
 })

@@ -12,9 +12,10 @@ import { Cache, CacheAside, CacheMetrics, CacheStore, MemoryStore, ReadThrough }
 import type { CacheError } from "effect-cachekit"
 import * as Redis from "effect-cachekit/Redis"
 import * as RedisStore from "effect-cachekit/RedisStore"
+import * as Testing from "effect-cachekit/testing"
 import { fixture } from "./harness/fixture.js"
 import { redisServer } from "./harness/redis.js"
-import { bytesOnlyStore, faultyStoreOver } from "./utils.js"
+import { bytesOnlyStore } from "./utils.js"
 
 const redis = fixture(Effect.gen(function*() {
   const server = yield* redisServer()
@@ -540,7 +541,7 @@ describe("pipeline: a store that fails", () => {
     it.scoped(`${strategy.name}: reads fall back to the loader while the store is down, and recover`, () =>
       Effect.gen(function*() {
         const { calls, lookup } = yield* counting
-        const { store, failing } = yield* faultyStoreOver(MemoryStore.make())
+        const { faults, store } = yield* Effect.flatMap(MemoryStore.make(), Testing.faulty)
         const cache = yield* strategy.make({ namespace: "item", value: Item, lookup, ttl: "5 minutes" }).pipe(
           Effect.provideService(CacheStore.CacheStore, store)
         )
@@ -548,10 +549,10 @@ describe("pipeline: a store that fails", () => {
         yield* get("a")
         yield* get("a")
         expect(yield* Ref.get(calls)).toBe(1)
-        yield* Ref.set(failing, true)
+        yield* faults.inject(Testing.failure("connection"))
         expect(yield* get("a")).toEqual(item("a"))
         expect(yield* Ref.get(calls)).toBe(2)
-        yield* Ref.set(failing, false)
+        yield* faults.heal()
         yield* get("a")
         expect(yield* Ref.get(calls)).toBe(2)
       }))

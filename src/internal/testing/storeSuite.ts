@@ -1,37 +1,98 @@
-/**
- * The store conformance suite: one function, run by every store in the project against a real
- * backend. A store passes when every operation of the `CacheStore` contract behaves the same as
- * on every other store.
- */
-import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Option, TestClock } from "effect"
-import type { Scope } from "effect"
-import { CacheStore } from "effect-cachekit"
-import type { Value } from "effect-cachekit/CacheStore"
+import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import * as TestClock from "effect/TestClock"
+import * as TestContext from "effect/TestContext"
+import * as CacheStore from "../../CacheStore.js"
+import type { Value } from "../../CacheStore.js"
+import type { StoreSuiteCase, StoreSuiteOptions, StoreSuiteRunner } from "../../testing.js"
+import { check, optionalDuration } from "../options.js"
 
-export interface StoreSuiteOptions {
-  /** Builds a store over the shared backend with the given key prefix. */
-  readonly make: (prefix: string) => Effect.Effect<CacheStore.Service, unknown, Scope.Scope>
-  /** `test`: the store reads Effect's Clock, so TTLs are checked with `TestClock`. `real`: the backend keeps time. */
-  readonly clock: "test" | "real"
-  /** A TTL short enough to wait out in a real-time test (memcached counts whole seconds). */
-  readonly shortTtl?: Duration.DurationInput
-  /** How long to wait for `shortTtl` to pass. */
-  readonly shortTtlWait?: Duration.DurationInput
-  /** Size of the "large value" case. */
-  readonly largeValueBytes?: number
+// a record, so that the compiler checks the list against the `StoreSuiteCase` type, both ways
+const everyCase: Record<StoreSuiteCase, true> = {
+  "missing-key": true,
+  "round-trip": true,
+  "binary-values": true,
+  "empty-value": true,
+  "large-value": true,
+  "hostile-keys": true,
+  "empty-key": true,
+  "get-many": true,
+  "many-keys": true,
+  "set-if-absent": true,
+  "set-if-absent-race": true,
+  "delete": true,
+  "ttl": true,
+  "zero-ttl": true,
+  "expire": true,
+  "clear": true,
+  "keys": true,
+  "direct-read": true,
+  "live-values": true
 }
+
+/** The case ids, in the order the cases run. @internal */
+export const cases = Object.keys(everyCase) as ReadonlyArray<StoreSuiteCase>
+
+const COMPONENT = "testing.storeSuite"
 
 const enc = new TextEncoder()
 const bytes = (s: string) => enc.encode(s)
 const text = (v: Option.Option<CacheStore.Value>) => Option.map(v, (b) => new TextDecoder().decode(b as Uint8Array))
+const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => {
+  if (a.byteLength !== b.byteLength) return false
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false
+  return true
+}
 
+// Prefixes must differ between the processes that run the suite against one backend at the same
+// time, so they come from the wall clock and Math.random, not from Effect's (test) Clock and Random.
 let counter = 0
-const uniquePrefix = (name: string) => `suite-${process.pid}-${Date.now().toString(36)}-${counter++}-${name}`
+const uniquePrefix = (name: string) =>
+  `suite-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}-${counter++}-${name}`
 
-export const storeSuite = (name: string, options: StoreSuiteOptions): void => {
+/** Runs one case as a promise that rejects with the case's own error (an assertion error, say). @internal */
+const runCase = (effect: Effect.Effect<void, unknown, Scope.Scope>, clock: "test" | "real"): Promise<void> =>
+  Effect.runPromiseExit(
+    clock === "test" ? Effect.provide(Effect.scoped(effect), TestContext.TestContext) : Effect.scoped(effect)
+  ).then((exit) => {
+    if (Exit.isSuccess(exit)) return
+    const error = Cause.squash(exit.cause)
+    throw error instanceof Error ? error : new Error(Cause.pretty(exit.cause))
+  })
+
+const validate = (options: StoreSuiteOptions): ReadonlySet<StoreSuiteCase> => {
+  check(typeof options.make === "function", COMPONENT, "make", "make is required")
+  check(
+    options.clock === "test" || options.clock === "real",
+    COMPONENT,
+    "clock",
+    `clock must be "test" or "real", got ${String(options.clock)}`
+  )
+  optionalDuration(COMPONENT, "shortTtl", options.shortTtl)
+  optionalDuration(COMPONENT, "shortTtlWait", options.shortTtlWait)
+  const size = options.largeValueBytes
+  check(
+    size === undefined || (Number.isSafeInteger(size) && size > 0),
+    COMPONENT,
+    "largeValueBytes",
+    `largeValueBytes must be a positive integer, got ${size}`
+  )
+  const selected = options.cases ?? cases
+  for (const id of selected) {
+    check(Object.hasOwn(everyCase, id), COMPONENT, "cases", `unknown case ${JSON.stringify(id)}`)
+  }
+  return new Set(selected)
+}
+
+/** @internal */
+export const storeSuite = (runner: StoreSuiteRunner, name: string, options: StoreSuiteOptions): void => {
+  const selected = validate(options)
+  const { expect } = runner
   const live = options.clock === "real"
-  const test = live ? it.live : it.effect
   const shortTtl = options.shortTtl ?? "200 millis"
   const wait = options.shortTtlWait ?? Duration.sum(Duration.decode(shortTtl), "150 millis")
   const advance = (d: Duration.DurationInput) => live ? Effect.sleep(d) : TestClock.adjust(d)
@@ -40,23 +101,40 @@ export const storeSuite = (name: string, options: StoreSuiteOptions): void => {
     body: (store: CacheStore.Service) => Effect.Effect<A, E>
   ) => Effect.scoped(Effect.flatMap(options.make(uniquePrefix(label)), body))
 
-  describe(`CacheStore conformance: ${name}`, () => {
-    test("a missing key reads as none", () =>
-      withStore("missing", (store) =>
-        Effect.gen(function*() {
-          expect(Option.isNone(yield* store.get("nope"))).toBe(true)
-        })))
+  const registered: Array<
+    {
+      readonly id: StoreSuiteCase
+      readonly title: string
+      readonly run: () => Effect.Effect<void, unknown, Scope.Scope>
+    }
+  > = []
+  const add = <A, E>(id: StoreSuiteCase, title: string, run: () => Effect.Effect<A, E, Scope.Scope>) => {
+    registered.push({ id, title, run: () => Effect.asVoid(run()) })
+  }
 
-    test("set then get round-trips bytes, and set overwrites", () =>
+  add("missing-key", "a missing key reads as none", () =>
+    withStore("missing", (store) =>
+      Effect.gen(function*() {
+        expect(Option.isNone(yield* store.get("nope"))).toBe(true)
+      })))
+
+  add(
+    "round-trip",
+    "set then get round-trips bytes, and set overwrites",
+    () =>
       withStore("roundtrip", (store) =>
         Effect.gen(function*() {
           yield* store.set("k", bytes("one"))
           expect(text(yield* store.get("k"))).toEqual(Option.some("one"))
           yield* store.set("k", bytes("two"))
           expect(text(yield* store.get("k"))).toEqual(Option.some("two"))
-        })))
+        }))
+  )
 
-    test("values are binary-safe: every byte value, CR LF and NUL included", () =>
+  add(
+    "binary-values",
+    "values are binary-safe: every byte value, CR LF and NUL included",
+    () =>
       withStore("binary", (store) =>
         Effect.gen(function*() {
           const all = new Uint8Array(512)
@@ -67,31 +145,39 @@ export const storeSuite = (name: string, options: StoreSuiteOptions): void => {
           const got = yield* store.get("all")
           expect(Array.from(Option.getOrThrow(got) as Uint8Array)).toEqual(Array.from(all))
           expect(Array.from(Option.getOrThrow(yield* store.get("tricky")) as Uint8Array)).toEqual(Array.from(tricky))
-        })))
+        }))
+  )
 
-    test("an empty value is stored and read back as empty, not as a miss", () =>
+  add(
+    "empty-value",
+    "an empty value is stored and read back as empty, not as a miss",
+    () =>
       withStore("empty", (store) =>
         Effect.gen(function*() {
           yield* store.set("e", new Uint8Array(0))
           const got = yield* store.get("e")
           expect(Option.isSome(got)).toBe(true)
           expect((Option.getOrThrow(got) as Uint8Array).byteLength).toBe(0)
-        })))
+        }))
+  )
 
-    test("a large value round-trips", () =>
-      withStore("large", (store) =>
-        Effect.gen(function*() {
-          const size = options.largeValueBytes ?? 512 * 1024
-          const big = new Uint8Array(size)
-          for (let i = 0; i < size; i++) big[i] = (i * 31) % 251
-          yield* store.set("big", big)
-          const got = Option.getOrThrow(yield* store.get("big")) as Uint8Array
-          expect(got.byteLength).toBe(size)
-          expect(got[size - 1]).toBe(big[size - 1])
-          expect(Buffer.compare(Buffer.from(got), Buffer.from(big))).toBe(0)
-        })))
+  add("large-value", "a large value round-trips", () =>
+    withStore("large", (store) =>
+      Effect.gen(function*() {
+        const size = options.largeValueBytes ?? 512 * 1024
+        const big = new Uint8Array(size)
+        for (let i = 0; i < size; i++) big[i] = (i * 31) % 251
+        yield* store.set("big", big)
+        const got = Option.getOrThrow(yield* store.get("big")) as Uint8Array
+        expect(got.byteLength).toBe(size)
+        expect(got[size - 1]).toBe(big[size - 1])
+        expect(sameBytes(got, big)).toBe(true)
+      })))
 
-    test("unicode, spaces, control characters and long keys round-trip", () =>
+  add(
+    "hostile-keys",
+    "unicode, spaces, control characters and long keys round-trip",
+    () =>
       withStore("keys", (store) =>
         Effect.gen(function*() {
           const keys = [
@@ -107,16 +193,20 @@ export const storeSuite = (name: string, options: StoreSuiteOptions): void => {
           // keys that differ only past a truncation point stay distinct
           yield* store.set("k".repeat(10_000) + "x", bytes("other"))
           expect(text(yield* store.get("k".repeat(10_000)))).toEqual(Option.some("v5"))
-        })))
+        }))
+  )
 
-    test("the empty key round-trips", () =>
-      withStore("emptykey", (store) =>
-        Effect.gen(function*() {
-          yield* store.set("", bytes("empty-key"))
-          expect(text(yield* store.get(""))).toEqual(Option.some("empty-key"))
-        })))
+  add("empty-key", "the empty key round-trips", () =>
+    withStore("emptykey", (store) =>
+      Effect.gen(function*() {
+        yield* store.set("", bytes("empty-key"))
+        expect(text(yield* store.get(""))).toEqual(Option.some("empty-key"))
+      })))
 
-    test("getMany is aligned with its keys, misses included", () =>
+  add(
+    "get-many",
+    "getMany is aligned with its keys, misses included",
+    () =>
       withStore("getmany", (store) =>
         Effect.gen(function*() {
           yield* store.set("a", bytes("A"))
@@ -124,29 +214,37 @@ export const storeSuite = (name: string, options: StoreSuiteOptions): void => {
           const got = yield* store.getMany(["a", "b", "c", "a"])
           expect(got.map(text)).toEqual([Option.some("A"), Option.none(), Option.some("C"), Option.some("A")])
           expect(yield* store.getMany([])).toEqual([])
-        })))
+        }))
+  )
 
-    test("setMany and getMany over 1,000 keys", () =>
-      withStore("many", (store) =>
-        Effect.gen(function*() {
-          const entries = Array.from({ length: 1000 }, (_, i) => ({ key: `key:${i}`, value: bytes(`value:${i}`) }))
-          yield* store.setMany(entries)
-          const got = yield* store.getMany(entries.map((e) => e.key))
-          expect(got.map(text)).toEqual(entries.map((_, i) => Option.some(`value:${i}`)))
-          expect(yield* store.deleteMany(entries.map((e) => e.key))).toBe(1000)
-          const after = yield* store.getMany(entries.map((e) => e.key))
-          expect(after.every(Option.isNone)).toBe(true)
-        })))
+  add("many-keys", "setMany and getMany over 1,000 keys", () =>
+    withStore("many", (store) =>
+      Effect.gen(function*() {
+        const entries = Array.from({ length: 1000 }, (_, i) => ({ key: `key:${i}`, value: bytes(`value:${i}`) }))
+        yield* store.setMany(entries)
+        const got = yield* store.getMany(entries.map((e) => e.key))
+        expect(got.map(text)).toEqual(entries.map((_, i) => Option.some(`value:${i}`)))
+        expect(yield* store.deleteMany(entries.map((e) => e.key))).toBe(1000)
+        const after = yield* store.getMany(entries.map((e) => e.key))
+        expect(after.every(Option.isNone)).toBe(true)
+      })))
 
-    test("setIfAbsent writes only when absent and keeps the first value", () =>
+  add(
+    "set-if-absent",
+    "setIfAbsent writes only when absent and keeps the first value",
+    () =>
       withStore("nx", (store) =>
         Effect.gen(function*() {
           expect(yield* store.setIfAbsent("lock", bytes("first"))).toBe(true)
           expect(yield* store.setIfAbsent("lock", bytes("second"))).toBe(false)
           expect(text(yield* store.get("lock"))).toEqual(Option.some("first"))
-        })))
+        }))
+  )
 
-    test("setIfAbsent race: of 100 concurrent fibers exactly one wins", () =>
+  add(
+    "set-if-absent-race",
+    "setIfAbsent race: of 100 concurrent fibers exactly one wins",
+    () =>
       withStore("race", (store) =>
         Effect.gen(function*() {
           const results = yield* Effect.forEach(
@@ -157,9 +255,13 @@ export const storeSuite = (name: string, options: StoreSuiteOptions): void => {
           expect(results.filter(Boolean).length).toBe(1)
           const winner = results.indexOf(true)
           expect(text(yield* store.get("contended"))).toEqual(Option.some(`fiber-${winner}`))
-        })))
+        }))
+  )
 
-    test("delete and deleteMany report what existed", () =>
+  add(
+    "delete",
+    "delete and deleteMany report what existed",
+    () =>
       withStore("delete", (store) =>
         Effect.gen(function*() {
           yield* store.set("x", bytes("1"))
@@ -170,9 +272,13 @@ export const storeSuite = (name: string, options: StoreSuiteOptions): void => {
           yield* store.set("z", bytes("3"))
           expect(yield* store.deleteMany(["y", "z"])).toBe(2)
           expect(Option.isNone(yield* store.get("y"))).toBe(true)
-        })))
+        }))
+  )
 
-    test("entries expire after their TTL; entries without a TTL do not", () =>
+  add(
+    "ttl",
+    "entries expire after their TTL; entries without a TTL do not",
+    () =>
       withStore("ttl", (store) =>
         Effect.gen(function*() {
           yield* store.set("short", bytes("s"), shortTtl)
@@ -182,17 +288,21 @@ export const storeSuite = (name: string, options: StoreSuiteOptions): void => {
           expect(Option.isNone(yield* store.get("short"))).toBe(true)
           expect(text(yield* store.get("forever"))).toEqual(Option.some("f"))
           expect((yield* store.getMany(["short", "forever"])).map(Option.isSome)).toEqual([false, true])
-        })))
+        }))
+  )
 
-    test("a TTL of zero or less removes the key", () =>
-      withStore("zero", (store) =>
-        Effect.gen(function*() {
-          yield* store.set("k", bytes("v"))
-          yield* store.set("k", bytes("w"), 0)
-          expect(Option.isNone(yield* store.get("k"))).toBe(true)
-        })))
+  add("zero-ttl", "a TTL of zero or less removes the key", () =>
+    withStore("zero", (store) =>
+      Effect.gen(function*() {
+        yield* store.set("k", bytes("v"))
+        yield* store.set("k", bytes("w"), 0)
+        expect(Option.isNone(yield* store.get("k"))).toBe(true)
+      })))
 
-    test("expire sets a new TTL on existing keys only", () =>
+  add(
+    "expire",
+    "expire sets a new TTL on existing keys only",
+    () =>
       withStore("expire", (store) =>
         Effect.gen(function*() {
           yield* store.set("k", bytes("v"))
@@ -201,9 +311,13 @@ export const storeSuite = (name: string, options: StoreSuiteOptions): void => {
           expect(text(yield* store.get("k"))).toEqual(Option.some("v"))
           yield* advance(wait)
           expect(Option.isNone(yield* store.get("k"))).toBe(true)
-        })))
+        }))
+  )
 
-    test("clear removes this prefix's keys and leaves other prefixes alone", () =>
+  add(
+    "clear",
+    "clear removes this prefix's keys and leaves other prefixes alone",
+    () =>
       Effect.scoped(Effect.gen(function*() {
         const base = uniquePrefix("clear")
         const mine = yield* options.make(base)
@@ -226,9 +340,13 @@ export const storeSuite = (name: string, options: StoreSuiteOptions): void => {
         yield* globby.clear
         expect(text(yield* other.get("a"))).toEqual(Option.some("other"))
         yield* other.clear
-      })))
+      }))
+  )
 
-    test("keys(pattern) lists matching keys, or fails with UnsupportedCapability", () =>
+  add(
+    "keys",
+    "keys(pattern) lists matching keys, or fails with UnsupportedCapability",
+    () =>
       withStore("scan", (store) =>
         Effect.gen(function*() {
           if (!store.capabilities.scan) {
@@ -244,9 +362,13 @@ export const storeSuite = (name: string, options: StoreSuiteOptions): void => {
           expect([...(yield* store.keys("user:?"))].sort()).toEqual(["user:1", "user:2"])
           expect([...(yield* store.keys("us\\*r:*"))]).toEqual(["us*r:x"])
           expect([...(yield* store.keys("*"))].length).toBe(5)
-        })))
+        }))
+  )
 
-    test("a direct read, where a store declares one, reads exactly what get reads", () =>
+  add(
+    "direct-read",
+    "a direct read, where a store declares one, reads exactly what get reads",
+    () =>
       withStore("direct", (store) =>
         Effect.gen(function*() {
           const direct = CacheStore.directReadOf(store)
@@ -271,9 +393,13 @@ export const storeSuite = (name: string, options: StoreSuiteOptions): void => {
           yield* advance(wait)
           expect(yield* read("k")).toBeUndefined()
           expect(Option.isNone(yield* store.get("k"))).toBe(true)
-        })))
+        }))
+  )
 
-    test("live stores keep objects by reference; byte stores refuse them with a typed error", () =>
+  add(
+    "live-values",
+    "live stores keep objects by reference; byte stores refuse them with a typed error",
+    () =>
       withStore("live", (store) =>
         Effect.gen(function*() {
           const obj = { hello: "world" }
@@ -284,6 +410,12 @@ export const storeSuite = (name: string, options: StoreSuiteOptions): void => {
             const result = yield* Effect.either(store.set("obj", obj))
             expect(result._tag === "Left" && result.left._tag).toBe("EncodeError")
           }
-        })))
+        }))
+  )
+
+  runner.describe(`CacheStore conformance: ${name}`, () => {
+    for (const test of registered) {
+      if (selected.has(test.id)) runner.it(test.title, () => runCase(Effect.suspend(test.run), options.clock))
+    }
   })
 }
