@@ -29,6 +29,11 @@ export interface CacheAside<in K, A> {
   readonly set: (key: K, value: A) => Effect.Effect<void, CacheError>
   /** Removes a key's entry; true when there was one. */
   readonly invalidate: (key: K) => Effect.Effect<boolean, CacheError>
+  /**
+   * Removes every entry of this namespace and nothing else; how many there were. Needs a store
+   * that can list keys (memory, Redis); on Memcached it fails with `UnsupportedCapability`.
+   */
+  readonly clear: Effect.Effect<number, CacheError>
   /** Counters of this cache since it was made. */
   readonly stats: Effect.Effect<CacheMetrics.Stats>
 }
@@ -76,6 +81,7 @@ export const make = <K, A, I>(
     getOrLoad: (key, load) => pipeline.getOrLoad(keyOf(key), load, run),
     set: (key, value) => pipeline.write(keyOf(key), value),
     invalidate: (key) => pipeline.invalidate(keyOf(key)),
+    clear: pipeline.clear,
     stats: pipeline.stats
   }))
 }

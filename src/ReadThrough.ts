@@ -35,6 +35,11 @@ export interface ReadThrough<in K, A, E = never> {
   readonly refresh: (key: K) => Effect.Effect<A, E | CacheError>
   /** Removes a key's entry; true when there was one. */
   readonly invalidate: (key: K) => Effect.Effect<boolean, CacheError>
+  /**
+   * Removes every entry of this namespace and nothing else; how many there were. Needs a store
+   * that can list keys (memory, Redis); on Memcached it fails with `UnsupportedCapability`.
+   */
+  readonly clear: Effect.Effect<number, CacheError>
   /** Counters of this cache since it was made. */
   readonly stats: Effect.Effect<CacheMetrics.Stats>
 }
@@ -123,6 +128,7 @@ export const make = <K, A, I, E, R>(
       getMany,
       refresh: (key) => pipeline.refresh(keyOf(key), key, lookup),
       invalidate: (key) => pipeline.invalidate(keyOf(key)),
+      clear: pipeline.clear,
       stats: pipeline.stats
     }
   })

@@ -46,6 +46,7 @@ interface Handle<K, A, E> {
   readonly get: (key: K) => Effect.Effect<A, E | CacheError.CacheError>
   readonly invalidate?: (key: K) => Effect.Effect<boolean, CacheError.CacheError>
   readonly refresh?: (key: K) => Effect.Effect<A, E | CacheError.CacheError>
+  readonly clear?: Effect.Effect<number, CacheError.CacheError>
   readonly getMany?: (keys: ReadonlyArray<K>) => Effect.Effect<Array<Option.Option<A>>, E | CacheError.CacheError>
 }
 
@@ -68,7 +69,8 @@ const strategies: ReadonlyArray<Strategy> = [
     make: (options) =>
       Effect.map(CacheAside.make(options), (aside) => ({
         get: (key: string) => aside.getOrLoad(key, options.lookup(key)),
-        invalidate: aside.invalidate
+        invalidate: aside.invalidate,
+        clear: aside.clear
       }))
   },
   {
@@ -428,6 +430,33 @@ for (const path of readPaths) {
               yield* cache.get("a")
               expect(yield* Ref.get(calls)).toBe(2)
             }))
+        }
+
+        if (strategy.name !== "Cache.cached") {
+          scenario(
+            "clear removes this namespace's entries and no other's, whatever their names",
+            () =>
+              Effect.gen(function*() {
+                const { calls, lookup } = yield* counting
+                const make = (namespace: string) => strategy.make({ namespace, value: Item, lookup, ttl: "5 minutes" })
+                const user = yield* make("user")
+                const session = yield* make("user:session")
+                const globby = yield* make("us*r")
+                const reads = Effect.all([
+                  user.get("x"),
+                  user.get("session:y"),
+                  session.get("z"),
+                  globby.get("w")
+                ])
+                yield* reads
+                expect(yield* Ref.get(calls)).toBe(4)
+                expect(yield* user.clear!).toBe(2)
+                yield* settle
+                yield* reads
+                // only the cleared namespace loads again
+                expect(yield* Ref.get(calls)).toBe(6)
+              })
+          )
         }
 
         if (strategy.name === "ReadThrough") {

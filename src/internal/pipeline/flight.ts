@@ -78,6 +78,8 @@ export interface Flights<A> {
   readonly wait: <E>(slot: Slot<A, E>) => Effect.Effect<A, E | CacheError | Absent>
   /** A write or invalidation of a key: a load under way for it must not store its value. */
   readonly supersede: (full: string) => void
+  /** The whole namespace was cleared: no load under way may store its value. */
+  readonly supersedeAll: () => void
 }
 
 /** @internal */
@@ -161,10 +163,16 @@ export const makeFlights = <A>(fork: Forker): Flights<A> => {
     inflight.delete(full)
   }
 
+  const supersedeAll = () => {
+    for (const slot of inflight.values()) slot.superseded = true
+    inflight.clear()
+  }
+
   return {
     current: <E>(full: string) => inflight.get(full) as Slot<A, E> | undefined,
     start,
     wait,
-    supersede
+    supersede,
+    supersedeAll
   }
 }

@@ -10,6 +10,7 @@ import type * as Schema from "effect/Schema"
 import type { CacheError } from "../../CacheError.js"
 import type * as CacheMetrics from "../../CacheMetrics.js"
 import type * as CacheStore from "../../CacheStore.js"
+import { escapeGlob } from "../store.js"
 import type { TtlPolicy } from "../ttl.js"
 import { getManyOrLoad } from "./batch.js"
 import type { BatchLoader } from "./batch.js"
@@ -64,6 +65,11 @@ export interface Pipeline<A> {
   readonly refresh: <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>) => Effect.Effect<A, E | CacheError, R>
   /** Removes the entry (true when it existed); a load under way for the key will not store its value. */
   readonly invalidate: (key: string) => Effect.Effect<boolean, CacheError>
+  /**
+   * Removes every entry of the namespace (how many were found), on stores that can scan keys;
+   * loads under way will not store their values.
+   */
+  readonly clear: Effect.Effect<number, CacheError>
   /** Reads many keys in one store round trip and loads the misses, in one batch when `loadMany` is given. */
   readonly getManyOrLoad: <X, E, R>(
     keys: ReadonlyArray<string>,
@@ -218,6 +224,19 @@ export const make = <A, I>(
       return Effect.catchAll(store.delete(full), (error) => onStoreFailure("delete", error, false))
     }).pipe(traced("cachekit.invalidate", spanAttributes))
 
+  const clear: Effect.Effect<number, CacheError> = Effect.suspend(() => {
+    flights.supersedeAll()
+    return Effect.flatMap(
+      store.keys(escapeGlob(prefix) + "*"),
+      (keys) => keys.length === 0 ? Effect.succeed(0) : store.deleteMany(keys)
+    ).pipe(
+      Effect.catchAll((error): Effect.Effect<number, CacheError> =>
+        // a store that cannot list keys says so; an unreachable one follows the policy
+        error._tag === "StoreError" ? onStoreFailure("clear", error, 0) : Effect.fail(error)
+      )
+    )
+  }).pipe(traced("cachekit.clear", spanAttributes))
+
   const refresh = <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>): Effect.Effect<A, E | CacheError, R> =>
     loadShared(key, fullKey(key), arg, load).pipe(traced("cachekit.refresh", spanAttributes))
 
@@ -230,6 +249,7 @@ export const make = <A, I>(
     write,
     refresh,
     invalidate,
+    clear,
     getManyOrLoad: (keys, args, loadOne, loadMany) =>
       getManyOrLoad({
         namespace,
