@@ -8,6 +8,7 @@ import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 import { UnsupportedCapability } from "./CacheError.js"
 import type { StoreFailure } from "./CacheError.js"
 import * as internal from "./internal/store.js"
@@ -110,6 +111,12 @@ export interface Service {
    * `get`. The strategies use it on every read when it belongs to this store's `get`.
    */
   readonly directRead?: DirectRead | undefined
+  /**
+   * The scope the store lives in, when it has one (the store layers of this package set it).
+   * Background work done on the store's behalf by combinators that have no scope of their own
+   * (`Cache.cached`'s stale refreshes) belongs to it and stops when the store closes.
+   */
+  readonly scope?: Scope.Scope | undefined
 }
 
 /**
@@ -194,6 +201,7 @@ export interface MakeOptions {
   readonly clear?: Service["clear"]
   readonly keys?: Service["keys"]
   readonly directRead?: Service["directRead"]
+  readonly scope?: Service["scope"]
 }
 
 /**
@@ -258,7 +266,8 @@ export const make = (options: MakeOptions): Service => {
         )),
     clear: options.clear ?? unsupported("clear"),
     keys: options.keys ?? (() => unsupported("keys")),
-    directRead: options.directRead
+    directRead: options.directRead,
+    scope: options.scope
   }
 }
 

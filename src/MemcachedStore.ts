@@ -34,6 +34,7 @@ import { CacheStore } from "./CacheStore.js"
 import type * as CacheStoreModule from "./CacheStore.js"
 import * as internal from "./internal/memcached/store.js"
 import * as internalOptions from "./internal/options.js"
+import { inScope } from "./internal/store.js"
 
 /**
  * Options of the memcached store.
@@ -137,7 +138,7 @@ export interface MemcachedStore extends CacheStoreModule.Service {
  */
 export const make = (options: Options): Effect.Effect<MemcachedStore, never, Scope.Scope> => {
   internal.validate(options)
-  return internal.make(options)
+  return inScope(internal.make(options))
 }
 
 /**
@@ -159,7 +160,7 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
  */
 export const layer = (options: Options): Layer.Layer<CacheStore> => {
   internal.validate(options)
-  return Layer.scoped(CacheStore, internal.make(options))
+  return Layer.scoped(CacheStore, inScope(internal.make(options)))
 }
 
 /**

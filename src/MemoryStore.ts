@@ -16,6 +16,7 @@ import { CacheStore } from "./CacheStore.js"
 import type * as CacheStoreNs from "./CacheStore.js"
 import * as internal from "./internal/memoryStore.js"
 import * as internalOptions from "./internal/options.js"
+import { inScope } from "./internal/store.js"
 
 /**
  * Options of the memory store. Every field is optional.
@@ -88,7 +89,7 @@ const resolve = (options: Options = {}): internal.MakeOptions => {
  * @category constructors
  */
 export const make = (options?: Options): Effect.Effect<CacheStoreNs.Service, never, Scope.Scope> =>
-  internal.make(resolve(options))
+  inScope(internal.make(resolve(options)))
 
 /**
  * The memory store as the program's `CacheStore`. Nonsense options throw
@@ -105,7 +106,7 @@ export const make = (options?: Options): Effect.Effect<CacheStoreNs.Service, nev
  */
 export const layer = (options?: Options): Layer.Layer<CacheStore> => {
   const resolved = resolve(options)
-  return Layer.scoped(CacheStore, internal.make(resolved))
+  return Layer.scoped(CacheStore, inScope(internal.make(resolved)))
 }
 
 /**

@@ -22,6 +22,7 @@ import { CacheStore } from "./CacheStore.js"
 import type * as CacheStoreModule from "./CacheStore.js"
 import * as internalOptions from "./internal/options.js"
 import * as internal from "./internal/redis/store.js"
+import { inScope } from "./internal/store.js"
 import * as Redis from "./Redis.js"
 
 /**
@@ -103,7 +104,7 @@ const storeOptions = (options: Options): Options => ({
 
 const over = (options: Options, client: Layer.Layer<Redis.RedisClient>): Layer.Layer<CacheStore> => {
   internal.validate(options)
-  return Layer.effect(CacheStore, make(storeOptions(options))).pipe(Layer.provide(client))
+  return Layer.scoped(CacheStore, inScope(make(storeOptions(options)))).pipe(Layer.provide(client))
 }
 
 /**
@@ -212,7 +213,7 @@ export const layerFromClient = <E, R>(
     CacheStore,
     Effect.flatMap(
       acquire,
-      (client) => Effect.provideService(make(options), Redis.RedisClient, Redis.fromClient(client))
+      (client) => Effect.provideService(inScope(make(options)), Redis.RedisClient, Redis.fromClient(client))
     )
   )
 }

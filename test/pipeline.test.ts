@@ -6,8 +6,7 @@
  * not have (a batch read, a refresh) runs for the strategies that have it.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, Metric, Option, Ref, Schema, TestClock, Tracer } from "effect"
-import type { Scope } from "effect"
+import { Deferred, Effect, Exit, Fiber, Layer, Metric, Option, Ref, Schema, Scope, TestClock, Tracer } from "effect"
 import { Cache, CacheAside, CacheMetrics, CacheStore, MemoryStore, ReadThrough } from "effect-cachekit"
 import type { CacheError } from "effect-cachekit"
 import * as Redis from "effect-cachekit/Redis"
@@ -637,6 +636,37 @@ describe("pipeline: spans, metrics and options", () => {
       expect(yield* asString).toBe("one")
       expect(yield* asNumber).toBe(1)
     }).pipe(Effect.provide(MemoryStore.layer())))
+
+  it.effect("Cache.cached's stale refreshes belong to the store's scope: closing the store stops them", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(MemoryStore.layer(), scope)
+      const started = yield* Deferred.make<void>()
+      const interrupted = yield* Deferred.make<void>()
+      const version = yield* Ref.make(0)
+      const load = Ref.updateAndGet(version, (n) => n + 1).pipe(
+        Effect.tap((n) =>
+          n === 1 ? Effect.void : Deferred.succeed(started, undefined).pipe(
+            Effect.zipRight(Effect.never),
+            Effect.onInterrupt(() => Deferred.succeed(interrupted, undefined))
+          )
+        )
+      )
+      const cached = Cache.cached({
+        namespace: "owned",
+        key: "k",
+        value: Schema.Number,
+        ttl: "1 minute",
+        staleWhileRevalidate: "1 hour"
+      })
+      expect(yield* Effect.provide(load.pipe(cached), context)).toBe(1)
+      yield* TestClock.adjust("2 minutes")
+      // stale: served at once, and a refresh starts in the background
+      expect(yield* Effect.provide(load.pipe(cached), context)).toBe(1)
+      yield* Deferred.await(started)
+      yield* Scope.close(scope, Exit.void)
+      yield* Deferred.await(interrupted)
+    }))
 
   it.scoped("CacheAside.set during a load wins: the load does not overwrite it, and the next read serves it", () =>
     Effect.gen(function*() {

@@ -1,4 +1,6 @@
 import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import type * as CacheStore from "../CacheStore.js"
 
 /** @internal */
@@ -57,3 +59,12 @@ export const approximateSize = (value: unknown): number => {
   }
   return 64
 }
+
+/**
+ * A store made in a scope, with that scope recorded on it (`Service.scope`), so work done on
+ * its behalf by combinators without a scope of their own stops when it closes.
+ * @internal
+ */
+export const inScope = <S extends { readonly scope?: Scope.Scope | undefined }, E, R>(
+  make: Effect.Effect<S, E, R>
+): Effect.Effect<S, E, R | Scope.Scope> => Effect.zipWith(make, Effect.scope, (store, scope) => ({ ...store, scope }))

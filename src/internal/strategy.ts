@@ -76,6 +76,21 @@ const sameOptions = <A, I>(a: Pipeline.PipelineOptions<A, I>, b: Pipeline.Pipeli
   a.staleWhileRevalidateMillis === b.staleWhileRevalidateMillis && a.onStoreError === b.onStoreError &&
   a.loadTimeoutMillis === b.loadTimeoutMillis && a.tags === b.tags
 
+const forkers = new WeakMap<CacheStoreNs.Service, Pipeline.Forker>()
+
+/**
+ * Where a store-less combinator's background work runs: in the store's scope when the store has
+ * one (it stops when the store closes), else in daemon fibers that end with the work.
+ */
+const forkerOf = (store: CacheStoreNs.Service): Pipeline.Forker => {
+  let fork = forkers.get(store)
+  if (fork === undefined) {
+    fork = store.scope === undefined ? Pipeline.daemonForker : Effect.runSync(Pipeline.forkerIn(store.scope))
+    forkers.set(store, fork)
+  }
+  return fork
+}
+
 /** Most pipelines kept per store and namespace for combinators whose options differ. */
 const MAX_VARIANTS = 16
 
@@ -91,7 +106,7 @@ const registry = new WeakMap<CacheStoreNs.Service, Map<string, Array<Variant>>>(
  * in context: one per store, namespace and set of options, so that concurrent misses of one key
  * share one load even when the combinator is built anew for each call. Combinators whose options
  * differ (another Schema or TTL) get pipelines of their own: none ever runs with another's
- * options. Their background work (stale refreshes) runs in daemon fibers.
+ * options. Their background work (stale refreshes) belongs to the store's scope when it has one.
  * @internal
  */
 export const shared = <A, I>(
@@ -115,7 +130,7 @@ export const shared = <A, I>(
             return variant.pipeline as Pipeline.Pipeline<A>
           }
         }
-        const pipeline = Pipeline.make(store, clock, Pipeline.daemonForker, resolved)
+        const pipeline = Pipeline.make(store, clock, forkerOf(store), resolved)
         variants.push({
           options: resolved as Pipeline.PipelineOptions<unknown, unknown>,
           pipeline: pipeline as Pipeline.Pipeline<unknown>
