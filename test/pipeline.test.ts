@@ -6,7 +6,23 @@
  * not have (a batch read, a refresh) runs for the strategies that have it.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, Layer, Metric, Option, Ref, Schema, Scope, TestClock, Tracer } from "effect"
+import {
+  Cause,
+  Deferred,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Metric,
+  Option,
+  Ref,
+  Scheduler,
+  Schema,
+  Scope,
+  TestClock,
+  TestServices,
+  Tracer
+} from "effect"
 import { Cache, CacheAside, CacheMetrics, CacheStore, MemoryStore, ReadThrough } from "effect-cachekit"
 import type { CacheError } from "effect-cachekit"
 import * as Redis from "effect-cachekit/Redis"
@@ -680,4 +696,126 @@ describe("pipeline: spans, metrics and options", () => {
       yield* settle
       expect(yield* aside.get("k")).toEqual(Option.some(item("k", 2)))
     }).pipe(Effect.provide(MemoryStore.layer())))
+})
+
+describe("pipeline: handles sharing a namespace, and races", () => {
+  it.scoped("a getMany that joined a single load its last waiter left still gets its value", () =>
+    Effect.gen(function*() {
+      const { lookup, open } = yield* gated
+      const cache = yield* ReadThrough.make({ namespace: "item", value: Item, lookup, ttl: "5 minutes" })
+      const single = yield* Effect.fork(cache.get("k"))
+      yield* settle
+      // a batch read of the same key joins the load; then the single reader goes away
+      const batch = yield* Effect.fork(cache.getMany(["k"]))
+      yield* Fiber.interrupt(single)
+      yield* open
+      expect(yield* Fiber.await(batch)).toEqual(Exit.succeed([Option.some(item("k"))]))
+    }).pipe(Effect.provide(MemoryStore.layer())))
+
+  it.scoped("a CacheAside.set supersedes a ReadThrough load of the same namespace (another handle)", () =>
+    Effect.gen(function*() {
+      const gate = yield* Deferred.make<void>()
+      const reads = yield* ReadThrough.make({
+        namespace: "item",
+        value: Item,
+        lookup: (id: string) => Effect.as(Deferred.await(gate), item(id, 1)),
+        ttl: "5 minutes"
+      })
+      const writes = yield* CacheAside.make({ namespace: "item", value: Item, ttl: "5 minutes" })
+      const loading = yield* Effect.fork(reads.get("k"))
+      yield* settle
+      yield* writes.set("k", item("k", 2))
+      yield* Deferred.succeed(gate, undefined)
+      expect((yield* Fiber.join(loading)).n).toBe(1)
+      yield* settle
+      expect(yield* writes.get("k")).toEqual(Option.some(item("k", 2)))
+      expect((yield* reads.get("k")).n).toBe(2)
+    }).pipe(Effect.provide(MemoryStore.layer())))
+
+  it.scoped("Cache.cached with per-call options (an inline tags function): invalidate supersedes the load", () =>
+    Effect.gen(function*() {
+      const gate = yield* Deferred.make<void>()
+      const options = (): Cache.CachedOptions<number, number> => ({
+        namespace: "price",
+        key: "p",
+        value: Schema.Number,
+        ttl: "5 minutes",
+        tags: () => ["x"]
+      })
+      const version = yield* Ref.make(10)
+      const loading = yield* Effect.fork(
+        Effect.flatMap(Ref.get(version), (n) => Effect.as(Deferred.await(gate), n)).pipe(Cache.cached(options()))
+      )
+      yield* settle
+      yield* Ref.set(version, 20)
+      expect(yield* Cache.cached(options()).invalidate).toBe(false)
+      yield* Deferred.succeed(gate, undefined)
+      expect(yield* Fiber.join(loading)).toBe(10)
+      yield* settle
+      expect(yield* Ref.get(version).pipe(Cache.cached(options()))).toBe(20)
+    }).pipe(Effect.provide(MemoryStore.layer())))
+
+  it.scoped("a set racing the end of a load, under a scheduler that preempts often: never the older value after it", () =>
+    Effect.gen(function*() {
+      /** Preempts a fiber every `n` operations, as the default scheduler does every 2,048. */
+      const preempting = (n: number) =>
+        Scheduler.make((task) => void setImmediate(task), (fiber) => fiber.currentOpCount > n ? 0 : false)
+      const older: Array<string> = []
+      for (let n = 10; n <= 40; n++) {
+        for (let delay = 0; delay < 6; delay++) {
+          const read = yield* Effect.gen(function*() {
+            const gate = yield* Deferred.make<void>()
+            const aside = yield* CacheAside.make({ namespace: `race-${n}-${delay}`, value: Item, ttl: "5 minutes" })
+            const loading = yield* Effect.fork(aside.getOrLoad("k", Effect.as(Deferred.await(gate), item("k", 1))))
+            yield* settle
+            yield* Deferred.succeed(gate, undefined)
+            for (let i = 0; i < delay; i++) yield* Effect.yieldNow()
+            yield* aside.set("k", item("k", 2))
+            yield* Fiber.join(loading)
+            yield* settle
+            return yield* aside.get("k")
+          }).pipe(Effect.withScheduler(preempting(n)))
+          if (Option.isSome(read) && read.value.n === 1) older.push(`n=${n}, delay=${delay}`)
+        }
+      }
+      expect(older).toEqual([])
+    }).pipe(Effect.provide(MemoryStore.layer())))
+
+  it.scoped("a Schema whose decode throws fails its own read on the callback path, and the others of its reply answer", () =>
+    Effect.gen(function*() {
+      const store = yield* Effect.provideService(RedisStore.make({ prefix: "throwing" }), Redis.RedisClient, redis())
+      const Touchy = Schema.transform(Schema.String, Schema.String, {
+        decode: (s) => {
+          if (s === "boom") throw new Error("boom")
+          return s
+        },
+        encode: (s) => s
+      })
+      const aside = yield* CacheAside.make({ namespace: "t", value: Touchy, ttl: "5 minutes" }).pipe(
+        Effect.provideService(CacheStore.CacheStore, store)
+      )
+      yield* aside.set("bad", "boom")
+      yield* aside.set("good", "fine")
+      // two reads in one tick share one MGET
+      const bad = yield* Effect.fork(aside.getOrLoad("bad", Effect.succeed("x")))
+      const good = yield* Effect.fork(aside.getOrLoad("good", Effect.succeed("y")))
+      expect(yield* Fiber.join(good)).toBe("fine")
+      const exit = yield* Fiber.await(bad)
+      expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+    }).pipe(Effect.provide(TestServices.liveServices)))
+
+  it.scoped("an own __proto__ key comes back as data in the tagged form, never as the prototype", () =>
+    Effect.gen(function*() {
+      const store = yield* bytesOnlyStore
+      const cache = yield* CacheAside.make({ namespace: "proto", value: Schema.Unknown, ttl: "5 minutes" }).pipe(
+        Effect.provideService(CacheStore.CacheStore, store)
+      )
+      const value = JSON.parse("{\"__proto__\":{\"admin\":true},\"n\":1}")
+      value.n = NaN // not plain JSON: the tagged form
+      yield* cache.set("k", value)
+      const back = Option.getOrThrow(yield* cache.get("k")) as Record<string, unknown>
+      expect(Object.keys(back)).toEqual(["__proto__", "n"])
+      expect(Object.getPrototypeOf(back)).toBe(Object.prototype)
+      expect(back).toStrictEqual(value)
+    }))
 })

@@ -11,13 +11,13 @@ import { BatchMismatch } from "../../CacheError.js"
 import type { CacheError } from "../../CacheError.js"
 import type * as CacheStore from "../../CacheStore.js"
 import type { Flights, Slot, SlotExit } from "./flight.js"
-import { Absent, absent } from "./flight.js"
+import { Absent, absent, isRetry } from "./flight.js"
 import { EXPIRED, freshness, STALE } from "./freshness.js"
+import type { Superseding } from "./keyOrder.js"
 import type { RunLoad } from "./load.js"
 import type { Loader, Reader } from "./read.js"
 import type { Counters } from "./stats.js"
 import type { OnStoreFailure } from "./storeErrors.js"
-import type { Writer } from "./write.js"
 
 /**
  * Loads the keys at the given indices of a batch read in one call, answering with each value
@@ -37,8 +37,19 @@ export interface BatchContext<A> {
   readonly counters: Counters
   readonly onStoreFailure: OnStoreFailure
   readonly reader: Reader<A>
-  readonly writer: Writer<A>
   readonly flights: Flights<A>
+  /** Stores loaded values whose loads are still current. */
+  readonly storeLoaded: (
+    loaded: ReadonlyArray<{ readonly load: Superseding; readonly key: string; readonly value: A }>,
+    elapsed: number
+  ) => Effect.Effect<void, CacheError>
+  /** Loads one key through the single flight, as a single read does. */
+  readonly loadShared: <X, E, R>(
+    key: string,
+    full: string,
+    arg: X,
+    load: Loader<X, A, E, R>
+  ) => Effect.Effect<A, E | CacheError, R>
   readonly runLoad: RunLoad
   readonly startOrJoin: <X, E, R>(
     key: string,
@@ -145,12 +156,12 @@ export const getManyOrLoad = <A, X, E, R>(
           Effect.suspend(() => loadMany(firstIndices)),
           (answer, elapsed) =>
             Effect.flatMap(match(context.namespace, slots, answer), (values) => {
-              const writes: Array<readonly [string, A]> = []
+              const loaded: Array<{ load: Slot<A, E>; key: string; value: A }> = []
               for (let j = 0; j < slots.length; j++) {
                 const value = values[j]!
-                if (value !== absent && !slots[j]!.superseded) writes.push([slots[j]!.key, value as A])
+                if (value !== absent) loaded.push({ load: slots[j]!, key: slots[j]!.key, value: value as A })
               }
-              return Effect.as(context.writer.writeLoaded(writes, elapsed), values)
+              return Effect.as(context.storeLoaded(loaded, elapsed), values)
             })
         ).pipe(
           Effect.exit,
@@ -164,7 +175,15 @@ export const getManyOrLoad = <A, X, E, R>(
     }
     yield* Effect.forEach(waits, ([slot, indices]) =>
       Effect.map(
-        Effect.catchIf(flights.wait(slot), (u): u is Absent => u instanceof Absent, () => Effect.succeed(absent)),
+        Effect.catchIf(
+          flights.wait(slot),
+          isRetry,
+          // not returned by its batch: not found; abandoned by its last waiter: this read loads it
+          (retry): Effect.Effect<A | Absent, E | CacheError, R> =>
+            retry instanceof Absent
+              ? Effect.succeed(absent)
+              : context.loadShared(keys[indices[0]!]!, slot.full, args[indices[0]!]!, loadOne)
+        ),
         (value) => {
           const result = value === absent ? Option.none<A>() : Option.some(value as A)
           for (const i of indices) results[i] = result

@@ -97,6 +97,15 @@ const SPECIAL = "$"
 
 class Unstorable extends Error {}
 
+/** Sets a property as data, `__proto__` included (an assignment would set the prototype). */
+const define = (target: Record<string, unknown>, key: string, value: unknown): void => {
+  if (key === "__proto__") {
+    Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true })
+  } else {
+    target[key] = value
+  }
+}
+
 /**
  * The tagged form: every array starts with `"#"`, and what plain JSON cannot say is an array
  * starting with `"$"` (`["$","undefined"]`, `["$","number","NaN"]`, `["$","date",ms]`, …).
@@ -125,7 +134,7 @@ const tag = (u: unknown): unknown => {
         throw new Unstorable(`a ${proto?.constructor?.name ?? "object"} cannot be stored (only plain data can)`)
       }
       const out: Record<string, unknown> = {}
-      for (const key of Object.keys(u)) out[key] = tag((u as Record<string, unknown>)[key])
+      for (const key of Object.keys(u)) define(out, key, tag((u as Record<string, unknown>)[key]))
       return out
     }
     default:
@@ -172,7 +181,7 @@ const untag = (u: unknown): unknown => {
     throw new Unstorable("malformed tagged array")
   }
   const out: Record<string, unknown> = {}
-  for (const key of Object.keys(u)) out[key] = untag((u as Record<string, unknown>)[key])
+  for (const key of Object.keys(u)) define(out, key, untag((u as Record<string, unknown>)[key]))
   return out
 }
 

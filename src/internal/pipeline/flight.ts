@@ -6,9 +6,11 @@
  * - a caller for a key that is loading joins its slot instead of loading again;
  * - an interrupted waiter only stops waiting; when the last waiter of a flight leaves, the flight
  *   is abandoned: it leaves the map at once (a new caller starts a new load, never joins one that
- *   is being interrupted) and its fiber is interrupted;
- * - a write or invalidation of a key supersedes its slot: the waiters still get the loaded value,
- *   but the flight does not store it, and the next caller loads afresh;
+ *   is being interrupted) and its fiber is interrupted; a caller that joined it in the meantime
+ *   hears `Abandoned` and loads again;
+ * - a write or invalidation of a key supersedes its slot (through the store's key order, whichever
+ *   pipeline runs the load): the waiters still get the loaded value, but the flight does not store
+ *   it, and the next caller loads afresh;
  * - a flight whose fiber is interrupted before it started (its scope closed) tells its waiters so.
  */
 import * as Deferred from "effect/Deferred"
@@ -18,6 +20,7 @@ import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import type { CacheError } from "../../CacheError.js"
 import type { Forker } from "./fork.js"
+import type { KeyOrder } from "./keyOrder.js"
 
 const PENDING = 0
 const RUNNING = 1
@@ -44,14 +47,24 @@ export class Absent {
 /** @internal */
 export const absent = new Absent()
 
+/** A load whose last waiter left: a caller that joined it after that loads again. @internal */
+export class Abandoned {
+  readonly _tag = "Abandoned"
+}
+
+const abandoned = new Abandoned()
+
+/** Whether a flight's failure means "load this key again" (`Absent` or `Abandoned`). @internal */
+export const isRetry = (u: unknown): u is Absent | Abandoned => u instanceof Absent || u instanceof Abandoned
+
 /** The outcome of one key of a flight. @internal */
-export type SlotExit<A, E> = Exit.Exit<A, E | CacheError | Absent>
+export type SlotExit<A, E> = Exit.Exit<A, E | CacheError | Absent | Abandoned>
 
 /** One key of a flight. @internal */
 export class Slot<A, E> {
   /** A write or invalidation came after the load started: its value must not be stored. */
   superseded = false
-  readonly deferred = Deferred.unsafeMake<A, E | CacheError | Absent>(FiberId.none)
+  readonly deferred = Deferred.unsafeMake<A, E | CacheError | Absent | Abandoned>(FiberId.none)
   constructor(readonly key: string, readonly full: string, readonly flight: Flight) {}
 }
 
@@ -64,7 +77,7 @@ const scopeClosed = Exit.die(
 
 /** @internal */
 export interface Flights<A> {
-  /** The slot of a key that is loading now, if any. */
+  /** The slot of a key that is loading now and still current (not superseded), if any. */
   readonly current: <E>(full: string) => Slot<A, E> | undefined
   /**
    * Starts one load of keys that are not in flight. `job` runs in a forked fiber and returns the
@@ -75,19 +88,21 @@ export interface Flights<A> {
     job: (slots: ReadonlyArray<Slot<A, E>>) => Effect.Effect<ReadonlyArray<SlotExit<A, E>>, never, R>
   ) => Effect.Effect<ReadonlyArray<Slot<A, E>>, never, R>
   /** Waits on a slot; the last waiter to be interrupted abandons the flight. */
-  readonly wait: <E>(slot: Slot<A, E>) => Effect.Effect<A, E | CacheError | Absent>
-  /** A write or invalidation of a key: a load under way for it must not store its value. */
-  readonly supersede: (full: string) => void
-  /** The whole namespace was cleared: no load under way may store its value. */
-  readonly supersedeAll: () => void
+  readonly wait: <E>(slot: Slot<A, E>) => Effect.Effect<A, E | CacheError | Absent | Abandoned>
 }
 
 /** @internal */
-export const makeFlights = <A>(fork: Forker): Flights<A> => {
+export const makeFlights = <A>(fork: Forker, order: KeyOrder): Flights<A> => {
   const inflight = new Map<string, Slot<A, unknown>>()
 
+  /** Out of the map: new callers no longer join it. */
   const release = (slot: Slot<A, unknown>) => {
     if (inflight.get(slot.full) === slot) inflight.delete(slot.full)
+  }
+  /** Done: out of the map and of the key order. */
+  const finish = (slot: Slot<A, unknown>) => {
+    release(slot)
+    order.unregister(slot)
   }
 
   const start = <E, R>(
@@ -99,6 +114,7 @@ export const makeFlights = <A>(fork: Forker): Flights<A> => {
       const slots = keys.map(([key, full]) => {
         const slot = new Slot<A, E>(key, full, flight)
         inflight.set(full, slot as Slot<A, unknown>)
+        order.register(slot)
         flight.slots.push(slot as Slot<unknown, unknown>)
         return slot
       })
@@ -112,7 +128,7 @@ export const makeFlights = <A>(fork: Forker): Flights<A> => {
           flight.state = DONE
           for (let i = 0; i < slots.length; i++) {
             const slot = slots[i]!
-            release(slot as Slot<A, unknown>)
+            finish(slot as Slot<A, unknown>)
             Deferred.unsafeDone(slot.deferred, Exit.isSuccess(exit) ? exit.value[i]! : exit as Exit.Exit<never>)
           }
         })
@@ -123,10 +139,14 @@ export const makeFlights = <A>(fork: Forker): Flights<A> => {
         // must still hear of it
         fiber.addObserver(() => {
           if (flight.state === DONE) return
-          const outcome = flight.state === PENDING ? scopeClosed : Exit.interrupt(FiberId.none)
+          const outcome = flight.state === PENDING
+            ? scopeClosed
+            : flight.state === ABANDONED
+            ? Exit.fail(abandoned)
+            : Exit.interrupt(FiberId.none)
           flight.state = DONE
           for (const slot of slots) {
-            release(slot as Slot<A, unknown>)
+            finish(slot as Slot<A, unknown>)
             Deferred.unsafeDone(slot.deferred, outcome)
           }
         })
@@ -136,11 +156,14 @@ export const makeFlights = <A>(fork: Forker): Flights<A> => {
 
   const abandon = (flight: Flight) => {
     flight.state = ABANDONED
-    for (const slot of flight.slots) release(slot as Slot<A, unknown>)
+    for (const slot of flight.slots) {
+      slot.superseded = true
+      release(slot as Slot<A, unknown>)
+    }
     return Fiber.interruptFork(flight.fiber!)
   }
 
-  const wait = <E>(slot: Slot<A, E>): Effect.Effect<A, E | CacheError | Absent> =>
+  const wait = <E>(slot: Slot<A, E>): Effect.Effect<A, E | CacheError | Absent | Abandoned> =>
     Effect.suspend(() => {
       const flight = slot.flight
       flight.waiters++
@@ -156,23 +179,12 @@ export const makeFlights = <A>(fork: Forker): Flights<A> => {
       })
     })
 
-  const supersede = (full: string) => {
-    const slot = inflight.get(full)
-    if (slot === undefined) return
-    slot.superseded = true
-    inflight.delete(full)
-  }
-
-  const supersedeAll = () => {
-    for (const slot of inflight.values()) slot.superseded = true
-    inflight.clear()
-  }
-
   return {
-    current: <E>(full: string) => inflight.get(full) as Slot<A, E> | undefined,
+    current: <E>(full: string) => {
+      const slot = inflight.get(full)
+      return slot === undefined || slot.superseded ? undefined : slot as Slot<A, E>
+    },
     start,
-    wait,
-    supersede,
-    supersedeAll
+    wait
   }
 }

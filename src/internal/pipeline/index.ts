@@ -16,11 +16,13 @@ import { getManyOrLoad } from "./batch.js"
 import type { BatchLoader } from "./batch.js"
 import type { Entry } from "./envelope.js"
 import { makeCodec } from "./envelope.js"
-import { Absent, makeFlights } from "./flight.js"
+import { isRetry, makeFlights } from "./flight.js"
 import type { Slot } from "./flight.js"
 import type { Forker } from "./fork.js"
 import { EXPIRED, FRESH, freshness, STALE } from "./freshness.js"
 import { namespacePrefix } from "./key.js"
+import { keyOrderOf } from "./keyOrder.js"
+import type { Superseding } from "./keyOrder.js"
 import { makeRunLoad } from "./load.js"
 import { makeReader, Request } from "./read.js"
 import type { Loader } from "./read.js"
@@ -80,8 +82,6 @@ export interface Pipeline<A> {
   readonly stats: Effect.Effect<CacheMetrics.Stats>
 }
 
-const isAbsent = (u: unknown): u is Absent => u instanceof Absent
-
 /** @internal */
 export const make = <A, I>(
   store: CacheStore.Service,
@@ -117,7 +117,15 @@ export const make = <A, I>(
     counters,
     spanAttributes
   })
-  const flights = makeFlights<A>(fork)
+  const order = keyOrderOf(store)
+  const flights = makeFlights<A>(fork, order)
+
+  /** Stores loaded values whose loads are still current, in the key order of the store. */
+  const storeLoaded = (
+    loaded: ReadonlyArray<{ readonly load: Superseding; readonly key: string; readonly value: A }>,
+    elapsed: number
+  ): Effect.Effect<void, CacheError> =>
+    order.writeLoaded(loaded, (current) => writer.writeLoaded(current.map((l) => [l.key, l.value] as const), elapsed))
 
   // -----------------------------------------------------------------------------------------------
   // single loads
@@ -137,8 +145,7 @@ export const make = <A, I>(
           runLoad(
             [key],
             Effect.suspend(() => load(arg)),
-            (value, elapsed) =>
-              slot!.superseded ? Effect.succeed(value) : Effect.as(writer.writeLoaded([[key, value]], elapsed), value)
+            (value, elapsed) => Effect.as(storeLoaded([{ load: slot!, key, value }], elapsed), value)
           ).pipe(Effect.exit, Effect.map((exit) => [exit]))),
         (slots) => slots[0]!
       )
@@ -153,7 +160,7 @@ export const make = <A, I>(
   ): Effect.Effect<A, E | CacheError, R> =>
     Effect.flatMap(
       startOrJoin(key, full, arg, load),
-      (slot) => Effect.catchIf(flights.wait(slot), isAbsent, () => loadShared(key, full, arg, load))
+      (slot) => Effect.catchIf(flights.wait(slot), isRetry, () => loadShared(key, full, arg, load))
     )
 
   // -----------------------------------------------------------------------------------------------
@@ -212,21 +219,22 @@ export const make = <A, I>(
   // writes
 
   const write = (key: string, value: A): Effect.Effect<void, CacheError> =>
-    Effect.suspend(() => {
-      flights.supersede(fullKey(key))
-      return writer.write(key, value)
-    }).pipe(traced("cachekit.set", spanAttributes))
+    Effect.zipRight(order.supersede(fullKey(key)), writer.write(key, value)).pipe(
+      traced("cachekit.set", spanAttributes)
+    )
 
   const invalidate = (key: string): Effect.Effect<boolean, CacheError> =>
     Effect.suspend(() => {
       const full = fullKey(key)
-      flights.supersede(full)
-      return Effect.catchAll(store.delete(full), (error) => onStoreFailure("delete", error, false))
+      return Effect.zipRight(
+        order.supersede(full),
+        Effect.catchAll(store.delete(full), (error) => onStoreFailure("delete", error, false))
+      )
     }).pipe(traced("cachekit.invalidate", spanAttributes))
 
-  const clear: Effect.Effect<number, CacheError> = Effect.suspend(() => {
-    flights.supersedeAll()
-    return Effect.flatMap(
+  const clear: Effect.Effect<number, CacheError> = Effect.zipRight(
+    order.supersedePrefix(prefix),
+    Effect.flatMap(
       store.keys(escapeGlob(prefix) + "*"),
       (keys) => keys.length === 0 ? Effect.succeed(0) : store.deleteMany(keys)
     ).pipe(
@@ -235,7 +243,7 @@ export const make = <A, I>(
         error._tag === "StoreError" ? onStoreFailure("clear", error, 0) : Effect.fail(error)
       )
     )
-  }).pipe(traced("cachekit.clear", spanAttributes))
+  ).pipe(traced("cachekit.clear", spanAttributes))
 
   const refresh = <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>): Effect.Effect<A, E | CacheError, R> =>
     loadShared(key, fullKey(key), arg, load).pipe(traced("cachekit.refresh", spanAttributes))
@@ -259,8 +267,9 @@ export const make = <A, I>(
         counters,
         onStoreFailure,
         reader,
-        writer,
         flights,
+        storeLoaded,
+        loadShared,
         runLoad,
         startOrJoin
       }, {

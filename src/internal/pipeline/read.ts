@@ -175,9 +175,16 @@ export const makeReader = <A>(options: ReadOptions<A>): Reader<A> => {
           const memo = decoded.get(request.key)
           const full = memo === undefined ? prefix + request.key : memo.full
           read(full, (value, error, before) => {
-            const then = error === undefined
-              ? next(request, full, value === null ? undefined : entryOf(request.key, full, value, memo), false)
-              : Effect.flatMap(onStoreFailure("read", error, undefined), () => next(request, full, undefined, false))
+            let then: Effect.Effect<B, E | CacheError, R>
+            try {
+              then = error === undefined
+                ? next(request, full, value === null ? undefined : entryOf(request.key, full, value, memo), false)
+                : Effect.flatMap(onStoreFailure("read", error, undefined), () => next(request, full, undefined, false))
+            } catch (defect) {
+              // a Schema whose decode throws fails this read alone, as it does on the other paths;
+              // it must not stop the store from answering the other readers of its reply
+              then = Effect.die(defect)
+            }
             resume(before === undefined ? then : Effect.zipRight(before, then))
           })
         })
