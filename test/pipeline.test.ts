@@ -401,6 +401,24 @@ for (const path of readPaths) {
         )
 
         scenario(
+          "a value comes back as its Schema reads it on every store: undeclared properties dropped",
+          () =>
+            Effect.gen(function*() {
+              const loaded = { id: "k", n: 1, secret: "not declared" }
+              const cache = yield* strategy.make({
+                namespace: "strict",
+                value: Item,
+                lookup: () => Effect.succeed(loaded),
+                ttl: "5 minutes"
+              })
+              yield* cache.get("k")
+              // the loader's object changed afterwards: the cache keeps what it stored
+              loaded.n = 2
+              expect(yield* cache.get("k")).toStrictEqual({ id: "k", n: 1 })
+            })
+        )
+
+        scenario(
           "values come back equal: undefined, NaN, ±Infinity, -0, void, a Date under Unknown, bigint",
           () =>
             Effect.gen(function*() {

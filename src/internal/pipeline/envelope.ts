@@ -44,6 +44,12 @@ export interface Codec<A> {
    * or an error message when the value cannot be stored.
    */
   readonly encode: (value: A) => Either.Either<string, string>
+  /**
+   * What a byte store gives back for a value: its encoding decoded again. Live stores keep this
+   * instead of the caller's object, so a value comes back the same from every store (properties
+   * the Schema does not declare dropped alike) and a caller's later mutation does not reach it.
+   */
+  readonly normalize: (value: A) => Either.Either<A, string>
   readonly toBytes: (entry: Entry<A>, encodedField: string) => Uint8Array
   readonly fromBytes: (bytes: Uint8Array) => Either.Either<Entry<A>, string>
 }
@@ -246,6 +252,14 @@ export const makeCodec = <A, I>(schema: Schema.Schema<A, I, never>, schemaVersio
       const encoded = encodeValue(value)
       if (Either.isLeft(encoded)) return Either.left(ParseResult.TreeFormatter.formatErrorSync(encoded.left))
       return valueField(encoded.right)
+    },
+    normalize: (value) => {
+      const encoded = encodeValue(value)
+      if (Either.isLeft(encoded)) return Either.left(ParseResult.TreeFormatter.formatErrorSync(encoded.left))
+      const decoded = decodeValue(encoded.right)
+      return Either.isLeft(decoded)
+        ? Either.left(ParseResult.TreeFormatter.formatErrorSync(decoded.left))
+        : Either.right(decoded.right)
     },
     toBytes: (entry, field) =>
       encoder.encode(

@@ -57,15 +57,20 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
         const full = options.fullKey(key)
         if (ttl !== undefined && ttl <= 0) return Effect.succeed({ full, stored: undefined, ttl: 0 as const })
         const encoded = codec.encode(value)
-        if (Either.isLeft(encoded)) {
+        // a live store keeps what a byte store would give back, not the caller's object
+        const kept = live && Either.isRight(encoded) ? codec.normalize(value) : Either.right(value)
+        if (Either.isLeft(encoded) || Either.isLeft(kept)) {
           counters.encodeFailure()
-          return Effect.fail(new EncodeError({ namespace, key, detail: encoded.left }))
+          const detail = Either.isLeft(encoded)
+            ? encoded.left
+            : `the encoded value does not decode back: ${Either.isLeft(kept) ? kept.left : ""}`
+          return Effect.fail(new EncodeError({ namespace, key, detail }))
         }
         const t = now()
         const { freshUntil, staleUntil } = lifetime(t, ttl, options.staleWindowMillis)
         const tags = options.tags === undefined ? [] : options.tags(value, key)
         const entry = new Entry(
-          value,
+          kept.right,
           t,
           freshUntil,
           staleUntil,
