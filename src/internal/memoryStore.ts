@@ -1,5 +1,5 @@
 import type * as Clock from "effect/Clock"
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
@@ -37,6 +37,11 @@ export class MemoryCore {
   readonly map = new Map<string, MemNode>()
   readonly policy: Policy
   bytes = 0
+  /**
+   * No entry expires before this (Infinity: none expires). A lower bound, kept exact by `sweep`:
+   * writes only ever lower it, so an entry removed or rewritten since may have expired later.
+   */
+  earliestExpiry = Infinity
 
   constructor(readonly options: CoreOptions) {
     this.policy = makePolicy(options.eviction, options.capacity)
@@ -75,6 +80,7 @@ export class MemoryCore {
 
   /** Writes a value; the caller has checked its size against maxBytes. */
   write(key: string, value: CacheStore.Value, size: number, expiresAt: number): void {
+    if (expiresAt < this.earliestExpiry) this.earliestExpiry = expiresAt
     const existing = this.map.get(key)
     if (existing !== undefined) {
       this.bytes += size - existing.size
@@ -114,21 +120,32 @@ export class MemoryCore {
     return true
   }
 
+  /** Gives a live node a new expiry. */
+  retime(node: MemNode, expiresAt: number): void {
+    if (expiresAt < this.earliestExpiry) this.earliestExpiry = expiresAt
+    node.expiresAt = expiresAt
+  }
+
   clear(): void {
     this.map.clear()
     this.policy.clear()
     this.bytes = 0
+    this.earliestExpiry = Infinity
   }
 
-  /** Drops expired nodes; returns how many. */
+  /** Drops expired nodes; returns how many. Leaves `earliestExpiry` exact. */
   sweep(now: number): number {
     let dropped = 0
+    let earliest = Infinity
     for (const node of this.map.values()) {
       if (node.expiresAt <= now) {
         this.remove(node)
         dropped++
+      } else if (node.expiresAt < earliest) {
+        earliest = node.expiresAt
       }
     }
+    this.earliestExpiry = earliest
     return dropped
   }
 
@@ -144,6 +161,16 @@ export class MemoryCore {
     }
     if (evicted > 0) this.options.onEvict?.(evicted)
   }
+}
+
+/** The longest single sleep of the sweeper: 24 days, under the 2^31 - 1 ms a timer accepts. */
+const MAX_SLEEP_MILLIS = 24 * 24 * 60 * 60 * 1000
+
+/** A sweeper waiting for its next sweep. */
+interface Sweeper {
+  /** A write that expires before this brings the sweep forward. */
+  readonly wakeAt: number
+  readonly expiresSooner: () => void
 }
 
 /** @internal */
@@ -179,6 +206,9 @@ export const make = (options: MakeOptions): Effect.Effect<CacheStore.Service, ne
       return millis === undefined ? Infinity : now() + millis
     }
 
+    /** Tells a sweeper waiting past `earliestExpiry` to come sooner; set while one is waiting. */
+    let sweepWaiting: Sweeper | undefined
+
     const writeSync = (key: string, value: CacheStore.Value, ttl: Duration.DurationInput | undefined) => {
       const expiresAt = expiryOf(ttl)
       if (expiresAt <= now()) {
@@ -190,6 +220,7 @@ export const make = (options: MakeOptions): Effect.Effect<CacheStore.Service, ne
         return new ValueTooLarge({ store: options.name, key, size, limit: options.maxBytes })
       }
       core.write(key, value, size, expiresAt)
+      if (sweepWaiting !== undefined && expiresAt < sweepWaiting.wakeAt) sweepWaiting.expiresSooner()
       return undefined
     }
 
@@ -265,7 +296,10 @@ export const make = (options: MakeOptions): Effect.Effect<CacheStore.Service, ne
           if (node === undefined) return false
           const expiresAt = expiryOf(ttl)
           if (expiresAt <= now()) core.remove(node)
-          else node.expiresAt = expiresAt
+          else {
+            core.retime(node, expiresAt)
+            if (sweepWaiting !== undefined && expiresAt < sweepWaiting.wakeAt) sweepWaiting.expiresSooner()
+          }
           report()
           return true
         }),
@@ -286,16 +320,43 @@ export const make = (options: MakeOptions): Effect.Effect<CacheStore.Service, ne
     }
 
     if (options.sweepInterval !== undefined) {
-      const interval = options.sweepInterval
-      yield* Effect.sleep(interval).pipe(
-        Effect.zipRight(Effect.sync(() => {
-          const dropped = core.sweep(now())
+      // The sweeper sleeps until the earliest entry expires, and at least `sweepInterval` past the
+      // previous sweep; while nothing expires it waits for a write. A sweep on a fixed period would
+      // wake 1,440 times a day of test time, which makes `TestClock.adjust` over days crawl.
+      const intervalMillis = Duration.toMillis(options.sweepInterval)
+      let lastSweep = now()
+      const sweeper = Effect.gen(function*() {
+        while (true) {
+          const due = Math.max(core.earliestExpiry, lastSweep + intervalMillis)
+          const waited = yield* waitUntil(due)
+          if (!waited) continue // a write expires sooner: compute the time again
+          lastSweep = now()
+          const dropped = core.sweep(lastSweep)
           if (dropped > 0) report()
-        })),
-        Effect.forever,
-        Effect.forkScoped,
-        Effect.interruptible
-      )
+        }
+      })
+      /** Sleeps until `due` (true), or until a write makes the sweep due sooner (false). */
+      const waitUntil = (due: number): Effect.Effect<boolean> => {
+        const sooner = Effect.async<boolean>((resume) => {
+          const waiting: Sweeper = {
+            // When the interval, not an expiry, sets `due`, no write can bring the sweep forward.
+            wakeAt: due > lastSweep + intervalMillis ? due : -Infinity,
+            expiresSooner: () => {
+              sweepWaiting = undefined
+              resume(Effect.succeed(false))
+            }
+          }
+          sweepWaiting = waiting
+          return Effect.sync(() => {
+            if (sweepWaiting === waiting) sweepWaiting = undefined
+          })
+        })
+        if (due === Infinity) return sooner
+        // A timer cannot be set further than 2^31 - 1 ms ahead: longer waits are taken in steps.
+        const ms = Math.min(Math.max(0, due - now()), MAX_SLEEP_MILLIS)
+        return Effect.raceFirst(Effect.map(Effect.sleep(Duration.millis(ms)), () => now() >= due), sooner)
+      }
+      yield* sweeper.pipe(Effect.forkScoped, Effect.interruptible)
     }
 
     yield* Effect.addFinalizer(() =>
