@@ -52,7 +52,8 @@ export const retryStrategy = (schedule: Schedule.Schedule<unknown, number>) => {
   let state: unknown = schedule.initial
   return (attempt: number): number | null => {
     if (attempt <= 1) state = schedule.initial
-    const now = Date.now()
+    // a monotonic reading: the delay is the distance to the schedule's next start
+    const now = performance.now()
     const [next, , decision] = Effect.runSync(schedule.step(now, attempt, state))
     state = next
     if (ScheduleDecision.isDone(decision)) return null

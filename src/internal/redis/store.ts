@@ -13,6 +13,7 @@ import * as CircuitBreaker from "../circuitBreaker.js"
 import * as Deadlines from "../deadlines.js"
 import { check, optionalDuration, optionalInteger } from "../options.js"
 import { escapeGlob, ttlMillis } from "../store.js"
+import * as Timer from "../timer.js"
 import * as Batcher from "./batcher.js"
 import { DEFAULT_COMMAND_TIMEOUT_MS, millis } from "./client.js"
 import { isRedirection, timeoutError, toStoreError } from "./errors.js"
@@ -78,7 +79,7 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
       return toStoreError(name, operation, cause)
     }
 
-    const deadlines = Deadlines.make(timeoutMs)
+    const deadlines = Deadlines.make(timeoutMs, Timer.fromClock(yield* Effect.clock))
 
     /**
      * One promise-returning ioredis call, bounded by the command timeout even when the client
