@@ -71,6 +71,7 @@ export interface StoreSuiteRunner {
  * | `large-value` | a large value (512 KiB by default) |
  * | `hostile-keys` | unicode, whitespace, control characters, 10,000-character keys |
  * | `empty-key` | the empty key |
+ * | `unpaired-surrogates` | keys that differ only in unpaired surrogates (`"x\ud800"`, `"x\udc00"`, `"x\ufffd"`) stay distinct, or are refused with `InvalidKey` |
  * | `get-many` | `getMany` aligned with its keys, misses and duplicates included |
  * | `many-keys` | `setMany`, `getMany`, `deleteMany` over 1,000 keys |
  * | `set-if-absent` | `setIfAbsent` writes only when absent |
@@ -95,6 +96,7 @@ export type StoreSuiteCase =
   | "large-value"
   | "hostile-keys"
   | "empty-key"
+  | "unpaired-surrogates"
   | "get-many"
   | "many-keys"
   | "set-if-absent"

@@ -3,7 +3,7 @@ import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
-import type { Cluster, Redis } from "ioredis"
+import type { Cluster, Redis, RedisKey } from "ioredis"
 import { EncodeError, StoreError, ValueTooLarge } from "../../CacheError.js"
 import type { StoreFailure } from "../../CacheError.js"
 import * as CacheStore from "../../CacheStore.js"
@@ -11,6 +11,7 @@ import type { RedisClientService } from "../../Redis.js"
 import type { Options, RedisStore } from "../../RedisStore.js"
 import * as CircuitBreaker from "../circuitBreaker.js"
 import * as Deadlines from "../deadlines.js"
+import * as KeyBytes from "../keyBytes.js"
 import { check, optionalDuration, optionalInteger } from "../options.js"
 import { escapeGlob, ttlMillis } from "../store.js"
 import * as Timer from "../timer.js"
@@ -30,6 +31,22 @@ const batchSize = Metric.histogram(
   MetricBoundaries.exponential({ start: 1, factor: 2, count: 11 }),
   "Distinct keys per coalesced Redis read (single gets from concurrent fibers merged into MGETs)"
 )
+
+/**
+ * A key as the store sends it. A key with an unpaired surrogate goes as its WTF-8 bytes (see
+ * `keyBytes`): as UTF-8, it would be the same key as every string that differs from it only
+ * there. Those bytes keep the key itself as their string form: on a cluster, ioredis's
+ * auto-pipelining picks a command's node from the string form of its first key (hashed by
+ * cluster-key-slot, which encodes strings as WTF-8 too); Buffer's own `toString` would give it the
+ * U+FFFD form, whose slot may live on another node, and fail the whole pipeline.
+ * @internal
+ */
+export const redisKey = (key: string): RedisKey => {
+  if (KeyBytes.isWellFormed(key)) return key
+  const bytes = KeyBytes.encode(key)
+  Object.defineProperty(bytes, "toString", { value: () => key })
+  return bytes
+}
 
 /** @internal */
 export const validate = (options: Options): void => {
@@ -58,6 +75,7 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
     const prefix = options.prefix ?? "cachekit"
     const keyPrefix = prefix === "" ? "" : `${prefix}:`
     const globPrefix = escapeGlob(keyPrefix)
+    const prefixBytes = KeyBytes.encode(keyPrefix).byteLength
     const timeoutMs = options.commandTimeout === undefined ? DEFAULT_COMMAND_TIMEOUT_MS : millis(options.commandTimeout)
     const maxValueBytes = options.maxValueBytes ?? REDIS_MAX_VALUE_BYTES
     const client = redis.client
@@ -70,7 +88,7 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
     })
     const tags = [MetricLabel.make("store", name)]
 
-    const full = (key: string) => keyPrefix + key
+    const full = (key: string): RedisKey => redisKey(keyPrefix + key)
 
     // A redirection that reached us means the client's slot map is stale: refresh it now rather
     // than at the next periodic refresh.
@@ -140,7 +158,7 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
     // Always MGET, even for one key: the standalone and Sentinel client layers keep MGET out of
     // ioredis's auto-pipeline, so a coalesced read is written at once instead of one more
     // event-loop turn later.
-    const mget = (keys: Array<string>): Promise<Array<Buffer | null>> => client.mgetBuffer(keys)
+    const mget = (keys: Array<RedisKey>): Promise<Array<Buffer | null>> => client.mgetBuffer(keys)
 
     /** Most keys in one multi-key command: a coalesced MGET, a `getMany` MGET, an UNLINK. */
     const maxBatch = options.maxBatch ?? CHUNK
@@ -157,7 +175,7 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
     })
 
     /** Splits full keys into groups one multi-key command accepts: one slot on a cluster. */
-    const groups = (keys: ReadonlyArray<string>): Array<Array<number>> => {
+    const groups = (keys: ReadonlyArray<RedisKey>): Array<Array<number>> => {
       const out: Array<Array<number>> = []
       if (cluster) {
         for (const group of groupBySlot(keys).values()) {
@@ -171,7 +189,7 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
       return out
     }
 
-    const setCommand = (key: string, value: Buffer, ms: number | undefined): Promise<unknown> =>
+    const setCommand = (key: RedisKey, value: Buffer, ms: number | undefined): Promise<unknown> =>
       ms === undefined
         ? client.set(key, value)
         : ms <= 0
@@ -213,7 +231,7 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
     const setMany = (entries: ReadonlyArray<CacheStore.SetEntry>) =>
       Effect.suspend((): Effect.Effect<void, StoreFailure> => {
         if (entries.length === 0) return Effect.void
-        const prepared: Array<readonly [string, Buffer, number | undefined]> = []
+        const prepared: Array<readonly [RedisKey, Buffer, number | undefined]> = []
         // Every value is checked before anything is written: a bad entry writes nothing.
         for (const e of entries) {
           const buffer = bytes(e.key, e.value)
@@ -256,7 +274,7 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
 
     const del = (key: string) => Effect.map(call("delete", () => client.unlink(full(key))), (n) => n > 0)
 
-    const unlinkAll = (fullKeys: ReadonlyArray<string>): Promise<number> =>
+    const unlinkAll = (fullKeys: ReadonlyArray<RedisKey>): Promise<number> =>
       Promise.all(groups(fullKeys).map((group) => client.unlink(...group.map((i) => fullKeys[i]!)))).then((counts) =>
         counts.reduce((a, b) => a + b, 0)
       )
@@ -301,21 +319,23 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
     const scanAll = (
       operation: string,
       match: string,
-      onPage: (keys: Array<string>) => Effect.Effect<void, StoreError>
+      onPage: (keys: Array<Buffer>) => Effect.Effect<void, StoreError>
     ) =>
       Effect.flatMap(mastersOrFail, (nodes) =>
         Effect.forEach(
           nodes,
           (node) =>
             Effect.gen(function*() {
+              // keys come back as bytes: a key of unpaired surrogates read as UTF-8 is another key
+              const pattern = KeyBytes.wire(match) as string
               let cursor = "0"
               do {
                 const [next, page] = yield* call(
                   operation,
-                  () => node.scan(cursor, "MATCH", match, "COUNT", SCAN_COUNT),
+                  () => node.scanBuffer(cursor, "MATCH", pattern, "COUNT", SCAN_COUNT),
                   false
                 )
-                cursor = next
+                cursor = next.toString("latin1")
                 if (page.length > 0) yield* onPage(page)
               } while (cursor !== "0")
             }),
@@ -334,7 +354,11 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
           "keys",
           scanAll("keys", globPrefix + pattern, (page) =>
             Effect.sync(() => {
-              for (const k of page) found.add(k.slice(keyPrefix.length))
+              for (const k of page) {
+                // bytes that are not WTF-8 were written by someone else: no key of this store
+                const key = KeyBytes.decode(k.subarray(prefixBytes))
+                if (key !== undefined) found.add(key)
+              }
             }))
         ).pipe(Effect.map(() => [...found]))
       }).pipe(Effect.withSpan("RedisStore.keys", { attributes: { store: name, pattern }, captureStackTrace: false }))

@@ -1,6 +1,7 @@
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
@@ -20,6 +21,7 @@ const everyCase: Record<StoreSuiteCase, true> = {
   "large-value": true,
   "hostile-keys": true,
   "empty-key": true,
+  "unpaired-surrogates": true,
   "get-many": true,
   "many-keys": true,
   "set-if-absent": true,
@@ -202,6 +204,40 @@ export const storeSuite = (runner: StoreSuiteRunner, name: string, options: Stor
         yield* store.set("", bytes("empty-key"))
         expect(text(yield* store.get(""))).toEqual(Option.some("empty-key"))
       })))
+
+  add(
+    "unpaired-surrogates",
+    "keys that differ only in unpaired surrogates stay distinct, or fail with InvalidKey",
+    () =>
+      withStore("surrogates", (store) =>
+        Effect.gen(function*() {
+          // strings JSON.parse can produce; encoded as UTF-8 the unpaired halves all become U+FFFD
+          const variants = ["x\uD800", "x\uDBFF", "x\uDC00", "x\uFFFD", "x\uD800\uDC00", "x\uDC00\uD800", "\uD800"]
+          const keys = [...variants, ...variants.map((k) => "k".repeat(300) + k)]
+          const valueOf = (key: string) => `v${keys.indexOf(key)}`
+          const written: Array<string> = []
+          for (const key of keys) {
+            const result = yield* Effect.either(store.set(key, bytes(valueOf(key))))
+            if (Either.isRight(result)) written.push(key)
+            else expect(result.left._tag).toBe("InvalidKey")
+          }
+          for (const key of keys) {
+            const read = yield* Effect.either(store.get(key))
+            // a key the store refused reads as a miss or is refused again
+            const expected = written.includes(key) ? Option.some(valueOf(key)) : Option.none()
+            expect(Either.isRight(read) ? text(read.right) : read.left._tag === "InvalidKey" && Option.none())
+              .toEqual(expected)
+          }
+          expect((yield* store.getMany(written)).map(text)).toEqual(written.map((key) => Option.some(valueOf(key))))
+          if (store.capabilities.scan) expect([...(yield* store.keys("*"))].sort()).toEqual([...written].sort())
+          if (written.length > 0) {
+            expect(yield* store.delete(written[0]!)).toBe(true)
+            expect(Option.isNone(yield* store.get(written[0]!))).toBe(true)
+            const rest = written.slice(1)
+            expect((yield* store.getMany(rest)).map(text)).toEqual(rest.map((key) => Option.some(valueOf(key))))
+          }
+        }))
+  )
 
   add(
     "get-many",
