@@ -104,7 +104,10 @@ export interface Service {
   readonly expire: (key: string, ttl: Duration.DurationInput) => Effect.Effect<boolean, StoreFailure>
   /** Removes every key of this store's prefix, and nothing else. */
   readonly clear: Effect.Effect<void, StoreFailure>
-  /** Lists the keys (without prefix) that match a glob pattern (`*`, `?`, `[abc]`). */
+  /**
+   * Lists the keys (without prefix) that match a glob pattern, with Redis's semantics on every
+   * store (`*`, `?` for one byte, `[abc]`, `[^a]`, `[a-z]`, `\` escapes; see docs/stores.md).
+   */
   readonly keys: (pattern: string) => Effect.Effect<ReadonlyArray<string>, StoreFailure>
   /**
    * Optional fast path: a read that answers without an Effect round trip, with the same effect as

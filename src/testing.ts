@@ -82,6 +82,7 @@ export interface StoreSuiteRunner {
  * | `expire` | `expire` sets a TTL on existing keys only |
  * | `clear` | `clear` removes its prefix's keys and no other prefix's, or fails with `UnsupportedCapability` |
  * | `keys` | `keys(pattern)` lists matching keys, or fails with `UnsupportedCapability` |
+ * | `glob` | `keys(pattern)` matches with Redis's glob rules (a table of patterns a real Redis agrees with); the patterns every store refuses fail with `StoreError` reason `"command"` |
  * | `direct-read` | a direct read reads exactly what `get` reads |
  * | `live-values` | live stores keep objects by reference; byte stores refuse them with `EncodeError` |
  *
@@ -107,6 +108,7 @@ export type StoreSuiteCase =
   | "expire"
   | "clear"
   | "keys"
+  | "glob"
   | "direct-read"
   | "live-values"
 

@@ -4,6 +4,7 @@ import { Config } from "effect"
 import { StoreError } from "effect-cachekit/CacheError"
 import { CacheStore } from "effect-cachekit/CacheStore"
 import type { Value } from "effect-cachekit/CacheStore"
+import * as MemoryStore from "effect-cachekit/MemoryStore"
 import * as ReadThrough from "effect-cachekit/ReadThrough"
 import * as Redis from "effect-cachekit/Redis"
 import * as RedisStore from "effect-cachekit/RedisStore"
@@ -133,6 +134,42 @@ describe("RedisStore on a standalone server", () => {
       const pttl = Number(yield* redisCli(server.port, "pttl", "tenant-a:user:1"))
       expect(pttl).toBeGreaterThan(0)
       expect(pttl).toBeLessThanOrEqual(60_000)
+    }))
+
+  it.scopedLive("random glob patterns list the same keys on Redis and on the memory store", () =>
+    Effect.gen(function*() {
+      const redis = yield* Effect.provideService(
+        RedisStore.make({ prefix: "glob-fuzz" }),
+        Redis.RedisClient,
+        env().redis
+      )
+      const memory = yield* MemoryStore.make()
+      yield* redis.clear
+      // a seeded generator over the bytes a pattern treats specially, and two that are not ASCII
+      let state = 7
+      const next = (n: number) => (state = (Math.imul(state, 1103515245) + 12345) >>> 0) % n
+      const alphabet = ["a", "b", "c", "*", "?", "[", "]", "^", "!", "-", "\\", "é"]
+      const draw = (length: number, from: ReadonlyArray<string>) =>
+        Array.from({ length }, () => from[next(from.length)]!).join("")
+      const keys = [...new Set(Array.from({ length: 200 }, () => draw(1 + next(5), alphabet)))]
+      const entries = keys.map((key) => ({ key, value: bytes(key) }))
+      yield* redis.setMany(entries)
+      yield* memory.setMany(entries)
+      let compared = 0
+      for (let i = 0; i < 400; i++) {
+        const pattern = draw(1 + next(6), alphabet)
+        const [onRedis, onMemory] = yield* Effect.all([
+          Effect.either(redis.keys(pattern)),
+          Effect.either(memory.keys(pattern))
+        ])
+        // a pattern is refused by both stores or by neither
+        expect(onRedis._tag, JSON.stringify(pattern)).toBe(onMemory._tag)
+        if (onRedis._tag === "Right" && onMemory._tag === "Right") {
+          expect([...onMemory.right].sort(), JSON.stringify(pattern)).toEqual([...onRedis.right].sort())
+          compared++
+        }
+      }
+      expect(compared).toBeGreaterThan(300)
     }))
 
   it("nonsense options are rejected when the layer is built, with InvalidOptions", () => {

@@ -11,7 +11,8 @@ import { makePolicy } from "./eviction/index.js"
 import type { EvictionKind } from "./eviction/index.js"
 import type { Node, Policy } from "./eviction/policy.js"
 import { hashKey } from "./eviction/policy.js"
-import { approximateSize, globToRegExp, ttlMillis } from "./store.js"
+import * as Glob from "./glob.js"
+import { approximateSize, ttlMillis } from "./store.js"
 
 /** @internal */
 export interface MemNode extends Node {
@@ -308,14 +309,15 @@ export const make = (options: MakeOptions): Effect.Effect<CacheStore.Service, ne
         report()
       }),
       keys: (pattern) =>
-        Effect.sync(() => {
-          const regex = globToRegExp(pattern)
+        Effect.suspend(() => {
+          const glob = Glob.compile(pattern)
+          if (typeof glob === "string") return Effect.fail(Glob.refused(options.name, pattern, glob))
           const t = now()
           const out: Array<string> = []
           for (const node of core.map.values()) {
-            if (node.expiresAt > t && regex.test(node.key)) out.push(node.key)
+            if (node.expiresAt > t && Glob.matches(glob, node.key)) out.push(node.key)
           }
-          return out
+          return Effect.succeed(out)
         })
     }
 

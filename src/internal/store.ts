@@ -16,38 +16,6 @@ export const ttlMillis = (ttl: Duration.DurationInput | undefined): number | und
 }
 
 /** @internal */
-export const globToRegExp = (pattern: string): RegExp => {
-  let out = "^"
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i]!
-    if (c === "\\" && i + 1 < pattern.length) {
-      out += escapeRegExp(pattern[++i]!)
-    } else if (c === "*") {
-      out += "[\\s\\S]*"
-    } else if (c === "?") {
-      out += "[\\s\\S]"
-    } else if (c === "[") {
-      const end = pattern.indexOf("]", i + 1)
-      if (end === -1) {
-        out += "\\["
-      } else {
-        let body = pattern.slice(i + 1, end)
-        const negate = body.startsWith("^") || body.startsWith("!")
-        if (negate) body = body.slice(1)
-        out += `[${negate ? "^" : ""}${body.replace(/\\/g, "\\\\").replace(/\]/g, "\\]")}]`
-        i = end
-      }
-    } else {
-      out += escapeRegExp(c)
-    }
-  }
-  return new RegExp(out + "$")
-}
-
-/** @internal */
-export const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&")
-
-/** @internal */
 export const escapeGlob = (s: string): string => s.replace(/[*?[\]\\]/g, "\\$&")
 
 /** @internal */

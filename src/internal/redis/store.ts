@@ -11,6 +11,7 @@ import type { RedisClientService } from "../../Redis.js"
 import type { Options, RedisStore } from "../../RedisStore.js"
 import * as CircuitBreaker from "../circuitBreaker.js"
 import * as Deadlines from "../deadlines.js"
+import * as Glob from "../glob.js"
 import * as KeyBytes from "../keyBytes.js"
 import { check, optionalDuration, optionalInteger } from "../options.js"
 import { escapeGlob, ttlMillis } from "../store.js"
@@ -349,6 +350,9 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
 
     const keys = (pattern: string): Effect.Effect<ReadonlyArray<string>, StoreFailure> =>
       Effect.suspend(() => {
+        // Redis matches as the other stores do (internal/glob.ts); it is asked only what they accept
+        const glob = Glob.compile(pattern)
+        if (typeof glob === "string") return Effect.fail(Glob.refused(name, pattern, glob))
         const found = new Set<string>()
         return guarded(
           "keys",

@@ -32,6 +32,7 @@ const everyCase: Record<StoreSuiteCase, true> = {
   "expire": true,
   "clear": true,
   "keys": true,
+  "glob": true,
   "direct-read": true,
   "live-values": true
 }
@@ -49,6 +50,77 @@ const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => {
   for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false
   return true
 }
+
+/** Keys for the glob table: one to four bytes in UTF-8, and every character a pattern treats specially. */
+const globKeys = [
+  "",
+  "a",
+  "b",
+  "z",
+  "A",
+  "ab",
+  "abc",
+  "a]",
+  "a\\",
+  "é", // 2 bytes
+  "日", // 3 bytes
+  "🔑", // 4 bytes
+  "x\uD800", // 4 bytes: x and an unpaired surrogate (WTF-8)
+  "!",
+  "]",
+  "[",
+  "-",
+  "^",
+  "_",
+  "`",
+  "\\",
+  "*",
+  "?"
+]
+const singleBytes = globKeys.filter((k) => k.length === 1 && k.charCodeAt(0) < 0x80)
+
+/**
+ * Patterns and the keys of `globKeys` they match, as Redis's SCAN MATCH answers them: matching is
+ * over bytes (UTF-8), `?` and `[…]` match one byte, `[^…]` negates and `!` does not, ranges may be
+ * written either way round, `\` escapes, and an unterminated `[` runs to the end of the pattern.
+ */
+const globTable: ReadonlyArray<readonly [string, ReadonlyArray<string>]> = [
+  ["*", globKeys],
+  ["?*", globKeys.filter((k) => k !== "")],
+  ["?", singleBytes],
+  ["??", ["ab", "a]", "a\\", "é"]],
+  ["???", ["abc", "日"]],
+  ["????", ["🔑", "x\uD800"]],
+  ["x*", ["x\uD800"]],
+  ["a*", ["a", "ab", "abc", "a]", "a\\"]],
+  ["*c", ["abc"]],
+  ["a?", ["ab", "a]", "a\\"]],
+  ["[ab]", ["a", "b"]],
+  ["[a-c]", ["a", "b"]],
+  ["[z-a]", ["a", "b", "z"]],
+  ["[^a]", singleBytes.filter((k) => k !== "a")],
+  ["[!a]", ["!", "a"]],
+  ["[\\]]", ["]"]],
+  ["[a-]", ["]", "^", "_", "`", "a"]],
+  ["[-a]", ["-", "a"]],
+  ["[]a]", []],
+  ["[^]", singleBytes],
+  ["[", []],
+  ["[ab", ["a", "b"]],
+  ["[é]", []],
+  ["\\*", ["*"]],
+  ["\\?", ["?"]],
+  ["\\\\", ["\\"]],
+  ["a\\", ["a\\"]],
+  ["a[\\]]", ["a]"]],
+  ["[A-Z]", ["A"]]
+]
+
+/** Patterns every store refuses with a StoreError of reason `command`. */
+const badGlobs = [
+  "[a-é]", // a range whose end is not ASCII: Redis compares such bytes as signed or unsigned chars by platform
+  "*a".repeat(101) // more than 100 `*`
+]
 
 // Prefixes must differ between the processes that run the suite against one backend at the same
 // time, so they come from the wall clock and Math.random, not from Effect's (test) Clock and Random.
@@ -398,6 +470,26 @@ export const storeSuite = (runner: StoreSuiteRunner, name: string, options: Stor
           expect([...(yield* store.keys("user:?"))].sort()).toEqual(["user:1", "user:2"])
           expect([...(yield* store.keys("us\\*r:*"))]).toEqual(["us*r:x"])
           expect([...(yield* store.keys("*"))].length).toBe(5)
+        }))
+  )
+
+  add(
+    "glob",
+    "keys(pattern) has one glob semantics, Redis's, on every store that scans",
+    () =>
+      withStore("glob", (store) =>
+        Effect.gen(function*() {
+          if (!store.capabilities.scan) return
+          yield* store.setMany(globKeys.map((key) => ({ key, value: bytes("v") })))
+          for (const [pattern, expected] of globTable) {
+            const found = [...(yield* store.keys(pattern))].sort()
+            expect({ pattern, found }).toEqual({ pattern, found: [...expected].sort() })
+          }
+          for (const pattern of badGlobs) {
+            const result = yield* Effect.either(store.keys(pattern))
+            const refused = Either.isLeft(result) && result.left._tag === "StoreError" && result.left.reason
+            expect({ pattern, refused }).toEqual({ pattern, refused: "command" })
+          }
         }))
   )
 
