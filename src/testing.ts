@@ -79,6 +79,8 @@ export interface StoreSuiteRunner {
  * | `delete` | `delete` and `deleteMany` report what existed |
  * | `ttl` | entries expire after their TTL, entries without one do not |
  * | `zero-ttl` | a TTL of zero or less removes the key |
+ * | `max-ttl` | a TTL over `CacheStore.maxTtl` (365 days) is clamped to it, on every write and on `expire` |
+ * | `invalid-ttl` | a TTL that is no duration (`NaN`, an unreadable string) fails with `StoreError` reason `"command"` and writes nothing |
  * | `expire` | `expire` sets a TTL on existing keys only |
  * | `clear` | `clear` removes its prefix's keys and no other prefix's, or fails with `UnsupportedCapability` |
  * | `keys` | `keys(pattern)` lists matching keys, or fails with `UnsupportedCapability` |
@@ -105,6 +107,8 @@ export type StoreSuiteCase =
   | "delete"
   | "ttl"
   | "zero-ttl"
+  | "max-ttl"
+  | "invalid-ttl"
   | "expire"
   | "clear"
   | "keys"

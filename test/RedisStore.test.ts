@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Layer, Option, Redacted, Schema } from "effect"
+import { ConfigProvider, Duration, Effect, Layer, Option, Redacted, Schema } from "effect"
 import { Config } from "effect"
 import { StoreError } from "effect-cachekit/CacheError"
 import { CacheStore } from "effect-cachekit/CacheStore"
@@ -170,6 +170,20 @@ describe("RedisStore on a standalone server", () => {
         }
       }
       expect(compared).toBeGreaterThan(300)
+    }))
+
+  it.live("a TTL over the maximum is stored as the maximum, 365 days", () =>
+    Effect.gen(function*() {
+      const { redis, server } = env()
+      const store = yield* Effect.provideService(RedisStore.make({ prefix: "ttl-max" }), Redis.RedisClient, redis)
+      yield* store.set("huge", bytes("h"), 1e19)
+      yield* store.set("touched", bytes("t"))
+      expect(yield* store.expire("touched", Duration.days(5000))).toBe(true)
+      for (const key of ["huge", "touched"]) {
+        const pttl = Number(yield* redisCli(server.port, "pttl", `ttl-max:${key}`))
+        expect(pttl, key).toBeGreaterThan(365 * 86_400_000 - 10_000)
+        expect(pttl, key).toBeLessThanOrEqual(365 * 86_400_000)
+      }
     }))
 
   it("nonsense options are rejected when the layer is built, with InvalidOptions", () => {

@@ -5,6 +5,7 @@ import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import { ValueTooLarge } from "../CacheError.js"
+import type { StoreFailure } from "../CacheError.js"
 import * as CacheMetrics from "../CacheMetrics.js"
 import type * as CacheStore from "../CacheStore.js"
 import { makePolicy } from "./eviction/index.js"
@@ -12,7 +13,7 @@ import type { EvictionKind } from "./eviction/index.js"
 import type { Node, Policy } from "./eviction/policy.js"
 import { hashKey } from "./eviction/policy.js"
 import * as Glob from "./glob.js"
-import { approximateSize, ttlMillis } from "./store.js"
+import { approximateSize, invalidTtl, ttlMillis } from "./store.js"
 
 /** @internal */
 export interface MemNode extends Node {
@@ -202,27 +203,54 @@ export const make = (options: MakeOptions): Effect.Effect<CacheStore.Service, ne
     }
     const now = () => clock.unsafeCurrentTimeMillis()
 
-    const expiryOf = (ttl: Duration.DurationInput | undefined): number => {
-      const millis = ttlMillis(ttl)
-      return millis === undefined ? Infinity : now() + millis
-    }
-
     /** Tells a sweeper waiting past `earliestExpiry` to come sooner; set while one is waiting. */
     let sweepWaiting: Sweeper | undefined
 
-    const writeSync = (key: string, value: CacheStore.Value, ttl: Duration.DurationInput | undefined) => {
-      const expiresAt = expiryOf(ttl)
-      if (expiresAt <= now()) {
-        core.delete(key)
-        return undefined
-      }
-      const size = approximateSize(value) + key.length * 2
-      if (size > options.maxBytes) {
-        return new ValueTooLarge({ store: options.name, key, size, limit: options.maxBytes })
-      }
-      core.write(key, value, size, expiresAt)
+    /** Wakes a waiting sweeper when an entry now expires before the sweep it waits for. */
+    const expiresSoonerMaybe = (expiresAt: number): void => {
       if (sweepWaiting !== undefined && expiresAt < sweepWaiting.wakeAt) sweepWaiting.expiresSooner()
-      return undefined
+    }
+
+    const sizeOf = (key: string, value: CacheStore.Value) => approximateSize(value) + key.length * 2
+
+    /** Why a write must be refused, decided before anything changes; `millis` is `ttlMillis(ttl)`. */
+    const refusal = (
+      operation: string,
+      key: string,
+      value: CacheStore.Value,
+      ttl: Duration.DurationInput | undefined,
+      millis: number | undefined
+    ): StoreFailure | undefined => {
+      if (Number.isNaN(millis)) return invalidTtl(options.name, operation, ttl)
+      if (millis !== undefined && millis <= 0) return undefined // removes the key: no size to check
+      const size = sizeOf(key, value)
+      return size > options.maxBytes
+        ? new ValueTooLarge({ store: options.name, key, size, limit: options.maxBytes })
+        : undefined
+    }
+
+    /** Applies a write that `refusal` let through. */
+    const apply = (key: string, value: CacheStore.Value, millis: number | undefined): void => {
+      const t = now()
+      const expiresAt = millis === undefined ? Infinity : t + millis
+      if (expiresAt <= t) {
+        core.delete(key)
+        return
+      }
+      core.write(key, value, sizeOf(key, value), expiresAt)
+      expiresSoonerMaybe(expiresAt)
+    }
+
+    const writeSync = (
+      operation: string,
+      key: string,
+      value: CacheStore.Value,
+      ttl: Duration.DurationInput | undefined
+    ): StoreFailure | undefined => {
+      const millis = ttlMillis(ttl)
+      const error = refusal(operation, key, value, ttl, millis)
+      if (error === undefined) apply(key, value, millis)
+      return error
     }
 
     const getSync = (key: string): CacheStore.Value | undefined => core.lookup(key, now())?.value
@@ -235,7 +263,7 @@ export const make = (options: MakeOptions): Effect.Effect<CacheStore.Service, ne
 
     const set = (key: string, value: CacheStore.Value, ttl?: Duration.DurationInput) =>
       Effect.suspend(() => {
-        const error = writeSync(key, value, ttl)
+        const error = writeSync("set", key, value, ttl)
         report()
         return error === undefined ? Effect.void : Effect.fail(error)
       })
@@ -256,22 +284,26 @@ export const make = (options: MakeOptions): Effect.Effect<CacheStore.Service, ne
       set,
       setMany: (entries) =>
         Effect.suspend(() => {
-          for (const entry of entries) {
-            const error = writeSync(entry.key, entry.value, entry.ttl)
-            if (error !== undefined) {
-              report()
-              return Effect.fail(error)
-            }
+          // Every entry is checked before any is written: a bad one fails the call with nothing written.
+          const millis = entries.map((entry) => ttlMillis(entry.ttl))
+          for (let i = 0; i < entries.length; i++) {
+            const { key, ttl, value } = entries[i]!
+            const error = refusal("setMany", key, value, ttl, millis[i])
+            if (error !== undefined) return Effect.fail(error)
           }
+          for (let i = 0; i < entries.length; i++) apply(entries[i]!.key, entries[i]!.value, millis[i])
           report()
           return Effect.void
         }),
       setIfAbsent: (key, value, ttl) =>
         Effect.suspend(() => {
+          const millis = ttlMillis(ttl)
+          const error = refusal("setIfAbsent", key, value, ttl, millis)
+          if (error !== undefined) return Effect.fail(error)
           if (core.peek(key, now()) !== undefined) return Effect.succeed(false)
-          const error = writeSync(key, value, ttl)
+          apply(key, value, millis)
           report()
-          return error === undefined ? Effect.succeed(true) : Effect.fail(error)
+          return Effect.succeed(true)
         }),
       delete: (key) =>
         Effect.sync(() => {
@@ -292,17 +324,20 @@ export const make = (options: MakeOptions): Effect.Effect<CacheStore.Service, ne
           return count
         }),
       expire: (key, ttl) =>
-        Effect.sync(() => {
-          const node = core.peek(key, now())
-          if (node === undefined) return false
-          const expiresAt = expiryOf(ttl)
-          if (expiresAt <= now()) core.remove(node)
+        Effect.suspend(() => {
+          const millis = ttlMillis(ttl)
+          if (Number.isNaN(millis)) return Effect.fail(invalidTtl(options.name, "expire", ttl))
+          const t = now()
+          const node = core.peek(key, t)
+          if (node === undefined) return Effect.succeed(false)
+          const expiresAt = millis === undefined ? Infinity : t + millis
+          if (expiresAt <= t) core.remove(node)
           else {
             core.retime(node, expiresAt)
-            if (sweepWaiting !== undefined && expiresAt < sweepWaiting.wakeAt) sweepWaiting.expiresSooner()
+            expiresSoonerMaybe(expiresAt)
           }
           report()
-          return true
+          return Effect.succeed(true)
         }),
       clear: Effect.sync(() => {
         core.clear()

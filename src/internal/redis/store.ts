@@ -14,7 +14,7 @@ import * as Deadlines from "../deadlines.js"
 import * as Glob from "../glob.js"
 import * as KeyBytes from "../keyBytes.js"
 import { check, optionalDuration, optionalInteger } from "../options.js"
-import { escapeGlob, ttlMillis } from "../store.js"
+import { escapeGlob, invalidTtl, ttlMillis } from "../store.js"
 import * as Timer from "../timer.js"
 import * as Batcher from "./batcher.js"
 import { DEFAULT_COMMAND_TIMEOUT_MS, millis } from "./client.js"
@@ -226,6 +226,7 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
         const buffer = bytes(key, value)
         if (!Buffer.isBuffer(buffer)) return Effect.fail(buffer)
         const ms = ttlMillis(ttl)
+        if (Number.isNaN(ms)) return Effect.fail(invalidTtl(name, "set", ttl))
         return Effect.asVoid(call("set", () => setCommand(full(key), buffer, ms)))
       })
 
@@ -237,7 +238,9 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
         for (const e of entries) {
           const buffer = bytes(e.key, e.value)
           if (!Buffer.isBuffer(buffer)) return Effect.fail(buffer)
-          prepared.push([full(e.key), buffer, ttlMillis(e.ttl)])
+          const ms = ttlMillis(e.ttl)
+          if (Number.isNaN(ms)) return Effect.fail(invalidTtl(name, "setMany", e.ttl))
+          prepared.push([full(e.key), buffer, ms])
         }
         return call("setMany", async () => {
           if (cluster) {
@@ -262,6 +265,7 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
         const buffer = bytes(key, value)
         if (!Buffer.isBuffer(buffer)) return Effect.fail(buffer)
         const ms = ttlMillis(ttl)
+        if (Number.isNaN(ms)) return Effect.fail(invalidTtl(name, "setIfAbsent", ttl))
         const k = full(key)
         return call("setIfAbsent", async () => {
           // An already-expired entry is never written; the call still reports whether the key was free.
@@ -288,6 +292,7 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
     const expire = (key: string, ttl: Parameters<CacheStore.Service["expire"]>[1]) =>
       Effect.suspend((): Effect.Effect<boolean, StoreFailure> => {
         const ms = ttlMillis(ttl)
+        if (Number.isNaN(ms)) return Effect.fail(invalidTtl(name, "expire", ttl))
         const k = full(key)
         return call("expire", async () => {
           if (ms === undefined) {

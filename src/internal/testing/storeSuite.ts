@@ -29,6 +29,8 @@ const everyCase: Record<StoreSuiteCase, true> = {
   "delete": true,
   "ttl": true,
   "zero-ttl": true,
+  "max-ttl": true,
+  "invalid-ttl": true,
   "expire": true,
   "clear": true,
   "keys": true,
@@ -121,6 +123,9 @@ const badGlobs = [
   "[a-é]", // a range whose end is not ASCII: Redis compares such bytes as signed or unsigned chars by platform
   "*a".repeat(101) // more than 100 `*`
 ]
+
+/** The longest TTL a store keeps an entry for (`CacheStore.maxTtl`); longer ones are clamped to it. */
+const maxTtl = CacheStore.maxTtl
 
 // Prefixes must differ between the processes that run the suite against one backend at the same
 // time, so they come from the wall clock and Math.random, not from Effect's (test) Clock and Random.
@@ -406,6 +411,76 @@ export const storeSuite = (runner: StoreSuiteRunner, name: string, options: Stor
         yield* store.set("k", bytes("w"), 0)
         expect(Option.isNone(yield* store.get("k"))).toBe(true)
       })))
+
+  add(
+    "max-ttl",
+    "a TTL beyond the maximum (365 days) is clamped to it, never dropped or refused",
+    () =>
+      withStore("ttl-max", (store) =>
+        Effect.gen(function*() {
+          const huge: ReadonlyArray<Duration.DurationInput> = [
+            1e19,
+            Number.MAX_VALUE,
+            Duration.days(400),
+            "1000000 days"
+          ]
+          for (const [i, ttl] of huge.entries()) {
+            yield* store.set(`set${i}`, bytes("v"), ttl)
+            expect(yield* store.setIfAbsent(`nx${i}`, bytes("v"), ttl)).toBe(true)
+            yield* store.setMany([{ key: `many${i}`, value: bytes("v"), ttl }])
+            yield* store.set(`touch${i}`, bytes("v"))
+            expect(yield* store.expire(`touch${i}`, ttl)).toBe(true)
+          }
+          const keys = huge.flatMap((_, i) => [`set${i}`, `nx${i}`, `many${i}`, `touch${i}`])
+          expect((yield* store.getMany(keys)).map(text)).toEqual(keys.map(() => Option.some("v")))
+          if (!live) {
+            // the entries live exactly the maximum
+            yield* TestClock.adjust(Duration.subtract(maxTtl, Duration.seconds(1)))
+            expect((yield* store.getMany(keys)).every(Option.isSome)).toBe(true)
+            yield* TestClock.adjust(Duration.seconds(1))
+            expect((yield* store.getMany(keys)).every(Option.isNone)).toBe(true)
+          }
+        }))
+  )
+
+  add(
+    "invalid-ttl",
+    "a TTL that is no duration (NaN, an unreadable string) fails with a typed error and changes nothing",
+    () =>
+      withStore("ttl-nan", (store) =>
+        Effect.gen(function*() {
+          yield* store.set("k", bytes("old"))
+          const bad: ReadonlyArray<Duration.DurationInput> = [
+            Number.NaN,
+            [Number.NaN, 0],
+            "soon" as Duration.DurationInput
+          ]
+          for (const ttl of bad) {
+            const attempts = {
+              set: store.set("k", bytes("new"), ttl),
+              setIfAbsent: store.setIfAbsent("fresh", bytes("new"), ttl),
+              setMany: store.setMany([{ key: "other", value: bytes("new") }, { key: "k", value: bytes("new"), ttl }]),
+              expire: store.expire("k", ttl)
+            }
+            for (const [operation, attempt] of Object.entries(attempts)) {
+              const result = yield* Effect.either(attempt as Effect.Effect<unknown, { readonly _tag: string }>)
+              const refused = Either.isLeft(result) && result.left._tag === "StoreError" &&
+                (result.left as { readonly reason?: unknown }).reason
+              expect({ ttl: String(ttl), operation, refused }).toEqual({
+                ttl: String(ttl),
+                operation,
+                refused: "command"
+              })
+            }
+          }
+          expect(text(yield* store.get("k"))).toEqual(Option.some("old"))
+          expect((yield* store.getMany(["fresh", "other"])).every(Option.isNone)).toBe(true)
+          if (!live) {
+            yield* TestClock.adjust("1000 days")
+            expect(text(yield* store.get("k"))).toEqual(Option.some("old"))
+          }
+        }))
+  )
 
   add(
     "expire",
