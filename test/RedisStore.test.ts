@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Duration, Effect, Layer, Option, Redacted, Schema } from "effect"
+import { ConfigProvider, Context, Duration, Effect, Layer, Option, Redacted, Schema } from "effect"
 import { Config } from "effect"
 import { StoreError } from "effect-cachekit/CacheError"
 import { CacheStore } from "effect-cachekit/CacheStore"
@@ -10,6 +10,8 @@ import * as Redis from "effect-cachekit/Redis"
 import * as RedisStore from "effect-cachekit/RedisStore"
 import * as Testing from "effect-cachekit/testing"
 import { Redis as IoRedis } from "ioredis"
+import * as util from "node:util"
+import { createCluster, createSentinel } from "../src/internal/redis/client.js"
 import { fixture } from "./harness/fixture.js"
 import { redisCli, redisServer } from "./harness/redis.js"
 
@@ -23,6 +25,19 @@ const env = fixture(Effect.gen(function*() {
 }))
 
 const bytes = (s: string) => new TextEncoder().encode(s)
+
+/** JSON.stringify, with each object written once (a client holds cycles), so everything reachable is written. */
+const stringifyCycles = (value: unknown): string => {
+  const seen = new WeakSet<object>()
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (typeof v === "bigint") return v.toString()
+    if (typeof v === "object" && v !== null) {
+      if (seen.has(v)) return "[seen]"
+      seen.add(v)
+    }
+    return v
+  }) ?? ""
+}
 const text = (v: Option.Option<Value>) => Option.map(v, (b) => new TextDecoder().decode(b as Uint8Array))
 
 Testing.storeSuite({ describe, expect, it }, "redis standalone", {
@@ -239,6 +254,52 @@ describe("RedisStore on a standalone server", () => {
       expect((yield* redisCli(secured.port, "-a", "s3cret pass", "--no-auth-warning", "get", "from-env:k")).trim())
         .toBe("configured")
     }))
+
+  it.live("the password never prints from the store, its client service or the client, however it was given", () =>
+    Effect.gen(function*() {
+      const { secured } = env()
+      const secret = "s3cret pass"
+      const url = `redis://:${encodeURIComponent(secret)}@127.0.0.1:${secured.port}`
+      const layers = [
+        RedisStore.layer({ port: secured.port, password: secret }),
+        RedisStore.layer({ port: secured.port, password: Redacted.make(secret) }),
+        RedisStore.layer({ url: Redacted.make(url) }),
+        RedisStore.layer({ url })
+      ]
+      for (const layer of layers) {
+        yield* Effect.scoped(Effect.gen(function*() {
+          const store = Context.get(yield* Layer.build(layer), CacheStore) as RedisStore.RedisStore
+          // connected and authenticated: the password has been used
+          yield* store.set("k", bytes("v"))
+          for (const value of [store, store.redis, store.redis.client]) {
+            const printed = [util.inspect(value, { depth: Infinity }), stringifyCycles(value)]
+            for (const text of printed) {
+              expect(text).not.toContain("s3cret")
+              expect(text).not.toContain(encodeURIComponent(secret))
+            }
+          }
+        }))
+      }
+    }))
+
+  it("cluster and Sentinel clients keep their credentials unprintable too", () => {
+    const secret = Redacted.make("s3cret")
+    const cluster = createCluster({ nodes: ["127.0.0.1:1"], password: "s3cret", username: Redacted.make("s3cret-u") })
+    const sentinel = createSentinel({
+      sentinels: ["127.0.0.1:1"],
+      name: "main",
+      password: secret,
+      sentinelPassword: secret
+    })
+    // the credentials are still what the clients send
+    expect(String(cluster.options.redisOptions?.password)).toBe("s3cret")
+    expect(String(sentinel.options.sentinelPassword)).toBe("s3cret")
+    for (const client of [cluster, sentinel]) {
+      expect(util.inspect(client, { depth: Infinity })).not.toContain("s3cret")
+      expect(stringifyCycles(client)).not.toContain("s3cret")
+      client.disconnect()
+    }
+  })
 
   it.live("a wrong password is a typed StoreError on every call, not a crash", () =>
     Effect.gen(function*() {

@@ -40,6 +40,48 @@ export const defaultReconnect: Schedule.Schedule<unknown, number> = Schedule.exp
 const reveal = (s: string | Redacted.Redacted<string> | undefined): string | undefined =>
   s === undefined ? undefined : Redacted.isRedacted(s) ? Redacted.value(s) : s
 
+const REDACTED = "<redacted>"
+
+/**
+ * A credential as the client keeps it: ioredis writes command arguments with `String`, so AUTH
+ * still sends the value, but `util.inspect`, `console.log` and `JSON.stringify` of the client (or
+ * of anything that reaches it: a store, the `RedisClient` service) print `<redacted>`.
+ */
+class Secret {
+  readonly #value: string
+  constructor(value: string) {
+    this.#value = value
+  }
+  toString(): string {
+    return this.#value
+  }
+  toJSON(): string {
+    return REDACTED
+  }
+  [Symbol.for("nodejs.util.inspect.custom")](): string {
+    return REDACTED
+  }
+}
+
+/**
+ * Replaces the credentials among a client's options (given by field, or parsed from a URL) with
+ * `Secret`s, before anything connects. User names stay readable unless they were given redacted.
+ */
+const hideCredentials = (options: object, secretNames: boolean): void => {
+  const fields = options as Record<string, unknown>
+  const names = secretNames
+    ? ["password", "sentinelPassword", "username", "sentinelUsername"]
+    : ["password", "sentinelPassword"]
+  for (const name of names) {
+    const value = fields[name]
+    // an empty user name must stay falsy: ioredis then sends AUTH <password> alone
+    if (typeof value === "string" && value.length > 0) fields[name] = new Secret(value)
+  }
+}
+
+const namesAreSecret = (o: CommonOptions & { readonly url?: unknown; readonly sentinelUsername?: unknown }) =>
+  Redacted.isRedacted(o.username) || Redacted.isRedacted(o.url) || Redacted.isRedacted(o.sentinelUsername)
+
 /** @internal */
 export const millis = (d: Duration.DurationInput): number => Duration.toMillis(Duration.decode(d))
 
@@ -178,8 +220,11 @@ export const createStandalone = (o: StandaloneOptions): Redis => {
     retryStrategy: retryStrategy(o.reconnect ?? defaultReconnect),
     ...o.ioredis
   }
-  if (o.url !== undefined) return new Redis(reveal(o.url)!, options)
-  return new Redis({ host: o.host ?? "127.0.0.1", port: o.port ?? 6379, ...options })
+  const client = o.url !== undefined
+    ? new Redis(reveal(o.url)!, options)
+    : new Redis({ host: o.host ?? "127.0.0.1", port: o.port ?? 6379, ...options })
+  hideCredentials(client.options, namesAreSecret(o))
+  return client
 }
 
 /** @internal */
@@ -198,7 +243,9 @@ export const createSentinel = (o: SentinelOptions): Redis => {
   const sentinelPassword = reveal(o.sentinelPassword)
   if (sentinelUsername !== undefined) options.sentinelUsername = sentinelUsername
   if (sentinelPassword !== undefined) options.sentinelPassword = sentinelPassword
-  return new Redis(options)
+  const client = new Redis(options)
+  hideCredentials(client.options, namesAreSecret(o))
+  return client
 }
 
 /** @internal */
@@ -229,7 +276,10 @@ export const createCluster = (o: ClusterOptions): Cluster => {
     ...o.ioredisCluster
   }
   if (o.slotsRefreshInterval !== undefined) options.slotsRefreshInterval = millis(o.slotsRefreshInterval)
-  return new Cluster(o.nodes.map(address), options)
+  const cluster = new Cluster(o.nodes.map(address), options)
+  // every node is created from these options
+  if (cluster.options.redisOptions !== undefined) hideCredentials(cluster.options.redisOptions, namesAreSecret(o))
+  return cluster
 }
 
 // `isCluster` rather than `instanceof`: a client handed in may come from another copy of ioredis.
