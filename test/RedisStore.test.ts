@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Context, Duration, Effect, Layer, Option, Redacted, Schema } from "effect"
+import { ConfigProvider, Context, Duration, Effect, HashMap, Layer, Logger, Option, Redacted, Schema } from "effect"
 import { Config } from "effect"
 import { StoreError } from "effect-cachekit/CacheError"
 import { CacheStore } from "effect-cachekit/CacheStore"
@@ -13,6 +13,7 @@ import { Redis as IoRedis } from "ioredis"
 import * as util from "node:util"
 import { createCluster, createSentinel } from "../src/internal/redis/client.js"
 import { fixture } from "./harness/fixture.js"
+import { freePort } from "./harness/process.js"
 import { redisCli, redisServer } from "./harness/redis.js"
 
 const env = fixture(Effect.gen(function*() {
@@ -25,6 +26,16 @@ const env = fixture(Effect.gen(function*() {
 }))
 
 const bytes = (s: string) => new TextEncoder().encode(s)
+
+/** Runs `self` with a logger that keeps each line as `LEVEL message annotations`. */
+const withLogLines = <A, E>(self: (lines: Array<string>) => Effect.Effect<A, E>) => {
+  const lines: Array<string> = []
+  const logger = Logger.make(({ annotations, logLevel, message }) => {
+    const text = Array.isArray(message) ? message.join(" ") : String(message)
+    lines.push(`${logLevel.label} ${text} ${JSON.stringify(Object.fromEntries(HashMap.toEntries(annotations)))}`)
+  })
+  return Effect.provide(self(lines), Logger.replace(Logger.defaultLogger, logger))
+}
 
 /** JSON.stringify, with each object written once (a client holds cycles), so everything reachable is written. */
 const stringifyCycles = (value: unknown): string => {
@@ -213,6 +224,11 @@ describe("RedisStore on a standalone server", () => {
     expect(invalid(() => RedisStore.layer({ commandTimeout: -1 }))).toBe("InvalidOptions")
     expect(invalid(() => RedisStore.layer({ commandTimeout: "0 millis" }))).toBe("InvalidOptions")
     expect(invalid(() => RedisStore.layer({ url: "http://localhost:6379" }))).toBe("InvalidOptions")
+    // a bad port is named as such, and the URL (which may hold a password) is never repeated
+    for (const url of ["redis://127.0.0.1:99999", "redis://:s3cret@127.0.0.1:99999"]) {
+      expect(() => RedisStore.layer({ url })).toThrow(/port 99999/)
+      expect(() => RedisStore.layer({ url: Redacted.make(url) })).not.toThrow(/s3cret/)
+    }
     expect(invalid(() => RedisStore.layer({ url: "redis://x:1", port: 2 }))).toBe("InvalidOptions")
     expect(invalid(() => RedisStore.layer({ port: 70_000 }))).toBe("InvalidOptions")
     expect(invalid(() => RedisStore.layer({ maxValueBytes: 0 }))).toBe("InvalidOptions")
@@ -301,14 +317,48 @@ describe("RedisStore on a standalone server", () => {
     }
   })
 
-  it.live("a wrong password is a typed StoreError on every call, not a crash", () =>
+  it.live("a wrong password: calls fail with reason auth, one warning says the credentials were refused, no reconnect storm", () =>
+    withLogLines((lines) =>
+      Effect.gen(function*() {
+        const { secured } = env()
+        const connections = Effect.map(
+          redisCli(secured.port, "-a", "s3cret pass", "--no-auth-warning", "info", "stats"),
+          (info) => Number(/total_connections_received:(\d+)/.exec(info)?.[1])
+        )
+        yield* Effect.scoped(Effect.gen(function*() {
+          const context = yield* Layer.build(
+            RedisStore.layer({ port: secured.port, password: Redacted.make("wrong"), prefix: "wrongpass" })
+          )
+          const store = Context.get(context, CacheStore)
+          for (const call of [store.get("k"), store.set("k", bytes("v")), store.getMany(["a", "b"])]) {
+            const error = yield* Effect.flip(call)
+            expect(error).toMatchObject({ _tag: "StoreError", reason: "auth" })
+            expect(error.message).toContain("WRONGPASS")
+            expect(error.message).toContain(`127.0.0.1:${secured.port}`)
+            expect(error.message).not.toContain("wrong")
+          }
+          // ioredis would reconnect (and be refused) every 50 ms; one attempt in 1.5 s at most now
+          const before = yield* connections
+          yield* Effect.sleep("1500 millis")
+          expect((yield* connections) - before).toBeLessThanOrEqual(1)
+        }))
+        const warnings = lines.filter((l) => l.startsWith("WARN"))
+        expect(warnings.filter((l) => l.includes("refused the credentials")).length).toBe(1)
+        expect(warnings.filter((l) => l.includes("not reachable") || l.includes("connection lost"))).toEqual([])
+      })
+    ))
+
+  it.live("a call made while disconnected says so in our words: offlineQueue, and the server's address", () =>
     Effect.gen(function*() {
-      const { secured } = env()
-      const result = yield* Effect.gen(function*() {
-        const store = yield* CacheStore
+      const port = yield* freePort
+      const error = yield* Effect.scoped(Effect.gen(function*() {
+        const store = Context.get(yield* Layer.build(RedisStore.layer({ port, prefix: "down" })), CacheStore)
         return yield* Effect.flip(store.get("k"))
-      }).pipe(Effect.provide(RedisStore.layer({ port: secured.port, password: Redacted.make("wrong") })))
-      expect(result._tag).toBe("StoreError")
+      }))
+      expect(error).toMatchObject({ _tag: "StoreError", reason: "connection" })
+      expect(error.message).toContain(`127.0.0.1:${port}`)
+      expect(error.message).toContain("offlineQueue")
+      expect(error.message).not.toContain("enableOfflineQueue")
     }))
 
   it.live("a layer closes the client it created; layerFromClient leaves the caller's client open", () =>

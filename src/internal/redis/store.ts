@@ -17,7 +17,7 @@ import { check, optionalDuration, optionalInteger } from "../options.js"
 import { escapeGlob, invalidTtl, ttlMillis } from "../store.js"
 import * as Timer from "../timer.js"
 import * as Batcher from "./batcher.js"
-import { DEFAULT_COMMAND_TIMEOUT_MS, millis } from "./client.js"
+import { contextOf, DEFAULT_COMMAND_TIMEOUT_MS, millis } from "./client.js"
 import { isRedirection, timeoutError, toStoreError } from "./errors.js"
 import { groupBySlot, slotOf } from "./slot.js"
 
@@ -90,12 +90,13 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
     const tags = [MetricLabel.make("store", name)]
 
     const full = (key: string): RedisKey => redisKey(keyPrefix + key)
+    const context = contextOf(client)
 
     // A redirection that reached us means the client's slot map is stale: refresh it now rather
     // than at the next periodic refresh.
     const toError = (operation: string, cause: unknown): StoreError => {
       if (cluster && isRedirection(cause)) (client as Cluster).refreshSlotsCache()
-      return toStoreError(name, operation, cause)
+      return toStoreError(name, operation, cause, context)
     }
 
     const deadlines = Deadlines.make(timeoutMs, Timer.fromClock(yield* Effect.clock))
@@ -122,7 +123,7 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
           resume(outcome)
         }
         const fail = (error: StoreError) => finish(Effect.fail(error), error)
-        const deadline = deadlines.add(() => fail(timeoutError(name, operation, timeoutMs)))
+        const deadline = deadlines.add(() => fail(timeoutError(name, operation, timeoutMs, context.address)))
         const rejected = (cause: unknown) => {
           if (!deadline.settle()) return
           fail(toError(operation, cause))
@@ -170,7 +171,7 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
       maxBatch,
       deadlines,
       toError: (cause) => toError("get", cause),
-      timeoutError: () => timeoutError(name, "get", timeoutMs),
+      timeoutError: () => timeoutError(name, "get", timeoutMs, context.address),
       onBatch: (keys) => batchSize.unsafeUpdate(keys, tags),
       breaker
     })
