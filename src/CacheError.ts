@@ -16,11 +16,12 @@ import * as Schema from "effect/Schema"
  * - `command`: the backend answered with an error for this command.
  * - `protocol`: the backend answered with something the client could not understand.
  * - `unavailable`: the store is skipped on purpose (circuit breaker open).
+ * - `auth`: the backend refused the credentials (a wrong password or user, or none given).
  *
  * @since 0.1.0
  * @category models
  */
-export const StoreErrorReason = Schema.Literal("connection", "timeout", "command", "protocol", "unavailable")
+export const StoreErrorReason = Schema.Literal("connection", "timeout", "command", "protocol", "unavailable", "auth")
 
 /**
  * @since 0.1.0

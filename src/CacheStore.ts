@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
@@ -72,7 +72,8 @@ export interface SetEntry {
  * `clear` only ever touches the keys of that prefix.
  *
  * TTLs: `undefined` (or an infinite duration) means no expiry; a TTL of zero or less means the
- * entry is already expired, so `set` removes the key.
+ * entry is already expired, so `set` removes the key; a TTL over `maxTtl` is clamped to it; a TTL
+ * that is no duration (`NaN`) fails with a `StoreError` of reason `"command"`.
  *
  * @since 0.1.0
  * @category models
@@ -104,7 +105,10 @@ export interface Service {
   readonly expire: (key: string, ttl: Duration.DurationInput) => Effect.Effect<boolean, StoreFailure>
   /** Removes every key of this store's prefix, and nothing else. */
   readonly clear: Effect.Effect<void, StoreFailure>
-  /** Lists the keys (without prefix) that match a glob pattern (`*`, `?`, `[abc]`). */
+  /**
+   * Lists the keys (without prefix) that match a glob pattern, with Redis's semantics on every
+   * store (`*`, `?` for one byte, `[abc]`, `[^a]`, `[a-z]`, `\` escapes; see docs/stores.md).
+   */
   readonly keys: (pattern: string) => Effect.Effect<ReadonlyArray<string>, StoreFailure>
   /**
    * Optional fast path: a read that answers without an Effect round trip, with the same effect as
@@ -270,6 +274,17 @@ export const make = (options: MakeOptions): Service => {
     scope: options.scope
   }
 }
+
+/**
+/**
+ * The longest TTL a store keeps an entry for: 365 days. Every store of this package clamps a
+ * longer finite TTL to it (Redis refuses deadlines past 64 bits, memcached's end in 2038), and
+ * refuses a TTL that is no duration (`NaN`) with a `StoreError` of reason `"command"`.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const maxTtl: Duration.Duration = Duration.millis(internal.MAX_TTL_MILLIS)
 
 /**
  * Whether a value is bytes (as every store accepts) rather than a live object.

@@ -34,7 +34,10 @@ export interface Options {
    * https://github.com/effect-cachekit/effect-cachekit/blob/main/docs/eviction.md).
    */
   readonly eviction?: "lru" | "w-tinylfu" | undefined
-  /** How often a background fiber drops expired entries (default 1 minute; reads drop them lazily too). */
+  /**
+   * Shortest time between two sweeps of expired entries (default 1 minute; reads drop them lazily
+   * too). The sweep runs when the earliest entry expires, never on a fixed beat.
+   */
   readonly sweepInterval?: Duration.DurationInput | undefined
   /** Name in metrics, spans and errors (default `"memory"`). */
   readonly name?: string | undefined

@@ -166,7 +166,10 @@ export const fromClient = (client: Redis | Cluster): RedisClientService => {
     mode,
     masters: () => internal.masters(client),
     use: (operation, f) =>
-      Effect.tryPromise({ try: () => f(client), catch: (cause) => toStoreError(`redis ${mode}`, operation, cause) })
+      Effect.tryPromise({
+        try: () => f(client),
+        catch: (cause) => toStoreError(`redis ${mode}`, operation, cause, internal.contextOf(client))
+      })
   }
 }
 

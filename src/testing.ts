@@ -71,6 +71,7 @@ export interface StoreSuiteRunner {
  * | `large-value` | a large value (512 KiB by default) |
  * | `hostile-keys` | unicode, whitespace, control characters, 10,000-character keys |
  * | `empty-key` | the empty key |
+ * | `unpaired-surrogates` | keys that differ only in unpaired surrogates (`"x\ud800"`, `"x\udc00"`, `"x\ufffd"`) stay distinct, or are refused with `InvalidKey` |
  * | `get-many` | `getMany` aligned with its keys, misses and duplicates included |
  * | `many-keys` | `setMany`, `getMany`, `deleteMany` over 1,000 keys |
  * | `set-if-absent` | `setIfAbsent` writes only when absent |
@@ -78,9 +79,12 @@ export interface StoreSuiteRunner {
  * | `delete` | `delete` and `deleteMany` report what existed |
  * | `ttl` | entries expire after their TTL, entries without one do not |
  * | `zero-ttl` | a TTL of zero or less removes the key |
+ * | `max-ttl` | a TTL over `CacheStore.maxTtl` (365 days) is clamped to it, on every write and on `expire` |
+ * | `invalid-ttl` | a TTL that is no duration (`NaN`, an unreadable string) fails with `StoreError` reason `"command"` and writes nothing |
  * | `expire` | `expire` sets a TTL on existing keys only |
  * | `clear` | `clear` removes its prefix's keys and no other prefix's, or fails with `UnsupportedCapability` |
  * | `keys` | `keys(pattern)` lists matching keys, or fails with `UnsupportedCapability` |
+ * | `glob` | `keys(pattern)` matches with Redis's glob rules (a table of patterns a real Redis agrees with); the patterns every store refuses fail with `StoreError` reason `"command"` |
  * | `direct-read` | a direct read reads exactly what `get` reads |
  * | `live-values` | live stores keep objects by reference; byte stores refuse them with `EncodeError` |
  *
@@ -95,6 +99,7 @@ export type StoreSuiteCase =
   | "large-value"
   | "hostile-keys"
   | "empty-key"
+  | "unpaired-surrogates"
   | "get-many"
   | "many-keys"
   | "set-if-absent"
@@ -102,9 +107,12 @@ export type StoreSuiteCase =
   | "delete"
   | "ttl"
   | "zero-ttl"
+  | "max-ttl"
+  | "invalid-ttl"
   | "expire"
   | "clear"
   | "keys"
+  | "glob"
   | "direct-read"
   | "live-values"
 

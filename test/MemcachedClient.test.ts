@@ -14,6 +14,7 @@ import { startMemcached } from "./harness/memcached.js"
 import { eventually } from "./harness/process.js"
 import { freePort } from "./harness/process.js"
 import { tcpProxy } from "./harness/proxy.js"
+import { wallClockSteppedBack } from "./utils.js"
 
 const servers = useMemcached(1)
 
@@ -395,6 +396,27 @@ describe("meta protocol client", () => {
         "a fresh connection",
         Effect.map(c.execute({ _tag: "mg", key: k("x"), value: true }, "get"), (r) => text(r) === "v")
       )
+    }))
+
+  it.scopedLive("a wall clock stepped back 30 s does not hold the timeout back: the request fails on time", () =>
+    Effect.gen(function*() {
+      const proxy = yield* tcpProxy({ host: "127.0.0.1", port: servers()[0]!.port })
+      const c = yield* connect(proxy.port, { timeout: "300 millis" })
+      const k = keys()
+      yield* c.execute({ _tag: "ms", key: k("x"), value: bytes("v") }, "test")
+      proxy.setMode("blackhole")
+      const fiber = yield* Effect.fork(Effect.either(c.execute({ _tag: "mg", key: k("x"), value: true }, "get")))
+      yield* eventually("a request in flight", Effect.sync(() => c.inFlight() === 1))
+      yield* wallClockSteppedBack(30_000)
+      const result = yield* Fiber.join(fiber).pipe(
+        // a liveness guard, far above the 300 ms timeout and far below the 30 s step
+        Effect.timeoutFail({
+          duration: "5 seconds",
+          onTimeout: () => new Error("the timeout waited for the wall clock")
+        })
+      )
+      expect(Either.isLeft(result) && result.left).toMatchObject({ _tag: "StoreError", reason: "timeout" })
+      proxy.setMode("forward")
     }))
 
   it.scopedLive("a refused port fails fast with reason connection; the connection comes up with the server", () =>

@@ -210,6 +210,23 @@ describe("MemcachedStore", () => {
       expect(Option.isNone(yield* store.get("long"))).toBe(true)
     }))
 
+  it.scopedLive("a TTL over the maximum is stored as the maximum, 365 days, not as no expiry", () =>
+    Effect.gen(function*() {
+      const port = servers()[0]!.port
+      const store = yield* MemcachedStore.make({ servers: [addresses()[0]!], prefix: uniquePrefix("ttl-max") })
+      const wire = (key: string) => `${store.prefix}:${store.generation()}:${key}`
+      const ttlOf = (key: string) =>
+        Effect.map(rawCommand(port, `mg ${wire(key)} t\r\n`), (line) => Number(/t(-?\d+)/.exec(line)?.[1]))
+      yield* store.set("huge", bytes("h"), 1e19)
+      yield* store.set("touched", bytes("t"))
+      expect(yield* store.expire("touched", Duration.days(5000))).toBe(true)
+      for (const key of ["huge", "touched"]) {
+        const ttl = yield* ttlOf(key)
+        expect(ttl, key).toBeGreaterThan(365 * 86400 - 10)
+        expect(ttl, key).toBeLessThanOrEqual(365 * 86400 + 1)
+      }
+    }))
+
   it.scopedLive("clear bumps the prefix's generation; another store on the same prefix sees it within the refresh", () =>
     Effect.gen(function*() {
       const prefix = uniquePrefix("gen")

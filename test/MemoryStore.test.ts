@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Config, ConfigProvider, Effect, Exit, Layer, Metric, Option, TestClock } from "effect"
+import { Clock, Config, ConfigProvider, Context, Effect, Exit, Layer, Metric, Option, TestClock } from "effect"
 import { CacheMetrics, CacheStore, MemoryStore } from "effect-cachekit"
 import * as Testing from "effect-cachekit/testing"
 
@@ -13,6 +13,27 @@ Testing.storeSuite({ describe, expect, it }, "MemoryStore (w-tinylfu)", {
 })
 
 const bytes = (s: string) => new TextEncoder().encode(s)
+
+/** The clock in context (the TestClock in `it.effect`), with every `sleep` made through it counted. */
+const countingSleeps = Effect.map(Effect.clock, (inner) => {
+  const counter = { sleeps: 0 }
+  const clock: Clock.Clock = {
+    [Clock.ClockTypeId]: Clock.ClockTypeId,
+    unsafeCurrentTimeMillis: () => inner.unsafeCurrentTimeMillis(),
+    unsafeCurrentTimeNanos: () => inner.unsafeCurrentTimeNanos(),
+    currentTimeMillis: inner.currentTimeMillis,
+    currentTimeNanos: inner.currentTimeNanos,
+    sleep: (duration) => {
+      counter.sleeps++
+      return inner.sleep(duration)
+    }
+  }
+  return { clock, counter }
+})
+
+/** Builds a store layer in the test's scope, with `clock` as the clock its fibers see. */
+const buildWith = (layer: Layer.Layer<CacheStore.CacheStore>, clock: Clock.Clock) =>
+  Effect.map(Effect.withClock(Layer.build(layer), clock), (context) => Context.get(context, CacheStore.CacheStore))
 
 describe("MemoryStore", () => {
   it.scoped("evicts the least recently used entry when over capacity", () =>
@@ -57,6 +78,49 @@ describe("MemoryStore", () => {
       yield* TestClock.adjust("11 seconds")
       // no read happened: only the sweep can have removed it
       expect((yield* Metric.value(entries)).value).toBe(1)
+    }))
+
+  it.scoped("with the default layer, moving the TestClock by a year wakes the sweep only when entries expire", () =>
+    Effect.gen(function*() {
+      const { clock, counter } = yield* countingSleeps
+      const entries = CacheMetrics.entries.pipe(Metric.tagged("store", "memory"))
+      const store = yield* buildWith(MemoryStore.layer(), clock)
+      {
+        yield* store.set("short", bytes("1"), "5 minutes")
+        yield* store.set("forever", bytes("2"))
+        // a sweep on a fixed period would sleep 1,440 times in a day of test time
+        yield* TestClock.adjust("1 day")
+        expect(counter.sleeps).toBeLessThanOrEqual(2)
+        expect((yield* Metric.value(entries)).value).toBe(1)
+        // nothing expires any more: a year passes without a single wake-up
+        yield* TestClock.adjust("365 days")
+        expect(counter.sleeps).toBeLessThanOrEqual(2)
+        // an entry written after the idle year is swept when it expires
+        yield* store.set("later", bytes("3"), "1 hour")
+        expect((yield* Metric.value(entries)).value).toBe(2)
+        yield* TestClock.adjust("2 hours")
+        expect((yield* Metric.value(entries)).value).toBe(1)
+        expect(counter.sleeps).toBeLessThanOrEqual(4)
+        expect(Option.isSome(yield* store.get("forever"))).toBe(true)
+      }
+    }))
+
+  it.scoped("a write that expires sooner than the sweep is scheduled brings the sweep forward", () =>
+    Effect.gen(function*() {
+      const { clock, counter } = yield* countingSleeps
+      const entries = CacheMetrics.entries.pipe(Metric.tagged("store", "forward"))
+      const store = yield* buildWith(MemoryStore.layer({ name: "forward" }), clock)
+      {
+        yield* store.set("late", bytes("1"), "10 days")
+        yield* TestClock.adjust("1 hour")
+        yield* store.set("soon", bytes("2"), "5 minutes")
+        yield* TestClock.adjust("6 minutes")
+        // no read happened: only the sweep can have removed it, four days before "late" expires
+        expect((yield* Metric.value(entries)).value).toBe(1)
+        yield* TestClock.adjust("10 days")
+        expect((yield* Metric.value(entries)).value).toBe(0)
+        expect(counter.sleeps).toBeLessThanOrEqual(4)
+      }
     }))
 
   it.scoped("counts evictions in a metric tagged by store name", () =>

@@ -4,17 +4,19 @@
  * that returned; they must be equal, and every failure must be a typed StoreError.
  */
 import { afterEach, beforeEach, describe, expect, it } from "@effect/vitest"
-import { Clock, Effect, Either, Fiber, Option, Schema } from "effect"
+import { Clock, Context, Effect, Either, Fiber, Layer, Option, Schema } from "effect"
 import { CacheStore } from "effect-cachekit/CacheStore"
 import type { Value } from "effect-cachekit/CacheStore"
 import * as ReadThrough from "effect-cachekit/ReadThrough"
 import * as Redis from "effect-cachekit/Redis"
 import * as RedisStore from "effect-cachekit/RedisStore"
+import { Redis as IoRedis } from "ioredis"
 import { fixture } from "./harness/fixture.js"
 import { freePort } from "./harness/process.js"
 import { eventually } from "./harness/process.js"
 import { tcpProxy } from "./harness/proxy.js"
 import { redisServer } from "./harness/redis.js"
+import { wallClockSteppedBack } from "./utils.js"
 
 const env = fixture(Effect.gen(function*() {
   const server = yield* redisServer()
@@ -125,6 +127,35 @@ describe("RedisStore under faults", () => {
       proxy.setMode("forward")
       yield* eventually("reads served again", Effect.map(store.get("k"), (v) => text(v)._tag === "Some"))
       expect(store.breakerState()).toBe("closed")
+    }))
+
+  it.scopedLive("a wall clock stepped back 30 s does not hold the command timeout back, on a client handed in", () =>
+    Effect.gen(function*() {
+      const { proxy } = env()
+      // the caller's client has no command timeout of its own: only the store's bounds the call
+      const client = yield* Effect.acquireRelease(
+        Effect.sync(() => new IoRedis({ host: proxy.host, port: proxy.port, lazyConnect: true })),
+        (c) => Effect.sync(() => c.disconnect())
+      )
+      yield* Effect.promise(() => client.connect())
+      const context = yield* Layer.build(
+        RedisStore.layerFromClient(Effect.succeed(client), { prefix: "stepped", commandTimeout: "300 millis" })
+      )
+      const store = Context.get(context, CacheStore)
+      yield* store.set("k", bytes("v"))
+      proxy.setMode("blackhole")
+      const fiber = yield* Effect.fork(Effect.either(store.get("k")))
+      yield* eventually("the read in flight", Effect.sync(() => client.commandQueue.length === 1))
+      yield* wallClockSteppedBack(30_000)
+      const result = yield* Fiber.join(fiber).pipe(
+        // a liveness guard, far above the 300 ms timeout and far below the 30 s step
+        Effect.timeoutFail({
+          duration: "5 seconds",
+          onTimeout: () => new Error("the deadline waited for the wall clock")
+        })
+      )
+      expect(Either.isLeft(result) && result.left).toMatchObject({ _tag: "StoreError", reason: "timeout" })
+      proxy.setMode("forward")
     }))
 
   it.scopedLive("added latency under the timeout is served; above it, calls time out; replies never go to the wrong caller", () =>

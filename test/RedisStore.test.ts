@@ -1,15 +1,19 @@
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Layer, Option, Redacted, Schema } from "effect"
+import { ConfigProvider, Context, Duration, Effect, HashMap, Layer, Logger, Option, Redacted, Schema } from "effect"
 import { Config } from "effect"
 import { StoreError } from "effect-cachekit/CacheError"
 import { CacheStore } from "effect-cachekit/CacheStore"
 import type { Value } from "effect-cachekit/CacheStore"
+import * as MemoryStore from "effect-cachekit/MemoryStore"
 import * as ReadThrough from "effect-cachekit/ReadThrough"
 import * as Redis from "effect-cachekit/Redis"
 import * as RedisStore from "effect-cachekit/RedisStore"
 import * as Testing from "effect-cachekit/testing"
 import { Redis as IoRedis } from "ioredis"
+import * as util from "node:util"
+import { createCluster, createSentinel } from "../src/internal/redis/client.js"
 import { fixture } from "./harness/fixture.js"
+import { freePort } from "./harness/process.js"
 import { redisCli, redisServer } from "./harness/redis.js"
 
 const env = fixture(Effect.gen(function*() {
@@ -22,6 +26,29 @@ const env = fixture(Effect.gen(function*() {
 }))
 
 const bytes = (s: string) => new TextEncoder().encode(s)
+
+/** Runs `self` with a logger that keeps each line as `LEVEL message annotations`. */
+const withLogLines = <A, E>(self: (lines: Array<string>) => Effect.Effect<A, E>) => {
+  const lines: Array<string> = []
+  const logger = Logger.make(({ annotations, logLevel, message }) => {
+    const text = Array.isArray(message) ? message.join(" ") : String(message)
+    lines.push(`${logLevel.label} ${text} ${JSON.stringify(Object.fromEntries(HashMap.toEntries(annotations)))}`)
+  })
+  return Effect.provide(self(lines), Logger.replace(Logger.defaultLogger, logger))
+}
+
+/** JSON.stringify, with each object written once (a client holds cycles), so everything reachable is written. */
+const stringifyCycles = (value: unknown): string => {
+  const seen = new WeakSet<object>()
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (typeof v === "bigint") return v.toString()
+    if (typeof v === "object" && v !== null) {
+      if (seen.has(v)) return "[seen]"
+      seen.add(v)
+    }
+    return v
+  }) ?? ""
+}
 const text = (v: Option.Option<Value>) => Option.map(v, (b) => new TextDecoder().decode(b as Uint8Array))
 
 Testing.storeSuite({ describe, expect, it }, "redis standalone", {
@@ -135,6 +162,56 @@ describe("RedisStore on a standalone server", () => {
       expect(pttl).toBeLessThanOrEqual(60_000)
     }))
 
+  it.scopedLive("random glob patterns list the same keys on Redis and on the memory store", () =>
+    Effect.gen(function*() {
+      const redis = yield* Effect.provideService(
+        RedisStore.make({ prefix: "glob-fuzz" }),
+        Redis.RedisClient,
+        env().redis
+      )
+      const memory = yield* MemoryStore.make()
+      yield* redis.clear
+      // a seeded generator over the bytes a pattern treats specially, and two that are not ASCII
+      let state = 7
+      const next = (n: number) => (state = (Math.imul(state, 1103515245) + 12345) >>> 0) % n
+      const alphabet = ["a", "b", "c", "*", "?", "[", "]", "^", "!", "-", "\\", "é"]
+      const draw = (length: number, from: ReadonlyArray<string>) =>
+        Array.from({ length }, () => from[next(from.length)]!).join("")
+      const keys = [...new Set(Array.from({ length: 200 }, () => draw(1 + next(5), alphabet)))]
+      const entries = keys.map((key) => ({ key, value: bytes(key) }))
+      yield* redis.setMany(entries)
+      yield* memory.setMany(entries)
+      let compared = 0
+      for (let i = 0; i < 400; i++) {
+        const pattern = draw(1 + next(6), alphabet)
+        const [onRedis, onMemory] = yield* Effect.all([
+          Effect.either(redis.keys(pattern)),
+          Effect.either(memory.keys(pattern))
+        ])
+        // a pattern is refused by both stores or by neither
+        expect(onRedis._tag, JSON.stringify(pattern)).toBe(onMemory._tag)
+        if (onRedis._tag === "Right" && onMemory._tag === "Right") {
+          expect([...onMemory.right].sort(), JSON.stringify(pattern)).toEqual([...onRedis.right].sort())
+          compared++
+        }
+      }
+      expect(compared).toBeGreaterThan(300)
+    }))
+
+  it.live("a TTL over the maximum is stored as the maximum, 365 days", () =>
+    Effect.gen(function*() {
+      const { redis, server } = env()
+      const store = yield* Effect.provideService(RedisStore.make({ prefix: "ttl-max" }), Redis.RedisClient, redis)
+      yield* store.set("huge", bytes("h"), 1e19)
+      yield* store.set("touched", bytes("t"))
+      expect(yield* store.expire("touched", Duration.days(5000))).toBe(true)
+      for (const key of ["huge", "touched"]) {
+        const pttl = Number(yield* redisCli(server.port, "pttl", `ttl-max:${key}`))
+        expect(pttl, key).toBeGreaterThan(365 * 86_400_000 - 10_000)
+        expect(pttl, key).toBeLessThanOrEqual(365 * 86_400_000)
+      }
+    }))
+
   it("nonsense options are rejected when the layer is built, with InvalidOptions", () => {
     const invalid = (f: () => unknown) => {
       try {
@@ -147,6 +224,11 @@ describe("RedisStore on a standalone server", () => {
     expect(invalid(() => RedisStore.layer({ commandTimeout: -1 }))).toBe("InvalidOptions")
     expect(invalid(() => RedisStore.layer({ commandTimeout: "0 millis" }))).toBe("InvalidOptions")
     expect(invalid(() => RedisStore.layer({ url: "http://localhost:6379" }))).toBe("InvalidOptions")
+    // a bad port is named as such, and the URL (which may hold a password) is never repeated
+    for (const url of ["redis://127.0.0.1:99999", "redis://:s3cret@127.0.0.1:99999"]) {
+      expect(() => RedisStore.layer({ url })).toThrow(/port 99999/)
+      expect(() => RedisStore.layer({ url: Redacted.make(url) })).not.toThrow(/s3cret/)
+    }
     expect(invalid(() => RedisStore.layer({ url: "redis://x:1", port: 2 }))).toBe("InvalidOptions")
     expect(invalid(() => RedisStore.layer({ port: 70_000 }))).toBe("InvalidOptions")
     expect(invalid(() => RedisStore.layer({ maxValueBytes: 0 }))).toBe("InvalidOptions")
@@ -189,14 +271,94 @@ describe("RedisStore on a standalone server", () => {
         .toBe("configured")
     }))
 
-  it.live("a wrong password is a typed StoreError on every call, not a crash", () =>
+  it.live("the password never prints from the store, its client service or the client, however it was given", () =>
     Effect.gen(function*() {
       const { secured } = env()
-      const result = yield* Effect.gen(function*() {
-        const store = yield* CacheStore
+      const secret = "s3cret pass"
+      const url = `redis://:${encodeURIComponent(secret)}@127.0.0.1:${secured.port}`
+      const layers = [
+        RedisStore.layer({ port: secured.port, password: secret }),
+        RedisStore.layer({ port: secured.port, password: Redacted.make(secret) }),
+        RedisStore.layer({ url: Redacted.make(url) }),
+        RedisStore.layer({ url })
+      ]
+      for (const layer of layers) {
+        yield* Effect.scoped(Effect.gen(function*() {
+          const store = Context.get(yield* Layer.build(layer), CacheStore) as RedisStore.RedisStore
+          // connected and authenticated: the password has been used
+          yield* store.set("k", bytes("v"))
+          for (const value of [store, store.redis, store.redis.client]) {
+            const printed = [util.inspect(value, { depth: Infinity }), stringifyCycles(value)]
+            for (const text of printed) {
+              expect(text).not.toContain("s3cret")
+              expect(text).not.toContain(encodeURIComponent(secret))
+            }
+          }
+        }))
+      }
+    }))
+
+  it("cluster and Sentinel clients keep their credentials unprintable too", () => {
+    const secret = Redacted.make("s3cret")
+    const cluster = createCluster({ nodes: ["127.0.0.1:1"], password: "s3cret", username: Redacted.make("s3cret-u") })
+    const sentinel = createSentinel({
+      sentinels: ["127.0.0.1:1"],
+      name: "main",
+      password: secret,
+      sentinelPassword: secret
+    })
+    // the credentials are still what the clients send
+    expect(String(cluster.options.redisOptions?.password)).toBe("s3cret")
+    expect(String(sentinel.options.sentinelPassword)).toBe("s3cret")
+    for (const client of [cluster, sentinel]) {
+      expect(util.inspect(client, { depth: Infinity })).not.toContain("s3cret")
+      expect(stringifyCycles(client)).not.toContain("s3cret")
+      client.disconnect()
+    }
+  })
+
+  it.live("a wrong password: calls fail with reason auth, one warning says the credentials were refused, no reconnect storm", () =>
+    withLogLines((lines) =>
+      Effect.gen(function*() {
+        const { secured } = env()
+        const connections = Effect.map(
+          redisCli(secured.port, "-a", "s3cret pass", "--no-auth-warning", "info", "stats"),
+          (info) => Number(/total_connections_received:(\d+)/.exec(info)?.[1])
+        )
+        yield* Effect.scoped(Effect.gen(function*() {
+          const context = yield* Layer.build(
+            RedisStore.layer({ port: secured.port, password: Redacted.make("wrong"), prefix: "wrongpass" })
+          )
+          const store = Context.get(context, CacheStore)
+          for (const call of [store.get("k"), store.set("k", bytes("v")), store.getMany(["a", "b"])]) {
+            const error = yield* Effect.flip(call)
+            expect(error).toMatchObject({ _tag: "StoreError", reason: "auth" })
+            expect(error.message).toContain("WRONGPASS")
+            expect(error.message).toContain(`127.0.0.1:${secured.port}`)
+            expect(error.message).not.toContain("wrong")
+          }
+          // ioredis would reconnect (and be refused) every 50 ms; one attempt in 1.5 s at most now
+          const before = yield* connections
+          yield* Effect.sleep("1500 millis")
+          expect((yield* connections) - before).toBeLessThanOrEqual(1)
+        }))
+        const warnings = lines.filter((l) => l.startsWith("WARN"))
+        expect(warnings.filter((l) => l.includes("refused the credentials")).length).toBe(1)
+        expect(warnings.filter((l) => l.includes("not reachable") || l.includes("connection lost"))).toEqual([])
+      })
+    ))
+
+  it.live("a call made while disconnected says so in our words: offlineQueue, and the server's address", () =>
+    Effect.gen(function*() {
+      const port = yield* freePort
+      const error = yield* Effect.scoped(Effect.gen(function*() {
+        const store = Context.get(yield* Layer.build(RedisStore.layer({ port, prefix: "down" })), CacheStore)
         return yield* Effect.flip(store.get("k"))
-      }).pipe(Effect.provide(RedisStore.layer({ port: secured.port, password: Redacted.make("wrong") })))
-      expect(result._tag).toBe("StoreError")
+      }))
+      expect(error).toMatchObject({ _tag: "StoreError", reason: "connection" })
+      expect(error.message).toContain(`127.0.0.1:${port}`)
+      expect(error.message).toContain("offlineQueue")
+      expect(error.message).not.toContain("enableOfflineQueue")
     }))
 
   it.live("a layer closes the client it created; layerFromClient leaves the caller's client open", () =>

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Logger, TestClock } from "effect"
+import { Clock, Effect, Exit, Logger, TestClock } from "effect"
 import * as CircuitBreaker from "../src/internal/circuitBreaker.js"
 
 /** Runs `self` with a logger that keeps the messages it is given. */
@@ -10,6 +10,29 @@ const withLines = <A, E>(self: (lines: Array<string>) => Effect.Effect<A, E>) =>
   })
   return Effect.provide(self(lines), Logger.replace(Logger.defaultLogger, logger))
 }
+
+/**
+ * The TestClock with a wall clock of its own that the test can step back, as NTP does: the
+ * wall time (`currentTimeMillis`) jumps, the monotonic time (`currentTimeNanos`) does not.
+ */
+const steppedWallClock = Effect.map(Effect.clock, (inner) => {
+  let offset = 0
+  const wall = () => inner.unsafeCurrentTimeMillis() + offset
+  const clock: Clock.Clock = {
+    [Clock.ClockTypeId]: Clock.ClockTypeId,
+    unsafeCurrentTimeMillis: wall,
+    currentTimeMillis: Effect.sync(wall),
+    unsafeCurrentTimeNanos: () => inner.unsafeCurrentTimeNanos(),
+    currentTimeNanos: inner.currentTimeNanos,
+    sleep: (duration) => inner.sleep(duration)
+  }
+  return {
+    clock,
+    stepBack: (millis: number) => {
+      offset -= millis
+    }
+  }
+})
 
 const make = CircuitBreaker.make({ name: "test", failureThreshold: 3, resetAfter: "1 second" })
 
@@ -45,6 +68,21 @@ describe("CircuitBreaker (synchronous state, logged changes)", () => {
       breaker.succeeded()
       expect(breaker.state()).toBe("closed")
       expect(breaker.admit()).toBe(true)
+    }))
+
+  it.effect("a wall clock stepped back does not keep the breaker open: it probes after resetAfter all the same", () =>
+    Effect.gen(function*() {
+      const { clock, stepBack } = yield* steppedWallClock
+      const breaker = yield* Effect.withClock(make, clock)
+      breaker.failed(3)
+      expect(breaker.state()).toBe("open")
+      stepBack(30_000)
+      yield* TestClock.adjust("999 millis")
+      expect(breaker.admit()).toBe(false)
+      yield* TestClock.adjust("1 millis")
+      expect(breaker.admit()).toBe(true)
+      breaker.succeeded()
+      expect(breaker.state()).toBe("closed")
     }))
 
   it.effect("every change of state is kept until a fiber flushes it, then logged once", () =>

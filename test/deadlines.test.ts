@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "@effect/vitest"
 import * as Deadlines from "../src/internal/deadlines.js"
+import * as Timer from "../src/internal/timer.js"
 
 describe("Deadlines (one timer for many calls of one timeout)", () => {
   beforeEach(() => {
@@ -10,7 +11,7 @@ describe("Deadlines (one timer for many calls of one timeout)", () => {
   })
 
   it("expires the calls still open when their time is up, in order, and never a settled one", () => {
-    const deadlines = Deadlines.make(100)
+    const deadlines = Deadlines.make(100, Timer.live)
     const expired: Array<string> = []
     const a = deadlines.add(() => expired.push("a"))
     vi.advanceTimersByTime(40)
@@ -27,8 +28,22 @@ describe("Deadlines (one timer for many calls of one timeout)", () => {
     expect(expired).toEqual(["a", "c"])
   })
 
+  it("a wall clock stepped back (as NTP does) does not hold a deadline back", () => {
+    const deadlines = Deadlines.make(100, Timer.live)
+    const expired: Array<string> = []
+    deadlines.add(() => expired.push("a"))
+    vi.advanceTimersByTime(10)
+    // the fake timers move Date and performance.now together; setSystemTime steps Date alone
+    vi.setSystemTime(Date.now() - 30_000)
+    deadlines.add(() => expired.push("b"))
+    vi.advanceTimersByTime(91)
+    expect(expired).toEqual(["a"])
+    vi.advanceTimersByTime(10)
+    expect(expired).toEqual(["a", "b"])
+  })
+
   it("keeps working after the queue has drained, and across thousands of calls", () => {
-    const deadlines = Deadlines.make(50)
+    const deadlines = Deadlines.make(50, Timer.live)
     let expired = 0
     for (let i = 0; i < 5000; i++) {
       const d = deadlines.add(() => expired++)

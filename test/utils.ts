@@ -1,3 +1,4 @@
+import { vi } from "@effect/vitest"
 import { Effect } from "effect"
 import { CacheStore, MemoryStore } from "effect-cachekit"
 import type * as Testing from "effect-cachekit/testing"
@@ -28,3 +29,17 @@ export const bytesOnlyStore = Effect.map(MemoryStore.make(), (inner) =>
     clear: inner.clear,
     keys: inner.keys
   }))
+
+/**
+ * Steps the wall clock back by `millis` until the scope closes, as NTP does: `Date.now` (which
+ * Effect's live `Clock` reads for `currentTimeMillis`) jumps back; monotonic clocks
+ * (`performance.now`, `process.hrtime`) and Node's timers go on as before.
+ */
+export const wallClockSteppedBack = (millis: number) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const real = Date.now.bind(Date)
+      return vi.spyOn(Date, "now").mockImplementation(() => real() - millis)
+    }),
+    (spy) => Effect.sync(() => spy.mockRestore())
+  )

@@ -3,6 +3,7 @@ import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as MetricLabel from "effect/MetricLabel"
 import { StoreError } from "../CacheError.js"
+import * as Timer from "./timer.js"
 
 /** @internal */
 export type BreakerState = "closed" | "open" | "half-open"
@@ -21,7 +22,8 @@ export interface BreakerOptions {
  * A consecutive-failure circuit breaker. Closed: calls pass. Open: calls fail at once with a
  * `StoreError` of reason `unavailable`. After `resetAfter`, one call is let through as a probe
  * (half-open): its success closes the breaker, its failure opens it again. Time comes from
- * Effect's Clock; every change of state is logged and recorded in a gauge.
+ * Effect's Clock, read monotonically (a wall clock stepped back does not keep the breaker open);
+ * every change of state is logged and recorded in a gauge.
  *
  * The state changes synchronously (`admit`, `succeeded`, `failed`), so code that completes many
  * calls from one callback — a batch of coalesced reads — can account for them without an Effect
@@ -70,6 +72,7 @@ export const defaultIsFailure = (e: unknown): boolean =>
 /** @internal */
 export const make = (options: BreakerOptions): Effect.Effect<CircuitBreaker> =>
   Effect.map(Effect.clock, (clock) => {
+    const now = Timer.fromClock(clock).now
     const resetMillis = Duration.toMillis(Duration.decode(options.resetAfter))
     const tags = [MetricLabel.make("backend", options.name)]
     let state: BreakerState = "closed"
@@ -101,7 +104,7 @@ export const make = (options: BreakerOptions): Effect.Effect<CircuitBreaker> =>
       if (probing) {
         return false
       }
-      return clock.unsafeCurrentTimeMillis() - openedAt >= resetMillis
+      return now() - openedAt >= resetMillis
     }
 
     const admit = () => {
@@ -128,10 +131,10 @@ export const make = (options: BreakerOptions): Effect.Effect<CircuitBreaker> =>
       failures += count
       probing = false
       if (state === "half-open" || (state === "closed" && failures >= options.failureThreshold)) {
-        openedAt = clock.unsafeCurrentTimeMillis()
+        openedAt = now()
         transition("open")
       } else if (state === "open") {
-        openedAt = clock.unsafeCurrentTimeMillis()
+        openedAt = now()
       }
     }
 

@@ -1,8 +1,11 @@
+import type { Timer } from "./timer.js"
+
 /**
  * Timeouts of one fixed length for many concurrent calls, kept by one timer. Deadlines come due
  * in the order they were added, so adding one is an array push and finishing one sets a flag;
  * a timer per call would cost an insertion into and a removal from Node's timer lists. The timer
- * is unreferenced: the I/O a call waits for is what keeps the process running.
+ * is unreferenced: the I/O a call waits for is what keeps the process running. Time is read from
+ * a monotonic `Timer`, so a wall clock stepped back does not hold a deadline back.
  * @internal
  */
 export interface Deadlines {
@@ -36,10 +39,10 @@ export class Deadline {
 }
 
 /** @internal */
-export const make = (ms: number): Deadlines => {
+export const make = (ms: number, timer: Timer): Deadlines => {
   let queue: Array<Deadline> = []
   let head = 0
-  let timer: ReturnType<typeof setTimeout> | undefined
+  let armed = false
 
   const arm = () => {
     while (head < queue.length && queue[head]!.settled) head++
@@ -52,8 +55,8 @@ export const make = (ms: number): Deadlines => {
       queue = queue.slice(head)
       head = 0
     }
-    timer = setTimeout(check, Math.max(0, queue[head]!.at - Date.now()))
-    timer.unref()
+    armed = true
+    timer.schedule(check, Math.max(0, queue[head]!.at - timer.now()))
   }
 
   // Node runs due timers before it reads sockets: after a blocked event loop, the replies may
@@ -61,8 +64,8 @@ export const make = (ms: number): Deadlines => {
   const check = () => setImmediate(expireDue)
 
   const expireDue = () => {
-    timer = undefined
-    const now = Date.now()
+    armed = false
+    const now = timer.now()
     while (head < queue.length) {
       const deadline = queue[head]!
       if (!deadline.settled) {
@@ -75,9 +78,9 @@ export const make = (ms: number): Deadlines => {
   }
 
   const add = (expire: () => void): Deadline => {
-    const deadline = new Deadline(Date.now() + ms, expire)
+    const deadline = new Deadline(timer.now() + ms, expire)
     queue.push(deadline)
-    if (timer === undefined) arm()
+    if (!armed) arm()
     return deadline
   }
 

@@ -1,17 +1,19 @@
 import type * as Clock from "effect/Clock"
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import { ValueTooLarge } from "../CacheError.js"
+import type { StoreFailure } from "../CacheError.js"
 import * as CacheMetrics from "../CacheMetrics.js"
 import type * as CacheStore from "../CacheStore.js"
 import { makePolicy } from "./eviction/index.js"
 import type { EvictionKind } from "./eviction/index.js"
 import type { Node, Policy } from "./eviction/policy.js"
 import { hashKey } from "./eviction/policy.js"
-import { approximateSize, globToRegExp, ttlMillis } from "./store.js"
+import * as Glob from "./glob.js"
+import { approximateSize, invalidTtl, ttlMillis } from "./store.js"
 
 /** @internal */
 export interface MemNode extends Node {
@@ -37,6 +39,11 @@ export class MemoryCore {
   readonly map = new Map<string, MemNode>()
   readonly policy: Policy
   bytes = 0
+  /**
+   * No entry expires before this (Infinity: none expires). A lower bound, kept exact by `sweep`:
+   * writes only ever lower it, so an entry removed or rewritten since may have expired later.
+   */
+  earliestExpiry = Infinity
 
   constructor(readonly options: CoreOptions) {
     this.policy = makePolicy(options.eviction, options.capacity)
@@ -75,6 +82,7 @@ export class MemoryCore {
 
   /** Writes a value; the caller has checked its size against maxBytes. */
   write(key: string, value: CacheStore.Value, size: number, expiresAt: number): void {
+    if (expiresAt < this.earliestExpiry) this.earliestExpiry = expiresAt
     const existing = this.map.get(key)
     if (existing !== undefined) {
       this.bytes += size - existing.size
@@ -114,21 +122,32 @@ export class MemoryCore {
     return true
   }
 
+  /** Gives a live node a new expiry. */
+  retime(node: MemNode, expiresAt: number): void {
+    if (expiresAt < this.earliestExpiry) this.earliestExpiry = expiresAt
+    node.expiresAt = expiresAt
+  }
+
   clear(): void {
     this.map.clear()
     this.policy.clear()
     this.bytes = 0
+    this.earliestExpiry = Infinity
   }
 
-  /** Drops expired nodes; returns how many. */
+  /** Drops expired nodes; returns how many. Leaves `earliestExpiry` exact. */
   sweep(now: number): number {
     let dropped = 0
+    let earliest = Infinity
     for (const node of this.map.values()) {
       if (node.expiresAt <= now) {
         this.remove(node)
         dropped++
+      } else if (node.expiresAt < earliest) {
+        earliest = node.expiresAt
       }
     }
+    this.earliestExpiry = earliest
     return dropped
   }
 
@@ -144,6 +163,16 @@ export class MemoryCore {
     }
     if (evicted > 0) this.options.onEvict?.(evicted)
   }
+}
+
+/** The longest single sleep of the sweeper: 24 days, under the 2^31 - 1 ms a timer accepts. */
+const MAX_SLEEP_MILLIS = 24 * 24 * 60 * 60 * 1000
+
+/** A sweeper waiting for its next sweep. */
+interface Sweeper {
+  /** A write that expires before this brings the sweep forward. */
+  readonly wakeAt: number
+  readonly expiresSooner: () => void
 }
 
 /** @internal */
@@ -174,23 +203,54 @@ export const make = (options: MakeOptions): Effect.Effect<CacheStore.Service, ne
     }
     const now = () => clock.unsafeCurrentTimeMillis()
 
-    const expiryOf = (ttl: Duration.DurationInput | undefined): number => {
-      const millis = ttlMillis(ttl)
-      return millis === undefined ? Infinity : now() + millis
+    /** Tells a sweeper waiting past `earliestExpiry` to come sooner; set while one is waiting. */
+    let sweepWaiting: Sweeper | undefined
+
+    /** Wakes a waiting sweeper when an entry now expires before the sweep it waits for. */
+    const expiresSoonerMaybe = (expiresAt: number): void => {
+      if (sweepWaiting !== undefined && expiresAt < sweepWaiting.wakeAt) sweepWaiting.expiresSooner()
     }
 
-    const writeSync = (key: string, value: CacheStore.Value, ttl: Duration.DurationInput | undefined) => {
-      const expiresAt = expiryOf(ttl)
-      if (expiresAt <= now()) {
+    const sizeOf = (key: string, value: CacheStore.Value) => approximateSize(value) + key.length * 2
+
+    /** Why a write must be refused, decided before anything changes; `millis` is `ttlMillis(ttl)`. */
+    const refusal = (
+      operation: string,
+      key: string,
+      value: CacheStore.Value,
+      ttl: Duration.DurationInput | undefined,
+      millis: number | undefined
+    ): StoreFailure | undefined => {
+      if (Number.isNaN(millis)) return invalidTtl(options.name, operation, ttl)
+      if (millis !== undefined && millis <= 0) return undefined // removes the key: no size to check
+      const size = sizeOf(key, value)
+      return size > options.maxBytes
+        ? new ValueTooLarge({ store: options.name, key, size, limit: options.maxBytes })
+        : undefined
+    }
+
+    /** Applies a write that `refusal` let through. */
+    const apply = (key: string, value: CacheStore.Value, millis: number | undefined): void => {
+      const t = now()
+      const expiresAt = millis === undefined ? Infinity : t + millis
+      if (expiresAt <= t) {
         core.delete(key)
-        return undefined
+        return
       }
-      const size = approximateSize(value) + key.length * 2
-      if (size > options.maxBytes) {
-        return new ValueTooLarge({ store: options.name, key, size, limit: options.maxBytes })
-      }
-      core.write(key, value, size, expiresAt)
-      return undefined
+      core.write(key, value, sizeOf(key, value), expiresAt)
+      expiresSoonerMaybe(expiresAt)
+    }
+
+    const writeSync = (
+      operation: string,
+      key: string,
+      value: CacheStore.Value,
+      ttl: Duration.DurationInput | undefined
+    ): StoreFailure | undefined => {
+      const millis = ttlMillis(ttl)
+      const error = refusal(operation, key, value, ttl, millis)
+      if (error === undefined) apply(key, value, millis)
+      return error
     }
 
     const getSync = (key: string): CacheStore.Value | undefined => core.lookup(key, now())?.value
@@ -203,7 +263,7 @@ export const make = (options: MakeOptions): Effect.Effect<CacheStore.Service, ne
 
     const set = (key: string, value: CacheStore.Value, ttl?: Duration.DurationInput) =>
       Effect.suspend(() => {
-        const error = writeSync(key, value, ttl)
+        const error = writeSync("set", key, value, ttl)
         report()
         return error === undefined ? Effect.void : Effect.fail(error)
       })
@@ -224,22 +284,26 @@ export const make = (options: MakeOptions): Effect.Effect<CacheStore.Service, ne
       set,
       setMany: (entries) =>
         Effect.suspend(() => {
-          for (const entry of entries) {
-            const error = writeSync(entry.key, entry.value, entry.ttl)
-            if (error !== undefined) {
-              report()
-              return Effect.fail(error)
-            }
+          // Every entry is checked before any is written: a bad one fails the call with nothing written.
+          const millis = entries.map((entry) => ttlMillis(entry.ttl))
+          for (let i = 0; i < entries.length; i++) {
+            const { key, ttl, value } = entries[i]!
+            const error = refusal("setMany", key, value, ttl, millis[i])
+            if (error !== undefined) return Effect.fail(error)
           }
+          for (let i = 0; i < entries.length; i++) apply(entries[i]!.key, entries[i]!.value, millis[i])
           report()
           return Effect.void
         }),
       setIfAbsent: (key, value, ttl) =>
         Effect.suspend(() => {
+          const millis = ttlMillis(ttl)
+          const error = refusal("setIfAbsent", key, value, ttl, millis)
+          if (error !== undefined) return Effect.fail(error)
           if (core.peek(key, now()) !== undefined) return Effect.succeed(false)
-          const error = writeSync(key, value, ttl)
+          apply(key, value, millis)
           report()
-          return error === undefined ? Effect.succeed(true) : Effect.fail(error)
+          return Effect.succeed(true)
         }),
       delete: (key) =>
         Effect.sync(() => {
@@ -260,42 +324,76 @@ export const make = (options: MakeOptions): Effect.Effect<CacheStore.Service, ne
           return count
         }),
       expire: (key, ttl) =>
-        Effect.sync(() => {
-          const node = core.peek(key, now())
-          if (node === undefined) return false
-          const expiresAt = expiryOf(ttl)
-          if (expiresAt <= now()) core.remove(node)
-          else node.expiresAt = expiresAt
+        Effect.suspend(() => {
+          const millis = ttlMillis(ttl)
+          if (Number.isNaN(millis)) return Effect.fail(invalidTtl(options.name, "expire", ttl))
+          const t = now()
+          const node = core.peek(key, t)
+          if (node === undefined) return Effect.succeed(false)
+          const expiresAt = millis === undefined ? Infinity : t + millis
+          if (expiresAt <= t) core.remove(node)
+          else {
+            core.retime(node, expiresAt)
+            expiresSoonerMaybe(expiresAt)
+          }
           report()
-          return true
+          return Effect.succeed(true)
         }),
       clear: Effect.sync(() => {
         core.clear()
         report()
       }),
       keys: (pattern) =>
-        Effect.sync(() => {
-          const regex = globToRegExp(pattern)
+        Effect.suspend(() => {
+          const glob = Glob.compile(pattern)
+          if (typeof glob === "string") return Effect.fail(Glob.refused(options.name, pattern, glob))
           const t = now()
           const out: Array<string> = []
           for (const node of core.map.values()) {
-            if (node.expiresAt > t && regex.test(node.key)) out.push(node.key)
+            if (node.expiresAt > t && Glob.matches(glob, node.key)) out.push(node.key)
           }
-          return out
+          return Effect.succeed(out)
         })
     }
 
     if (options.sweepInterval !== undefined) {
-      const interval = options.sweepInterval
-      yield* Effect.sleep(interval).pipe(
-        Effect.zipRight(Effect.sync(() => {
-          const dropped = core.sweep(now())
+      // The sweeper sleeps until the earliest entry expires, and at least `sweepInterval` past the
+      // previous sweep; while nothing expires it waits for a write. A sweep on a fixed period would
+      // wake 1,440 times a day of test time, which makes `TestClock.adjust` over days crawl.
+      const intervalMillis = Duration.toMillis(options.sweepInterval)
+      let lastSweep = now()
+      const sweeper = Effect.gen(function*() {
+        while (true) {
+          const due = Math.max(core.earliestExpiry, lastSweep + intervalMillis)
+          const waited = yield* waitUntil(due)
+          if (!waited) continue // a write expires sooner: compute the time again
+          lastSweep = now()
+          const dropped = core.sweep(lastSweep)
           if (dropped > 0) report()
-        })),
-        Effect.forever,
-        Effect.forkScoped,
-        Effect.interruptible
-      )
+        }
+      })
+      /** Sleeps until `due` (true), or until a write makes the sweep due sooner (false). */
+      const waitUntil = (due: number): Effect.Effect<boolean> => {
+        const sooner = Effect.async<boolean>((resume) => {
+          const waiting: Sweeper = {
+            // When the interval, not an expiry, sets `due`, no write can bring the sweep forward.
+            wakeAt: due > lastSweep + intervalMillis ? due : -Infinity,
+            expiresSooner: () => {
+              sweepWaiting = undefined
+              resume(Effect.succeed(false))
+            }
+          }
+          sweepWaiting = waiting
+          return Effect.sync(() => {
+            if (sweepWaiting === waiting) sweepWaiting = undefined
+          })
+        })
+        if (due === Infinity) return sooner
+        // A timer cannot be set further than 2^31 - 1 ms ahead: longer waits are taken in steps.
+        const ms = Math.min(Math.max(0, due - now()), MAX_SLEEP_MILLIS)
+        return Effect.raceFirst(Effect.map(Effect.sleep(Duration.millis(ms)), () => now() >= due), sooner)
+      }
+      yield* sweeper.pipe(Effect.forkScoped, Effect.interruptible)
     }
 
     yield* Effect.addFinalizer(() =>

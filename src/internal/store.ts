@@ -1,51 +1,56 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
+import { StoreError } from "../CacheError.js"
 import type * as CacheStore from "../CacheStore.js"
 
 /** @internal */
 export const SizeHint: CacheStore.SizeHint = Symbol.for("effect-cachekit/CacheStore/SizeHint") as CacheStore.SizeHint
 
-/** @internal */
+/**
+ * The longest TTL a store keeps an entry for: 365 days. Redis refuses a PX whose deadline does not
+ * fit in 64 bits and memcached's deadlines end in 2038, so no TTL can mean the same on every store
+ * without a bound; within a year, all of them can.
+ * @internal
+ */
+export const MAX_TTL_MILLIS = 365 * 24 * 60 * 60 * 1000
+
+/**
+ * A TTL as every store applies it: `undefined` for no expiry (none given, or an infinite one),
+ * zero or less for already expired, otherwise milliseconds, at most `MAX_TTL_MILLIS` (a longer TTL
+ * is clamped to it). `NaN` when the input is no duration (`NaN`, a `[NaN, n]` pair, a string
+ * `Duration` cannot read): stores refuse it with `invalidTtl`.
+ * @internal
+ */
 export const ttlMillis = (ttl: Duration.DurationInput | undefined): number | undefined => {
   if (ttl === undefined) return undefined
-  if (typeof ttl === "number") return Number.isFinite(ttl) ? ttl : (ttl > 0 ? undefined : 0)
-  const duration = Duration.decode(ttl)
-  if (!Duration.isFinite(duration)) return undefined
-  return Duration.toMillis(duration)
-}
-
-/** @internal */
-export const globToRegExp = (pattern: string): RegExp => {
-  let out = "^"
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i]!
-    if (c === "\\" && i + 1 < pattern.length) {
-      out += escapeRegExp(pattern[++i]!)
-    } else if (c === "*") {
-      out += "[\\s\\S]*"
-    } else if (c === "?") {
-      out += "[\\s\\S]"
-    } else if (c === "[") {
-      const end = pattern.indexOf("]", i + 1)
-      if (end === -1) {
-        out += "\\["
-      } else {
-        let body = pattern.slice(i + 1, end)
-        const negate = body.startsWith("^") || body.startsWith("!")
-        if (negate) body = body.slice(1)
-        out += `[${negate ? "^" : ""}${body.replace(/\\/g, "\\\\").replace(/\]/g, "\\]")}]`
-        i = end
-      }
-    } else {
-      out += escapeRegExp(c)
-    }
+  if (typeof ttl === "number") {
+    if (ttl === Infinity) return undefined
+    return ttl > MAX_TTL_MILLIS ? MAX_TTL_MILLIS : ttl === -Infinity ? 0 : ttl
   }
-  return new RegExp(out + "$")
+  if (Array.isArray(ttl) && (Number.isNaN(ttl[0]) || Number.isNaN(ttl[1]))) return NaN
+  let duration: Duration.Duration
+  try {
+    duration = Duration.decode(ttl)
+  } catch {
+    return NaN
+  }
+  if (!Duration.isFinite(duration)) return undefined
+  const millis = Duration.toMillis(duration)
+  return millis > MAX_TTL_MILLIS ? MAX_TTL_MILLIS : millis
 }
 
-/** @internal */
-export const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&")
+/**
+ * The error of a store operation given a TTL that is no duration (`ttlMillis` gave `NaN`).
+ * @internal
+ */
+export const invalidTtl = (store: string, operation: string, ttl: Duration.DurationInput | undefined): StoreError =>
+  new StoreError({
+    store,
+    operation,
+    reason: "command",
+    detail: `the TTL ${Array.isArray(ttl) ? `[${ttl.join(", ")}]` : String(ttl)} is not a duration`
+  })
 
 /** @internal */
 export const escapeGlob = (s: string): string => s.replace(/[*?[\]\\]/g, "\\$&")

@@ -26,6 +26,7 @@ import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Net from "node:net"
 import { StoreError } from "../../CacheError.js"
+import * as Timer from "../timer.js"
 import * as Protocol from "./protocol.js"
 
 /** @internal */
@@ -177,7 +178,9 @@ const CRLF = "\r\n"
 /** @internal */
 export const make = (options: ConnectionOptions): Effect.Effect<Connection, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const clock = yield* Effect.clock
+    // Request ages are measured on a monotonic clock: a wall clock stepped back must not hold
+    // the watchdog back.
+    const clockNow = Timer.fromClock(yield* Effect.clock).now
     const timeoutMillis = Duration.toMillis(Duration.decode(options.timeout))
     const labels = [MetricLabel.make("server", options.label)]
 
@@ -350,7 +353,7 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
      * scheduled), not once per request; a burst is written within the same turn.
      */
     let burstAt = 0
-    const now = (): number => flushScheduled ? burstAt : (burstAt = clock.unsafeCurrentTimeMillis())
+    const now = (): number => flushScheduled ? burstAt : (burstAt = clockNow())
     const flush = () => {
       flushScheduled = false
       if (writeNow === undefined) return
@@ -598,7 +601,7 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
         Effect.sleep(Duration.millis(tick)),
         Effect.sync(() => {
           const head = pending.peek()
-          if (head === undefined || clock.unsafeCurrentTimeMillis() - head.at <= timeoutMillis) return
+          if (head === undefined || clockNow() - head.at <= timeoutMillis) return
           const detail = `no answer within ${timeoutMillis} ms`
           failAll("timeout", `${detail} (an earlier request on the same connection timed out)`, {
             reason: "timeout",

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto"
+import * as KeyBytes from "../keyBytes.js"
 
 /**
  * A key in the form it goes on the wire: either printable ASCII sent as is, or the key's bytes
@@ -22,8 +23,6 @@ export const MAX_KEY_BYTES = 250
 /** The longest byte string whose base64 form fits in 250 characters. @internal */
 export const MAX_BASE64_KEY_BYTES = 186
 
-const encoder = new TextEncoder()
-
 /** Printable ASCII without space: the only bytes a raw key token may hold. @internal */
 export const isPlainToken = (s: string): boolean => {
   if (s.length === 0 || s.length > MAX_KEY_BYTES) return false
@@ -36,14 +35,15 @@ export const isPlainToken = (s: string): boolean => {
 
 /**
  * The wire form of a key, or `undefined` when the key cannot be sent without changing it (over
- * 250 bytes in plain form, over 186 bytes when it needs base64, or empty). Never truncates.
+ * 250 bytes in plain form, over 186 bytes when it needs base64, or empty). Never truncates. A key
+ * that is not plain goes as its WTF-8 bytes (see `keyBytes`), so unpaired surrogates stay distinct.
  * @internal
  */
 export const wireKey = (key: string): WireKey | undefined => {
   if (isPlainToken(key)) {
     return { token: key, base64: false, hashInput: key } as unknown as WireKey
   }
-  const bytes = encoder.encode(key)
+  const bytes = KeyBytes.encode(key)
   if (bytes.length === 0 || bytes.length > MAX_BASE64_KEY_BYTES) return undefined
   return { token: Buffer.from(bytes).toString("base64"), base64: true, hashInput: bytes } as unknown as WireKey
 }
@@ -65,8 +65,8 @@ export const wireKeyFromBytes = (bytes: Uint8Array): WireKey | undefined => {
   return { token: Buffer.from(bytes).toString("base64"), base64: true, hashInput: bytes } as unknown as WireKey
 }
 
-/** SHA-256 of a string's UTF-8 bytes, base64url without padding (43 characters). @internal */
-export const sha256 = (s: string): string => createHash("sha256").update(s, "utf8").digest("base64url")
+/** SHA-256 of a string's WTF-8 bytes, base64url without padding (43 characters). @internal */
+export const sha256 = (s: string): string => createHash("sha256").update(KeyBytes.wire(s)).digest("base64url")
 
 /**
  * Escapes a store prefix so that it never contains the `:` that separates it from the generation,

@@ -19,7 +19,7 @@ import * as HashRing from "../../HashRing.js"
 import type * as PublicApi from "../../MemcachedStore.js"
 import * as CircuitBreaker from "../circuitBreaker.js"
 import { check, optionalDuration, optionalInteger } from "../options.js"
-import { ttlMillis } from "../store.js"
+import { invalidTtl, ttlMillis } from "../store.js"
 import * as Connection from "./connection.js"
 import * as Generation from "./generation.js"
 import * as Keys from "./keys.js"
@@ -124,15 +124,15 @@ export const validate = (options: Options): void => {
 /**
  * The TTL token for a TTL in milliseconds (`undefined`: no expiry, `0`). Sub-second TTLs are
  * rounded up to 1 s, never down to 0 (which memcached reads as "forever"); TTLs over 30 days
- * are sent as unix time, which memcached requires; past 2038 they mean "no expiry".
+ * are sent as unix time, which memcached requires, and end at the protocol's last second (2038)
+ * at the latest: a TTL is shortened, never turned into "no expiry".
  * @internal
  */
 export const exptime = (ttlMs: number | undefined, nowMs: number): number => {
   if (ttlMs === undefined) return 0
   const seconds = Math.max(1, Math.ceil(ttlMs / 1000))
   if (seconds <= MAX_RELATIVE_TTL) return seconds
-  const absolute = Math.floor(nowMs / 1000) + seconds
-  return absolute > MAX_EXPTIME ? 0 : absolute
+  return Math.min(Math.floor(nowMs / 1000) + seconds, MAX_EXPTIME)
 }
 
 interface Server {
@@ -576,9 +576,11 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
         const wire = Keys.dataKey(b, key)
         const bytes = bytesOf(key, value, wire)
         if (!(bytes instanceof Uint8Array)) return Effect.fail(bytes)
+        const ms = ttlMillis(ttl)
+        if (Number.isNaN(ms)) return Effect.fail(invalidTtl(name, "set", ttl))
         const server = route(wire)
         if (server === undefined) return noServer("set")
-        const request = writeRequest(wire, bytes, ttlMillis(ttl), false, clock.unsafeCurrentTimeMillis())
+        const request = writeRequest(wire, bytes, ms, false, clock.unsafeCurrentTimeMillis())
         return Effect.flatMap(execute(server, request, "set"), request._tag === "md" ? onSetDelete : onSet)
       })
 
@@ -591,7 +593,9 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
           const wire = Keys.dataKey(b, entry.key)
           const bytes = bytesOf(entry.key, entry.value, wire)
           if (!(bytes instanceof Uint8Array)) return Effect.fail(bytes)
-          requests.push(writeRequest(wire, bytes, ttlMillis(entry.ttl), true, now) as Protocol.MetaSet)
+          const ms = ttlMillis(entry.ttl)
+          if (Number.isNaN(ms)) return Effect.fail(invalidTtl(name, "setMany", entry.ttl))
+          requests.push(writeRequest(wire, bytes, ms, true, now) as Protocol.MetaSet)
         }
         const groups = group(requests, (r) => r.key)
         if (groups === undefined) return noServer("setMany")
@@ -623,9 +627,10 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
         const wire = Keys.dataKey(b, key)
         const bytes = bytesOf(key, value, wire)
         if (!(bytes instanceof Uint8Array)) return Effect.fail(bytes)
+        const ms = ttlMillis(ttl)
+        if (Number.isNaN(ms)) return Effect.fail(invalidTtl(name, "setIfAbsent", ttl))
         const server = route(wire)
         if (server === undefined) return noServer("setIfAbsent")
-        const ms = ttlMillis(ttl)
         // An already-expired entry is never written; the call still reports whether the key was free.
         if (ms !== undefined && ms <= 0) {
           return Effect.map(execute(server, { _tag: "mg", key: wire }, "setIfAbsent"), (r) => r._tag === "EN")
@@ -674,6 +679,7 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
     const expire = (key: string, ttl: Duration.DurationInput): Effect.Effect<boolean, StoreFailure> =>
       Effect.suspend(() => {
         const ms = ttlMillis(ttl)
+        if (Number.isNaN(ms)) return Effect.fail(invalidTtl(name, "expire", ttl))
         if (ms !== undefined && ms <= 0) return del(key)
         return withBase((b) => {
           const wire = Keys.dataKey(b, key)

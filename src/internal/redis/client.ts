@@ -11,7 +11,8 @@ import type { ClusterOptions as IoClusterOptions, RedisOptions as IoRedisOptions
 import type * as Redis_ from "../../Redis.js"
 import type { ClientOptions, ClusterOptions, Options, SentinelOptions } from "../../Redis.js"
 import { check, optionalDuration, optionalInteger } from "../options.js"
-import { toStoreError } from "./errors.js"
+import { isAuthRefusal, toStoreError } from "./errors.js"
+import type { ClientContext } from "./errors.js"
 
 /** @internal */
 export type Client = Redis | Cluster
@@ -40,24 +41,112 @@ export const defaultReconnect: Schedule.Schedule<unknown, number> = Schedule.exp
 const reveal = (s: string | Redacted.Redacted<string> | undefined): string | undefined =>
   s === undefined ? undefined : Redacted.isRedacted(s) ? Redacted.value(s) : s
 
+const REDACTED = "<redacted>"
+
+/**
+ * A credential as the client keeps it: ioredis writes command arguments with `String`, so AUTH
+ * still sends the value, but `util.inspect`, `console.log` and `JSON.stringify` of the client (or
+ * of anything that reaches it: a store, the `RedisClient` service) print `<redacted>`.
+ */
+class Secret {
+  readonly #value: string
+  constructor(value: string) {
+    this.#value = value
+  }
+  toString(): string {
+    return this.#value
+  }
+  toJSON(): string {
+    return REDACTED
+  }
+  [Symbol.for("nodejs.util.inspect.custom")](): string {
+    return REDACTED
+  }
+}
+
+/**
+ * Replaces the credentials among a client's options (given by field, or parsed from a URL) with
+ * `Secret`s, before anything connects. User names stay readable unless they were given redacted.
+ */
+const hideCredentials = (options: object, secretNames: boolean): void => {
+  const fields = options as Record<string, unknown>
+  const names = secretNames
+    ? ["password", "sentinelPassword", "username", "sentinelUsername"]
+    : ["password", "sentinelPassword"]
+  for (const name of names) {
+    const value = fields[name]
+    // an empty user name must stay falsy: ioredis then sends AUTH <password> alone
+    if (typeof value === "string" && value.length > 0) fields[name] = new Secret(value)
+  }
+}
+
+const namesAreSecret = (o: CommonOptions & { readonly url?: unknown; readonly sentinelUsername?: unknown }) =>
+  Redacted.isRedacted(o.username) || Redacted.isRedacted(o.url) || Redacted.isRedacted(o.sentinelUsername)
+
 /** @internal */
 export const millis = (d: Duration.DurationInput): number => Duration.toMillis(Duration.decode(d))
 
 /**
- * Turns a `Schedule` into an ioredis retry strategy. ioredis counts attempts from 1 and starts
- * again at 1 after each successful connection, so attempt 1 restarts the schedule.
+ * How long a client whose credentials the server refused waits before it tries again. ioredis
+ * counts reconnection attempts from 1 again after every TCP connection, and a refused AUTH comes
+ * after one, so the backoff would restart at its shortest delay each time: a new connection every
+ * 50 ms, each refused. A refusal rarely lasts less than a few seconds (a password being rotated).
  * @internal
  */
-export const retryStrategy = (schedule: Schedule.Schedule<unknown, number>) => {
+export const AUTH_RETRY_MS = 5000
+
+/**
+ * Turns a `Schedule` into an ioredis retry strategy. ioredis counts attempts from 1 and starts
+ * again at 1 after each successful connection, so attempt 1 restarts the schedule. While
+ * `refused` says the server refused the credentials, the delay is at least `AUTH_RETRY_MS`.
+ * @internal
+ */
+export const retryStrategy = (schedule: Schedule.Schedule<unknown, number>, refused: () => boolean = () => false) => {
   let state: unknown = schedule.initial
   return (attempt: number): number | null => {
     if (attempt <= 1) state = schedule.initial
-    const now = Date.now()
+    // a monotonic reading: the delay is the distance to the schedule's next start
+    const now = performance.now()
     const [next, , decision] = Effect.runSync(schedule.step(now, attempt, state))
     state = next
     if (ScheduleDecision.isDone(decision)) return null
-    return Math.max(0, ScheduleIntervals.start(decision.intervals) - now)
+    const delay = Math.max(0, ScheduleIntervals.start(decision.intervals) - now)
+    return refused() ? Math.max(delay, AUTH_RETRY_MS) : delay
   }
+}
+
+/** The reply that refused each client's credentials, while the refusal lasts. */
+const refusals = new WeakMap<Client, Error>()
+
+const contexts = new WeakMap<Client, ClientContext>()
+
+/**
+ * What errors of a client say about it (see `toStoreError`): its address, and the refusal of its
+ * credentials, which `watch` records for the clients this library creates; over a client handed
+ * in, a refusal shows in the errors of the calls themselves (WRONGPASS, NOAUTH).
+ * @internal
+ */
+export const contextOf = (client: Client): ClientContext => {
+  let context = contexts.get(client)
+  if (context === undefined) {
+    context = { address: addressOf(client), refusal: () => refusals.get(client) }
+    contexts.set(client, context)
+  }
+  return context
+}
+
+const addressOf = (client: Client): string => {
+  if (isCluster(client)) {
+    const nodes = (client as unknown as { startupNodes?: ReadonlyArray<{ host?: string; port?: number }> })
+      .startupNodes ?? []
+    return `cluster ${nodes.map((n) => `${n.host ?? "127.0.0.1"}:${n.port ?? 6379}`).join(",")}`
+  }
+  const o = client.options
+  if (o.sentinels) {
+    const sentinels = o.sentinels.map((n) => `${n.host ?? "127.0.0.1"}:${n.port ?? 26379}`).join(",")
+    return `master ${JSON.stringify(o.name)} of sentinels ${sentinels}`
+  }
+  return o.path ? o.path : `${o.host ?? "127.0.0.1"}:${o.port ?? 6379}`
 }
 
 /** @internal */
@@ -90,23 +179,40 @@ const validateAddress = (component: string, field: string, a: NodeAddress | stri
   }
 }
 
+/**
+ * Says what is wrong with a URL without repeating it: it may hold a password.
+ */
+const validateUrl = (component: string, text: string): void => {
+  const form = "redis://[user:password@]host[:port][/db] or rediss://…"
+  // the port as written, even where the URL parser gives up on it (99999)
+  const port = /^[a-z][a-z0-9+.-]*:\/\/(?:[^@/?#]*@)?(?:\[[^\]]*\]|[^:/?#]*):([^/?#]*)/i.exec(text)?.[1]
+  check(
+    port === undefined || port === "" || (/^\d+$/.test(port) && validPort(Number(port))),
+    component,
+    "url",
+    `url: the port ${/^\d+$/.test(port ?? "") ? port : JSON.stringify(port)} is not a port number (1..65535)`
+  )
+  let url: URL | undefined
+  try {
+    url = new URL(text)
+  } catch {
+    // reported below
+  }
+  check(url !== undefined, component, "url", `url is not a URL; expected ${form}`)
+  check(
+    url!.protocol === "redis:" || url!.protocol === "rediss:",
+    component,
+    "url",
+    `url must be a redis:// or rediss:// URL, not ${url!.protocol}//`
+  )
+}
+
 /** @internal */
 export const validateStandalone = (component: string, o: StandaloneOptions): void => {
   validateCommon(component, o)
   if (o.url !== undefined) {
     check(o.host === undefined && o.port === undefined, component, "url", "give either url or host/port, not both")
-    let protocol = ""
-    try {
-      protocol = new URL(reveal(o.url)!).protocol
-    } catch {
-      // reported below
-    }
-    check(
-      protocol === "redis:" || protocol === "rediss:",
-      component,
-      "url",
-      "url must be a redis:// or rediss:// URL"
-    )
+    validateUrl(component, reveal(o.url)!)
   }
   check(o.port === undefined || validPort(o.port), component, "port", "port must be an integer in 1..65535")
   check(o.host === undefined || o.host.length > 0, component, "host", "host must not be empty")
@@ -174,18 +280,21 @@ const nodeOptions = (o: CommonOptions): IoRedisOptions => {
 export const createStandalone = (o: StandaloneOptions): Redis => {
   const options: IoRedisOptions = {
     ...nodeOptions(o),
-    retryStrategy: retryStrategy(o.reconnect ?? defaultReconnect),
+    retryStrategy: retryStrategy(o.reconnect ?? defaultReconnect, () => refusals.has(client)),
     ...o.ioredis
   }
-  if (o.url !== undefined) return new Redis(reveal(o.url)!, options)
-  return new Redis({ host: o.host ?? "127.0.0.1", port: o.port ?? 6379, ...options })
+  const client: Redis = o.url !== undefined
+    ? new Redis(reveal(o.url)!, options)
+    : new Redis({ host: o.host ?? "127.0.0.1", port: o.port ?? 6379, ...options })
+  hideCredentials(client.options, namesAreSecret(o))
+  return client
 }
 
 /** @internal */
 export const createSentinel = (o: SentinelOptions): Redis => {
   const options: IoRedisOptions = {
     ...nodeOptions(o),
-    retryStrategy: retryStrategy(o.reconnect ?? defaultReconnect),
+    retryStrategy: retryStrategy(o.reconnect ?? defaultReconnect, () => refusals.has(client)),
     sentinels: o.sentinels.map(address),
     name: o.name,
     role: "master",
@@ -197,7 +306,9 @@ export const createSentinel = (o: SentinelOptions): Redis => {
   const sentinelPassword = reveal(o.sentinelPassword)
   if (sentinelUsername !== undefined) options.sentinelUsername = sentinelUsername
   if (sentinelPassword !== undefined) options.sentinelPassword = sentinelPassword
-  return new Redis(options)
+  const client: Redis = new Redis(options)
+  hideCredentials(client.options, namesAreSecret(o))
+  return client
 }
 
 /** @internal */
@@ -228,7 +339,10 @@ export const createCluster = (o: ClusterOptions): Cluster => {
     ...o.ioredisCluster
   }
   if (o.slotsRefreshInterval !== undefined) options.slotsRefreshInterval = millis(o.slotsRefreshInterval)
-  return new Cluster(o.nodes.map(address), options)
+  const cluster = new Cluster(o.nodes.map(address), options)
+  // every node is created from these options
+  if (cluster.options.redisOptions !== undefined) hideCredentials(cluster.options.redisOptions, namesAreSecret(o))
+  return cluster
 }
 
 // `isCluster` rather than `instanceof`: a client handed in may come from another copy of ioredis.
@@ -254,19 +368,37 @@ export const watch = (client: Client, mode: Mode): Effect.Effect<void> =>
     const annotate = <A, E>(e: Effect.Effect<A, E>) => Effect.annotateLogs(e, { backend: `redis ${mode}` })
     let lost = false
     let revivals = 0
+    const address = contextOf(client).address
     client.on("error", (error: unknown) => {
+      if (isAuthRefusal(error)) {
+        // One warning per refusal, not one per attempt; the calls meanwhile fail with reason "auth".
+        const first = !refusals.has(client)
+        refusals.set(client, error)
+        if (first) {
+          run(annotate(
+            Effect.logWarning(
+              `redis at ${address} refused the credentials; calls fail with reason "auth" until it accepts them`
+            ).pipe(Effect.annotateLogs({ reply: error.message, retryEvery: `${AUTH_RETRY_MS} ms` }))
+          ))
+        }
+        return
+      }
       run(annotate(Effect.logDebug("redis client error", error instanceof Error ? error.message : String(error))))
     })
     client.on("close", () => {
-      if (lost || client.status === "end") return
+      // a connection dropped after a refusal is the refusal, already reported
+      if (lost || client.status === "end" || refusals.has(client)) return
       lost = true
-      run(annotate(Effect.logWarning("redis connection lost; reconnecting")))
+      run(annotate(Effect.logWarning(`redis connection to ${address} lost; reconnecting`)))
     })
     client.on("ready", () => {
       revivals = 0
+      if (refusals.delete(client)) {
+        run(annotate(Effect.logInfo(`redis at ${address} accepted the credentials`)))
+      }
       if (!lost) return
       lost = false
-      run(annotate(Effect.logInfo("redis connection restored")))
+      run(annotate(Effect.logInfo(`redis connection to ${address} restored`)))
     })
     // ioredis gives a client up for good ("end") when a connection attempt itself fails — on
     // Sentinel, for one, when a failover is announced while it is asking the sentinels where the
@@ -294,16 +426,17 @@ const closing = new WeakSet<Client>()
 export const connect = (client: Client, mode: Mode, timeoutMs: number): Effect.Effect<void> =>
   Effect.tryPromise({
     try: () => client.connect(),
-    catch: (cause) => toStoreError(`redis ${mode}`, "connect", cause)
+    catch: (cause) => toStoreError(`redis ${mode}`, "connect", cause, contextOf(client))
   }).pipe(
     Effect.timeoutFail({
       duration: Duration.millis(timeoutMs + 1000),
-      onTimeout: () => toStoreError(`redis ${mode}`, "connect", new Error("connect ETIMEDOUT"))
+      onTimeout: () => toStoreError(`redis ${mode}`, "connect", new Error("connect ETIMEDOUT"), contextOf(client))
     }),
     Effect.catchAll((error) =>
-      Effect.logWarning("redis is not reachable at start-up; calls fail fast until it is").pipe(
-        Effect.annotateLogs({ backend: `redis ${mode}`, detail: error.detail })
-      )
+      // a refusal of the credentials has had its own warning (see `watch`)
+      error.reason === "auth" ? Effect.void : Effect.logWarning(
+        `redis at ${contextOf(client).address} is not reachable at start-up; calls fail fast until it is`
+      ).pipe(Effect.annotateLogs({ backend: `redis ${mode}`, detail: error.detail }))
     )
   )
 

@@ -31,11 +31,12 @@ export const SLOTS = 16384
 
 /**
  * The slot of a key as Redis computes it: when the key holds `{…}` with something between the
- * first `{` and the next `}`, only that part is hashed.
+ * first `{` and the next `}`, only that part is hashed. A key is given as the client sends it:
+ * a string (sent as UTF-8) or its bytes.
  * @internal
  */
-export const slotOf = (key: string): number => {
-  const bytes = Buffer.from(key, "utf8")
+export const slotOf = (key: string | Buffer): number => {
+  const bytes = typeof key === "string" ? Buffer.from(key, "utf8") : key
   const open = bytes.indexOf(OPEN)
   if (open !== -1) {
     const close = bytes.indexOf(CLOSE, open + 1)
@@ -48,7 +49,7 @@ export const slotOf = (key: string): number => {
  * Groups positions of `keys` by slot, keeping the order inside each group.
  * @internal
  */
-export const groupBySlot = (keys: ReadonlyArray<string>): Map<number, Array<number>> => {
+export const groupBySlot = (keys: ReadonlyArray<string | Buffer>): Map<number, Array<number>> => {
   const groups = new Map<number, Array<number>>()
   for (let i = 0; i < keys.length; i++) {
     const slot = slotOf(keys[i]!)

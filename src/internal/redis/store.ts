@@ -3,7 +3,7 @@ import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
-import type { Cluster, Redis } from "ioredis"
+import type { Cluster, Redis, RedisKey } from "ioredis"
 import { EncodeError, StoreError, ValueTooLarge } from "../../CacheError.js"
 import type { StoreFailure } from "../../CacheError.js"
 import * as CacheStore from "../../CacheStore.js"
@@ -11,10 +11,13 @@ import type { RedisClientService } from "../../Redis.js"
 import type { Options, RedisStore } from "../../RedisStore.js"
 import * as CircuitBreaker from "../circuitBreaker.js"
 import * as Deadlines from "../deadlines.js"
+import * as Glob from "../glob.js"
+import * as KeyBytes from "../keyBytes.js"
 import { check, optionalDuration, optionalInteger } from "../options.js"
-import { escapeGlob, ttlMillis } from "../store.js"
+import { escapeGlob, invalidTtl, ttlMillis } from "../store.js"
+import * as Timer from "../timer.js"
 import * as Batcher from "./batcher.js"
-import { DEFAULT_COMMAND_TIMEOUT_MS, millis } from "./client.js"
+import { contextOf, DEFAULT_COMMAND_TIMEOUT_MS, millis } from "./client.js"
 import { isRedirection, timeoutError, toStoreError } from "./errors.js"
 import { groupBySlot, slotOf } from "./slot.js"
 
@@ -29,6 +32,22 @@ const batchSize = Metric.histogram(
   MetricBoundaries.exponential({ start: 1, factor: 2, count: 11 }),
   "Distinct keys per coalesced Redis read (single gets from concurrent fibers merged into MGETs)"
 )
+
+/**
+ * A key as the store sends it. A key with an unpaired surrogate goes as its WTF-8 bytes (see
+ * `keyBytes`): as UTF-8, it would be the same key as every string that differs from it only
+ * there. Those bytes keep the key itself as their string form: on a cluster, ioredis's
+ * auto-pipelining picks a command's node from the string form of its first key (hashed by
+ * cluster-key-slot, which encodes strings as WTF-8 too); Buffer's own `toString` would give it the
+ * U+FFFD form, whose slot may live on another node, and fail the whole pipeline.
+ * @internal
+ */
+export const redisKey = (key: string): RedisKey => {
+  if (KeyBytes.isWellFormed(key)) return key
+  const bytes = KeyBytes.encode(key)
+  Object.defineProperty(bytes, "toString", { value: () => key })
+  return bytes
+}
 
 /** @internal */
 export const validate = (options: Options): void => {
@@ -57,6 +76,7 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
     const prefix = options.prefix ?? "cachekit"
     const keyPrefix = prefix === "" ? "" : `${prefix}:`
     const globPrefix = escapeGlob(keyPrefix)
+    const prefixBytes = KeyBytes.encode(keyPrefix).byteLength
     const timeoutMs = options.commandTimeout === undefined ? DEFAULT_COMMAND_TIMEOUT_MS : millis(options.commandTimeout)
     const maxValueBytes = options.maxValueBytes ?? REDIS_MAX_VALUE_BYTES
     const client = redis.client
@@ -69,16 +89,17 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
     })
     const tags = [MetricLabel.make("store", name)]
 
-    const full = (key: string) => keyPrefix + key
+    const full = (key: string): RedisKey => redisKey(keyPrefix + key)
+    const context = contextOf(client)
 
     // A redirection that reached us means the client's slot map is stale: refresh it now rather
     // than at the next periodic refresh.
     const toError = (operation: string, cause: unknown): StoreError => {
       if (cluster && isRedirection(cause)) (client as Cluster).refreshSlotsCache()
-      return toStoreError(name, operation, cause)
+      return toStoreError(name, operation, cause, context)
     }
 
-    const deadlines = Deadlines.make(timeoutMs)
+    const deadlines = Deadlines.make(timeoutMs, Timer.fromClock(yield* Effect.clock))
 
     /**
      * One promise-returning ioredis call, bounded by the command timeout even when the client
@@ -102,7 +123,7 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
           resume(outcome)
         }
         const fail = (error: StoreError) => finish(Effect.fail(error), error)
-        const deadline = deadlines.add(() => fail(timeoutError(name, operation, timeoutMs)))
+        const deadline = deadlines.add(() => fail(timeoutError(name, operation, timeoutMs, context.address)))
         const rejected = (cause: unknown) => {
           if (!deadline.settle()) return
           fail(toError(operation, cause))
@@ -139,7 +160,7 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
     // Always MGET, even for one key: the standalone and Sentinel client layers keep MGET out of
     // ioredis's auto-pipeline, so a coalesced read is written at once instead of one more
     // event-loop turn later.
-    const mget = (keys: Array<string>): Promise<Array<Buffer | null>> => client.mgetBuffer(keys)
+    const mget = (keys: Array<RedisKey>): Promise<Array<Buffer | null>> => client.mgetBuffer(keys)
 
     /** Most keys in one multi-key command: a coalesced MGET, a `getMany` MGET, an UNLINK. */
     const maxBatch = options.maxBatch ?? CHUNK
@@ -150,13 +171,13 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
       maxBatch,
       deadlines,
       toError: (cause) => toError("get", cause),
-      timeoutError: () => timeoutError(name, "get", timeoutMs),
+      timeoutError: () => timeoutError(name, "get", timeoutMs, context.address),
       onBatch: (keys) => batchSize.unsafeUpdate(keys, tags),
       breaker
     })
 
     /** Splits full keys into groups one multi-key command accepts: one slot on a cluster. */
-    const groups = (keys: ReadonlyArray<string>): Array<Array<number>> => {
+    const groups = (keys: ReadonlyArray<RedisKey>): Array<Array<number>> => {
       const out: Array<Array<number>> = []
       if (cluster) {
         for (const group of groupBySlot(keys).values()) {
@@ -170,7 +191,7 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
       return out
     }
 
-    const setCommand = (key: string, value: Buffer, ms: number | undefined): Promise<unknown> =>
+    const setCommand = (key: RedisKey, value: Buffer, ms: number | undefined): Promise<unknown> =>
       ms === undefined
         ? client.set(key, value)
         : ms <= 0
@@ -206,18 +227,21 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
         const buffer = bytes(key, value)
         if (!Buffer.isBuffer(buffer)) return Effect.fail(buffer)
         const ms = ttlMillis(ttl)
+        if (Number.isNaN(ms)) return Effect.fail(invalidTtl(name, "set", ttl))
         return Effect.asVoid(call("set", () => setCommand(full(key), buffer, ms)))
       })
 
     const setMany = (entries: ReadonlyArray<CacheStore.SetEntry>) =>
       Effect.suspend((): Effect.Effect<void, StoreFailure> => {
         if (entries.length === 0) return Effect.void
-        const prepared: Array<readonly [string, Buffer, number | undefined]> = []
+        const prepared: Array<readonly [RedisKey, Buffer, number | undefined]> = []
         // Every value is checked before anything is written: a bad entry writes nothing.
         for (const e of entries) {
           const buffer = bytes(e.key, e.value)
           if (!Buffer.isBuffer(buffer)) return Effect.fail(buffer)
-          prepared.push([full(e.key), buffer, ttlMillis(e.ttl)])
+          const ms = ttlMillis(e.ttl)
+          if (Number.isNaN(ms)) return Effect.fail(invalidTtl(name, "setMany", e.ttl))
+          prepared.push([full(e.key), buffer, ms])
         }
         return call("setMany", async () => {
           if (cluster) {
@@ -242,6 +266,7 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
         const buffer = bytes(key, value)
         if (!Buffer.isBuffer(buffer)) return Effect.fail(buffer)
         const ms = ttlMillis(ttl)
+        if (Number.isNaN(ms)) return Effect.fail(invalidTtl(name, "setIfAbsent", ttl))
         const k = full(key)
         return call("setIfAbsent", async () => {
           // An already-expired entry is never written; the call still reports whether the key was free.
@@ -255,7 +280,7 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
 
     const del = (key: string) => Effect.map(call("delete", () => client.unlink(full(key))), (n) => n > 0)
 
-    const unlinkAll = (fullKeys: ReadonlyArray<string>): Promise<number> =>
+    const unlinkAll = (fullKeys: ReadonlyArray<RedisKey>): Promise<number> =>
       Promise.all(groups(fullKeys).map((group) => client.unlink(...group.map((i) => fullKeys[i]!)))).then((counts) =>
         counts.reduce((a, b) => a + b, 0)
       )
@@ -268,6 +293,7 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
     const expire = (key: string, ttl: Parameters<CacheStore.Service["expire"]>[1]) =>
       Effect.suspend((): Effect.Effect<boolean, StoreFailure> => {
         const ms = ttlMillis(ttl)
+        if (Number.isNaN(ms)) return Effect.fail(invalidTtl(name, "expire", ttl))
         const k = full(key)
         return call("expire", async () => {
           if (ms === undefined) {
@@ -300,21 +326,23 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
     const scanAll = (
       operation: string,
       match: string,
-      onPage: (keys: Array<string>) => Effect.Effect<void, StoreError>
+      onPage: (keys: Array<Buffer>) => Effect.Effect<void, StoreError>
     ) =>
       Effect.flatMap(mastersOrFail, (nodes) =>
         Effect.forEach(
           nodes,
           (node) =>
             Effect.gen(function*() {
+              // keys come back as bytes: a key of unpaired surrogates read as UTF-8 is another key
+              const pattern = KeyBytes.wire(match) as string
               let cursor = "0"
               do {
                 const [next, page] = yield* call(
                   operation,
-                  () => node.scan(cursor, "MATCH", match, "COUNT", SCAN_COUNT),
+                  () => node.scanBuffer(cursor, "MATCH", pattern, "COUNT", SCAN_COUNT),
                   false
                 )
-                cursor = next
+                cursor = next.toString("latin1")
                 if (page.length > 0) yield* onPage(page)
               } while (cursor !== "0")
             }),
@@ -328,12 +356,19 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
 
     const keys = (pattern: string): Effect.Effect<ReadonlyArray<string>, StoreFailure> =>
       Effect.suspend(() => {
+        // Redis matches as the other stores do (internal/glob.ts); it is asked only what they accept
+        const glob = Glob.compile(pattern)
+        if (typeof glob === "string") return Effect.fail(Glob.refused(name, pattern, glob))
         const found = new Set<string>()
         return guarded(
           "keys",
           scanAll("keys", globPrefix + pattern, (page) =>
             Effect.sync(() => {
-              for (const k of page) found.add(k.slice(keyPrefix.length))
+              for (const k of page) {
+                // bytes that are not WTF-8 were written by someone else: no key of this store
+                const key = KeyBytes.decode(k.subarray(prefixBytes))
+                if (key !== undefined) found.add(key)
+              }
             }))
         ).pipe(Effect.map(() => [...found]))
       }).pipe(Effect.withSpan("RedisStore.keys", { attributes: { store: name, pattern }, captureStackTrace: false }))

@@ -1,6 +1,7 @@
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
@@ -20,6 +21,7 @@ const everyCase: Record<StoreSuiteCase, true> = {
   "large-value": true,
   "hostile-keys": true,
   "empty-key": true,
+  "unpaired-surrogates": true,
   "get-many": true,
   "many-keys": true,
   "set-if-absent": true,
@@ -27,9 +29,12 @@ const everyCase: Record<StoreSuiteCase, true> = {
   "delete": true,
   "ttl": true,
   "zero-ttl": true,
+  "max-ttl": true,
+  "invalid-ttl": true,
   "expire": true,
   "clear": true,
   "keys": true,
+  "glob": true,
   "direct-read": true,
   "live-values": true
 }
@@ -47,6 +52,80 @@ const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => {
   for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false
   return true
 }
+
+/** Keys for the glob table: one to four bytes in UTF-8, and every character a pattern treats specially. */
+const globKeys = [
+  "",
+  "a",
+  "b",
+  "z",
+  "A",
+  "ab",
+  "abc",
+  "a]",
+  "a\\",
+  "é", // 2 bytes
+  "日", // 3 bytes
+  "🔑", // 4 bytes
+  "x\uD800", // 4 bytes: x and an unpaired surrogate (WTF-8)
+  "!",
+  "]",
+  "[",
+  "-",
+  "^",
+  "_",
+  "`",
+  "\\",
+  "*",
+  "?"
+]
+const singleBytes = globKeys.filter((k) => k.length === 1 && k.charCodeAt(0) < 0x80)
+
+/**
+ * Patterns and the keys of `globKeys` they match, as Redis's SCAN MATCH answers them: matching is
+ * over bytes (UTF-8), `?` and `[…]` match one byte, `[^…]` negates and `!` does not, ranges may be
+ * written either way round, `\` escapes, and an unterminated `[` runs to the end of the pattern.
+ */
+const globTable: ReadonlyArray<readonly [string, ReadonlyArray<string>]> = [
+  ["*", globKeys],
+  ["?*", globKeys.filter((k) => k !== "")],
+  ["?", singleBytes],
+  ["??", ["ab", "a]", "a\\", "é"]],
+  ["???", ["abc", "日"]],
+  ["????", ["🔑", "x\uD800"]],
+  ["x*", ["x\uD800"]],
+  ["a*", ["a", "ab", "abc", "a]", "a\\"]],
+  ["*c", ["abc"]],
+  ["a?", ["ab", "a]", "a\\"]],
+  ["[ab]", ["a", "b"]],
+  ["[a-c]", ["a", "b"]],
+  ["[z-a]", ["a", "b", "z"]],
+  ["[^a]", singleBytes.filter((k) => k !== "a")],
+  ["[!a]", ["!", "a"]],
+  ["[\\]]", ["]"]],
+  ["[a-]", ["]", "^", "_", "`", "a"]],
+  ["[-a]", ["-", "a"]],
+  ["[]a]", []],
+  ["[^]", singleBytes],
+  ["[", []],
+  ["[ab", ["a", "b"]],
+  ["[é]", []],
+  ["\\*", ["*"]],
+  ["\\?", ["?"]],
+  ["\\\\", ["\\"]],
+  ["a\\", ["a\\"]],
+  ["a[\\]]", ["a]"]],
+  ["[A-Z]", ["A"]]
+]
+
+/** Patterns every store refuses with a StoreError of reason `command`. */
+const badGlobs = [
+  "[a-é]", // a range whose end is not ASCII: Redis compares such bytes as signed or unsigned chars by platform
+  "*a".repeat(101) // more than 100 `*`
+]
+
+/** The longest TTL a store keeps an entry for (`CacheStore.maxTtl`); longer ones are clamped to it. */
+const maxTtl = CacheStore.maxTtl
 
 // Prefixes must differ between the processes that run the suite against one backend at the same
 // time, so they come from the wall clock and Math.random, not from Effect's (test) Clock and Random.
@@ -204,6 +283,40 @@ export const storeSuite = (runner: StoreSuiteRunner, name: string, options: Stor
       })))
 
   add(
+    "unpaired-surrogates",
+    "keys that differ only in unpaired surrogates stay distinct, or fail with InvalidKey",
+    () =>
+      withStore("surrogates", (store) =>
+        Effect.gen(function*() {
+          // strings JSON.parse can produce; encoded as UTF-8 the unpaired halves all become U+FFFD
+          const variants = ["x\uD800", "x\uDBFF", "x\uDC00", "x\uFFFD", "x\uD800\uDC00", "x\uDC00\uD800", "\uD800"]
+          const keys = [...variants, ...variants.map((k) => "k".repeat(300) + k)]
+          const valueOf = (key: string) => `v${keys.indexOf(key)}`
+          const written: Array<string> = []
+          for (const key of keys) {
+            const result = yield* Effect.either(store.set(key, bytes(valueOf(key))))
+            if (Either.isRight(result)) written.push(key)
+            else expect(result.left._tag).toBe("InvalidKey")
+          }
+          for (const key of keys) {
+            const read = yield* Effect.either(store.get(key))
+            // a key the store refused reads as a miss or is refused again
+            const expected = written.includes(key) ? Option.some(valueOf(key)) : Option.none()
+            expect(Either.isRight(read) ? text(read.right) : read.left._tag === "InvalidKey" && Option.none())
+              .toEqual(expected)
+          }
+          expect((yield* store.getMany(written)).map(text)).toEqual(written.map((key) => Option.some(valueOf(key))))
+          if (store.capabilities.scan) expect([...(yield* store.keys("*"))].sort()).toEqual([...written].sort())
+          if (written.length > 0) {
+            expect(yield* store.delete(written[0]!)).toBe(true)
+            expect(Option.isNone(yield* store.get(written[0]!))).toBe(true)
+            const rest = written.slice(1)
+            expect((yield* store.getMany(rest)).map(text)).toEqual(rest.map((key) => Option.some(valueOf(key))))
+          }
+        }))
+  )
+
+  add(
     "get-many",
     "getMany is aligned with its keys, misses included",
     () =>
@@ -300,6 +413,76 @@ export const storeSuite = (runner: StoreSuiteRunner, name: string, options: Stor
       })))
 
   add(
+    "max-ttl",
+    "a TTL beyond the maximum (365 days) is clamped to it, never dropped or refused",
+    () =>
+      withStore("ttl-max", (store) =>
+        Effect.gen(function*() {
+          const huge: ReadonlyArray<Duration.DurationInput> = [
+            1e19,
+            Number.MAX_VALUE,
+            Duration.days(400),
+            "1000000 days"
+          ]
+          for (const [i, ttl] of huge.entries()) {
+            yield* store.set(`set${i}`, bytes("v"), ttl)
+            expect(yield* store.setIfAbsent(`nx${i}`, bytes("v"), ttl)).toBe(true)
+            yield* store.setMany([{ key: `many${i}`, value: bytes("v"), ttl }])
+            yield* store.set(`touch${i}`, bytes("v"))
+            expect(yield* store.expire(`touch${i}`, ttl)).toBe(true)
+          }
+          const keys = huge.flatMap((_, i) => [`set${i}`, `nx${i}`, `many${i}`, `touch${i}`])
+          expect((yield* store.getMany(keys)).map(text)).toEqual(keys.map(() => Option.some("v")))
+          if (!live) {
+            // the entries live exactly the maximum
+            yield* TestClock.adjust(Duration.subtract(maxTtl, Duration.seconds(1)))
+            expect((yield* store.getMany(keys)).every(Option.isSome)).toBe(true)
+            yield* TestClock.adjust(Duration.seconds(1))
+            expect((yield* store.getMany(keys)).every(Option.isNone)).toBe(true)
+          }
+        }))
+  )
+
+  add(
+    "invalid-ttl",
+    "a TTL that is no duration (NaN, an unreadable string) fails with a typed error and changes nothing",
+    () =>
+      withStore("ttl-nan", (store) =>
+        Effect.gen(function*() {
+          yield* store.set("k", bytes("old"))
+          const bad: ReadonlyArray<Duration.DurationInput> = [
+            Number.NaN,
+            [Number.NaN, 0],
+            "soon" as Duration.DurationInput
+          ]
+          for (const ttl of bad) {
+            const attempts = {
+              set: store.set("k", bytes("new"), ttl),
+              setIfAbsent: store.setIfAbsent("fresh", bytes("new"), ttl),
+              setMany: store.setMany([{ key: "other", value: bytes("new") }, { key: "k", value: bytes("new"), ttl }]),
+              expire: store.expire("k", ttl)
+            }
+            for (const [operation, attempt] of Object.entries(attempts)) {
+              const result = yield* Effect.either(attempt as Effect.Effect<unknown, { readonly _tag: string }>)
+              const refused = Either.isLeft(result) && result.left._tag === "StoreError" &&
+                (result.left as { readonly reason?: unknown }).reason
+              expect({ ttl: String(ttl), operation, refused }).toEqual({
+                ttl: String(ttl),
+                operation,
+                refused: "command"
+              })
+            }
+          }
+          expect(text(yield* store.get("k"))).toEqual(Option.some("old"))
+          expect((yield* store.getMany(["fresh", "other"])).every(Option.isNone)).toBe(true)
+          if (!live) {
+            yield* TestClock.adjust("1000 days")
+            expect(text(yield* store.get("k"))).toEqual(Option.some("old"))
+          }
+        }))
+  )
+
+  add(
     "expire",
     "expire sets a new TTL on existing keys only",
     () =>
@@ -362,6 +545,26 @@ export const storeSuite = (runner: StoreSuiteRunner, name: string, options: Stor
           expect([...(yield* store.keys("user:?"))].sort()).toEqual(["user:1", "user:2"])
           expect([...(yield* store.keys("us\\*r:*"))]).toEqual(["us*r:x"])
           expect([...(yield* store.keys("*"))].length).toBe(5)
+        }))
+  )
+
+  add(
+    "glob",
+    "keys(pattern) has one glob semantics, Redis's, on every store that scans",
+    () =>
+      withStore("glob", (store) =>
+        Effect.gen(function*() {
+          if (!store.capabilities.scan) return
+          yield* store.setMany(globKeys.map((key) => ({ key, value: bytes("v") })))
+          for (const [pattern, expected] of globTable) {
+            const found = [...(yield* store.keys(pattern))].sort()
+            expect({ pattern, found }).toEqual({ pattern, found: [...expected].sort() })
+          }
+          for (const pattern of badGlobs) {
+            const result = yield* Effect.either(store.keys(pattern))
+            const refused = Either.isLeft(result) && result.left._tag === "StoreError" && result.left.reason
+            expect({ pattern, refused }).toEqual({ pattern, refused: "command" })
+          }
         }))
   )
 
