@@ -68,6 +68,20 @@ const commandCalls = (port: number, command: string) =>
   })
 
 describe("RedisStore on a standalone server", () => {
+  it.scopedLive("store prefixes are escaped: store a + key b:k is not store a:b + key k, and clear keeps them apart", () =>
+    Effect.gen(function*() {
+      const { redis } = env()
+      const a = yield* Effect.provideService(RedisStore.make({ prefix: "pa" }), Redis.RedisClient, redis)
+      const ab = yield* Effect.provideService(RedisStore.make({ prefix: "pa:b" }), Redis.RedisClient, redis)
+      yield* ab.set("k", bytes("of store pa:b"))
+      expect(text(yield* a.get("b:k"))).toEqual(Option.none())
+      yield* a.set("b:k", bytes("of store pa"))
+      expect(text(yield* ab.get("k"))).toEqual(Option.some("of store pa:b"))
+      yield* a.clear
+      expect(text(yield* ab.get("k"))).toEqual(Option.some("of store pa:b"))
+      expect(yield* ab.keys("*")).toEqual(["k"])
+    }))
+
   it.live("concurrent single gets from many fibers share one MGET round trip", () =>
     Effect.gen(function*() {
       const { redis, server } = env()

@@ -73,3 +73,11 @@ export const approximateSize = (value: unknown): number => {
 export const inScope = <S extends { readonly scope?: Scope.Scope | undefined }, E, R>(
   make: Effect.Effect<S, E, R>
 ): Effect.Effect<S, E, R | Scope.Scope> => Effect.zipWith(make, Effect.scope, (store, scope) => ({ ...store, scope }))
+
+/**
+ * The key prefix of a name (a store's prefix, a namespace): its own `:` and `\` escaped, then
+ * `:`. A name's part of a key ends at its first unescaped `:`, so no key, however it is written,
+ * reaches into another name's keys (`a` + `b:k` is `a:b:k`, `a:b` + `k` is `a\:b:k`).
+ * @internal
+ */
+export const prefixOf = (name: string): string => name.replace(/[\\:]/g, "\\$&") + ":"

@@ -14,7 +14,7 @@ import * as Deadlines from "../deadlines.js"
 import * as Glob from "../glob.js"
 import * as KeyBytes from "../keyBytes.js"
 import { check, optionalDuration, optionalInteger } from "../options.js"
-import { escapeGlob, invalidTtl, ttlMillis } from "../store.js"
+import { escapeGlob, invalidTtl, prefixOf, ttlMillis } from "../store.js"
 import * as Timer from "../timer.js"
 import * as Batcher from "./batcher.js"
 import { contextOf, DEFAULT_COMMAND_TIMEOUT_MS, millis } from "./client.js"
@@ -74,7 +74,8 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
   Effect.gen(function*() {
     const name = options.name ?? "redis"
     const prefix = options.prefix ?? "cachekit"
-    const keyPrefix = prefix === "" ? "" : `${prefix}:`
+    // escaped: the store `a` with key `b:k` is not the store `a:b` with key `k`
+    const keyPrefix = prefix === "" ? "" : prefixOf(prefix)
     const globPrefix = escapeGlob(keyPrefix)
     const prefixBytes = KeyBytes.encode(keyPrefix).byteLength
     const timeoutMs = options.commandTimeout === undefined ? DEFAULT_COMMAND_TIMEOUT_MS : millis(options.commandTimeout)
