@@ -123,6 +123,17 @@ describe("MemoryStore", () => {
       }
     }))
 
+  it.scoped("a TTL with a fraction of a millisecond (as jittered TTLs have) is swept, without a spin", () =>
+    Effect.gen(function*() {
+      const store = yield* MemoryStore.make({ sweepInterval: "1 millis", name: "fractional" })
+      const entries = CacheMetrics.entries.pipe(Metric.tagged("store", "fractional"))
+      // 1000.0000004 ms is 1,000,000,000 ns once rounded: a sleep for it ends just short of the expiry
+      yield* store.set("a", bytes("1"), 1000.0000004)
+      yield* store.set("b", bytes("2"), 1500.0000004)
+      yield* TestClock.adjust("2 seconds")
+      expect((yield* Metric.value(entries)).value).toBe(0)
+    }))
+
   it.scoped("counts evictions in a metric tagged by store name", () =>
     Effect.gen(function*() {
       const store = yield* MemoryStore.make({ capacity: 2, name: "evicting" })

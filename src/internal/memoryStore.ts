@@ -366,7 +366,7 @@ export const make = (options: MakeOptions): Effect.Effect<CacheStore.Service, ne
         while (true) {
           const due = Math.max(core.earliestExpiry, lastSweep + intervalMillis)
           const waited = yield* waitUntil(due)
-          if (!waited) continue // a write expires sooner: compute the time again
+          if (!waited) continue // a write expires sooner, or a long wait goes on: compute the time again
           lastSweep = now()
           const dropped = core.sweep(lastSweep)
           if (dropped > 0) report()
@@ -389,9 +389,12 @@ export const make = (options: MakeOptions): Effect.Effect<CacheStore.Service, ne
           })
         })
         if (due === Infinity) return sooner
+        // Whole milliseconds, rounded up: a fraction (jittered TTLs have them) could round down to
+        // a sleep that ends just short of `due`, and then to sleeps of zero that never suspend.
         // A timer cannot be set further than 2^31 - 1 ms ahead: longer waits are taken in steps.
-        const ms = Math.min(Math.max(0, due - now()), MAX_SLEEP_MILLIS)
-        return Effect.raceFirst(Effect.map(Effect.sleep(Duration.millis(ms)), () => now() >= due), sooner)
+        const ms = Math.max(0, Math.ceil(due - now()))
+        const step = Math.min(ms, MAX_SLEEP_MILLIS)
+        return Effect.raceFirst(Effect.as(Effect.sleep(Duration.millis(step)), step === ms), sooner)
       }
       yield* sweeper.pipe(Effect.forkScoped, Effect.interruptible)
     }
