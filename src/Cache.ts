@@ -40,6 +40,11 @@ export interface Options<A, I = unknown> {
   readonly ttl: Ttl.Input<A>
   /** For how long after it goes stale an entry is still served while one background load refreshes it. */
   readonly staleWhileRevalidate?: Duration.DurationInput | undefined
+  /**
+   * Most background refreshes (stale-while-revalidate) of this cache running at once; more wait
+   * their turn while the stale value is served. An integer ≥ 1, 16 by default.
+   */
+  readonly refreshConcurrency?: number | undefined
   /** `"fallback"` (default): store failures are counted and the cache is bypassed. `"fail"`: they fail the call. */
   readonly onStoreError?: "fallback" | "fail" | undefined
   /** Fails a load that takes longer with `CacheError.LoadTimeout` (no timeout by default). */

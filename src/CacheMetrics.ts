@@ -107,6 +107,18 @@ export const storeErrors = Metric.counter(internal.names.storeErrors, {
 })
 
 /**
+ * Background refreshes (stale-while-revalidate, early recompute) that failed: the entry they were
+ * refreshing stays as it was, and the failure is logged and counted here, never raised.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const refreshFailures = Metric.counter(internal.names.refreshFailures, {
+  description: "Background refreshes that failed (the entry was kept)",
+  incremental: true
+})
+
+/**
  * Entries evicted by a bounded store to make room.
  *
  * @since 0.1.0
@@ -166,6 +178,8 @@ export interface Stats {
   readonly decodeFailures: number
   readonly encodeFailures: number
   readonly storeErrors: number
+  /** Background refreshes that failed; the entry they refreshed was kept. */
+  readonly refreshFailures: number
   /** (hits + stale hits) / reads, 0 when nothing was read. */
   readonly hitRate: number
 }

@@ -424,6 +424,8 @@ describe("ReadThrough", () => {
       { ttl: "1 minute", staleWhileRevalidate: 0 },
       { ttl: "1 minute", loadTimeout: "-3 seconds" },
       { ttl: "1 minute", onStoreError: "explode" },
+      { ttl: "1 minute", refreshConcurrency: 0 },
+      { ttl: "1 minute", refreshConcurrency: 2.5 },
       {}
     ]
     for (const extra of bad) {

@@ -13,6 +13,8 @@ import {
   Exit,
   Fiber,
   Layer,
+  Logger,
+  LogLevel,
   Metric,
   Option,
   Ref,
@@ -63,6 +65,7 @@ interface Handle<K, A, E> {
   readonly refresh?: (key: K) => Effect.Effect<A, E | CacheError.CacheError>
   readonly clear?: Effect.Effect<number, CacheError.CacheError>
   readonly getMany?: (keys: ReadonlyArray<K>) => Effect.Effect<Array<Option.Option<A>>, E | CacheError.CacheError>
+  readonly stats: Effect.Effect<CacheMetrics.Stats>
 }
 
 interface HandleOptions<A, I, E> extends Cache.Options<A, I> {
@@ -85,7 +88,8 @@ const strategies: ReadonlyArray<Strategy> = [
       Effect.map(CacheAside.make(options), (aside) => ({
         get: (key: string) => aside.getOrLoad(key, options.lookup(key)),
         invalidate: aside.invalidate,
-        clear: aside.clear
+        clear: aside.clear,
+        stats: aside.stats
       }))
   },
   {
@@ -99,7 +103,8 @@ const strategies: ReadonlyArray<Strategy> = [
             Effect.provideService(CacheStore.CacheStore, store)
           ),
         invalidate: (key: string) =>
-          Effect.provideService(Cache.cached({ ...options, key }).invalidate, CacheStore.CacheStore, store)
+          Effect.provideService(Cache.cached({ ...options, key }).invalidate, CacheStore.CacheStore, store),
+        stats: Effect.provideService(Cache.cached({ ...options, key: "" }).stats, CacheStore.CacheStore, store)
       }))
   }
 ]
@@ -143,6 +148,23 @@ const gated = Effect.gen(function*() {
     Ref.update(calls, (n) => n + 1).pipe(Effect.zipRight(Deferred.await(gate)), Effect.as(item(id)))
   return { calls, lookup, open: Deferred.succeed(gate, undefined) }
 })
+
+/** A logger that keeps the messages logged at warning level or above. */
+const capturingLogger = () => {
+  const warnings: Array<string> = []
+  const logger = Logger.make(({ logLevel, message }) => {
+    if (LogLevel.greaterThanEqual(logLevel, LogLevel.Warning)) {
+      warnings.push((Array.isArray(message) ? message : [message]).map(String).join(" "))
+    }
+  })
+  return { warnings, layer: Logger.replace(Logger.defaultLogger, logger) }
+}
+
+/** Runs forked work until `done` holds, letting fibers and the store answer between checks. */
+const settleUntil = <E>(done: Effect.Effect<boolean, E>) =>
+  Effect.gen(function*() {
+    while (!(yield* done)) yield* settle
+  })
 
 /**
  * Lets forked fibers run until they wait on something, then makes one round trip to the store in
@@ -327,6 +349,160 @@ for (const path of readPaths) {
               expect(yield* Ref.get(version)).toBe(2)
             })
         )
+
+        scenario(
+          "1,000 concurrent stale reads are all served the stale value and start exactly one refresh",
+          () =>
+            Effect.gen(function*() {
+              const version = yield* Ref.make(0)
+              const gate = yield* Deferred.make<void>()
+              const cache = yield* strategy.make({
+                namespace: "item",
+                value: Item,
+                lookup: (id: string) =>
+                  Ref.updateAndGet(version, (n) => n + 1).pipe(
+                    Effect.tap((n) => n > 1 ? Deferred.await(gate) : Effect.void),
+                    Effect.map((n) => item(id, n))
+                  ),
+                ttl: "1 minute",
+                staleWhileRevalidate: "1 minute"
+              })
+              yield* cache.get("k")
+              yield* TestClock.adjust("90 seconds")
+              const results = yield* Effect.forEach(Array.from({ length: 1000 }), () => cache.get("k"), {
+                concurrency: "unbounded"
+              })
+              expect(results.filter((r) => r.n === 1).length).toBe(1000)
+              yield* settle
+              expect(yield* Ref.get(version)).toBe(2)
+              yield* Deferred.succeed(gate, undefined)
+              yield* settleUntil(Effect.map(cache.get("k"), (r) => r.n === 2))
+              expect(yield* Ref.get(version)).toBe(2)
+            })
+        )
+
+        // 10,000 keys in process; 1,000 over the real Redis, where each key costs round trips
+        const massExpiry = path.name.includes("redis") ? 1_000 : 10_000
+        scenario(
+          `${
+            massExpiry.toLocaleString("en")
+          } keys going stale at once never run more refreshes at a time than refreshConcurrency`,
+          () =>
+            Effect.gen(function*() {
+              const keys = Array.from({ length: massExpiry }, (_, i) => `k${i}`)
+              const refreshing = yield* Ref.make(false)
+              const running = yield* Ref.make(0)
+              const peak = yield* Ref.make(0)
+              const refreshed = yield* Ref.make(0)
+              const gate = yield* Deferred.make<void>()
+              const cache = yield* strategy.make({
+                namespace: "item",
+                value: Item,
+                lookup: (id: string) =>
+                  Effect.gen(function*() {
+                    if (!(yield* Ref.get(refreshing))) return item(id, 0)
+                    const now = yield* Ref.updateAndGet(running, (n) => n + 1)
+                    yield* Ref.update(peak, (p) => Math.max(p, now))
+                    yield* Deferred.await(gate)
+                    yield* Ref.update(running, (n) => n - 1)
+                    yield* Ref.update(refreshed, (n) => n + 1)
+                    return item(id, 1)
+                  }),
+                ttl: "1 minute",
+                staleWhileRevalidate: "10 minutes",
+                refreshConcurrency: 8
+              })
+              yield* Effect.forEach(keys, cache.get, { concurrency: 64, discard: true })
+              yield* Ref.set(refreshing, true)
+              yield* TestClock.adjust("2 minutes")
+              const stale = yield* Effect.forEach(keys, cache.get, { concurrency: 64 })
+              expect(stale.every((r) => r.n === 0)).toBe(true)
+              // the bound is reached and held: 8 loads run, the other refreshes wait for a permit
+              yield* settleUntil(Effect.map(Ref.get(running), (n) => n >= 8))
+              yield* settle
+              expect(yield* Ref.get(running)).toBe(8)
+              yield* Deferred.succeed(gate, undefined)
+              yield* settleUntil(Effect.map(Ref.get(refreshed), (n) => n === keys.length))
+              expect(yield* Ref.get(peak)).toBe(8)
+              yield* settle
+              const fresh = yield* Effect.forEach(keys, cache.get, { concurrency: 64 })
+              expect(fresh.every((r) => r.n === 1)).toBe(true)
+            })
+        )
+
+        scenario(
+          "a failing refresh keeps the stale value: logged and counted, never raised",
+          () =>
+            Effect.gen(function*() {
+              const calls = yield* Ref.make(0)
+              const { layer, warnings } = capturingLogger()
+              const cache = yield* strategy.make({
+                namespace: "item",
+                value: Item,
+                lookup: (id: string) =>
+                  Effect.flatMap(
+                    Ref.updateAndGet(calls, (n) => n + 1),
+                    (n) => n === 1 ? Effect.succeed(item(id, 1)) : Effect.fail(new NotFound({ id }))
+                  ),
+                ttl: "1 minute",
+                staleWhileRevalidate: "10 minutes"
+              })
+              yield* cache.get("k")
+              yield* TestClock.adjust("2 minutes")
+              const stale = yield* cache.get("k").pipe(Effect.provide(layer))
+              expect(stale.n).toBe(1)
+              yield* settleUntil(Effect.map(cache.stats, (s) => s.refreshFailures === 1))
+              expect(yield* Ref.get(calls)).toBe(2)
+              expect(warnings.some((w) => w.includes("background refresh failed"))).toBe(true)
+              // the entry is untouched: still served stale, and the next read tries again
+              expect((yield* cache.get("k")).n).toBe(1)
+              yield* settleUntil(Effect.map(cache.stats, (s) => s.refreshFailures === 2))
+              expect(yield* Ref.get(calls)).toBe(3)
+            })
+        )
+
+        // Cache.cached has no scope of its own: its refreshes belong to the store's (tested below)
+        if (strategy.name !== "Cache.cached") {
+          scenario(
+            "closing the cache's scope interrupts its refreshes, running and queued",
+            () =>
+              Effect.gen(function*() {
+                const scope = yield* Scope.make()
+                const store = yield* Scope.extend(path.store, scope)
+                const calls = yield* Ref.make(0)
+                const started = yield* Deferred.make<void>()
+                const interrupted = yield* Deferred.make<void>()
+                const cache = yield* strategy.make({
+                  namespace: "item",
+                  value: Item,
+                  lookup: (id: string) =>
+                    Effect.flatMap(
+                      Ref.updateAndGet(calls, (n) => n + 1),
+                      (n) =>
+                        n <= 2 ? Effect.succeed(item(id)) : Deferred.succeed(started, undefined).pipe(
+                          Effect.zipRight(Effect.never),
+                          Effect.onInterrupt(() => Deferred.succeed(interrupted, undefined)),
+                          Effect.as(item(id))
+                        )
+                    ),
+                  ttl: "1 minute",
+                  staleWhileRevalidate: "10 minutes",
+                  refreshConcurrency: 1
+                }).pipe(Scope.extend(scope), Effect.provideService(CacheStore.CacheStore, store))
+                yield* cache.get("a")
+                yield* cache.get("b")
+                yield* TestClock.adjust("2 minutes")
+                yield* cache.get("a")
+                yield* cache.get("b")
+                yield* Deferred.await(started)
+                yield* Scope.close(scope, Exit.void)
+                yield* Deferred.await(interrupted)
+                yield* settle
+                // the refresh of b, queued behind a's, never ran
+                expect(yield* Ref.get(calls)).toBe(3)
+              })
+          )
+        }
 
         scenario(
           "an invalidate during a load leaves the key invalidated: the load's value is not stored",

@@ -19,6 +19,7 @@ export const names = {
   decodeFailures: "effect_cachekit_decode_failures_total",
   encodeFailures: "effect_cachekit_encode_failures_total",
   storeErrors: "effect_cachekit_store_errors_total",
+  refreshFailures: "effect_cachekit_refresh_failures_total",
   evictions: "effect_cachekit_evictions_total",
   entries: "effect_cachekit_entries",
   bytes: "effect_cachekit_bytes",
@@ -35,6 +36,7 @@ export type NamespaceField =
   | "decodeFailures"
   | "encodeFailures"
   | "storeErrors"
+  | "refreshFailures"
 
 /** The metrics tagged `store` alone. @internal */
 export type StoreField = "evictions" | "entries" | "bytes"
@@ -51,7 +53,8 @@ export const namespaceFields: ReadonlyMap<string, NamespaceField> = fieldsOf<Nam
   "loadFailures",
   "decodeFailures",
   "encodeFailures",
-  "storeErrors"
+  "storeErrors",
+  "refreshFailures"
 ])
 
 /** @internal */

@@ -4,9 +4,16 @@ import type * as Scope from "effect/Scope"
 import type * as Cache from "../Cache.js"
 import { CacheStore } from "../CacheStore.js"
 import type * as CacheStoreNs from "../CacheStore.js"
-import { check, duration } from "./options.js"
+import { check, duration, optionalInteger } from "./options.js"
 import * as Pipeline from "./pipeline/index.js"
 import { fromInput } from "./ttl.js"
+
+/**
+ * Background refreshes of one cache running at once when `refreshConcurrency` is not given: enough
+ * to keep a busy cache fresh, few enough that a mass expiry does not turn into a burst of loads.
+ * @internal
+ */
+export const DEFAULT_REFRESH_CONCURRENCY = 16
 
 /**
  * Validates the options every strategy shares; throws `InvalidOptions` on nonsense, before any
@@ -39,6 +46,7 @@ export const resolve = <A, I>(component: string, options: Cache.Options<A, I>): 
     "onStoreError",
     `onStoreError must be "fallback" or "fail", got ${String(onStoreError)}`
   )
+  optionalInteger(component, "refreshConcurrency", options.refreshConcurrency, 1)
   return {
     namespace: options.namespace,
     schema: options.value,
@@ -47,6 +55,7 @@ export const resolve = <A, I>(component: string, options: Cache.Options<A, I>): 
     staleWhileRevalidateMillis: options.staleWhileRevalidate === undefined
       ? 0
       : Duration.toMillis(duration(component, "staleWhileRevalidate", options.staleWhileRevalidate)),
+    refreshConcurrency: options.refreshConcurrency ?? DEFAULT_REFRESH_CONCURRENCY,
     onStoreError,
     loadTimeoutMillis: options.loadTimeout === undefined
       ? undefined
@@ -73,7 +82,8 @@ const sameOptions = <A, I>(a: Pipeline.PipelineOptions<A, I>, b: Pipeline.Pipeli
   (a.ttl === b.ttl ||
     (a.ttl !== undefined && b.ttl !== undefined && a.ttl._tag === "Fixed" && b.ttl._tag === "Fixed" &&
       a.ttl.nominalMillis === b.ttl.nominalMillis)) &&
-  a.staleWhileRevalidateMillis === b.staleWhileRevalidateMillis && a.onStoreError === b.onStoreError &&
+  a.staleWhileRevalidateMillis === b.staleWhileRevalidateMillis &&
+  a.refreshConcurrency === b.refreshConcurrency && a.onStoreError === b.onStoreError &&
   a.loadTimeoutMillis === b.loadTimeoutMillis && a.tags === b.tags
 
 const forkers = new WeakMap<CacheStoreNs.Service, Pipeline.Forker>()

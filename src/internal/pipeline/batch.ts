@@ -57,6 +57,13 @@ export interface BatchContext<A> {
     arg: X,
     load: Loader<X, A, E, R>
   ) => Effect.Effect<Slot<A, E>, never, R>
+  /** Refreshes a stale key in the background (bounded), unless it is loading already. */
+  readonly revalidate: <X, E, R>(
+    key: string,
+    full: string,
+    arg: X,
+    load: Loader<X, A, E, R>
+  ) => Effect.Effect<void, never, R>
 }
 
 /** One batch read. @internal */
@@ -131,7 +138,7 @@ export const getManyOrLoad = <A, X, E, R>(
     if (stale.length > 0) counters.staleHits(stale.length)
     if (freshHits + stale.length < keys.length) counters.misses(keys.length - freshHits - stale.length)
     yield* reader.flushDrops
-    for (const i of stale) yield* context.startOrJoin(keys[i]!, fulls[i]!, args[i]!, loadOne)
+    for (const i of stale) yield* context.revalidate(keys[i]!, fulls[i]!, args[i]!, loadOne)
     if (missing.size === 0) return results
 
     const waits: Array<readonly [Slot<A, E>, ReadonlyArray<number>]> = []

@@ -3,6 +3,7 @@
  * read (the hot path) → freshness (pure decisions) → flight (single flight) → load (the loader
  * stack) → write (envelope and store writes), with counters, the store-failure policy and spans.
  */
+import * as Cause from "effect/Cause"
 import type * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -46,6 +47,8 @@ export interface PipelineOptions<A, I> {
   readonly schemaVersion: string | number | undefined
   readonly ttl: TtlPolicy<A> | undefined
   readonly staleWhileRevalidateMillis: number
+  /** Most background refreshes (stale-while-revalidate, early recompute) running at once. */
+  readonly refreshConcurrency: number
   readonly onStoreError: StoreErrorMode
   readonly loadTimeoutMillis: number | undefined
   readonly tags: ((value: A, key: string) => ReadonlyArray<string>) | undefined
@@ -126,6 +129,9 @@ export const make = <A, I>(
     elapsed: number
   ): Effect.Effect<void, CacheError> =>
     order.writeLoaded(loaded, (current) => writer.writeLoaded(current.map((l) => [l.key, l.value] as const), elapsed))
+  // background refreshes queue for a permit inside their flight: a key waiting for one is still
+  // in flight, so more stale reads of it join it instead of queueing another
+  const refreshPermits = Effect.unsafeMakeSemaphore(options.refreshConcurrency)
 
   // -----------------------------------------------------------------------------------------------
   // single loads
@@ -142,13 +148,46 @@ export const make = <A, I>(
       if (existing !== undefined) return Effect.succeed(existing)
       return Effect.map(
         flights.start<E, R>([[key, full]], ([slot]) =>
-          runLoad(
-            [key],
-            Effect.suspend(() => load(arg)),
-            (value, elapsed) => Effect.as(storeLoaded([{ load: slot!, key, value }], elapsed), value)
-          ).pipe(Effect.exit, Effect.map((exit) => [exit]))),
-        (slots) => slots[0]!
+          Effect.map(Effect.exit(loadKey(slot!, arg, load)), (exit) => [exit])),
+        (slots) =>
+          slots[0]!
       )
+    })
+
+  /** The load of one key's flight: the loader stack, then the write unless a write superseded it. */
+  const loadKey = <X, E, R>(slot: Slot<A, E>, arg: X, load: Loader<X, A, E, R>) =>
+    runLoad(
+      [slot.key],
+      Effect.suspend(() => load(arg)),
+      (value, elapsed) => Effect.as(storeLoaded([{ load: slot, key: slot.key, value }], elapsed), value)
+    )
+
+  /**
+   * Refreshes one key in the background unless it is loading already: the refresh holds one of
+   * the `refreshConcurrency` permits while it loads, and a failure leaves the entry as it was
+   * (logged and counted; a caller that joined the refresh hears of it).
+   */
+  const revalidate = <X, E, R>(
+    key: string,
+    full: string,
+    arg: X,
+    load: Loader<X, A, E, R>
+  ): Effect.Effect<void, never, R> =>
+    Effect.suspend(() => {
+      if (flights.current(full) !== undefined) return Effect.void
+      return flights.start<E, R>([[key, full]], ([slot]) =>
+        refreshPermits.withPermits(1)(loadKey(slot!, arg, load)).pipe(
+          Effect.tapErrorCause((cause) =>
+            Cause.isInterruptedOnly(cause) ? Effect.void : Effect.zipRight(
+              Effect.sync(counters.refreshFailure),
+              Effect.logWarning("a background refresh failed; the entry is kept as it was", cause).pipe(
+                Effect.annotateLogs({ namespace, key })
+              )
+            )
+          ),
+          Effect.exit,
+          Effect.map((exit) => [exit])
+        ))
     })
 
   /** Loads one key through the single flight; a batch that did not return it hands it back here. */
@@ -181,7 +220,7 @@ export const make = <A, I>(
       }
       if (found === STALE) {
         counters.staleHits(1)
-        const refresh = Effect.as(startOrJoin(request.key, full, request.arg, request.load), entry.value)
+        const refresh = Effect.as(revalidate(request.key, full, request.arg, request.load), entry.value)
         return isTraced ? Effect.zipRight(annotateOutcome("stale"), refresh) : refresh
       }
     }
@@ -271,7 +310,8 @@ export const make = <A, I>(
         storeLoaded,
         loadShared,
         runLoad,
-        startOrJoin
+        startOrJoin,
+        revalidate
       }, {
         keys,
         args,

@@ -17,6 +17,7 @@ export interface Counters {
   readonly decodeFailure: () => void
   readonly encodeFailure: () => void
   readonly storeError: () => void
+  readonly refreshFailure: () => void
   readonly stats: Effect.Effect<CacheMetrics.Stats>
 }
 
@@ -31,6 +32,7 @@ export const makeCounters = (namespace: string, store: string): Counters => {
   let decodeFailures = 0
   let encodeFailures = 0
   let storeErrors = 0
+  let refreshFailures = 0
   return {
     hits: (n) => {
       hits += n
@@ -67,6 +69,10 @@ export const makeCounters = (namespace: string, store: string): Counters => {
       storeErrors++
       CacheMetrics.storeErrors.unsafeUpdate(1, labels)
     },
+    refreshFailure: () => {
+      refreshFailures++
+      CacheMetrics.refreshFailures.unsafeUpdate(1, labels)
+    },
     stats: Effect.sync((): CacheMetrics.Stats => {
       const reads = hits + staleHits + misses
       return {
@@ -80,6 +86,7 @@ export const makeCounters = (namespace: string, store: string): Counters => {
         decodeFailures,
         encodeFailures,
         storeErrors,
+        refreshFailures,
         hitRate: reads === 0 ? 0 : (hits + staleHits) / reads
       }
     })
