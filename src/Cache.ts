@@ -45,12 +45,32 @@ export interface Options<A, I = unknown> {
    * their turn while the stale value is served. An integer ≥ 1, 16 by default.
    */
   readonly refreshConcurrency?: number | undefined
+  /**
+   * When the loader fails (its own error or `LoadTimeout`) and an entry at most `maxStale` past its
+   * expiry exists, return that value instead of the error (logged and counted), and keep it for
+   * `throttle` before the loader is tried again. Entries stay in the store for `maxStale` after
+   * their TTL for this.
+   */
+  readonly failSafe?: FailSafeOptions | undefined
   /** `"fallback"` (default): store failures are counted and the cache is bypassed. `"fail"`: they fail the call. */
   readonly onStoreError?: "fallback" | "fail" | undefined
   /** Fails a load that takes longer with `CacheError.LoadTimeout` (no timeout by default). */
   readonly loadTimeout?: Duration.DurationInput | undefined
   /** Tags recorded with each entry. Nothing reads them yet: invalidation by tag is not built. */
   readonly tags?: ((value: A, key: string) => ReadonlyArray<string>) | undefined
+}
+
+/**
+ * Options of fail-safe (`Cache.Options.failSafe`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface FailSafeOptions {
+  /** How long past its expiry an entry may still answer a failed load (`Duration.infinity`: always). */
+  readonly maxStale: Duration.DurationInput
+  /** How long the value is served, fresh, after a failed load before the loader is tried again. */
+  readonly throttle: Duration.DurationInput
 }
 
 /**

@@ -119,6 +119,17 @@ export const refreshFailures = Metric.counter(internal.names.refreshFailures, {
 })
 
 /**
+ * Loader failures answered with a value kept past its expiry by `failSafe` (the error is logged).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const failSafeServes = Metric.counter(internal.names.failSafeServes, {
+  description: "Loader failures answered with a value kept by failSafe",
+  incremental: true
+})
+
+/**
  * Entries evicted by a bounded store to make room.
  *
  * @since 0.1.0
@@ -180,6 +191,8 @@ export interface Stats {
   readonly storeErrors: number
   /** Background refreshes that failed; the entry they refreshed was kept. */
   readonly refreshFailures: number
+  /** Loader failures answered with a value kept by `failSafe`. */
+  readonly failSafeServes: number
   /** (hits + stale hits) / reads, 0 when nothing was read. */
   readonly hitRate: number
 }

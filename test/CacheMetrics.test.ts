@@ -38,6 +38,7 @@ describe("CacheMetrics", () => {
         encodeFailures: 0,
         storeErrors: 0,
         refreshFailures: 0,
+        failSafeServes: 0,
         hitRate: 0.5
       })
       expect(yield* values.stats).toEqual(snap)

@@ -426,6 +426,8 @@ describe("ReadThrough", () => {
       { ttl: "1 minute", onStoreError: "explode" },
       { ttl: "1 minute", refreshConcurrency: 0 },
       { ttl: "1 minute", refreshConcurrency: 2.5 },
+      { ttl: "1 minute", failSafe: { maxStale: "1 hour", throttle: 0 } },
+      { ttl: "1 minute", failSafe: { maxStale: -1, throttle: "1 second" } },
       {}
     ]
     for (const extra of bad) {

@@ -504,6 +504,98 @@ for (const path of readPaths) {
           )
         }
 
+        /** A lookup that counts its calls and fails with NotFound while `failing` holds. */
+        const switchable = Effect.gen(function*() {
+          const calls = yield* Ref.make(0)
+          const failing = yield* Ref.make(false)
+          const lookup = (id: string) =>
+            Effect.flatMap(Ref.updateAndGet(calls, (n) => n + 1), (n) =>
+              Effect.flatMap(
+                Ref.get(failing),
+                (fail): Effect.Effect<Item, NotFound> =>
+                  fail ? Effect.fail(new NotFound({ id })) : Effect.succeed(item(id, n))
+              ))
+          return { calls, failing, lookup }
+        })
+
+        scenario(
+          "fail-safe: a failing loader is answered with the value kept past its expiry, then throttled",
+          () =>
+            Effect.gen(function*() {
+              const { calls, failing, lookup } = yield* switchable
+              const { layer, warnings } = capturingLogger()
+              const cache = yield* strategy.make({
+                namespace: "item",
+                value: Item,
+                lookup,
+                ttl: "1 minute",
+                failSafe: { maxStale: "1 hour", throttle: "30 seconds" }
+              })
+              expect((yield* cache.get("k")).n).toBe(1)
+              yield* TestClock.adjust("2 minutes")
+              yield* Ref.set(failing, true)
+              // expired, the loader fails: the kept value answers, the error is logged and counted
+              expect((yield* Effect.provide(cache.get("k"), layer)).n).toBe(1)
+              expect(yield* Ref.get(calls)).toBe(2)
+              expect((yield* cache.stats).failSafeServes).toBe(1)
+              expect(warnings.some((w) => w.includes("failSafe kept"))).toBe(true)
+              yield* settle
+              // throttled: served for 30 seconds without trying the loader
+              expect((yield* cache.get("k")).n).toBe(1)
+              yield* TestClock.adjust("29 seconds")
+              expect((yield* cache.get("k")).n).toBe(1)
+              expect(yield* Ref.get(calls)).toBe(2)
+              yield* TestClock.adjust("2 seconds")
+              expect((yield* cache.get("k")).n).toBe(1)
+              expect(yield* Ref.get(calls)).toBe(3)
+              // the loader recovers after the next throttle: a fresh value again
+              yield* Ref.set(failing, false)
+              yield* settle
+              yield* TestClock.adjust("31 seconds")
+              expect((yield* cache.get("k")).n).toBe(4)
+              expect((yield* cache.stats).failSafeServes).toBe(2)
+            })
+        )
+
+        scenario(
+          "fail-safe never serves a value past maxStale: the loader's error passes through",
+          () =>
+            Effect.gen(function*() {
+              const { failing, lookup } = yield* switchable
+              const cache = yield* strategy.make({
+                namespace: "item",
+                value: Item,
+                lookup,
+                ttl: "1 minute",
+                failSafe: { maxStale: "5 minutes", throttle: "30 seconds" }
+              })
+              yield* cache.get("k")
+              yield* Ref.set(failing, true)
+              yield* TestClock.adjust("5 minutes")
+              expect((yield* cache.get("k")).n).toBe(1)
+              // throttled up to the end of maxStale, never past it
+              yield* TestClock.adjust("2 minutes")
+              expect(yield* Effect.flip(cache.get("k"))).toBeInstanceOf(NotFound)
+            })
+        )
+
+        scenario("fail-safe never serves a value older than an invalidation", () =>
+          Effect.gen(function*() {
+            const { failing, lookup } = yield* switchable
+            const cache = yield* strategy.make({
+              namespace: "item",
+              value: Item,
+              lookup,
+              ttl: "1 minute",
+              failSafe: { maxStale: "1 hour", throttle: "30 seconds" }
+            })
+            yield* cache.get("k")
+            yield* TestClock.adjust("2 minutes")
+            yield* Ref.set(failing, true)
+            yield* cache.invalidate!("k")
+            expect(yield* Effect.flip(cache.get("k"))).toBeInstanceOf(NotFound)
+          }))
+
         scenario(
           "an invalidate during a load leaves the key invalidated: the load's value is not stored",
           () =>
@@ -691,6 +783,38 @@ for (const path of readPaths) {
                 const again = yield* cache.getMany!(["d", "c", "b", "a"])
                 expect(again.map((r) => Option.getOrThrow(r).id)).toEqual(["d", "c", "b", "a"])
                 expect((yield* Ref.get(batches)).length).toBe(1)
+              })
+          )
+
+          scenario(
+            "fail-safe answers a failed lookupMany with each key's kept value; keys without one fail",
+            () =>
+              Effect.gen(function*() {
+                const failing = yield* Ref.make(false)
+                const cache = yield* strategy.make({
+                  namespace: "item",
+                  value: Item,
+                  lookup: (id: string) => Effect.succeed(item(id)),
+                  lookupMany: (ids) =>
+                    Effect.flatMap(
+                      Ref.get(failing),
+                      (fail) =>
+                        fail
+                          ? Effect.fail(new NotFound({ id: ids.join(",") }))
+                          : Effect.succeed(ids.map((id) => [id, item(id, 1)] as const))
+                    ),
+                  ttl: "1 minute",
+                  failSafe: { maxStale: "1 hour", throttle: "30 seconds" }
+                })
+                yield* cache.getMany!(["a", "b"])
+                yield* TestClock.adjust("2 minutes")
+                yield* Ref.set(failing, true)
+                expect(yield* cache.getMany!(["a", "b"])).toEqual([
+                  Option.some(item("a", 1)),
+                  Option.some(item("b", 1))
+                ])
+                expect((yield* cache.stats).failSafeServes).toBe(2)
+                expect(yield* Effect.flip(cache.getMany!(["a", "c"]))).toBeInstanceOf(NotFound)
               })
           )
 

@@ -20,6 +20,7 @@ export const names = {
   encodeFailures: "effect_cachekit_encode_failures_total",
   storeErrors: "effect_cachekit_store_errors_total",
   refreshFailures: "effect_cachekit_refresh_failures_total",
+  failSafeServes: "effect_cachekit_fail_safe_serves_total",
   evictions: "effect_cachekit_evictions_total",
   entries: "effect_cachekit_entries",
   bytes: "effect_cachekit_bytes",
@@ -37,6 +38,7 @@ export type NamespaceField =
   | "encodeFailures"
   | "storeErrors"
   | "refreshFailures"
+  | "failSafeServes"
 
 /** The metrics tagged `store` alone. @internal */
 export type StoreField = "evictions" | "entries" | "bytes"
@@ -54,7 +56,8 @@ export const namespaceFields: ReadonlyMap<string, NamespaceField> = fieldsOf<Nam
   "decodeFailures",
   "encodeFailures",
   "storeErrors",
-  "refreshFailures"
+  "refreshFailures",
+  "failSafeServes"
 ])
 
 /** @internal */

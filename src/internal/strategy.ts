@@ -47,6 +47,10 @@ export const resolve = <A, I>(component: string, options: Cache.Options<A, I>): 
     `onStoreError must be "fallback" or "fail", got ${String(onStoreError)}`
   )
   optionalInteger(component, "refreshConcurrency", options.refreshConcurrency, 1)
+  const failSafe = options.failSafe
+  if (failSafe !== undefined) {
+    check(typeof failSafe === "object" && failSafe !== null, component, "failSafe", "failSafe must be an object")
+  }
   return {
     namespace: options.namespace,
     schema: options.value,
@@ -56,6 +60,10 @@ export const resolve = <A, I>(component: string, options: Cache.Options<A, I>): 
       ? 0
       : Duration.toMillis(duration(component, "staleWhileRevalidate", options.staleWhileRevalidate)),
     refreshConcurrency: options.refreshConcurrency ?? DEFAULT_REFRESH_CONCURRENCY,
+    failSafe: failSafe === undefined ? undefined : {
+      maxStaleMillis: Duration.toMillis(duration(component, "failSafe.maxStale", failSafe.maxStale, true)),
+      throttleMillis: Duration.toMillis(duration(component, "failSafe.throttle", failSafe.throttle))
+    },
     onStoreError,
     loadTimeoutMillis: options.loadTimeout === undefined
       ? undefined
@@ -83,7 +91,9 @@ const sameOptions = <A, I>(a: Pipeline.PipelineOptions<A, I>, b: Pipeline.Pipeli
     (a.ttl !== undefined && b.ttl !== undefined && a.ttl._tag === "Fixed" && b.ttl._tag === "Fixed" &&
       a.ttl.nominalMillis === b.ttl.nominalMillis)) &&
   a.staleWhileRevalidateMillis === b.staleWhileRevalidateMillis &&
-  a.refreshConcurrency === b.refreshConcurrency && a.onStoreError === b.onStoreError &&
+  a.refreshConcurrency === b.refreshConcurrency &&
+  a.failSafe?.maxStaleMillis === b.failSafe?.maxStaleMillis &&
+  a.failSafe?.throttleMillis === b.failSafe?.throttleMillis && a.onStoreError === b.onStoreError &&
   a.loadTimeoutMillis === b.loadTimeoutMillis && a.tags === b.tags
 
 const forkers = new WeakMap<CacheStoreNs.Service, Pipeline.Forker>()

@@ -49,9 +49,17 @@ export interface PipelineOptions<A, I> {
   readonly staleWhileRevalidateMillis: number
   /** Most background refreshes (stale-while-revalidate, early recompute) running at once. */
   readonly refreshConcurrency: number
+  /** When a load fails, answer with the entry kept up to `maxStaleMillis` past its expiry. */
+  readonly failSafe: FailSafe | undefined
   readonly onStoreError: StoreErrorMode
   readonly loadTimeoutMillis: number | undefined
   readonly tags: ((value: A, key: string) => ReadonlyArray<string>) | undefined
+}
+
+/** @internal */
+export interface FailSafe {
+  readonly maxStaleMillis: number
+  readonly throttleMillis: number
 }
 
 /** @internal */
@@ -108,7 +116,8 @@ export const make = <A, I>(
     fullKey,
     now,
     ttl: options.ttl,
-    staleWindowMillis: options.staleWhileRevalidateMillis,
+    // fail-safe keeps entries in the store past the stale window, for as long as it may serve them
+    staleWindowMillis: Math.max(options.staleWhileRevalidateMillis, options.failSafe?.maxStaleMillis ?? 0),
     tags: options.tags,
     counters,
     onStoreFailure
@@ -129,6 +138,8 @@ export const make = <A, I>(
     elapsed: number
   ): Effect.Effect<void, CacheError> =>
     order.writeLoaded(loaded, (current) => writer.writeLoaded(current.map((l) => [l.key, l.value] as const), elapsed))
+  const staleWindow = options.staleWhileRevalidateMillis
+  const failSafe = options.failSafe
   // background refreshes queue for a permit inside their flight: a key waiting for one is still
   // in flight, so more stale reads of it join it instead of queueing another
   const refreshPermits = Effect.unsafeMakeSemaphore(options.refreshConcurrency)
@@ -136,21 +147,49 @@ export const make = <A, I>(
   // -----------------------------------------------------------------------------------------------
   // single loads
 
-  /** Starts the load of one key, or joins the one under way. */
+  /**
+   * Starts the load of one key, or joins the one under way. `fallback` is the entry the caller
+   * read past its stale window, which fail-safe may answer a failed load with.
+   */
   const startOrJoin = <X, E, R>(
     key: string,
     full: string,
     arg: X,
-    load: Loader<X, A, E, R>
+    load: Loader<X, A, E, R>,
+    fallback?: Entry<A>
   ): Effect.Effect<Slot<A, E>, never, R> =>
     Effect.suspend(() => {
       const existing = flights.current<E>(full)
       if (existing !== undefined) return Effect.succeed(existing)
       return Effect.map(
         flights.start<E, R>([[key, full]], ([slot]) =>
-          Effect.map(Effect.exit(loadKey(slot!, arg, load)), (exit) => [exit])),
-        (slots) =>
-          slots[0]!
+          rescued(slot!, fallback, loadKey(slot!, arg, load)).pipe(
+            Effect.exit,
+            Effect.map((exit) => [exit])
+          )),
+        (slots) => slots[0]!
+      )
+    })
+
+  /**
+   * Fail-safe: a load that fails while the caller holds an entry kept past its expiry (and no
+   * write or invalidation came since) answers with that entry's value, logs and counts the error,
+   * and keeps the entry fresh for `throttle` so the loader is not tried again before then.
+   */
+  const rescued = <E, R>(
+    slot: Slot<A, E>,
+    fallback: Entry<A> | undefined,
+    loading: Effect.Effect<A, E | CacheError, R>
+  ): Effect.Effect<A, E | CacheError, R> =>
+    failSafe === undefined || fallback === undefined ? loading : Effect.catchAll(loading, (error) => {
+      const t = now()
+      if (slot.superseded || t >= fallback.staleUntil) return Effect.fail(error)
+      counters.failSafeServe()
+      return Effect.logWarning("a load failed; serving the value failSafe kept past its expiry").pipe(
+        Effect.annotateLogs({ namespace, key: slot.key, error: String(error) }),
+        Effect.zipRight(writer.keep(slot.key, fallback, Math.min(t + failSafe.throttleMillis, fallback.staleUntil))),
+        Effect.ignore,
+        Effect.as(fallback.value)
       )
     })
 
@@ -171,7 +210,8 @@ export const make = <A, I>(
     key: string,
     full: string,
     arg: X,
-    load: Loader<X, A, E, R>
+    load: Loader<X, A, E, R>,
+    entry: Entry<A>
   ): Effect.Effect<void, never, R> =>
     Effect.suspend(() => {
       if (flights.current(full) !== undefined) return Effect.void
@@ -185,6 +225,7 @@ export const make = <A, I>(
               )
             )
           ),
+          (refreshing) => rescued(slot!, entry, refreshing),
           Effect.exit,
           Effect.map((exit) => [exit])
         ))
@@ -195,11 +236,12 @@ export const make = <A, I>(
     key: string,
     full: string,
     arg: X,
-    load: Loader<X, A, E, R>
+    load: Loader<X, A, E, R>,
+    fallback?: Entry<A>
   ): Effect.Effect<A, E | CacheError, R> =>
     Effect.flatMap(
-      startOrJoin(key, full, arg, load),
-      (slot) => Effect.catchIf(flights.wait(slot), isRetry, () => loadShared(key, full, arg, load))
+      startOrJoin(key, full, arg, load, fallback),
+      (slot) => Effect.catchIf(flights.wait(slot), isRetry, () => loadShared(key, full, arg, load, fallback))
     )
 
   // -----------------------------------------------------------------------------------------------
@@ -212,20 +254,23 @@ export const make = <A, I>(
     entry: Entry<A> | undefined,
     isTraced: boolean
   ): Effect.Effect<A, E | CacheError, R> => {
+    let fallback: Entry<A> | undefined
     if (entry !== undefined) {
-      const found = freshness(entry, now())
+      const t = now()
+      const found = freshness(entry, t, staleWindow)
       if (found === FRESH) {
         counters.hits(1)
         return isTraced ? Effect.as(annotateOutcome("hit"), entry.value) : Effect.succeed(entry.value)
       }
       if (found === STALE) {
         counters.staleHits(1)
-        const refresh = Effect.as(revalidate(request.key, full, request.arg, request.load), entry.value)
+        const refresh = Effect.as(revalidate(request.key, full, request.arg, request.load, entry), entry.value)
         return isTraced ? Effect.zipRight(annotateOutcome("stale"), refresh) : refresh
       }
+      if (failSafe !== undefined && t < entry.staleUntil) fallback = entry
     }
     counters.misses(1)
-    const miss = Effect.zipRight(reader.flushDrops, loadShared(request.key, full, request.arg, request.load))
+    const miss = Effect.zipRight(reader.flushDrops, loadShared(request.key, full, request.arg, request.load, fallback))
     return isTraced ? Effect.zipRight(annotateOutcome("miss"), miss) : miss
   }
   const readOrLoad = reader.reading("cachekit.get", decide)
@@ -240,7 +285,7 @@ export const make = <A, I>(
     isTraced
   ): Effect.Effect<Option.Option<A>> => {
     if (entry !== undefined) {
-      const found = freshness(entry, now())
+      const found = freshness(entry, now(), staleWindow)
       if (found !== EXPIRED) {
         if (found === FRESH) counters.hits(1)
         else counters.staleHits(1)
@@ -303,6 +348,7 @@ export const make = <A, I>(
         store,
         fullKey,
         now,
+        staleWindow,
         counters,
         onStoreFailure,
         reader,
@@ -311,7 +357,9 @@ export const make = <A, I>(
         loadShared,
         runLoad,
         startOrJoin,
-        revalidate
+        revalidate,
+        failSafe: failSafe !== undefined,
+        rescue: rescued
       }, {
         keys,
         args,

@@ -18,6 +18,7 @@ export interface Counters {
   readonly encodeFailure: () => void
   readonly storeError: () => void
   readonly refreshFailure: () => void
+  readonly failSafeServe: () => void
   readonly stats: Effect.Effect<CacheMetrics.Stats>
 }
 
@@ -33,6 +34,7 @@ export const makeCounters = (namespace: string, store: string): Counters => {
   let encodeFailures = 0
   let storeErrors = 0
   let refreshFailures = 0
+  let failSafeServes = 0
   return {
     hits: (n) => {
       hits += n
@@ -73,6 +75,10 @@ export const makeCounters = (namespace: string, store: string): Counters => {
       refreshFailures++
       CacheMetrics.refreshFailures.unsafeUpdate(1, labels)
     },
+    failSafeServe: () => {
+      failSafeServes++
+      CacheMetrics.failSafeServes.unsafeUpdate(1, labels)
+    },
     stats: Effect.sync((): CacheMetrics.Stats => {
       const reads = hits + staleHits + misses
       return {
@@ -87,6 +93,7 @@ export const makeCounters = (namespace: string, store: string): Counters => {
         encodeFailures,
         storeErrors,
         refreshFailures,
+        failSafeServes,
         hitRate: reads === 0 ? 0 : (hits + staleHits) / reads
       }
     })
