@@ -54,8 +54,14 @@ export interface Options<A, I = unknown> {
   readonly failSafe?: FailSafeOptions | undefined
   /** `"fallback"` (default): store failures are counted and the cache is bypassed. `"fail"`: they fail the call. */
   readonly onStoreError?: "fallback" | "fail" | undefined
-  /** Fails a load that takes longer with `CacheError.LoadTimeout` (no timeout by default). */
+  /** Fails a load that takes longer with `CacheError.LoadTimeout` (no timeout by default); `timeouts.hard`'s shorthand. */
   readonly loadTimeout?: Duration.DurationInput | undefined
+  /**
+   * `soft`: a caller holding a value kept by `failSafe` waits this long for a load, then gets that
+   * value while the load goes on and fills the cache (needs `failSafe`). `hard`: a load that takes
+   * longer fails with `CacheError.LoadTimeout` (as `loadTimeout`). For `get` and `getMany` alike.
+   */
+  readonly timeouts?: TimeoutOptions | undefined
   /** Tags recorded with each entry. Nothing reads them yet: invalidation by tag is not built. */
   readonly tags?: ((value: A, key: string) => ReadonlyArray<string>) | undefined
 }
@@ -71,6 +77,19 @@ export interface FailSafeOptions {
   readonly maxStale: Duration.DurationInput
   /** How long the value is served, fresh, after a failed load before the loader is tried again. */
   readonly throttle: Duration.DurationInput
+}
+
+/**
+ * Options of the load timeouts (`Cache.Options.timeouts`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TimeoutOptions {
+  /** After this, a caller holding a kept value gets it; the load goes on in the background. */
+  readonly soft?: Duration.DurationInput | undefined
+  /** After this, the load fails with `LoadTimeout` (or fail-safe answers it). */
+  readonly hard?: Duration.DurationInput | undefined
 }
 
 /**

@@ -130,6 +130,18 @@ export const failSafeServes = Metric.counter(internal.names.failSafeServes, {
 })
 
 /**
+ * Reads answered with a value kept by `failSafe` because the load passed the soft timeout (the
+ * load went on in the background).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const softTimeouts = Metric.counter(internal.names.softTimeouts, {
+  description: "Reads answered with a kept value after the soft timeout",
+  incremental: true
+})
+
+/**
  * Entries evicted by a bounded store to make room.
  *
  * @since 0.1.0
@@ -193,6 +205,8 @@ export interface Stats {
   readonly refreshFailures: number
   /** Loader failures answered with a value kept by `failSafe`. */
   readonly failSafeServes: number
+  /** Reads answered with a kept value after the soft timeout, while the load went on. */
+  readonly softTimeouts: number
   /** (hits + stale hits) / reads, 0 when nothing was read. */
   readonly hitRate: number
 }

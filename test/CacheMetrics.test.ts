@@ -39,6 +39,7 @@ describe("CacheMetrics", () => {
         storeErrors: 0,
         refreshFailures: 0,
         failSafeServes: 0,
+        softTimeouts: 0,
         hitRate: 0.5
       })
       expect(yield* values.stats).toEqual(snap)

@@ -428,6 +428,13 @@ describe("ReadThrough", () => {
       { ttl: "1 minute", refreshConcurrency: 2.5 },
       { ttl: "1 minute", failSafe: { maxStale: "1 hour", throttle: 0 } },
       { ttl: "1 minute", failSafe: { maxStale: -1, throttle: "1 second" } },
+      { ttl: "1 minute", timeouts: { soft: "1 second" } },
+      {
+        ttl: "1 minute",
+        failSafe: { maxStale: "1 hour", throttle: "1 second" },
+        timeouts: { soft: "5 s", hard: "1 s" }
+      },
+      { ttl: "1 minute", loadTimeout: "1 second", timeouts: { hard: "2 seconds" } },
       {}
     ]
     for (const extra of bad) {

@@ -597,6 +597,59 @@ for (const path of readPaths) {
           }))
 
         scenario(
+          "soft timeout: past soft, a caller holding a kept value gets it while the load goes on and fills the cache",
+          () =>
+            Effect.gen(function*() {
+              const calls = yield* Ref.make(0)
+              const cache = yield* strategy.make({
+                namespace: "item",
+                value: Item,
+                lookup: (id: string) =>
+                  Effect.flatMap(
+                    Ref.updateAndGet(calls, (n) => n + 1),
+                    (n) => n === 1 ? Effect.succeed(item(id, n)) : Effect.as(Effect.sleep("10 seconds"), item(id, n))
+                  ),
+                ttl: "1 minute",
+                failSafe: { maxStale: "1 hour", throttle: "30 seconds" },
+                timeouts: { soft: "1 second", hard: "1 minute" }
+              })
+              yield* cache.get("k")
+              yield* TestClock.adjust("2 minutes")
+              const reader = yield* Effect.fork(cache.get("k"))
+              yield* settle
+              yield* TestClock.adjust("1 second")
+              expect((yield* Fiber.join(reader)).n).toBe(1)
+              expect((yield* cache.stats).softTimeouts).toBe(1)
+              // the load went on without its caller, and fills the cache when it ends
+              yield* TestClock.adjust("9 seconds")
+              yield* settleUntil(Effect.map(cache.get("k"), (r) => r.n === 2))
+              expect(yield* Ref.get(calls)).toBe(2)
+            })
+        )
+
+        scenario(
+          "hard timeout: past hard, LoadTimeout; a cold key has no kept value to serve",
+          () =>
+            Effect.gen(function*() {
+              const cache = yield* strategy.make({
+                namespace: "item",
+                value: Item,
+                lookup: () => Effect.never,
+                ttl: "1 minute",
+                failSafe: { maxStale: "1 hour", throttle: "30 seconds" },
+                timeouts: { soft: "1 second", hard: "5 seconds" }
+              })
+              const cold = yield* Effect.fork(Effect.flip(cache.get("cold")))
+              yield* settle
+              yield* TestClock.adjust("1 second")
+              yield* settle
+              expect(cold.unsafePoll()).toBe(null)
+              yield* TestClock.adjust("4 seconds")
+              expect((yield* Fiber.join(cold))._tag).toBe("LoadTimeout")
+            })
+        )
+
+        scenario(
           "an invalidate during a load leaves the key invalidated: the load's value is not stored",
           () =>
             Effect.gen(function*() {
@@ -817,6 +870,39 @@ for (const path of readPaths) {
                 expect(yield* Effect.flip(cache.getMany!(["a", "c"]))).toBeInstanceOf(NotFound)
               })
           )
+
+          scenario("soft and hard timeouts apply to lookupMany as to lookup", () =>
+            Effect.gen(function*() {
+              const batches = yield* Ref.make(0)
+              const cache = yield* strategy.make({
+                namespace: "item",
+                value: Item,
+                lookup: () => Effect.never,
+                lookupMany: (ids) =>
+                  Effect.flatMap(
+                    Ref.updateAndGet(batches, (n) => n + 1),
+                    (n) =>
+                      Effect.as(
+                        n === 1 ? Effect.void : Effect.sleep("10 seconds"),
+                        ids.map((id) => [id, item(id, n)] as const)
+                      )
+                  ),
+                ttl: "1 minute",
+                failSafe: { maxStale: "1 hour", throttle: "30 seconds" },
+                timeouts: { soft: "1 second", hard: "1 minute" }
+              })
+              yield* cache.getMany!(["a", "b"])
+              yield* TestClock.adjust("2 minutes")
+              const soft = yield* Effect.fork(cache.getMany!(["a", "b"]))
+              yield* settle
+              yield* TestClock.adjust("1 second")
+              expect(yield* Fiber.join(soft)).toEqual([Option.some(item("a", 1)), Option.some(item("b", 1))])
+              yield* TestClock.adjust("9 seconds")
+              yield* settleUntil(
+                Effect.map(cache.getMany!(["a", "b"]), (r) => r.every((o) => Option.getOrThrow(o).n === 2))
+              )
+              expect(yield* Ref.get(batches)).toBe(2)
+            }))
 
           scenario("loadTimeout bounds lookupMany as it bounds lookup", () =>
             Effect.gen(function*() {

@@ -21,6 +21,7 @@ export const names = {
   storeErrors: "effect_cachekit_store_errors_total",
   refreshFailures: "effect_cachekit_refresh_failures_total",
   failSafeServes: "effect_cachekit_fail_safe_serves_total",
+  softTimeouts: "effect_cachekit_soft_timeouts_total",
   evictions: "effect_cachekit_evictions_total",
   entries: "effect_cachekit_entries",
   bytes: "effect_cachekit_bytes",
@@ -39,6 +40,7 @@ export type NamespaceField =
   | "storeErrors"
   | "refreshFailures"
   | "failSafeServes"
+  | "softTimeouts"
 
 /** The metrics tagged `store` alone. @internal */
 export type StoreField = "evictions" | "entries" | "bytes"
@@ -57,7 +59,8 @@ export const namespaceFields: ReadonlyMap<string, NamespaceField> = fieldsOf<Nam
   "encodeFailures",
   "storeErrors",
   "refreshFailures",
-  "failSafeServes"
+  "failSafeServes",
+  "softTimeouts"
 ])
 
 /** @internal */

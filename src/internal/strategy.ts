@@ -51,6 +51,32 @@ export const resolve = <A, I>(component: string, options: Cache.Options<A, I>): 
   if (failSafe !== undefined) {
     check(typeof failSafe === "object" && failSafe !== null, component, "failSafe", "failSafe must be an object")
   }
+  const timeouts = options.timeouts
+  check(
+    timeouts === undefined || options.loadTimeout === undefined,
+    component,
+    "loadTimeout",
+    "loadTimeout is timeouts.hard's shorthand: give one of them"
+  )
+  const hard = timeouts?.hard ?? options.loadTimeout
+  const hardMillis = hard === undefined
+    ? undefined
+    : Duration.toMillis(duration(component, timeouts?.hard === undefined ? "loadTimeout" : "timeouts.hard", hard))
+  const softMillis = timeouts?.soft === undefined
+    ? undefined
+    : Duration.toMillis(duration(component, "timeouts.soft", timeouts.soft))
+  check(
+    softMillis === undefined || failSafe !== undefined,
+    component,
+    "timeouts.soft",
+    "timeouts.soft answers with the value failSafe keeps: it needs failSafe"
+  )
+  check(
+    softMillis === undefined || hardMillis === undefined || softMillis < hardMillis,
+    component,
+    "timeouts.soft",
+    "timeouts.soft must be shorter than timeouts.hard"
+  )
   return {
     namespace: options.namespace,
     schema: options.value,
@@ -65,9 +91,8 @@ export const resolve = <A, I>(component: string, options: Cache.Options<A, I>): 
       throttleMillis: Duration.toMillis(duration(component, "failSafe.throttle", failSafe.throttle))
     },
     onStoreError,
-    loadTimeoutMillis: options.loadTimeout === undefined
-      ? undefined
-      : Duration.toMillis(duration(component, "loadTimeout", options.loadTimeout)),
+    loadTimeoutMillis: hardMillis,
+    softTimeoutMillis: softMillis,
     tags: options.tags
   }
 }
@@ -94,7 +119,7 @@ const sameOptions = <A, I>(a: Pipeline.PipelineOptions<A, I>, b: Pipeline.Pipeli
   a.refreshConcurrency === b.refreshConcurrency &&
   a.failSafe?.maxStaleMillis === b.failSafe?.maxStaleMillis &&
   a.failSafe?.throttleMillis === b.failSafe?.throttleMillis && a.onStoreError === b.onStoreError &&
-  a.loadTimeoutMillis === b.loadTimeoutMillis && a.tags === b.tags
+  a.loadTimeoutMillis === b.loadTimeoutMillis && a.softTimeoutMillis === b.softTimeoutMillis && a.tags === b.tags
 
 const forkers = new WeakMap<CacheStoreNs.Service, Pipeline.Forker>()
 

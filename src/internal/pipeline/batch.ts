@@ -11,7 +11,7 @@ import { BatchMismatch } from "../../CacheError.js"
 import type { CacheError } from "../../CacheError.js"
 import type * as CacheStore from "../../CacheStore.js"
 import type { Entry } from "./envelope.js"
-import type { Flights, Slot, SlotExit } from "./flight.js"
+import type { Abandoned, Flights, Slot, SlotExit } from "./flight.js"
 import { Absent, absent, isRetry } from "./flight.js"
 import { EXPIRED, freshness, STALE } from "./freshness.js"
 import type { Superseding } from "./keyOrder.js"
@@ -69,6 +69,10 @@ export interface BatchContext<A> {
     fallback: Entry<A> | undefined,
     loading: Effect.Effect<A, E | CacheError, R>
   ) => Effect.Effect<A, E | CacheError, R>
+  /** The soft timeout's wait for a key whose caller holds a kept value (no soft timeout: undefined). */
+  readonly waitSoftly:
+    | (<E>(slot: Slot<A, E>, fallback: Entry<A>) => Effect.Effect<A, E | CacheError | Absent | Abandoned>)
+    | undefined
   /** Refreshes a stale key in the background (bounded), unless it is loading already. */
   readonly revalidate: <X, E, R>(
     key: string,
@@ -208,10 +212,12 @@ export const getManyOrLoad = <A, X, E, R>(
         waits.push([slots[j]!, batchedIndices[j]!])
       }
     }
-    yield* Effect.forEach(waits, ([slot, indices]) =>
-      Effect.map(
+    const { waitSoftly } = context
+    yield* Effect.forEach(waits, ([slot, indices]) => {
+      const fallback = waitSoftly === undefined ? undefined : fallbacks.get(slot.full)
+      return Effect.map(
         Effect.catchIf(
-          flights.wait(slot),
+          fallback === undefined ? flights.wait(slot) : waitSoftly!(slot, fallback),
           isRetry,
           // not returned by its batch: not found; abandoned by its last waiter: this read loads it
           (retry): Effect.Effect<A | Absent, E | CacheError, R> =>
@@ -225,6 +231,7 @@ export const getManyOrLoad = <A, X, E, R>(
             results[i] = result
           }
         }
-      ), { concurrency: "unbounded", discard: true })
+      )
+    }, { concurrency: "unbounded", discard: true })
     return results
   })

@@ -18,7 +18,7 @@ import type { BatchLoader } from "./batch.js"
 import type { Entry } from "./envelope.js"
 import { makeCodec } from "./envelope.js"
 import { isRetry, makeFlights } from "./flight.js"
-import type { Slot } from "./flight.js"
+import type { Abandoned, Absent, Slot } from "./flight.js"
 import type { Forker } from "./fork.js"
 import { EXPIRED, FRESH, freshness, STALE } from "./freshness.js"
 import { namespacePrefix } from "./key.js"
@@ -51,6 +51,8 @@ export interface PipelineOptions<A, I> {
   readonly refreshConcurrency: number
   /** When a load fails, answer with the entry kept up to `maxStaleMillis` past its expiry. */
   readonly failSafe: FailSafe | undefined
+  /** A caller holding a value kept by fail-safe waits this long for a load, then gets that value. */
+  readonly softTimeoutMillis: number | undefined
   readonly onStoreError: StoreErrorMode
   readonly loadTimeoutMillis: number | undefined
   readonly tags: ((value: A, key: string) => ReadonlyArray<string>) | undefined
@@ -140,6 +142,7 @@ export const make = <A, I>(
     order.writeLoaded(loaded, (current) => writer.writeLoaded(current.map((l) => [l.key, l.value] as const), elapsed))
   const staleWindow = options.staleWhileRevalidateMillis
   const failSafe = options.failSafe
+  const softTimeout = options.softTimeoutMillis
   // background refreshes queue for a permit inside their flight: a key waiting for one is still
   // in flight, so more stale reads of it join it instead of queueing another
   const refreshPermits = Effect.unsafeMakeSemaphore(options.refreshConcurrency)
@@ -241,8 +244,29 @@ export const make = <A, I>(
   ): Effect.Effect<A, E | CacheError, R> =>
     Effect.flatMap(
       startOrJoin(key, full, arg, load, fallback),
-      (slot) => Effect.catchIf(flights.wait(slot), isRetry, () => loadShared(key, full, arg, load, fallback))
+      (slot) =>
+        Effect.catchIf(
+          fallback === undefined || softTimeout === undefined ? flights.wait(slot) : waitSoftly(slot, fallback),
+          isRetry,
+          () => loadShared(key, full, arg, load, fallback)
+        )
     )
+
+  /**
+   * The soft timeout: a caller holding a value kept by fail-safe waits at most `soft` for the
+   * load, then is answered with that value while the load goes on and fills the cache. A write or
+   * invalidation since the read means waiting for the load after all.
+   */
+  const waitSoftly = <E>(
+    slot: Slot<A, E>,
+    fallback: Entry<A>
+  ): Effect.Effect<A, E | CacheError | Absent | Abandoned> =>
+    Effect.flatMap(flights.waitAtMost(slot, softTimeout!), (done) => {
+      if (done._tag === "Some") return Effect.succeed(done.value)
+      if (slot.superseded || now() >= fallback.staleUntil) return flights.wait(slot)
+      counters.softTimeout()
+      return Effect.succeed(fallback.value)
+    })
 
   // -----------------------------------------------------------------------------------------------
   // reads
@@ -359,7 +383,8 @@ export const make = <A, I>(
         startOrJoin,
         revalidate,
         failSafe: failSafe !== undefined,
-        rescue: rescued
+        rescue: rescued,
+        waitSoftly: softTimeout === undefined ? undefined : waitSoftly
       }, {
         keys,
         args,

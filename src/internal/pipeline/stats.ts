@@ -19,6 +19,7 @@ export interface Counters {
   readonly storeError: () => void
   readonly refreshFailure: () => void
   readonly failSafeServe: () => void
+  readonly softTimeout: () => void
   readonly stats: Effect.Effect<CacheMetrics.Stats>
 }
 
@@ -35,6 +36,7 @@ export const makeCounters = (namespace: string, store: string): Counters => {
   let storeErrors = 0
   let refreshFailures = 0
   let failSafeServes = 0
+  let softTimeouts = 0
   return {
     hits: (n) => {
       hits += n
@@ -79,6 +81,10 @@ export const makeCounters = (namespace: string, store: string): Counters => {
       failSafeServes++
       CacheMetrics.failSafeServes.unsafeUpdate(1, labels)
     },
+    softTimeout: () => {
+      softTimeouts++
+      CacheMetrics.softTimeouts.unsafeUpdate(1, labels)
+    },
     stats: Effect.sync((): CacheMetrics.Stats => {
       const reads = hits + staleHits + misses
       return {
@@ -94,6 +100,7 @@ export const makeCounters = (namespace: string, store: string): Counters => {
         storeErrors,
         refreshFailures,
         failSafeServes,
+        softTimeouts,
         hitRate: reads === 0 ? 0 : (hits + staleHits) / reads
       }
     })
