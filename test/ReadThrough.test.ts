@@ -432,7 +432,7 @@ describe("ReadThrough", () => {
       {
         ttl: "1 minute",
         failSafe: { maxStale: "1 hour", throttle: "1 second" },
-        timeouts: { soft: "5 s", hard: "1 s" }
+        timeouts: { soft: "5 seconds", hard: "1 second" }
       },
       { ttl: "1 minute", loadTimeout: "1 second", timeouts: { hard: "2 seconds" } },
       {}
