@@ -52,6 +52,12 @@ export interface Options<A, I = unknown> {
    * their TTL for this.
    */
   readonly failSafe?: FailSafeOptions | undefined
+  /**
+   * Probabilistic early recompute (XFetch): a fresh read close to expiry refreshes the entry in
+   * the background with probability `exp(−τ / (beta·δ))`, τ the time to expiry and δ the load
+   * time the entry recorded; `beta` > 0 (1 is the paper's default, more recomputes earlier).
+   */
+  readonly earlyRecompute?: { readonly beta: number } | undefined
   /** `"fallback"` (default): store failures are counted and the cache is bypassed. `"fail"`: they fail the call. */
   readonly onStoreError?: "fallback" | "fail" | undefined
   /** Fails a load that takes longer with `CacheError.LoadTimeout` (no timeout by default); `timeouts.hard`'s shorthand. */

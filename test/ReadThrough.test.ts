@@ -429,6 +429,8 @@ describe("ReadThrough", () => {
       { ttl: "1 minute", failSafe: { maxStale: "1 hour", throttle: 0 } },
       { ttl: "1 minute", failSafe: { maxStale: -1, throttle: "1 second" } },
       { ttl: "1 minute", timeouts: { soft: "1 second" } },
+      { ttl: "1 minute", earlyRecompute: { beta: 0 } },
+      { ttl: "1 minute", earlyRecompute: { beta: Number.NaN } },
       {
         ttl: "1 minute",
         failSafe: { maxStale: "1 hour", throttle: "1 second" },

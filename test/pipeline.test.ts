@@ -17,6 +17,7 @@ import {
   LogLevel,
   Metric,
   Option,
+  Random,
   Ref,
   Scheduler,
   Schema,
@@ -30,6 +31,7 @@ import type { CacheError } from "effect-cachekit"
 import * as Redis from "effect-cachekit/Redis"
 import * as RedisStore from "effect-cachekit/RedisStore"
 import * as Testing from "effect-cachekit/testing"
+import { drawEarly, mayRecomputeEarly, recomputesEarly } from "../src/internal/pipeline/freshness.js"
 import { fixture } from "./harness/fixture.js"
 import { redisServer } from "./harness/redis.js"
 import { bytesOnlyStore } from "./utils.js"
@@ -650,6 +652,92 @@ for (const path of readPaths) {
         )
 
         scenario(
+          "early recompute: a fresh read near expiry recomputes in the background exactly when now − δ·β·ln(u) ≥ expiry",
+          () =>
+            Effect.gen(function*() {
+              const calls = yield* Ref.make(0)
+              const beta = 1
+              const cache = yield* strategy.make({
+                namespace: "item",
+                value: Item,
+                // every load takes 10 seconds on the TestClock: δ = 10,000 ms
+                lookup: (id: string) =>
+                  Effect.flatMap(Ref.updateAndGet(calls, (n) => n + 1), (n) =>
+                    Effect.as(Effect.sleep("10 seconds"), item(id, n))),
+                ttl: "1 minute",
+                earlyRecompute: { beta }
+              })
+              const first = yield* Effect.fork(cache.get("k"))
+              yield* settle
+              yield* TestClock.adjust("10 seconds")
+              expect((yield* Fiber.join(first)).n).toBe(1)
+              const expiry = 70_000
+              const delta = 10_000
+              // each read draws u = 1 − next; the decision must equal the formula for that u
+              const cases: ReadonlyArray<readonly [advanceMillis: number, next: number]> = [
+                [0, 0.01], // τ = 60 s, u = 0.99: −ln u = 0.01 < τ/δ = 6
+                [40_000, 0.5], // τ = 20 s, u = 0.5: 0.69 < 2
+                [0, 0.8], // τ = 20 s, u = 0.2: 1.61 < 2
+                [0, 0.9] // τ = 20 s, u = 0.1: 2.30 ≥ 2: recompute
+              ]
+              for (const [advance, next] of cases) {
+                yield* TestClock.adjust(advance)
+                const now = yield* TestClock.currentTimeMillis
+                const before = yield* Ref.get(calls)
+                const read = yield* Effect.withRandom(cache.get("k"), Random.fixed([next]))
+                yield* settle
+                const recomputed = (yield* Ref.get(calls)) > before
+                expect(read.n, "a recompute serves the fresh value").toBe(1)
+                expect(recomputed, `at ${now} with u = ${1 - next}`).toBe(
+                  now - delta * beta * Math.log(1 - next) >= expiry
+                )
+              }
+              expect(yield* Ref.get(calls)).toBe(2)
+              // the recompute ends and fills the cache before the entry expires
+              yield* TestClock.adjust("10 seconds")
+              yield* settleUntil(Effect.map(cache.get("k"), (r) =>
+                r.n === 2))
+            })
+        )
+
+        scenario(
+          "early recompute with single flight: 1,000 reads near expiry start one recompute per cycle",
+          () =>
+            Effect.gen(function*() {
+              const calls = yield* Ref.make(0)
+              const gate = yield* Deferred.make<void>()
+              const cache = yield* strategy.make({
+                namespace: "item",
+                value: Item,
+                lookup: (id: string) =>
+                  Effect.flatMap(
+                    Ref.updateAndGet(calls, (n) => n + 1),
+                    (n) => Effect.as(n === 1 ? Effect.sleep("10 seconds") : Deferred.await(gate), item(id, n))
+                  ),
+                ttl: "1 minute",
+                earlyRecompute: { beta: 1 }
+              })
+              const first = yield* Effect.fork(cache.get("k"))
+              yield* settle
+              yield* TestClock.adjust("10 seconds")
+              yield* Fiber.join(first)
+              yield* TestClock.adjust("59 seconds")
+              // every read draws a u that fires (seeded), and all of them share one recompute
+              const reads = yield* Effect.forEach(
+                Array.from({ length: 1000 }),
+                () => cache.get("k"),
+                { concurrency: "unbounded" }
+              ).pipe(Effect.withRandom(Random.make("early-recompute")))
+              expect(reads.every((r) => r.n === 1)).toBe(true)
+              yield* settle
+              expect(yield* Ref.get(calls)).toBe(2)
+              yield* Deferred.succeed(gate, undefined)
+              yield* settleUntil(Effect.map(cache.get("k"), (r) => r.n === 2))
+              expect(yield* Ref.get(calls)).toBe(2)
+            })
+        )
+
+        scenario(
           "an invalidate during a load leaves the key invalidated: the load's value is not stored",
           () =>
             Effect.gen(function*() {
@@ -1222,4 +1310,34 @@ describe("pipeline: handles sharing a namespace, and races", () => {
       expect(Object.getPrototypeOf(back)).toBe(Object.prototype)
       expect(back).toStrictEqual(value)
     }))
+})
+
+describe("early recompute: the XFetch rule", () => {
+  it.effect("over 10,000 seeded draws per bin, P(recompute at τ) = exp(−τ/(β·δ)) within 2 points", () =>
+    Effect.gen(function*() {
+      const delta = 250
+      const beta = 1.5
+      const expiry = 1_000_000
+      const runs = 10_000
+      for (const ratio of [0.05, 0.25, 0.5, 1, 2, 3, 5]) {
+        const tau = ratio * beta * delta
+        let fired = 0
+        for (let i = 0; i < runs; i++) {
+          if (yield* drawEarly(expiry - tau, expiry, delta, beta)) fired++
+        }
+        const expected = Math.exp(-tau / (beta * delta))
+        expect(Math.abs(fired / runs - expected), `τ = ${ratio}·β·δ: ${fired / runs} vs ${expected}`).toBeLessThan(0.02)
+      }
+    }).pipe(Effect.withRandom(Random.make(20150831))))
+
+  it("never fires, and draws nothing, further than 37·β·δ from expiry", () => {
+    const delta = 100
+    const beta = 2
+    const entry = { freshUntil: 1_000_000, loadTime: delta } as Parameters<typeof mayRecomputeEarly>[0]
+    expect(mayRecomputeEarly(entry, 1_000_000 - 37 * beta * delta - 1, beta)).toBe(false)
+    expect(mayRecomputeEarly(entry, 1_000_000 - 37 * beta * delta, beta)).toBe(true)
+    // the smallest u a draw gives (2⁻⁵³) does not reach past the bound
+    expect(recomputesEarly(1_000_000 - 37 * beta * delta, 1_000_000, delta, beta, 2 ** -53)).toBe(false)
+    expect(recomputesEarly(1_000_000 - 36 * beta * delta, 1_000_000, delta, beta, 2 ** -53)).toBe(true)
+  })
 })

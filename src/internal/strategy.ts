@@ -51,6 +51,13 @@ export const resolve = <A, I>(component: string, options: Cache.Options<A, I>): 
   if (failSafe !== undefined) {
     check(typeof failSafe === "object" && failSafe !== null, component, "failSafe", "failSafe must be an object")
   }
+  const beta = options.earlyRecompute?.beta
+  check(
+    options.earlyRecompute === undefined || (typeof beta === "number" && Number.isFinite(beta) && beta > 0),
+    component,
+    "earlyRecompute.beta",
+    `earlyRecompute.beta must be a finite number > 0, got ${String(beta)}`
+  )
   const timeouts = options.timeouts
   check(
     timeouts === undefined || options.loadTimeout === undefined,
@@ -93,6 +100,7 @@ export const resolve = <A, I>(component: string, options: Cache.Options<A, I>): 
     onStoreError,
     loadTimeoutMillis: hardMillis,
     softTimeoutMillis: softMillis,
+    earlyRecomputeBeta: beta,
     tags: options.tags
   }
 }
@@ -119,7 +127,8 @@ const sameOptions = <A, I>(a: Pipeline.PipelineOptions<A, I>, b: Pipeline.Pipeli
   a.refreshConcurrency === b.refreshConcurrency &&
   a.failSafe?.maxStaleMillis === b.failSafe?.maxStaleMillis &&
   a.failSafe?.throttleMillis === b.failSafe?.throttleMillis && a.onStoreError === b.onStoreError &&
-  a.loadTimeoutMillis === b.loadTimeoutMillis && a.softTimeoutMillis === b.softTimeoutMillis && a.tags === b.tags
+  a.loadTimeoutMillis === b.loadTimeoutMillis && a.softTimeoutMillis === b.softTimeoutMillis &&
+  a.earlyRecomputeBeta === b.earlyRecomputeBeta && a.tags === b.tags
 
 const forkers = new WeakMap<CacheStoreNs.Service, Pipeline.Forker>()
 

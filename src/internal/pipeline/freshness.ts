@@ -3,6 +3,8 @@
  * never state shared between fibers, so a decision stays right whatever runs between it and the
  * code that acts on it.
  */
+import * as Effect from "effect/Effect"
+import * as Random from "effect/Random"
 import type { Entry } from "./envelope.js"
 
 /** Fresh: served as a hit. @internal */
@@ -45,3 +47,36 @@ export const lifetime = (
   const freshUntil = ttl === undefined ? Infinity : now + ttl
   return { freshUntil, staleUntil: freshUntil + staleWindow }
 }
+
+/**
+ * Early recompute (XFetch: Vattani, Chierichetti and Lowenstein, "Optimal Probabilistic Cache
+ * Stampede Prevention", VLDB 2015): a read at `now` of a fresh entry that expires at `expiry`,
+ * whose load took `delta` millis, recomputes it early when `now − delta·beta·ln(u) ≥ expiry`,
+ * for `u` uniform in (0, 1]. The probability at a time to expiry τ is `exp(−τ / (beta·delta))`.
+ * @internal
+ */
+export const recomputesEarly = (now: number, expiry: number, delta: number, beta: number, u: number): boolean =>
+  now - delta * beta * Math.log(u) >= expiry
+
+/** The smallest `u` drawn: `Random.next` has 53 bits, so `1 − next` is 0 or at least 2⁻⁵³. */
+const MIN_U = 2 ** -53
+
+/**
+ * How far from expiry, in units of `delta·beta`, the rule can fire at all: `u ≥ 2⁻⁵³`, so
+ * `−ln(u) ≤ 53·ln 2 ≈ 36.74 < 37`. A read further from expiry than `37·delta·beta` cannot recompute
+ * early and draws nothing: the bound is exact, not an approximation (at 37 the probability would be
+ * e⁻³⁷ ≈ 10⁻¹⁶ anyway).
+ * @internal
+ */
+export const EARLY_REACH = 37
+
+/** Whether a fresh entry is close enough to its expiry for the rule to fire (no draw otherwise). @internal */
+export const mayRecomputeEarly = (entry: Entry<unknown>, now: number, beta: number): boolean =>
+  entry.freshUntil - now <= entry.loadTime * beta * EARLY_REACH
+
+/**
+ * Draws `u` from Effect's `Random` (`1 − next`, in (0, 1]) and decides with `recomputesEarly`.
+ * @internal
+ */
+export const drawEarly = (now: number, expiry: number, delta: number, beta: number): Effect.Effect<boolean> =>
+  Effect.map(Random.next, (next) => recomputesEarly(now, expiry, delta, beta, Math.max(MIN_U, 1 - next)))

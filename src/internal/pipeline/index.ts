@@ -20,7 +20,7 @@ import { makeCodec } from "./envelope.js"
 import { isRetry, makeFlights } from "./flight.js"
 import type { Abandoned, Absent, Slot } from "./flight.js"
 import type { Forker } from "./fork.js"
-import { EXPIRED, FRESH, freshness, STALE } from "./freshness.js"
+import { drawEarly, EXPIRED, FRESH, freshness, mayRecomputeEarly, STALE } from "./freshness.js"
 import { namespacePrefix } from "./key.js"
 import { keyOrderOf } from "./keyOrder.js"
 import type { Superseding } from "./keyOrder.js"
@@ -51,6 +51,8 @@ export interface PipelineOptions<A, I> {
   readonly refreshConcurrency: number
   /** When a load fails, answer with the entry kept up to `maxStaleMillis` past its expiry. */
   readonly failSafe: FailSafe | undefined
+  /** XFetch's β: fresh reads close to expiry recompute early, with probability exp(−τ/(β·δ)). */
+  readonly earlyRecomputeBeta: number | undefined
   /** A caller holding a value kept by fail-safe waits this long for a load, then gets that value. */
   readonly softTimeoutMillis: number | undefined
   readonly onStoreError: StoreErrorMode
@@ -143,6 +145,7 @@ export const make = <A, I>(
   const staleWindow = options.staleWhileRevalidateMillis
   const failSafe = options.failSafe
   const softTimeout = options.softTimeoutMillis
+  const beta = options.earlyRecomputeBeta
   // background refreshes queue for a permit inside their flight: a key waiting for one is still
   // in flight, so more stale reads of it join it instead of queueing another
   const refreshPermits = Effect.unsafeMakeSemaphore(options.refreshConcurrency)
@@ -284,6 +287,17 @@ export const make = <A, I>(
       const found = freshness(entry, t, staleWindow)
       if (found === FRESH) {
         counters.hits(1)
+        if (beta !== undefined && mayRecomputeEarly(entry, t, beta)) {
+          // close to expiry: XFetch decides whether this read recomputes in the background
+          const early = Effect.flatMap(
+            drawEarly(t, entry.freshUntil, entry.loadTime, beta),
+            (recompute) =>
+              recompute
+                ? Effect.as(revalidate(request.key, full, request.arg, request.load, entry), entry.value)
+                : Effect.succeed(entry.value)
+          )
+          return isTraced ? Effect.zipRight(annotateOutcome("hit"), early) : early
+        }
         return isTraced ? Effect.as(annotateOutcome("hit"), entry.value) : Effect.succeed(entry.value)
       }
       if (found === STALE) {
