@@ -40,12 +40,62 @@ export interface Options<A, I = unknown> {
   readonly ttl: Ttl.Input<A>
   /** For how long after it goes stale an entry is still served while one background load refreshes it. */
   readonly staleWhileRevalidate?: Duration.DurationInput | undefined
+  /**
+   * Most background refreshes (stale-while-revalidate) of this cache running at once; more wait
+   * their turn while the stale value is served. An integer ≥ 1, 16 by default.
+   */
+  readonly refreshConcurrency?: number | undefined
+  /**
+   * When the loader fails (its own error or `LoadTimeout`) and an entry at most `maxStale` past its
+   * expiry exists, return that value instead of the error (logged and counted), and keep it for
+   * `throttle` before the loader is tried again. Entries stay in the store for `maxStale` after
+   * their TTL for this.
+   */
+  readonly failSafe?: FailSafeOptions | undefined
+  /**
+   * Probabilistic early recompute (XFetch): a fresh read close to expiry refreshes the entry in
+   * the background with probability `exp(−τ / (beta·δ))`, τ the time to expiry and δ the load
+   * time the entry recorded; `beta` > 0 (1 is the paper's default, more recomputes earlier).
+   */
+  readonly earlyRecompute?: { readonly beta: number } | undefined
   /** `"fallback"` (default): store failures are counted and the cache is bypassed. `"fail"`: they fail the call. */
   readonly onStoreError?: "fallback" | "fail" | undefined
-  /** Fails a load that takes longer with `CacheError.LoadTimeout` (no timeout by default). */
+  /** Fails a load that takes longer with `CacheError.LoadTimeout` (no timeout by default); `timeouts.hard`'s shorthand. */
   readonly loadTimeout?: Duration.DurationInput | undefined
+  /**
+   * `soft`: a caller holding a value kept by `failSafe` waits this long for a load, then gets that
+   * value while the load goes on and fills the cache (needs `failSafe`). `hard`: a load that takes
+   * longer fails with `CacheError.LoadTimeout` (as `loadTimeout`). For `get` and `getMany` alike.
+   */
+  readonly timeouts?: TimeoutOptions | undefined
   /** Tags recorded with each entry. Nothing reads them yet: invalidation by tag is not built. */
   readonly tags?: ((value: A, key: string) => ReadonlyArray<string>) | undefined
+}
+
+/**
+ * Options of fail-safe (`Cache.Options.failSafe`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface FailSafeOptions {
+  /** How long past its expiry an entry may still answer a failed load (`Duration.infinity`: always). */
+  readonly maxStale: Duration.DurationInput
+  /** How long the value is served, fresh, after a failed load before the loader is tried again. */
+  readonly throttle: Duration.DurationInput
+}
+
+/**
+ * Options of the load timeouts (`Cache.Options.timeouts`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TimeoutOptions {
+  /** After this, a caller holding a kept value gets it; the load goes on in the background. */
+  readonly soft?: Duration.DurationInput | undefined
+  /** After this, the load fails with `LoadTimeout` (or fail-safe answers it). */
+  readonly hard?: Duration.DurationInput | undefined
 }
 
 /**

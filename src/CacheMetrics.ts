@@ -107,6 +107,41 @@ export const storeErrors = Metric.counter(internal.names.storeErrors, {
 })
 
 /**
+ * Background refreshes (stale-while-revalidate, early recompute) that failed: the entry they were
+ * refreshing stays as it was, and the failure is logged and counted here, never raised.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const refreshFailures = Metric.counter(internal.names.refreshFailures, {
+  description: "Background refreshes that failed (the entry was kept)",
+  incremental: true
+})
+
+/**
+ * Loader failures answered with a value kept past its expiry by `failSafe` (the error is logged).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const failSafeServes = Metric.counter(internal.names.failSafeServes, {
+  description: "Loader failures answered with a value kept by failSafe",
+  incremental: true
+})
+
+/**
+ * Reads answered with a value kept by `failSafe` because the load passed the soft timeout (the
+ * load went on in the background).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const softTimeouts = Metric.counter(internal.names.softTimeouts, {
+  description: "Reads answered with a kept value after the soft timeout",
+  incremental: true
+})
+
+/**
  * Entries evicted by a bounded store to make room.
  *
  * @since 0.1.0
@@ -166,6 +201,12 @@ export interface Stats {
   readonly decodeFailures: number
   readonly encodeFailures: number
   readonly storeErrors: number
+  /** Background refreshes that failed; the entry they refreshed was kept. */
+  readonly refreshFailures: number
+  /** Loader failures answered with a value kept by `failSafe`. */
+  readonly failSafeServes: number
+  /** Reads answered with a kept value after the soft timeout, while the load went on. */
+  readonly softTimeouts: number
   /** (hits + stale hits) / reads, 0 when nothing was read. */
   readonly hitRate: number
 }

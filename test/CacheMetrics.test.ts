@@ -37,6 +37,9 @@ describe("CacheMetrics", () => {
         decodeFailures: 0,
         encodeFailures: 0,
         storeErrors: 0,
+        refreshFailures: 0,
+        failSafeServes: 0,
+        softTimeouts: 0,
         hitRate: 0.5
       })
       expect(yield* values.stats).toEqual(snap)

@@ -424,6 +424,19 @@ describe("ReadThrough", () => {
       { ttl: "1 minute", staleWhileRevalidate: 0 },
       { ttl: "1 minute", loadTimeout: "-3 seconds" },
       { ttl: "1 minute", onStoreError: "explode" },
+      { ttl: "1 minute", refreshConcurrency: 0 },
+      { ttl: "1 minute", refreshConcurrency: 2.5 },
+      { ttl: "1 minute", failSafe: { maxStale: "1 hour", throttle: 0 } },
+      { ttl: "1 minute", failSafe: { maxStale: -1, throttle: "1 second" } },
+      { ttl: "1 minute", timeouts: { soft: "1 second" } },
+      { ttl: "1 minute", earlyRecompute: { beta: 0 } },
+      { ttl: "1 minute", earlyRecompute: { beta: Number.NaN } },
+      {
+        ttl: "1 minute",
+        failSafe: { maxStale: "1 hour", throttle: "1 second" },
+        timeouts: { soft: "5 seconds", hard: "1 second" }
+      },
+      { ttl: "1 minute", loadTimeout: "1 second", timeouts: { hard: "2 seconds" } },
       {}
     ]
     for (const extra of bad) {

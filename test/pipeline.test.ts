@@ -13,8 +13,11 @@ import {
   Exit,
   Fiber,
   Layer,
+  Logger,
+  LogLevel,
   Metric,
   Option,
+  Random,
   Ref,
   Scheduler,
   Schema,
@@ -28,6 +31,7 @@ import type { CacheError } from "effect-cachekit"
 import * as Redis from "effect-cachekit/Redis"
 import * as RedisStore from "effect-cachekit/RedisStore"
 import * as Testing from "effect-cachekit/testing"
+import { drawEarly, mayRecomputeEarly, recomputesEarly } from "../src/internal/pipeline/freshness.js"
 import { fixture } from "./harness/fixture.js"
 import { redisServer } from "./harness/redis.js"
 import { bytesOnlyStore } from "./utils.js"
@@ -63,6 +67,7 @@ interface Handle<K, A, E> {
   readonly refresh?: (key: K) => Effect.Effect<A, E | CacheError.CacheError>
   readonly clear?: Effect.Effect<number, CacheError.CacheError>
   readonly getMany?: (keys: ReadonlyArray<K>) => Effect.Effect<Array<Option.Option<A>>, E | CacheError.CacheError>
+  readonly stats: Effect.Effect<CacheMetrics.Stats>
 }
 
 interface HandleOptions<A, I, E> extends Cache.Options<A, I> {
@@ -85,7 +90,8 @@ const strategies: ReadonlyArray<Strategy> = [
       Effect.map(CacheAside.make(options), (aside) => ({
         get: (key: string) => aside.getOrLoad(key, options.lookup(key)),
         invalidate: aside.invalidate,
-        clear: aside.clear
+        clear: aside.clear,
+        stats: aside.stats
       }))
   },
   {
@@ -99,7 +105,8 @@ const strategies: ReadonlyArray<Strategy> = [
             Effect.provideService(CacheStore.CacheStore, store)
           ),
         invalidate: (key: string) =>
-          Effect.provideService(Cache.cached({ ...options, key }).invalidate, CacheStore.CacheStore, store)
+          Effect.provideService(Cache.cached({ ...options, key }).invalidate, CacheStore.CacheStore, store),
+        stats: Effect.provideService(Cache.cached({ ...options, key: "" }).stats, CacheStore.CacheStore, store)
       }))
   }
 ]
@@ -143,6 +150,23 @@ const gated = Effect.gen(function*() {
     Ref.update(calls, (n) => n + 1).pipe(Effect.zipRight(Deferred.await(gate)), Effect.as(item(id)))
   return { calls, lookup, open: Deferred.succeed(gate, undefined) }
 })
+
+/** A logger that keeps the messages logged at warning level or above. */
+const capturingLogger = () => {
+  const warnings: Array<string> = []
+  const logger = Logger.make(({ logLevel, message }) => {
+    if (LogLevel.greaterThanEqual(logLevel, LogLevel.Warning)) {
+      warnings.push((Array.isArray(message) ? message : [message]).map(String).join(" "))
+    }
+  })
+  return { warnings, layer: Logger.replace(Logger.defaultLogger, logger) }
+}
+
+/** Runs forked work until `done` holds, letting fibers and the store answer between checks. */
+const settleUntil = <E>(done: Effect.Effect<boolean, E>) =>
+  Effect.gen(function*() {
+    while (!(yield* done)) yield* settle
+  })
 
 /**
  * Lets forked fibers run until they wait on something, then makes one round trip to the store in
@@ -325,6 +349,391 @@ for (const path of readPaths) {
               yield* settle
               expect((yield* cache.get("k")).n).toBe(2)
               expect(yield* Ref.get(version)).toBe(2)
+            })
+        )
+
+        scenario(
+          "1,000 concurrent stale reads are all served the stale value and start exactly one refresh",
+          () =>
+            Effect.gen(function*() {
+              const version = yield* Ref.make(0)
+              const gate = yield* Deferred.make<void>()
+              const cache = yield* strategy.make({
+                namespace: "item",
+                value: Item,
+                lookup: (id: string) =>
+                  Ref.updateAndGet(version, (n) => n + 1).pipe(
+                    Effect.tap((n) => n > 1 ? Deferred.await(gate) : Effect.void),
+                    Effect.map((n) => item(id, n))
+                  ),
+                ttl: "1 minute",
+                staleWhileRevalidate: "1 minute"
+              })
+              yield* cache.get("k")
+              yield* TestClock.adjust("90 seconds")
+              const results = yield* Effect.forEach(Array.from({ length: 1000 }), () => cache.get("k"), {
+                concurrency: "unbounded"
+              })
+              expect(results.filter((r) => r.n === 1).length).toBe(1000)
+              yield* settle
+              expect(yield* Ref.get(version)).toBe(2)
+              yield* Deferred.succeed(gate, undefined)
+              yield* settleUntil(Effect.map(cache.get("k"), (r) => r.n === 2))
+              expect(yield* Ref.get(version)).toBe(2)
+            })
+        )
+
+        // 10,000 keys in process; 1,000 over the real Redis, where each key costs round trips
+        const massExpiry = path.name.includes("redis") ? 1_000 : 10_000
+        scenario(
+          `${
+            massExpiry.toLocaleString("en")
+          } keys going stale at once never run more refreshes at a time than refreshConcurrency`,
+          () =>
+            Effect.gen(function*() {
+              const keys = Array.from({ length: massExpiry }, (_, i) => `k${i}`)
+              const refreshing = yield* Ref.make(false)
+              const running = yield* Ref.make(0)
+              const peak = yield* Ref.make(0)
+              const refreshed = yield* Ref.make(0)
+              const gate = yield* Deferred.make<void>()
+              const cache = yield* strategy.make({
+                namespace: "item",
+                value: Item,
+                lookup: (id: string) =>
+                  Effect.gen(function*() {
+                    if (!(yield* Ref.get(refreshing))) return item(id, 0)
+                    const now = yield* Ref.updateAndGet(running, (n) => n + 1)
+                    yield* Ref.update(peak, (p) => Math.max(p, now))
+                    yield* Deferred.await(gate)
+                    yield* Ref.update(running, (n) => n - 1)
+                    yield* Ref.update(refreshed, (n) => n + 1)
+                    return item(id, 1)
+                  }),
+                ttl: "1 minute",
+                staleWhileRevalidate: "10 minutes",
+                refreshConcurrency: 8
+              })
+              yield* Effect.forEach(keys, cache.get, { concurrency: 64, discard: true })
+              yield* Ref.set(refreshing, true)
+              yield* TestClock.adjust("2 minutes")
+              const stale = yield* Effect.forEach(keys, cache.get, { concurrency: 64 })
+              expect(stale.every((r) => r.n === 0)).toBe(true)
+              // the bound is reached and held: 8 loads run, the other refreshes wait for a permit
+              yield* settleUntil(Effect.map(Ref.get(running), (n) => n >= 8))
+              yield* settle
+              expect(yield* Ref.get(running)).toBe(8)
+              yield* Deferred.succeed(gate, undefined)
+              yield* settleUntil(Effect.map(Ref.get(refreshed), (n) => n === keys.length))
+              expect(yield* Ref.get(peak)).toBe(8)
+              yield* settle
+              const fresh = yield* Effect.forEach(keys, cache.get, { concurrency: 64 })
+              expect(fresh.every((r) => r.n === 1)).toBe(true)
+            })
+        )
+
+        scenario(
+          "a failing refresh keeps the stale value: logged and counted, never raised",
+          () =>
+            Effect.gen(function*() {
+              const calls = yield* Ref.make(0)
+              const { layer, warnings } = capturingLogger()
+              const cache = yield* strategy.make({
+                namespace: "item",
+                value: Item,
+                lookup: (id: string) =>
+                  Effect.flatMap(
+                    Ref.updateAndGet(calls, (n) => n + 1),
+                    (n) => n === 1 ? Effect.succeed(item(id, 1)) : Effect.fail(new NotFound({ id }))
+                  ),
+                ttl: "1 minute",
+                staleWhileRevalidate: "10 minutes"
+              })
+              yield* cache.get("k")
+              yield* TestClock.adjust("2 minutes")
+              const stale = yield* cache.get("k").pipe(Effect.provide(layer))
+              expect(stale.n).toBe(1)
+              yield* settleUntil(Effect.map(cache.stats, (s) => s.refreshFailures === 1))
+              expect(yield* Ref.get(calls)).toBe(2)
+              expect(warnings.some((w) => w.includes("background refresh failed"))).toBe(true)
+              // the entry is untouched: still served stale, and the next read tries again
+              expect((yield* cache.get("k")).n).toBe(1)
+              yield* settleUntil(Effect.map(cache.stats, (s) => s.refreshFailures === 2))
+              expect(yield* Ref.get(calls)).toBe(3)
+            })
+        )
+
+        // Cache.cached has no scope of its own: its refreshes belong to the store's (tested below)
+        if (strategy.name !== "Cache.cached") {
+          scenario(
+            "closing the cache's scope interrupts its refreshes, running and queued",
+            () =>
+              Effect.gen(function*() {
+                const scope = yield* Scope.make()
+                const store = yield* Scope.extend(path.store, scope)
+                const calls = yield* Ref.make(0)
+                const started = yield* Deferred.make<void>()
+                const interrupted = yield* Deferred.make<void>()
+                const cache = yield* strategy.make({
+                  namespace: "item",
+                  value: Item,
+                  lookup: (id: string) =>
+                    Effect.flatMap(
+                      Ref.updateAndGet(calls, (n) => n + 1),
+                      (n) =>
+                        n <= 2 ? Effect.succeed(item(id)) : Deferred.succeed(started, undefined).pipe(
+                          Effect.zipRight(Effect.never),
+                          Effect.onInterrupt(() => Deferred.succeed(interrupted, undefined)),
+                          Effect.as(item(id))
+                        )
+                    ),
+                  ttl: "1 minute",
+                  staleWhileRevalidate: "10 minutes",
+                  refreshConcurrency: 1
+                }).pipe(Scope.extend(scope), Effect.provideService(CacheStore.CacheStore, store))
+                yield* cache.get("a")
+                yield* cache.get("b")
+                yield* TestClock.adjust("2 minutes")
+                yield* cache.get("a")
+                yield* cache.get("b")
+                yield* Deferred.await(started)
+                yield* Scope.close(scope, Exit.void)
+                yield* Deferred.await(interrupted)
+                yield* settle
+                // the refresh of b, queued behind a's, never ran
+                expect(yield* Ref.get(calls)).toBe(3)
+              })
+          )
+        }
+
+        /** A lookup that counts its calls and fails with NotFound while `failing` holds. */
+        const switchable = Effect.gen(function*() {
+          const calls = yield* Ref.make(0)
+          const failing = yield* Ref.make(false)
+          const lookup = (id: string) =>
+            Effect.flatMap(Ref.updateAndGet(calls, (n) => n + 1), (n) =>
+              Effect.flatMap(
+                Ref.get(failing),
+                (fail): Effect.Effect<Item, NotFound> =>
+                  fail ? Effect.fail(new NotFound({ id })) : Effect.succeed(item(id, n))
+              ))
+          return { calls, failing, lookup }
+        })
+
+        scenario(
+          "fail-safe: a failing loader is answered with the value kept past its expiry, then throttled",
+          () =>
+            Effect.gen(function*() {
+              const { calls, failing, lookup } = yield* switchable
+              const { layer, warnings } = capturingLogger()
+              const cache = yield* strategy.make({
+                namespace: "item",
+                value: Item,
+                lookup,
+                ttl: "1 minute",
+                failSafe: { maxStale: "1 hour", throttle: "30 seconds" }
+              })
+              expect((yield* cache.get("k")).n).toBe(1)
+              yield* TestClock.adjust("2 minutes")
+              yield* Ref.set(failing, true)
+              // expired, the loader fails: the kept value answers, the error is logged and counted
+              expect((yield* Effect.provide(cache.get("k"), layer)).n).toBe(1)
+              expect(yield* Ref.get(calls)).toBe(2)
+              expect((yield* cache.stats).failSafeServes).toBe(1)
+              expect(warnings.some((w) => w.includes("failSafe kept"))).toBe(true)
+              yield* settle
+              // throttled: served for 30 seconds without trying the loader
+              expect((yield* cache.get("k")).n).toBe(1)
+              yield* TestClock.adjust("29 seconds")
+              expect((yield* cache.get("k")).n).toBe(1)
+              expect(yield* Ref.get(calls)).toBe(2)
+              yield* TestClock.adjust("2 seconds")
+              expect((yield* cache.get("k")).n).toBe(1)
+              expect(yield* Ref.get(calls)).toBe(3)
+              // the loader recovers after the next throttle: a fresh value again
+              yield* Ref.set(failing, false)
+              yield* settle
+              yield* TestClock.adjust("31 seconds")
+              expect((yield* cache.get("k")).n).toBe(4)
+              expect((yield* cache.stats).failSafeServes).toBe(2)
+            })
+        )
+
+        scenario(
+          "fail-safe never serves a value past maxStale: the loader's error passes through",
+          () =>
+            Effect.gen(function*() {
+              const { failing, lookup } = yield* switchable
+              const cache = yield* strategy.make({
+                namespace: "item",
+                value: Item,
+                lookup,
+                ttl: "1 minute",
+                failSafe: { maxStale: "5 minutes", throttle: "30 seconds" }
+              })
+              yield* cache.get("k")
+              yield* Ref.set(failing, true)
+              yield* TestClock.adjust("5 minutes")
+              expect((yield* cache.get("k")).n).toBe(1)
+              // throttled up to the end of maxStale, never past it
+              yield* TestClock.adjust("2 minutes")
+              expect(yield* Effect.flip(cache.get("k"))).toBeInstanceOf(NotFound)
+            })
+        )
+
+        scenario("fail-safe never serves a value older than an invalidation", () =>
+          Effect.gen(function*() {
+            const { failing, lookup } = yield* switchable
+            const cache = yield* strategy.make({
+              namespace: "item",
+              value: Item,
+              lookup,
+              ttl: "1 minute",
+              failSafe: { maxStale: "1 hour", throttle: "30 seconds" }
+            })
+            yield* cache.get("k")
+            yield* TestClock.adjust("2 minutes")
+            yield* Ref.set(failing, true)
+            yield* cache.invalidate!("k")
+            expect(yield* Effect.flip(cache.get("k"))).toBeInstanceOf(NotFound)
+          }))
+
+        scenario(
+          "soft timeout: past soft, a caller holding a kept value gets it while the load goes on and fills the cache",
+          () =>
+            Effect.gen(function*() {
+              const calls = yield* Ref.make(0)
+              const cache = yield* strategy.make({
+                namespace: "item",
+                value: Item,
+                lookup: (id: string) =>
+                  Effect.flatMap(
+                    Ref.updateAndGet(calls, (n) => n + 1),
+                    (n) => n === 1 ? Effect.succeed(item(id, n)) : Effect.as(Effect.sleep("10 seconds"), item(id, n))
+                  ),
+                ttl: "1 minute",
+                failSafe: { maxStale: "1 hour", throttle: "30 seconds" },
+                timeouts: { soft: "1 second", hard: "1 minute" }
+              })
+              yield* cache.get("k")
+              yield* TestClock.adjust("2 minutes")
+              const reader = yield* Effect.fork(cache.get("k"))
+              yield* settle
+              yield* TestClock.adjust("1 second")
+              expect((yield* Fiber.join(reader)).n).toBe(1)
+              expect((yield* cache.stats).softTimeouts).toBe(1)
+              // the load went on without its caller, and fills the cache when it ends
+              yield* TestClock.adjust("9 seconds")
+              yield* settleUntil(Effect.map(cache.get("k"), (r) => r.n === 2))
+              expect(yield* Ref.get(calls)).toBe(2)
+            })
+        )
+
+        scenario(
+          "hard timeout: past hard, LoadTimeout; a cold key has no kept value to serve",
+          () =>
+            Effect.gen(function*() {
+              const cache = yield* strategy.make({
+                namespace: "item",
+                value: Item,
+                lookup: () => Effect.never,
+                ttl: "1 minute",
+                failSafe: { maxStale: "1 hour", throttle: "30 seconds" },
+                timeouts: { soft: "1 second", hard: "5 seconds" }
+              })
+              const cold = yield* Effect.fork(Effect.flip(cache.get("cold")))
+              yield* settle
+              yield* TestClock.adjust("1 second")
+              yield* settle
+              expect(cold.unsafePoll()).toBe(null)
+              yield* TestClock.adjust("4 seconds")
+              expect((yield* Fiber.join(cold))._tag).toBe("LoadTimeout")
+            })
+        )
+
+        scenario(
+          "early recompute: a fresh read near expiry recomputes in the background exactly when now − δ·β·ln(u) ≥ expiry",
+          () =>
+            Effect.gen(function*() {
+              const calls = yield* Ref.make(0)
+              const beta = 1
+              const cache = yield* strategy.make({
+                namespace: "item",
+                value: Item,
+                // every load takes 10 seconds on the TestClock: δ = 10,000 ms
+                lookup: (id: string) =>
+                  Effect.flatMap(Ref.updateAndGet(calls, (n) => n + 1), (n) =>
+                    Effect.as(Effect.sleep("10 seconds"), item(id, n))),
+                ttl: "1 minute",
+                earlyRecompute: { beta }
+              })
+              const first = yield* Effect.fork(cache.get("k"))
+              yield* settle
+              yield* TestClock.adjust("10 seconds")
+              expect((yield* Fiber.join(first)).n).toBe(1)
+              const expiry = 70_000
+              const delta = 10_000
+              // each read draws u = 1 − next; the decision must equal the formula for that u
+              const cases: ReadonlyArray<readonly [advanceMillis: number, next: number]> = [
+                [0, 0.01], // τ = 60 s, u = 0.99: −ln u = 0.01 < τ/δ = 6
+                [40_000, 0.5], // τ = 20 s, u = 0.5: 0.69 < 2
+                [0, 0.8], // τ = 20 s, u = 0.2: 1.61 < 2
+                [0, 0.9] // τ = 20 s, u = 0.1: 2.30 ≥ 2: recompute
+              ]
+              for (const [advance, next] of cases) {
+                yield* TestClock.adjust(advance)
+                const now = yield* TestClock.currentTimeMillis
+                const before = yield* Ref.get(calls)
+                const read = yield* Effect.withRandom(cache.get("k"), Random.fixed([next]))
+                yield* settle
+                const recomputed = (yield* Ref.get(calls)) > before
+                expect(read.n, "a recompute serves the fresh value").toBe(1)
+                expect(recomputed, `at ${now} with u = ${1 - next}`).toBe(
+                  now - delta * beta * Math.log(1 - next) >= expiry
+                )
+              }
+              expect(yield* Ref.get(calls)).toBe(2)
+              // the recompute ends and fills the cache before the entry expires
+              yield* TestClock.adjust("10 seconds")
+              yield* settleUntil(Effect.map(cache.get("k"), (r) =>
+                r.n === 2))
+            })
+        )
+
+        scenario(
+          "early recompute with single flight: 1,000 reads near expiry start one recompute per cycle",
+          () =>
+            Effect.gen(function*() {
+              const calls = yield* Ref.make(0)
+              const gate = yield* Deferred.make<void>()
+              const cache = yield* strategy.make({
+                namespace: "item",
+                value: Item,
+                lookup: (id: string) =>
+                  Effect.flatMap(
+                    Ref.updateAndGet(calls, (n) => n + 1),
+                    (n) => Effect.as(n === 1 ? Effect.sleep("10 seconds") : Deferred.await(gate), item(id, n))
+                  ),
+                ttl: "1 minute",
+                earlyRecompute: { beta: 1 }
+              })
+              const first = yield* Effect.fork(cache.get("k"))
+              yield* settle
+              yield* TestClock.adjust("10 seconds")
+              yield* Fiber.join(first)
+              yield* TestClock.adjust("59 seconds")
+              // every read draws a u that fires (seeded), and all of them share one recompute
+              const reads = yield* Effect.forEach(
+                Array.from({ length: 1000 }),
+                () => cache.get("k"),
+                { concurrency: "unbounded" }
+              ).pipe(Effect.withRandom(Random.make("early-recompute")))
+              expect(reads.every((r) => r.n === 1)).toBe(true)
+              yield* settle
+              expect(yield* Ref.get(calls)).toBe(2)
+              yield* Deferred.succeed(gate, undefined)
+              yield* settleUntil(Effect.map(cache.get("k"), (r) => r.n === 2))
+              expect(yield* Ref.get(calls)).toBe(2)
             })
         )
 
@@ -517,6 +926,71 @@ for (const path of readPaths) {
                 expect((yield* Ref.get(batches)).length).toBe(1)
               })
           )
+
+          scenario(
+            "fail-safe answers a failed lookupMany with each key's kept value; keys without one fail",
+            () =>
+              Effect.gen(function*() {
+                const failing = yield* Ref.make(false)
+                const cache = yield* strategy.make({
+                  namespace: "item",
+                  value: Item,
+                  lookup: (id: string) => Effect.succeed(item(id)),
+                  lookupMany: (ids) =>
+                    Effect.flatMap(
+                      Ref.get(failing),
+                      (fail) =>
+                        fail
+                          ? Effect.fail(new NotFound({ id: ids.join(",") }))
+                          : Effect.succeed(ids.map((id) => [id, item(id, 1)] as const))
+                    ),
+                  ttl: "1 minute",
+                  failSafe: { maxStale: "1 hour", throttle: "30 seconds" }
+                })
+                yield* cache.getMany!(["a", "b"])
+                yield* TestClock.adjust("2 minutes")
+                yield* Ref.set(failing, true)
+                expect(yield* cache.getMany!(["a", "b"])).toEqual([
+                  Option.some(item("a", 1)),
+                  Option.some(item("b", 1))
+                ])
+                expect((yield* cache.stats).failSafeServes).toBe(2)
+                expect(yield* Effect.flip(cache.getMany!(["a", "c"]))).toBeInstanceOf(NotFound)
+              })
+          )
+
+          scenario("soft and hard timeouts apply to lookupMany as to lookup", () =>
+            Effect.gen(function*() {
+              const batches = yield* Ref.make(0)
+              const cache = yield* strategy.make({
+                namespace: "item",
+                value: Item,
+                lookup: () => Effect.never,
+                lookupMany: (ids) =>
+                  Effect.flatMap(
+                    Ref.updateAndGet(batches, (n) => n + 1),
+                    (n) =>
+                      Effect.as(
+                        n === 1 ? Effect.void : Effect.sleep("10 seconds"),
+                        ids.map((id) => [id, item(id, n)] as const)
+                      )
+                  ),
+                ttl: "1 minute",
+                failSafe: { maxStale: "1 hour", throttle: "30 seconds" },
+                timeouts: { soft: "1 second", hard: "1 minute" }
+              })
+              yield* cache.getMany!(["a", "b"])
+              yield* TestClock.adjust("2 minutes")
+              const soft = yield* Effect.fork(cache.getMany!(["a", "b"]))
+              yield* settle
+              yield* TestClock.adjust("1 second")
+              expect(yield* Fiber.join(soft)).toEqual([Option.some(item("a", 1)), Option.some(item("b", 1))])
+              yield* TestClock.adjust("9 seconds")
+              yield* settleUntil(
+                Effect.map(cache.getMany!(["a", "b"]), (r) => r.every((o) => Option.getOrThrow(o).n === 2))
+              )
+              expect(yield* Ref.get(batches)).toBe(2)
+            }))
 
           scenario("loadTimeout bounds lookupMany as it bounds lookup", () =>
             Effect.gen(function*() {
@@ -836,4 +1310,34 @@ describe("pipeline: handles sharing a namespace, and races", () => {
       expect(Object.getPrototypeOf(back)).toBe(Object.prototype)
       expect(back).toStrictEqual(value)
     }))
+})
+
+describe("early recompute: the XFetch rule", () => {
+  it.effect("over 10,000 seeded draws per bin, P(recompute at τ) = exp(−τ/(β·δ)) within 2 points", () =>
+    Effect.gen(function*() {
+      const delta = 250
+      const beta = 1.5
+      const expiry = 1_000_000
+      const runs = 10_000
+      for (const ratio of [0.05, 0.25, 0.5, 1, 2, 3, 5]) {
+        const tau = ratio * beta * delta
+        let fired = 0
+        for (let i = 0; i < runs; i++) {
+          if (yield* drawEarly(expiry - tau, expiry, delta, beta)) fired++
+        }
+        const expected = Math.exp(-tau / (beta * delta))
+        expect(Math.abs(fired / runs - expected), `τ = ${ratio}·β·δ: ${fired / runs} vs ${expected}`).toBeLessThan(0.02)
+      }
+    }).pipe(Effect.withRandom(Random.make(20150831))))
+
+  it("never fires, and draws nothing, further than 37·β·δ from expiry", () => {
+    const delta = 100
+    const beta = 2
+    const entry = { freshUntil: 1_000_000, loadTime: delta } as Parameters<typeof mayRecomputeEarly>[0]
+    expect(mayRecomputeEarly(entry, 1_000_000 - 37 * beta * delta - 1, beta)).toBe(false)
+    expect(mayRecomputeEarly(entry, 1_000_000 - 37 * beta * delta, beta)).toBe(true)
+    // the smallest u a draw gives (2⁻⁵³) does not reach past the bound
+    expect(recomputesEarly(1_000_000 - 37 * beta * delta, 1_000_000, delta, beta, 2 ** -53)).toBe(false)
+    expect(recomputesEarly(1_000_000 - 36 * beta * delta, 1_000_000, delta, beta, 2 ** -53)).toBe(true)
+  })
 })

@@ -27,7 +27,8 @@ export const bytesOnlyStore = Effect.map(MemoryStore.make(), (inner) =>
     deleteMany: inner.deleteMany,
     expire: inner.expire,
     clear: inner.clear,
-    keys: inner.keys
+    keys: inner.keys,
+    scope: inner.scope
   }))
 
 /**

@@ -19,6 +19,9 @@ export const names = {
   decodeFailures: "effect_cachekit_decode_failures_total",
   encodeFailures: "effect_cachekit_encode_failures_total",
   storeErrors: "effect_cachekit_store_errors_total",
+  refreshFailures: "effect_cachekit_refresh_failures_total",
+  failSafeServes: "effect_cachekit_fail_safe_serves_total",
+  softTimeouts: "effect_cachekit_soft_timeouts_total",
   evictions: "effect_cachekit_evictions_total",
   entries: "effect_cachekit_entries",
   bytes: "effect_cachekit_bytes",
@@ -35,6 +38,9 @@ export type NamespaceField =
   | "decodeFailures"
   | "encodeFailures"
   | "storeErrors"
+  | "refreshFailures"
+  | "failSafeServes"
+  | "softTimeouts"
 
 /** The metrics tagged `store` alone. @internal */
 export type StoreField = "evictions" | "entries" | "bytes"
@@ -51,7 +57,10 @@ export const namespaceFields: ReadonlyMap<string, NamespaceField> = fieldsOf<Nam
   "loadFailures",
   "decodeFailures",
   "encodeFailures",
-  "storeErrors"
+  "storeErrors",
+  "refreshFailures",
+  "failSafeServes",
+  "softTimeouts"
 ])
 
 /** @internal */

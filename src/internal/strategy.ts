@@ -4,9 +4,16 @@ import type * as Scope from "effect/Scope"
 import type * as Cache from "../Cache.js"
 import { CacheStore } from "../CacheStore.js"
 import type * as CacheStoreNs from "../CacheStore.js"
-import { check, duration } from "./options.js"
+import { check, duration, optionalInteger } from "./options.js"
 import * as Pipeline from "./pipeline/index.js"
 import { fromInput } from "./ttl.js"
+
+/**
+ * Background refreshes of one cache running at once when `refreshConcurrency` is not given: enough
+ * to keep a busy cache fresh, few enough that a mass expiry does not turn into a burst of loads.
+ * @internal
+ */
+export const DEFAULT_REFRESH_CONCURRENCY = 16
 
 /**
  * Validates the options every strategy shares; throws `InvalidOptions` on nonsense, before any
@@ -39,6 +46,44 @@ export const resolve = <A, I>(component: string, options: Cache.Options<A, I>): 
     "onStoreError",
     `onStoreError must be "fallback" or "fail", got ${String(onStoreError)}`
   )
+  optionalInteger(component, "refreshConcurrency", options.refreshConcurrency, 1)
+  const failSafe = options.failSafe
+  if (failSafe !== undefined) {
+    check(typeof failSafe === "object" && failSafe !== null, component, "failSafe", "failSafe must be an object")
+  }
+  const beta = options.earlyRecompute?.beta
+  check(
+    options.earlyRecompute === undefined || (typeof beta === "number" && Number.isFinite(beta) && beta > 0),
+    component,
+    "earlyRecompute.beta",
+    `earlyRecompute.beta must be a finite number > 0, got ${String(beta)}`
+  )
+  const timeouts = options.timeouts
+  check(
+    timeouts === undefined || options.loadTimeout === undefined,
+    component,
+    "loadTimeout",
+    "loadTimeout is timeouts.hard's shorthand: give one of them"
+  )
+  const hard = timeouts?.hard ?? options.loadTimeout
+  const hardMillis = hard === undefined
+    ? undefined
+    : Duration.toMillis(duration(component, timeouts?.hard === undefined ? "loadTimeout" : "timeouts.hard", hard))
+  const softMillis = timeouts?.soft === undefined
+    ? undefined
+    : Duration.toMillis(duration(component, "timeouts.soft", timeouts.soft))
+  check(
+    softMillis === undefined || failSafe !== undefined,
+    component,
+    "timeouts.soft",
+    "timeouts.soft answers with the value failSafe keeps: it needs failSafe"
+  )
+  check(
+    softMillis === undefined || hardMillis === undefined || softMillis < hardMillis,
+    component,
+    "timeouts.soft",
+    "timeouts.soft must be shorter than timeouts.hard"
+  )
   return {
     namespace: options.namespace,
     schema: options.value,
@@ -47,10 +92,15 @@ export const resolve = <A, I>(component: string, options: Cache.Options<A, I>): 
     staleWhileRevalidateMillis: options.staleWhileRevalidate === undefined
       ? 0
       : Duration.toMillis(duration(component, "staleWhileRevalidate", options.staleWhileRevalidate)),
+    refreshConcurrency: options.refreshConcurrency ?? DEFAULT_REFRESH_CONCURRENCY,
+    failSafe: failSafe === undefined ? undefined : {
+      maxStaleMillis: Duration.toMillis(duration(component, "failSafe.maxStale", failSafe.maxStale, true)),
+      throttleMillis: Duration.toMillis(duration(component, "failSafe.throttle", failSafe.throttle))
+    },
     onStoreError,
-    loadTimeoutMillis: options.loadTimeout === undefined
-      ? undefined
-      : Duration.toMillis(duration(component, "loadTimeout", options.loadTimeout)),
+    loadTimeoutMillis: hardMillis,
+    softTimeoutMillis: softMillis,
+    earlyRecomputeBeta: beta,
     tags: options.tags
   }
 }
@@ -73,8 +123,12 @@ const sameOptions = <A, I>(a: Pipeline.PipelineOptions<A, I>, b: Pipeline.Pipeli
   (a.ttl === b.ttl ||
     (a.ttl !== undefined && b.ttl !== undefined && a.ttl._tag === "Fixed" && b.ttl._tag === "Fixed" &&
       a.ttl.nominalMillis === b.ttl.nominalMillis)) &&
-  a.staleWhileRevalidateMillis === b.staleWhileRevalidateMillis && a.onStoreError === b.onStoreError &&
-  a.loadTimeoutMillis === b.loadTimeoutMillis && a.tags === b.tags
+  a.staleWhileRevalidateMillis === b.staleWhileRevalidateMillis &&
+  a.refreshConcurrency === b.refreshConcurrency &&
+  a.failSafe?.maxStaleMillis === b.failSafe?.maxStaleMillis &&
+  a.failSafe?.throttleMillis === b.failSafe?.throttleMillis && a.onStoreError === b.onStoreError &&
+  a.loadTimeoutMillis === b.loadTimeoutMillis && a.softTimeoutMillis === b.softTimeoutMillis &&
+  a.earlyRecomputeBeta === b.earlyRecomputeBeta && a.tags === b.tags
 
 const forkers = new WeakMap<CacheStoreNs.Service, Pipeline.Forker>()
 

@@ -10,7 +10,8 @@ import * as Option from "effect/Option"
 import { BatchMismatch } from "../../CacheError.js"
 import type { CacheError } from "../../CacheError.js"
 import type * as CacheStore from "../../CacheStore.js"
-import type { Flights, Slot, SlotExit } from "./flight.js"
+import type { Entry } from "./envelope.js"
+import type { Abandoned, Flights, Slot, SlotExit } from "./flight.js"
 import { Absent, absent, isRetry } from "./flight.js"
 import { EXPIRED, freshness, STALE } from "./freshness.js"
 import type { Superseding } from "./keyOrder.js"
@@ -34,6 +35,8 @@ export interface BatchContext<A> {
   readonly store: CacheStore.Service
   readonly fullKey: (key: string) => string
   readonly now: () => number
+  /** The stale-while-revalidate window, millis. */
+  readonly staleWindow: number
   readonly counters: Counters
   readonly onStoreFailure: OnStoreFailure
   readonly reader: Reader<A>
@@ -55,8 +58,29 @@ export interface BatchContext<A> {
     key: string,
     full: string,
     arg: X,
-    load: Loader<X, A, E, R>
+    load: Loader<X, A, E, R>,
+    fallback?: Entry<A>
   ) => Effect.Effect<Slot<A, E>, never, R>
+  /** Whether fail-safe is on: a failed load answers with an entry kept past its expiry. */
+  readonly failSafe: boolean
+  /** Fail-safe's answer to a failed load of a key whose caller read `fallback`. */
+  readonly rescue: <E, R>(
+    slot: Slot<A, E>,
+    fallback: Entry<A> | undefined,
+    loading: Effect.Effect<A, E | CacheError, R>
+  ) => Effect.Effect<A, E | CacheError, R>
+  /** The soft timeout's wait for a key whose caller holds a kept value (no soft timeout: undefined). */
+  readonly waitSoftly:
+    | (<E>(slot: Slot<A, E>, fallback: Entry<A>) => Effect.Effect<A, E | CacheError | Absent | Abandoned>)
+    | undefined
+  /** Refreshes a stale key in the background (bounded), unless it is loading already. */
+  readonly revalidate: <X, E, R>(
+    key: string,
+    full: string,
+    arg: X,
+    load: Loader<X, A, E, R>,
+    entry: Entry<A>
+  ) => Effect.Effect<void, never, R>
 }
 
 /** One batch read. @internal */
@@ -108,6 +132,9 @@ export const getManyOrLoad = <A, X, E, R>(
     // the indices that share each distinct missing key
     const missing = new Map<string, Array<number>>()
     const stale: Array<number> = []
+    const staleEntries: Array<Entry<A>> = []
+    // entries kept past their stale window by fail-safe, by store key: what a failed load answers with
+    const fallbacks = new Map<string, Entry<A>>()
     const t = context.now()
     let freshHits = 0
     for (let i = 0; i < keys.length; i++) {
@@ -115,13 +142,16 @@ export const getManyOrLoad = <A, X, E, R>(
       const entry = found !== undefined && found._tag === "Some"
         ? reader.entryOf(keys[i]!, fulls[i]!, found.value)
         : undefined
-      const kind = entry === undefined ? EXPIRED : freshness(entry, t)
+      const kind = entry === undefined ? EXPIRED : freshness(entry, t, context.staleWindow)
       if (kind !== EXPIRED) {
         results[i] = Option.some(entry!.value)
-        if (kind === STALE) stale.push(i)
-        else freshHits++
+        if (kind === STALE) {
+          stale.push(i)
+          staleEntries.push(entry!)
+        } else freshHits++
         continue
       }
+      if (context.failSafe && entry !== undefined && t < entry.staleUntil) fallbacks.set(fulls[i]!, entry)
       const same = missing.get(fulls[i]!)
       if (same === undefined) missing.set(fulls[i]!, [i])
       else same.push(i)
@@ -131,7 +161,10 @@ export const getManyOrLoad = <A, X, E, R>(
     if (stale.length > 0) counters.staleHits(stale.length)
     if (freshHits + stale.length < keys.length) counters.misses(keys.length - freshHits - stale.length)
     yield* reader.flushDrops
-    for (const i of stale) yield* context.startOrJoin(keys[i]!, fulls[i]!, args[i]!, loadOne)
+    for (let j = 0; j < stale.length; j++) {
+      const i = stale[j]!
+      yield* context.revalidate(keys[i]!, fulls[i]!, args[i]!, loadOne, staleEntries[j]!)
+    }
     if (missing.size === 0) return results
 
     const waits: Array<readonly [Slot<A, E>, ReadonlyArray<number>]> = []
@@ -142,7 +175,7 @@ export const getManyOrLoad = <A, X, E, R>(
       const existing = flights.current<E>(full)
       if (existing !== undefined) waits.push([existing, indices])
       else if (loadMany === undefined) {
-        waits.push([yield* context.startOrJoin(keys[i]!, full, args[i]!, loadOne), indices])
+        waits.push([yield* context.startOrJoin(keys[i]!, full, args[i]!, loadOne, fallbacks.get(full)), indices])
       } else {
         batched.push([keys[i]!, full])
         batchedIndices.push(indices)
@@ -165,18 +198,26 @@ export const getManyOrLoad = <A, X, E, R>(
             })
         ).pipe(
           Effect.exit,
-          Effect.map((exit): ReadonlyArray<SlotExit<A, E>> =>
+          Effect.flatMap((exit): Effect.Effect<ReadonlyArray<SlotExit<A, E>>> =>
             Exit.isSuccess(exit)
-              ? exit.value.map((value) => value === absent ? Exit.fail(absent) : Exit.succeed(value as A))
-              : slots.map(() => exit as Exit.Exit<never, E | CacheError>)
+              ? Effect.succeed(
+                exit.value.map((value) => value === absent ? Exit.fail(absent) : Exit.succeed(value as A))
+              )
+              // fail-safe answers each key that has a kept entry with it; the others fail
+              : Effect.forEach(slots, (slot) =>
+                Effect.exit(context.rescue(slot, fallbacks.get(slot.full), exit as Exit.Exit<never, E | CacheError>)))
           )
         ))
-      for (let j = 0; j < slots.length; j++) waits.push([slots[j]!, batchedIndices[j]!])
+      for (let j = 0; j < slots.length; j++) {
+        waits.push([slots[j]!, batchedIndices[j]!])
+      }
     }
-    yield* Effect.forEach(waits, ([slot, indices]) =>
-      Effect.map(
+    const { waitSoftly } = context
+    yield* Effect.forEach(waits, ([slot, indices]) => {
+      const fallback = waitSoftly === undefined ? undefined : fallbacks.get(slot.full)
+      return Effect.map(
         Effect.catchIf(
-          flights.wait(slot),
+          fallback === undefined ? flights.wait(slot) : waitSoftly!(slot, fallback),
           isRetry,
           // not returned by its batch: not found; abandoned by its last waiter: this read loads it
           (retry): Effect.Effect<A | Absent, E | CacheError, R> =>
@@ -186,8 +227,11 @@ export const getManyOrLoad = <A, X, E, R>(
         ),
         (value) => {
           const result = value === absent ? Option.none<A>() : Option.some(value as A)
-          for (const i of indices) results[i] = result
+          for (const i of indices) {
+            results[i] = result
+          }
         }
-      ), { concurrency: "unbounded", discard: true })
+      )
+    }, { concurrency: "unbounded", discard: true })
     return results
   })

@@ -14,10 +14,13 @@
  * - a flight whose fiber is interrupted before it started (its scope closed) tells its waiters so.
  */
 import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
+import { identity } from "effect/Function"
+import type * as Option from "effect/Option"
 import type { CacheError } from "../../CacheError.js"
 import type { Forker } from "./fork.js"
 import type { KeyOrder } from "./keyOrder.js"
@@ -89,6 +92,14 @@ export interface Flights<A> {
   ) => Effect.Effect<ReadonlyArray<Slot<A, E>>, never, R>
   /** Waits on a slot; the last waiter to be interrupted abandons the flight. */
   readonly wait: <E>(slot: Slot<A, E>) => Effect.Effect<A, E | CacheError | Absent | Abandoned>
+  /**
+   * Waits on a slot for at most `millis`: none when the time ran out first. The flight goes on
+   * (and stores its value) when its waiters stop waiting so; only interrupted waiters abandon it.
+   */
+  readonly waitAtMost: <E>(
+    slot: Slot<A, E>,
+    millis: number
+  ) => Effect.Effect<Option.Option<A>, E | CacheError | Absent | Abandoned>
 }
 
 /** @internal */
@@ -163,11 +174,17 @@ export const makeFlights = <A>(fork: Forker, order: KeyOrder): Flights<A> => {
     return Fiber.interruptFork(flight.fiber!)
   }
 
-  const wait = <E>(slot: Slot<A, E>): Effect.Effect<A, E | CacheError | Absent | Abandoned> =>
+  /** Waits on a slot through `awaiting`; the last waiter to be interrupted abandons the flight. */
+  const waiting = <E, B>(
+    slot: Slot<A, E>,
+    awaiting: (
+      outcome: Effect.Effect<A, E | CacheError | Absent | Abandoned>
+    ) => Effect.Effect<B, E | CacheError | Absent | Abandoned>
+  ): Effect.Effect<B, E | CacheError | Absent | Abandoned> =>
     Effect.suspend(() => {
       const flight = slot.flight
       flight.waiters++
-      return Effect.onExit(Deferred.await(slot.deferred), (exit) => {
+      return Effect.onExit(awaiting(Deferred.await(slot.deferred)), (exit) => {
         flight.waiters--
         if (
           flight.waiters === 0 && Exit.isInterrupted(exit) && flight.fiber !== undefined &&
@@ -179,12 +196,22 @@ export const makeFlights = <A>(fork: Forker, order: KeyOrder): Flights<A> => {
       })
     })
 
+  const wait = <E>(slot: Slot<A, E>): Effect.Effect<A, E | CacheError | Absent | Abandoned> => waiting(slot, identity)
+
+  // a waiter that stops waiting on time is not interrupted: the load goes on without it
+  const waitAtMost = <E>(
+    slot: Slot<A, E>,
+    millis: number
+  ): Effect.Effect<Option.Option<A>, E | CacheError | Absent | Abandoned> =>
+    waiting(slot, (outcome) => Effect.timeoutOption(outcome, Duration.millis(millis)))
+
   return {
     current: <E>(full: string) => {
       const slot = inflight.get(full)
       return slot === undefined || slot.superseded ? undefined : slot as Slot<A, E>
     },
     start,
-    wait
+    wait,
+    waitAtMost
   }
 }

@@ -3,6 +3,7 @@
  * read (the hot path) → freshness (pure decisions) → flight (single flight) → load (the loader
  * stack) → write (envelope and store writes), with counters, the store-failure policy and spans.
  */
+import * as Cause from "effect/Cause"
 import type * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -17,9 +18,9 @@ import type { BatchLoader } from "./batch.js"
 import type { Entry } from "./envelope.js"
 import { makeCodec } from "./envelope.js"
 import { isRetry, makeFlights } from "./flight.js"
-import type { Slot } from "./flight.js"
+import type { Abandoned, Absent, Slot } from "./flight.js"
 import type { Forker } from "./fork.js"
-import { EXPIRED, FRESH, freshness, STALE } from "./freshness.js"
+import { drawEarly, EXPIRED, FRESH, freshness, mayRecomputeEarly, STALE } from "./freshness.js"
 import { namespacePrefix } from "./key.js"
 import { keyOrderOf } from "./keyOrder.js"
 import type { Superseding } from "./keyOrder.js"
@@ -46,9 +47,23 @@ export interface PipelineOptions<A, I> {
   readonly schemaVersion: string | number | undefined
   readonly ttl: TtlPolicy<A> | undefined
   readonly staleWhileRevalidateMillis: number
+  /** Most background refreshes (stale-while-revalidate, early recompute) running at once. */
+  readonly refreshConcurrency: number
+  /** When a load fails, answer with the entry kept up to `maxStaleMillis` past its expiry. */
+  readonly failSafe: FailSafe | undefined
+  /** XFetch's β: fresh reads close to expiry recompute early, with probability exp(−τ/(β·δ)). */
+  readonly earlyRecomputeBeta: number | undefined
+  /** A caller holding a value kept by fail-safe waits this long for a load, then gets that value. */
+  readonly softTimeoutMillis: number | undefined
   readonly onStoreError: StoreErrorMode
   readonly loadTimeoutMillis: number | undefined
   readonly tags: ((value: A, key: string) => ReadonlyArray<string>) | undefined
+}
+
+/** @internal */
+export interface FailSafe {
+  readonly maxStaleMillis: number
+  readonly throttleMillis: number
 }
 
 /** @internal */
@@ -105,7 +120,8 @@ export const make = <A, I>(
     fullKey,
     now,
     ttl: options.ttl,
-    staleWindowMillis: options.staleWhileRevalidateMillis,
+    // fail-safe keeps entries in the store past the stale window, for as long as it may serve them
+    staleWindowMillis: Math.max(options.staleWhileRevalidateMillis, options.failSafe?.maxStaleMillis ?? 0),
     tags: options.tags,
     counters,
     onStoreFailure
@@ -126,29 +142,99 @@ export const make = <A, I>(
     elapsed: number
   ): Effect.Effect<void, CacheError> =>
     order.writeLoaded(loaded, (current) => writer.writeLoaded(current.map((l) => [l.key, l.value] as const), elapsed))
+  const staleWindow = options.staleWhileRevalidateMillis
+  const failSafe = options.failSafe
+  const softTimeout = options.softTimeoutMillis
+  const beta = options.earlyRecomputeBeta
+  // background refreshes queue for a permit inside their flight: a key waiting for one is still
+  // in flight, so more stale reads of it join it instead of queueing another
+  const refreshPermits = Effect.unsafeMakeSemaphore(options.refreshConcurrency)
 
   // -----------------------------------------------------------------------------------------------
   // single loads
 
-  /** Starts the load of one key, or joins the one under way. */
+  /**
+   * Starts the load of one key, or joins the one under way. `fallback` is the entry the caller
+   * read past its stale window, which fail-safe may answer a failed load with.
+   */
   const startOrJoin = <X, E, R>(
     key: string,
     full: string,
     arg: X,
-    load: Loader<X, A, E, R>
+    load: Loader<X, A, E, R>,
+    fallback?: Entry<A>
   ): Effect.Effect<Slot<A, E>, never, R> =>
     Effect.suspend(() => {
       const existing = flights.current<E>(full)
       if (existing !== undefined) return Effect.succeed(existing)
       return Effect.map(
         flights.start<E, R>([[key, full]], ([slot]) =>
-          runLoad(
-            [key],
-            Effect.suspend(() => load(arg)),
-            (value, elapsed) => Effect.as(storeLoaded([{ load: slot!, key, value }], elapsed), value)
-          ).pipe(Effect.exit, Effect.map((exit) => [exit]))),
+          rescued(slot!, fallback, loadKey(slot!, arg, load)).pipe(
+            Effect.exit,
+            Effect.map((exit) => [exit])
+          )),
         (slots) => slots[0]!
       )
+    })
+
+  /**
+   * Fail-safe: a load that fails while the caller holds an entry kept past its expiry (and no
+   * write or invalidation came since) answers with that entry's value, logs and counts the error,
+   * and keeps the entry fresh for `throttle` so the loader is not tried again before then.
+   */
+  const rescued = <E, R>(
+    slot: Slot<A, E>,
+    fallback: Entry<A> | undefined,
+    loading: Effect.Effect<A, E | CacheError, R>
+  ): Effect.Effect<A, E | CacheError, R> =>
+    failSafe === undefined || fallback === undefined ? loading : Effect.catchAll(loading, (error) => {
+      const t = now()
+      if (slot.superseded || t >= fallback.staleUntil) return Effect.fail(error)
+      counters.failSafeServe()
+      return Effect.logWarning("a load failed; serving the value failSafe kept past its expiry").pipe(
+        Effect.annotateLogs({ namespace, key: slot.key, error: String(error) }),
+        Effect.zipRight(writer.keep(slot.key, fallback, Math.min(t + failSafe.throttleMillis, fallback.staleUntil))),
+        Effect.ignore,
+        Effect.as(fallback.value)
+      )
+    })
+
+  /** The load of one key's flight: the loader stack, then the write unless a write superseded it. */
+  const loadKey = <X, E, R>(slot: Slot<A, E>, arg: X, load: Loader<X, A, E, R>) =>
+    runLoad(
+      [slot.key],
+      Effect.suspend(() => load(arg)),
+      (value, elapsed) => Effect.as(storeLoaded([{ load: slot, key: slot.key, value }], elapsed), value)
+    )
+
+  /**
+   * Refreshes one key in the background unless it is loading already: the refresh holds one of
+   * the `refreshConcurrency` permits while it loads, and a failure leaves the entry as it was
+   * (logged and counted; a caller that joined the refresh hears of it).
+   */
+  const revalidate = <X, E, R>(
+    key: string,
+    full: string,
+    arg: X,
+    load: Loader<X, A, E, R>,
+    entry: Entry<A>
+  ): Effect.Effect<void, never, R> =>
+    Effect.suspend(() => {
+      if (flights.current(full) !== undefined) return Effect.void
+      return flights.start<E, R>([[key, full]], ([slot]) =>
+        refreshPermits.withPermits(1)(loadKey(slot!, arg, load)).pipe(
+          Effect.tapErrorCause((cause) =>
+            Cause.isInterruptedOnly(cause) ? Effect.void : Effect.zipRight(
+              Effect.sync(counters.refreshFailure),
+              Effect.logWarning("a background refresh failed; the entry is kept as it was", cause).pipe(
+                Effect.annotateLogs({ namespace, key })
+              )
+            )
+          ),
+          (refreshing) => rescued(slot!, entry, refreshing),
+          Effect.exit,
+          Effect.map((exit) => [exit])
+        ))
     })
 
   /** Loads one key through the single flight; a batch that did not return it hands it back here. */
@@ -156,12 +242,34 @@ export const make = <A, I>(
     key: string,
     full: string,
     arg: X,
-    load: Loader<X, A, E, R>
+    load: Loader<X, A, E, R>,
+    fallback?: Entry<A>
   ): Effect.Effect<A, E | CacheError, R> =>
     Effect.flatMap(
-      startOrJoin(key, full, arg, load),
-      (slot) => Effect.catchIf(flights.wait(slot), isRetry, () => loadShared(key, full, arg, load))
+      startOrJoin(key, full, arg, load, fallback),
+      (slot) =>
+        Effect.catchIf(
+          fallback === undefined || softTimeout === undefined ? flights.wait(slot) : waitSoftly(slot, fallback),
+          isRetry,
+          () => loadShared(key, full, arg, load, fallback)
+        )
     )
+
+  /**
+   * The soft timeout: a caller holding a value kept by fail-safe waits at most `soft` for the
+   * load, then is answered with that value while the load goes on and fills the cache. A write or
+   * invalidation since the read means waiting for the load after all.
+   */
+  const waitSoftly = <E>(
+    slot: Slot<A, E>,
+    fallback: Entry<A>
+  ): Effect.Effect<A, E | CacheError | Absent | Abandoned> =>
+    Effect.flatMap(flights.waitAtMost(slot, softTimeout!), (done) => {
+      if (done._tag === "Some") return Effect.succeed(done.value)
+      if (slot.superseded || now() >= fallback.staleUntil) return flights.wait(slot)
+      counters.softTimeout()
+      return Effect.succeed(fallback.value)
+    })
 
   // -----------------------------------------------------------------------------------------------
   // reads
@@ -173,20 +281,34 @@ export const make = <A, I>(
     entry: Entry<A> | undefined,
     isTraced: boolean
   ): Effect.Effect<A, E | CacheError, R> => {
+    let fallback: Entry<A> | undefined
     if (entry !== undefined) {
-      const found = freshness(entry, now())
+      const t = now()
+      const found = freshness(entry, t, staleWindow)
       if (found === FRESH) {
         counters.hits(1)
+        if (beta !== undefined && mayRecomputeEarly(entry, t, beta)) {
+          // close to expiry: XFetch decides whether this read recomputes in the background
+          const early = Effect.flatMap(
+            drawEarly(t, entry.freshUntil, entry.loadTime, beta),
+            (recompute) =>
+              recompute
+                ? Effect.as(revalidate(request.key, full, request.arg, request.load, entry), entry.value)
+                : Effect.succeed(entry.value)
+          )
+          return isTraced ? Effect.zipRight(annotateOutcome("hit"), early) : early
+        }
         return isTraced ? Effect.as(annotateOutcome("hit"), entry.value) : Effect.succeed(entry.value)
       }
       if (found === STALE) {
         counters.staleHits(1)
-        const refresh = Effect.as(startOrJoin(request.key, full, request.arg, request.load), entry.value)
+        const refresh = Effect.as(revalidate(request.key, full, request.arg, request.load, entry), entry.value)
         return isTraced ? Effect.zipRight(annotateOutcome("stale"), refresh) : refresh
       }
+      if (failSafe !== undefined && t < entry.staleUntil) fallback = entry
     }
     counters.misses(1)
-    const miss = Effect.zipRight(reader.flushDrops, loadShared(request.key, full, request.arg, request.load))
+    const miss = Effect.zipRight(reader.flushDrops, loadShared(request.key, full, request.arg, request.load, fallback))
     return isTraced ? Effect.zipRight(annotateOutcome("miss"), miss) : miss
   }
   const readOrLoad = reader.reading("cachekit.get", decide)
@@ -201,7 +323,7 @@ export const make = <A, I>(
     isTraced
   ): Effect.Effect<Option.Option<A>> => {
     if (entry !== undefined) {
-      const found = freshness(entry, now())
+      const found = freshness(entry, now(), staleWindow)
       if (found !== EXPIRED) {
         if (found === FRESH) counters.hits(1)
         else counters.staleHits(1)
@@ -264,6 +386,7 @@ export const make = <A, I>(
         store,
         fullKey,
         now,
+        staleWindow,
         counters,
         onStoreFailure,
         reader,
@@ -271,7 +394,11 @@ export const make = <A, I>(
         storeLoaded,
         loadShared,
         runLoad,
-        startOrJoin
+        startOrJoin,
+        revalidate,
+        failSafe: failSafe !== undefined,
+        rescue: rescued,
+        waitSoftly: softTimeout === undefined ? undefined : waitSoftly
       }, {
         keys,
         args,

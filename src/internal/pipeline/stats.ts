@@ -17,6 +17,9 @@ export interface Counters {
   readonly decodeFailure: () => void
   readonly encodeFailure: () => void
   readonly storeError: () => void
+  readonly refreshFailure: () => void
+  readonly failSafeServe: () => void
+  readonly softTimeout: () => void
   readonly stats: Effect.Effect<CacheMetrics.Stats>
 }
 
@@ -31,6 +34,9 @@ export const makeCounters = (namespace: string, store: string): Counters => {
   let decodeFailures = 0
   let encodeFailures = 0
   let storeErrors = 0
+  let refreshFailures = 0
+  let failSafeServes = 0
+  let softTimeouts = 0
   return {
     hits: (n) => {
       hits += n
@@ -67,6 +73,18 @@ export const makeCounters = (namespace: string, store: string): Counters => {
       storeErrors++
       CacheMetrics.storeErrors.unsafeUpdate(1, labels)
     },
+    refreshFailure: () => {
+      refreshFailures++
+      CacheMetrics.refreshFailures.unsafeUpdate(1, labels)
+    },
+    failSafeServe: () => {
+      failSafeServes++
+      CacheMetrics.failSafeServes.unsafeUpdate(1, labels)
+    },
+    softTimeout: () => {
+      softTimeouts++
+      CacheMetrics.softTimeouts.unsafeUpdate(1, labels)
+    },
     stats: Effect.sync((): CacheMetrics.Stats => {
       const reads = hits + staleHits + misses
       return {
@@ -80,6 +98,9 @@ export const makeCounters = (namespace: string, store: string): Counters => {
         decodeFailures,
         encodeFailures,
         storeErrors,
+        refreshFailures,
+        failSafeServes,
+        softTimeouts,
         hitRate: reads === 0 ? 0 : (hits + staleHits) / reads
       }
     })

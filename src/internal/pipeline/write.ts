@@ -8,6 +8,7 @@ import * as Either from "effect/Either"
 import { EncodeError } from "../../CacheError.js"
 import type { CacheError, StoreFailure } from "../../CacheError.js"
 import type * as CacheStore from "../../CacheStore.js"
+import { SizeHint } from "../store.js"
 import type { TtlPolicy } from "../ttl.js"
 import type { Codec } from "./envelope.js"
 import { Entry } from "./envelope.js"
@@ -43,6 +44,11 @@ export interface Writer<A> {
   ) => Effect.Effect<void, CacheError>
   /** An explicit write: a value that does not encode fails it, store failures follow the policy. */
   readonly write: (key: string, value: A) => Effect.Effect<void, CacheError>
+  /**
+   * Writes an entry back unchanged but for its `freshUntil` (fail-safe's throttle), stored until
+   * its own `staleUntil`; never fails.
+   */
+  readonly keep: (key: string, entry: Entry<A>, freshUntil: number) => Effect.Effect<void, CacheError>
 }
 
 /** @internal */
@@ -135,5 +141,31 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
         )
     )
 
-  return { writeLoaded, write }
+  const keep = (key: string, entry: Entry<A>, freshUntil: number): Effect.Effect<void, CacheError> =>
+    Effect.suspend(() => {
+      const ttl = entry.staleUntil - now()
+      if (!(ttl > 0)) return Effect.void
+      const kept = new Entry(
+        entry.value,
+        entry.createdAt,
+        freshUntil,
+        entry.staleUntil,
+        entry.loadTime,
+        entry.tags,
+        entry.fingerprint,
+        entry[SizeHint]
+      )
+      let stored: CacheStore.Value = kept
+      if (!live) {
+        const encoded = codec.encode(entry.value)
+        if (Either.isLeft(encoded)) return Effect.void
+        stored = codec.toBytes(kept, encoded.right)
+      }
+      return Effect.catchAll(
+        store.set(options.fullKey(key), stored, ttl === Infinity ? undefined : Math.max(1, Math.ceil(ttl))),
+        (error) => onStoreFailure("write", error, undefined)
+      )
+    })
+
+  return { writeLoaded, write, keep }
 }
