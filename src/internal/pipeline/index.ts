@@ -3,7 +3,6 @@
  * read (the hot path) → freshness (pure decisions) → flight (single flight) → load (the loader
  * stack) → write (envelope and store writes), with counters, the store-failure policy and spans.
  */
-import * as Cause from "effect/Cause"
 import type * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -17,8 +16,7 @@ import { getManyOrLoad } from "./batch.js"
 import type { BatchLoader } from "./batch.js"
 import type { Entry } from "./envelope.js"
 import { makeCodec } from "./envelope.js"
-import { isRetry, makeFlights } from "./flight.js"
-import type { Abandoned, Absent, Slot } from "./flight.js"
+import { makeFlights } from "./flight.js"
 import type { Forker } from "./fork.js"
 import { drawEarly, EXPIRED, FRESH, freshness, mayRecomputeEarly, STALE } from "./freshness.js"
 import { namespacePrefix } from "./key.js"
@@ -27,6 +25,7 @@ import type { Superseding } from "./keyOrder.js"
 import { makeRunLoad } from "./load.js"
 import { makeReader, Request } from "./read.js"
 import type { Loader } from "./read.js"
+import { makeSingleLoads } from "./single.js"
 import { makeCounters } from "./stats.js"
 import { makeOnStoreFailure } from "./storeErrors.js"
 import type { StoreErrorMode } from "./storeErrors.js"
@@ -150,126 +149,18 @@ export const make = <A, I>(
   // in flight, so more stale reads of it join it instead of queueing another
   const refreshPermits = Effect.unsafeMakeSemaphore(options.refreshConcurrency)
 
-  // -----------------------------------------------------------------------------------------------
-  // single loads
-
-  /**
-   * Starts the load of one key, or joins the one under way. `fallback` is the entry the caller
-   * read past its stale window, which fail-safe may answer a failed load with.
-   */
-  const startOrJoin = <X, E, R>(
-    key: string,
-    full: string,
-    arg: X,
-    load: Loader<X, A, E, R>,
-    fallback?: Entry<A>
-  ): Effect.Effect<Slot<A, E>, never, R> =>
-    Effect.suspend(() => {
-      const existing = flights.current<E>(full)
-      if (existing !== undefined) return Effect.succeed(existing)
-      return Effect.map(
-        flights.start<E, R>([[key, full]], ([slot]) =>
-          rescued(slot!, fallback, loadKey(slot!, arg, load)).pipe(
-            Effect.exit,
-            Effect.map((exit) => [exit])
-          )),
-        (slots) => slots[0]!
-      )
-    })
-
-  /**
-   * Fail-safe: a load that fails while the caller holds an entry kept past its expiry (and no
-   * write or invalidation came since) answers with that entry's value, logs and counts the error,
-   * and keeps the entry fresh for `throttle` so the loader is not tried again before then.
-   */
-  const rescued = <E, R>(
-    slot: Slot<A, E>,
-    fallback: Entry<A> | undefined,
-    loading: Effect.Effect<A, E | CacheError, R>
-  ): Effect.Effect<A, E | CacheError, R> =>
-    failSafe === undefined || fallback === undefined ? loading : Effect.catchAll(loading, (error) => {
-      const t = now()
-      if (slot.superseded || t >= fallback.staleUntil) return Effect.fail(error)
-      counters.failSafeServe()
-      return Effect.logWarning("a load failed; serving the value failSafe kept past its expiry").pipe(
-        Effect.annotateLogs({ namespace, key: slot.key, error: String(error) }),
-        Effect.zipRight(writer.keep(slot.key, fallback, Math.min(t + failSafe.throttleMillis, fallback.staleUntil))),
-        Effect.ignore,
-        Effect.as(fallback.value)
-      )
-    })
-
-  /** The load of one key's flight: the loader stack, then the write unless a write superseded it. */
-  const loadKey = <X, E, R>(slot: Slot<A, E>, arg: X, load: Loader<X, A, E, R>) =>
-    runLoad(
-      [slot.key],
-      Effect.suspend(() => load(arg)),
-      (value, elapsed) => Effect.as(storeLoaded([{ load: slot, key: slot.key, value }], elapsed), value)
-    )
-
-  /**
-   * Refreshes one key in the background unless it is loading already: the refresh holds one of
-   * the `refreshConcurrency` permits while it loads, and a failure leaves the entry as it was
-   * (logged and counted; a caller that joined the refresh hears of it).
-   */
-  const revalidate = <X, E, R>(
-    key: string,
-    full: string,
-    arg: X,
-    load: Loader<X, A, E, R>,
-    entry: Entry<A>
-  ): Effect.Effect<void, never, R> =>
-    Effect.suspend(() => {
-      if (flights.current(full) !== undefined) return Effect.void
-      return flights.start<E, R>([[key, full]], ([slot]) =>
-        refreshPermits.withPermits(1)(loadKey(slot!, arg, load)).pipe(
-          Effect.tapErrorCause((cause) =>
-            Cause.isInterruptedOnly(cause) ? Effect.void : Effect.zipRight(
-              Effect.sync(counters.refreshFailure),
-              Effect.logWarning("a background refresh failed; the entry is kept as it was", cause).pipe(
-                Effect.annotateLogs({ namespace, key })
-              )
-            )
-          ),
-          (refreshing) => rescued(slot!, entry, refreshing),
-          Effect.exit,
-          Effect.map((exit) => [exit])
-        ))
-    })
-
-  /** Loads one key through the single flight; a batch that did not return it hands it back here. */
-  const loadShared = <X, E, R>(
-    key: string,
-    full: string,
-    arg: X,
-    load: Loader<X, A, E, R>,
-    fallback?: Entry<A>
-  ): Effect.Effect<A, E | CacheError, R> =>
-    Effect.flatMap(
-      startOrJoin(key, full, arg, load, fallback),
-      (slot) =>
-        Effect.catchIf(
-          fallback === undefined || softTimeout === undefined ? flights.wait(slot) : waitSoftly(slot, fallback),
-          isRetry,
-          () => loadShared(key, full, arg, load, fallback)
-        )
-    )
-
-  /**
-   * The soft timeout: a caller holding a value kept by fail-safe waits at most `soft` for the
-   * load, then is answered with that value while the load goes on and fills the cache. A write or
-   * invalidation since the read means waiting for the load after all.
-   */
-  const waitSoftly = <E>(
-    slot: Slot<A, E>,
-    fallback: Entry<A>
-  ): Effect.Effect<A, E | CacheError | Absent | Abandoned> =>
-    Effect.flatMap(flights.waitAtMost(slot, softTimeout!), (done) => {
-      if (done._tag === "Some") return Effect.succeed(done.value)
-      if (slot.superseded || now() >= fallback.staleUntil) return flights.wait(slot)
-      counters.softTimeout()
-      return Effect.succeed(fallback.value)
-    })
+  const { loadShared, rescued, revalidate, startOrJoin, waitSoftly } = makeSingleLoads<A>({
+    namespace,
+    now,
+    counters,
+    writer,
+    flights,
+    runLoad,
+    storeLoaded,
+    failSafe,
+    softTimeout,
+    refreshPermits
+  })
 
   // -----------------------------------------------------------------------------------------------
   // reads

@@ -1,0 +1,159 @@
+/**
+ * Loads of one key: starting or joining the key's flight, the background refresh (bounded by
+ * `refreshConcurrency`), fail-safe's answer to a failed load, and the soft timeout.
+ */
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import type { CacheError } from "../../CacheError.js"
+import type { Entry } from "./envelope.js"
+import { isRetry } from "./flight.js"
+import type { Abandoned, Absent, Flights, Slot } from "./flight.js"
+import type { FailSafe } from "./index.js"
+import type { Superseding } from "./keyOrder.js"
+import type { RunLoad } from "./load.js"
+import type { Loader } from "./read.js"
+import type { Counters } from "./stats.js"
+import type { Writer } from "./write.js"
+
+/** What single loads use of their pipeline. @internal */
+export interface SingleLoadOptions<A> {
+  readonly namespace: string
+  readonly now: () => number
+  readonly counters: Counters
+  readonly writer: Writer<A>
+  readonly flights: Flights<A>
+  readonly runLoad: RunLoad
+  readonly storeLoaded: (
+    loaded: ReadonlyArray<{ readonly load: Superseding; readonly key: string; readonly value: A }>,
+    elapsed: number
+  ) => Effect.Effect<void, CacheError>
+  readonly failSafe: FailSafe | undefined
+  readonly softTimeout: number | undefined
+  readonly refreshPermits: Effect.Semaphore
+}
+
+/** @internal */
+export const makeSingleLoads = <A>(options: SingleLoadOptions<A>) => {
+  const { counters, failSafe, flights, namespace, now, refreshPermits, runLoad, softTimeout, storeLoaded, writer } =
+    options
+
+  /**
+   * Starts the load of one key, or joins the one under way. `fallback` is the entry the caller
+   * read past its stale window, which fail-safe may answer a failed load with.
+   */
+  const startOrJoin = <X, E, R>(
+    key: string,
+    full: string,
+    arg: X,
+    load: Loader<X, A, E, R>,
+    fallback?: Entry<A>
+  ): Effect.Effect<Slot<A, E>, never, R> =>
+    Effect.suspend(() => {
+      const existing = flights.current<E>(full)
+      if (existing !== undefined) return Effect.succeed(existing)
+      return Effect.map(
+        flights.start<E, R>([[key, full]], ([slot]) =>
+          rescued(slot!, fallback, loadKey(slot!, arg, load)).pipe(
+            Effect.exit,
+            Effect.map((exit) => [exit])
+          )),
+        (slots) => slots[0]!
+      )
+    })
+
+  /**
+   * Fail-safe: a load that fails while the caller holds an entry kept past its expiry (and no
+   * write or invalidation came since) answers with that entry's value, logs and counts the error,
+   * and keeps the entry fresh for `throttle` so the loader is not tried again before then.
+   */
+  const rescued = <E, R>(
+    slot: Slot<A, E>,
+    fallback: Entry<A> | undefined,
+    loading: Effect.Effect<A, E | CacheError, R>
+  ): Effect.Effect<A, E | CacheError, R> =>
+    failSafe === undefined || fallback === undefined ? loading : Effect.catchAll(loading, (error) => {
+      const t = now()
+      if (slot.superseded || t >= fallback.staleUntil) return Effect.fail(error)
+      counters.failSafeServe()
+      return Effect.logWarning("a load failed; serving the value failSafe kept past its expiry").pipe(
+        Effect.annotateLogs({ namespace, key: slot.key, error: String(error) }),
+        Effect.zipRight(writer.keep(slot.key, fallback, Math.min(t + failSafe.throttleMillis, fallback.staleUntil))),
+        Effect.ignore,
+        Effect.as(fallback.value)
+      )
+    })
+
+  /** The load of one key's flight: the loader stack, then the write unless a write superseded it. */
+  const loadKey = <X, E, R>(slot: Slot<A, E>, arg: X, load: Loader<X, A, E, R>) =>
+    runLoad(
+      [slot.key],
+      Effect.suspend(() => load(arg)),
+      (value, elapsed) => Effect.as(storeLoaded([{ load: slot, key: slot.key, value }], elapsed), value)
+    )
+
+  /**
+   * Refreshes one key in the background unless it is loading already: the refresh holds one of
+   * the `refreshConcurrency` permits while it loads, and a failure leaves the entry as it was
+   * (logged and counted; a caller that joined the refresh hears of it).
+   */
+  const revalidate = <X, E, R>(
+    key: string,
+    full: string,
+    arg: X,
+    load: Loader<X, A, E, R>,
+    entry: Entry<A>
+  ): Effect.Effect<void, never, R> =>
+    Effect.suspend(() => {
+      if (flights.current(full) !== undefined) return Effect.void
+      return flights.start<E, R>([[key, full]], ([slot]) =>
+        refreshPermits.withPermits(1)(loadKey(slot!, arg, load)).pipe(
+          Effect.tapErrorCause((cause) =>
+            Cause.isInterruptedOnly(cause) ? Effect.void : Effect.zipRight(
+              Effect.sync(counters.refreshFailure),
+              Effect.logWarning("a background refresh failed; the entry is kept as it was", cause).pipe(
+                Effect.annotateLogs({ namespace, key })
+              )
+            )
+          ),
+          (refreshing) => rescued(slot!, entry, refreshing),
+          Effect.exit,
+          Effect.map((exit) => [exit])
+        ))
+    })
+
+  /** Loads one key through the single flight; a batch that did not return it hands it back here. */
+  const loadShared = <X, E, R>(
+    key: string,
+    full: string,
+    arg: X,
+    load: Loader<X, A, E, R>,
+    fallback?: Entry<A>
+  ): Effect.Effect<A, E | CacheError, R> =>
+    Effect.flatMap(
+      startOrJoin(key, full, arg, load, fallback),
+      (slot) =>
+        Effect.catchIf(
+          fallback === undefined || softTimeout === undefined ? flights.wait(slot) : waitSoftly(slot, fallback),
+          isRetry,
+          () => loadShared(key, full, arg, load, fallback)
+        )
+    )
+
+  /**
+   * The soft timeout: a caller holding a value kept by fail-safe waits at most `soft` for the
+   * load, then is answered with that value while the load goes on and fills the cache. A write or
+   * invalidation since the read means waiting for the load after all.
+   */
+  const waitSoftly = <E>(
+    slot: Slot<A, E>,
+    fallback: Entry<A>
+  ): Effect.Effect<A, E | CacheError | Absent | Abandoned> =>
+    Effect.flatMap(flights.waitAtMost(slot, softTimeout!), (done) => {
+      if (done._tag === "Some") return Effect.succeed(done.value)
+      if (slot.superseded || now() >= fallback.staleUntil) return flights.wait(slot)
+      counters.softTimeout()
+      return Effect.succeed(fallback.value)
+    })
+
+  return { startOrJoin, loadShared, revalidate, rescued, waitSoftly }
+}
