@@ -9,14 +9,15 @@ import type { Scope } from "effect"
 import * as Connection from "../src/internal/memcached/connection.js"
 import * as Keys from "../src/internal/memcached/keys.js"
 import * as Protocol from "../src/internal/memcached/protocol.js"
-import { useMemcached } from "./harness/memcached-fixture.js"
+import { fixture } from "./harness/fixture.js"
+import { startMemcacheds } from "./harness/memcached.js"
 import { startMemcached } from "./harness/memcached.js"
 import { eventually } from "./harness/process.js"
 import { freePort } from "./harness/process.js"
 import { tcpProxy } from "./harness/proxy.js"
 import { wallClockSteppedBack } from "./utils.js"
 
-const servers = useMemcached(1)
+const servers = fixture(startMemcacheds(1))
 
 const connect = (
   port: number,

@@ -9,12 +9,12 @@ import { Effect, Either, Fiber, Option } from "effect"
 import type { Value } from "effect-cachekit/CacheStore"
 import * as HashRing from "effect-cachekit/HashRing"
 import * as MemcachedStore from "effect-cachekit/MemcachedStore"
-import { useMemcached } from "./harness/memcached-fixture.js"
+import { fixture } from "./harness/fixture.js"
 import { rawCommand, startMemcacheds } from "./harness/memcached.js"
 import type { Memcached } from "./harness/memcached.js"
 import { eventually } from "./harness/process.js"
 
-const servers = useMemcached(3)
+const servers = fixture(startMemcacheds(3))
 
 let run = 0
 const uniquePrefix = (label: string) => `mg-${process.pid}-${Date.now().toString(36)}-${run++}-${label}`

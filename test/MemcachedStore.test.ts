@@ -4,18 +4,19 @@
  * behind `clear`, options, and failover when a server dies mid-flight and comes back.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Config, ConfigProvider, Duration, Effect, Either, Fiber, Layer, Option } from "effect"
+import { Config, ConfigProvider, Duration, Effect, Either, Fiber, Layer, Option, Schema } from "effect"
+import { ReadThrough } from "effect-cachekit"
 import { CacheStore } from "effect-cachekit/CacheStore"
 import type { Value } from "effect-cachekit/CacheStore"
 import * as HashRing from "effect-cachekit/HashRing"
 import * as MemcachedStore from "effect-cachekit/MemcachedStore"
 import * as Testing from "effect-cachekit/testing"
-import { useMemcached } from "./harness/memcached-fixture.js"
+import { fixture } from "./harness/fixture.js"
 import { rawCommand, startMemcached, startMemcacheds } from "./harness/memcached.js"
 import { eventually } from "./harness/process.js"
 import { freePort } from "./harness/process.js"
 
-const servers = useMemcached(3)
+const servers = fixture(startMemcacheds(3))
 const addresses = () => servers().map((s) => s.address)
 
 // memcached keeps time in whole seconds and expires an item when its clock ticks past the
@@ -244,6 +245,24 @@ describe("MemcachedStore", () => {
       expect(b.generation()).toBe(a.generation())
       yield* b.set("k", bytes("after"))
       expect(text(yield* a.get("k"))).toEqual(Option.some("after"))
+    }))
+
+  it.scopedLive("a handle's clear fails typed with UnsupportedCapability: memcached cannot list one namespace's keys", () =>
+    Effect.gen(function*() {
+      const store = yield* MemcachedStore.make({ servers: addresses(), prefix: uniquePrefix("nsclear") })
+      let calls = 0
+      const cache = yield* ReadThrough.make({
+        namespace: "item",
+        value: Schema.String,
+        lookup: (key: string) => Effect.sync(() => `${key}#${++calls}`),
+        ttl: "5 minutes"
+      }).pipe(Effect.provideService(CacheStore, store))
+      expect(yield* cache.get("x")).toBe("x#1")
+      const error = yield* Effect.flip(cache.clear)
+      expect(error._tag).toBe("UnsupportedCapability")
+      // nothing was dropped or changed by the refused clear
+      expect(yield* cache.get("x")).toBe("x#1")
+      expect(calls).toBe(1)
     }))
 
   it("rejects nonsense options with InvalidOptions at construction", () => {

@@ -8,9 +8,10 @@ import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Layer, Logger, LogLevel } from "effect"
 import { CacheMetrics } from "effect-cachekit"
 import { HttpLive } from "../examples/http-service.js"
-import { useMemcached } from "./harness/memcached-fixture.js"
+import { fixture } from "./harness/fixture.js"
+import { startMemcacheds } from "./harness/memcached.js"
 
-const servers = useMemcached(1)
+const servers = fixture(startMemcacheds(1))
 
 /** The example's application on a test server, configured by `env`. */
 const serve = (env: Record<string, string>) => <A, E, R>(self: Effect.Effect<A, E, R>) =>
