@@ -4,6 +4,7 @@
 #   its Markdown leads to a file of the package;
 # - it installs, without --force or --legacy-peer-deps, beside effect at the oldest version its peer range accepts,
 #   and then beside the drivers' peers at the oldest versions theirs accept;
+# - the test kit (effect-cachekit/testing) type-checks and runs from the tarball: a faulty store falls back to the loader;
 # - a TypeScript consumer type-checks against the installed declarations with `skipLibCheck: false` and
 #   `exactOptionalPropertyTypes` (the published types must be complete, and a wrong option must not compile);
 # - a small program runs against the installed package: the entry point's namespaces (without internal functions), a
@@ -186,6 +187,7 @@ import * as MemcachedStore from "effect-cachekit/MemcachedStore"
 import * as Redis from "effect-cachekit/Redis"
 import * as RedisStore from "effect-cachekit/RedisStore"
 import * as TtlModule from "effect-cachekit/Ttl"
+import * as Testing from "effect-cachekit/testing"
 
 const User = Schema.Struct({ id: Schema.String, name: Schema.String, active: Schema.Boolean })
 type User = typeof User.Type
@@ -243,6 +245,16 @@ export const redisClient: Layer.Layer<Redis.RedisClient> = Redis.layer({ url: "r
 export const fromConfig = RedisStore.layerConfig({ url: Config.redacted("REDIS_URL") })
 export const memcached: Layer.Layer<CacheStore.CacheStore> = MemcachedStore.layer({ servers: ["127.0.0.1:11211"] })
 export const none: Option.Option<number> = Option.none()
+
+// The test kit: a fault-injecting wrapper and the conformance suite are typed for a consumer.
+export const storeTest: Layer.Layer<CacheStore.CacheStore | Testing.Faults> = Testing.layerFaulty.pipe(
+  Layer.provide(MemoryStore.layer())
+)
+export const outage: Effect.Effect<void, never, Testing.Faults> = Effect.flatMap(
+  Testing.Faults,
+  (faults) => faults.inject(Testing.failure("connection"), ["get"])
+)
+export const conformanceCases: number = Testing.storeSuiteCases.length
 TS
 (cd "$tmp/app" && node_modules/.bin/tsc -p tsconfig.json)
 echo "ok: the consumer type-checks against the published declarations"
@@ -311,7 +323,29 @@ for (const driver of ["RedisStore", "MemcachedStore"]) {
   console.log(`ok: effect-cachekit/${driver}`)
 }
 
-// 4. internal/ is not importable, although its files are in the package.
+// 4. The test kit: a store wrapped by Testing.faulty fails as told, and the read-through falls back to its loader.
+const Testing = await import("effect-cachekit/testing")
+assert.equal(typeof Testing.storeSuite, "function", "effect-cachekit/testing exports storeSuite")
+const fallback = await Effect.runPromise(
+  Effect.gen(function*() {
+    const { faults, store } = yield* Effect.flatMap(MemoryStore.make(), Testing.faulty)
+    const cache = yield* ReadThrough.make({
+      namespace: "kit",
+      value: Schema.String,
+      lookup: (id) => Effect.succeed("loaded " + id),
+      ttl: "1 minute"
+    }).pipe(Effect.provideService(Kit.CacheStore.CacheStore, store))
+    yield* faults.inject(Testing.failure("connection"))
+    const value = yield* cache.get("1")
+    const calls = yield* faults.calls
+    return { value, gets: calls.get }
+  }).pipe(Effect.scoped)
+)
+assert.equal(fallback.value, "loaded 1", "a failing store falls back to the loader")
+assert.ok(fallback.gets >= 1, "the read reached the faulty store")
+console.log(`ok: effect-cachekit/testing (${Testing.storeSuiteCases.length} conformance cases; a faulty store falls back)`)
+
+// 5. internal/ is not importable, although its files are in the package.
 assert.ok(existsSync(join(packageDir, "dist", "internal", "store.js")), "dist/internal/store.js is in the package")
 for (const specifier of ["effect-cachekit/internal/store", "effect-cachekit/internal/store.js"]) {
   await assert.rejects(
