@@ -9,6 +9,7 @@ import type { Scope } from "effect"
 import * as Connection from "../src/internal/memcached/connection.js"
 import * as Keys from "../src/internal/memcached/keys.js"
 import * as Protocol from "../src/internal/memcached/protocol.js"
+import { bytes } from "../src/internal/testing/bytes.js"
 import { fixture } from "./harness/fixture.js"
 import { startMemcacheds } from "./harness/memcached.js"
 import { startMemcached } from "./harness/memcached.js"
@@ -39,7 +40,6 @@ const keys = () => {
   const id = `t${process.pid}-${Date.now().toString(36)}-${run++}`
   return (name: string) => Keys.wireKey(`${id}:${name}`)!
 }
-const bytes = (s: string) => new TextEncoder().encode(s)
 const text = (r: Protocol.Response) => r._tag === "VA" ? new TextDecoder().decode(r.value) : `<${r._tag}>`
 
 describe("meta protocol client", () => {

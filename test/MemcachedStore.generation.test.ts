@@ -6,9 +6,9 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Fiber, Option } from "effect"
-import type { Value } from "effect-cachekit/CacheStore"
 import * as HashRing from "effect-cachekit/HashRing"
 import * as MemcachedStore from "effect-cachekit/MemcachedStore"
+import { bytes, text } from "../src/internal/testing/bytes.js"
 import { fixture } from "./harness/fixture.js"
 import { rawCommand, startMemcacheds } from "./harness/memcached.js"
 import type { Memcached } from "./harness/memcached.js"
@@ -18,8 +18,6 @@ const servers = fixture(startMemcacheds(3))
 
 let run = 0
 const uniquePrefix = (label: string) => `mg-${process.pid}-${Date.now().toString(36)}-${run++}-${label}`
-const bytes = (s: string) => new TextEncoder().encode(s)
-const text = (v: Option.Option<Value>) => Option.map(v, (b) => new TextDecoder().decode(b as Uint8Array))
 
 /** A generation as the store shows it (base 36), as a number that compares. */
 const generationOf = (store: MemcachedStore.MemcachedStore): bigint => {

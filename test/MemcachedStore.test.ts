@@ -11,6 +11,7 @@ import type { Value } from "effect-cachekit/CacheStore"
 import * as HashRing from "effect-cachekit/HashRing"
 import * as MemcachedStore from "effect-cachekit/MemcachedStore"
 import * as Testing from "effect-cachekit/testing"
+import { bytes, text } from "../src/internal/testing/bytes.js"
 import { fixture } from "./harness/fixture.js"
 import { rawCommand, startMemcached, startMemcacheds } from "./harness/memcached.js"
 import { eventually } from "./harness/process.js"
@@ -35,8 +36,6 @@ Testing.storeSuite({ describe, expect, it }, "memcached, ring of three", {
 
 let run = 0
 const uniquePrefix = (label: string) => `ms-${process.pid}-${Date.now().toString(36)}-${run++}-${label}`
-const bytes = (s: string) => new TextEncoder().encode(s)
-const text = (v: Option.Option<Value>) => Option.map(v, (b) => new TextDecoder().decode(b as Uint8Array))
 
 describe("MemcachedStore", () => {
   it.scopedLive("hostile keys round-trip without reaching the protocol raw; nothing is flushed", () =>

@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Clock, Config, ConfigProvider, Context, Effect, Exit, Layer, Metric, Option, TestClock } from "effect"
 import { CacheMetrics, CacheStore, MemoryStore } from "effect-cachekit"
 import * as Testing from "effect-cachekit/testing"
+import { bytes } from "../src/internal/testing/bytes.js"
 
 Testing.storeSuite({ describe, expect, it }, "MemoryStore (lru)", {
   make: () => MemoryStore.make({ eviction: "lru" }),
@@ -11,8 +12,6 @@ Testing.storeSuite({ describe, expect, it }, "MemoryStore (w-tinylfu)", {
   make: () => MemoryStore.make({ eviction: "w-tinylfu" }),
   clock: "test"
 })
-
-const bytes = (s: string) => new TextEncoder().encode(s)
 
 /** The clock in context (the TestClock in `it.effect`), with every `sleep` made through it counted. */
 const countingSleeps = Effect.map(Effect.clock, (inner) => {

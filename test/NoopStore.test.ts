@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Option, Ref, Schema } from "effect"
 import { CacheAside, CacheStore, NoopStore, ReadThrough } from "effect-cachekit"
 import * as Testing from "effect-cachekit/testing"
+import { bytes } from "../src/internal/testing/bytes.js"
 import { noopCases } from "./utils.js"
 
 Testing.storeSuite({ describe, expect, it }, "NoopStore", {
@@ -9,8 +10,6 @@ Testing.storeSuite({ describe, expect, it }, "NoopStore", {
   clock: "test",
   cases: noopCases
 })
-
-const bytes = (s: string) => new TextEncoder().encode(s)
 
 describe("NoopStore", () => {
   it.effect("every write succeeds and every read misses afterwards", () =>

@@ -1,11 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Effect, Either, Option, Schema } from "effect"
 import { CacheStore } from "effect-cachekit/CacheStore"
-import type { Value } from "effect-cachekit/CacheStore"
 import * as ReadThrough from "effect-cachekit/ReadThrough"
 import * as Redis from "effect-cachekit/Redis"
 import * as RedisStore from "effect-cachekit/RedisStore"
 import * as Testing from "effect-cachekit/testing"
+import { bytes, text } from "../src/internal/testing/bytes.js"
 import { fixture } from "./harness/fixture.js"
 import { eventually } from "./harness/process.js"
 import { redisCli, redisCluster } from "./harness/redis.js"
@@ -16,8 +16,6 @@ const env = fixture(Effect.gen(function*() {
   return { cluster, redis }
 }))
 
-const bytes = (s: string) => new TextEncoder().encode(s)
-const text = (v: Option.Option<Value>) => Option.map(v, (b) => new TextDecoder().decode(b as Uint8Array))
 const storeWith = (options: RedisStore.Options) =>
   Effect.provideService(RedisStore.make(options), Redis.RedisClient, env().redis)
 

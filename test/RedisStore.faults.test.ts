@@ -6,11 +6,11 @@
 import { afterEach, beforeEach, describe, expect, it } from "@effect/vitest"
 import { Clock, Context, Effect, Either, Fiber, Layer, Option, Schema } from "effect"
 import { CacheStore } from "effect-cachekit/CacheStore"
-import type { Value } from "effect-cachekit/CacheStore"
 import * as ReadThrough from "effect-cachekit/ReadThrough"
 import * as Redis from "effect-cachekit/Redis"
 import * as RedisStore from "effect-cachekit/RedisStore"
 import { Redis as IoRedis } from "ioredis"
+import { bytes, text } from "../src/internal/testing/bytes.js"
 import { fixture } from "./harness/fixture.js"
 import { freePort } from "./harness/process.js"
 import { eventually } from "./harness/process.js"
@@ -34,9 +34,6 @@ afterEach(() => {
   process.off("unhandledRejection", onUnhandled)
   expect(unhandled).toEqual([])
 })
-
-const bytes = (s: string) => new TextEncoder().encode(s)
-const text = (v: Option.Option<Value>) => Option.map(v, (b) => new TextDecoder().decode(b as Uint8Array))
 
 /** Runs `calls` concurrently, counting issued and returned calls and the failures by tag/reason. */
 const tally = <A, E extends { readonly _tag: string }>(calls: ReadonlyArray<Effect.Effect<A, E>>) =>
@@ -230,12 +227,12 @@ describe("RedisStore under faults", () => {
       expect(text(yield* store.get("k"))).toEqual(Option.some("up"))
     }))
 
-  // Last in this file: it kills the shared server and restarts it inside this test's scope.
+  // Its own server: it kills and restarts it, so no other test depends on running before or after it.
   it.scopedLive(
     "Redis killed with 1,000 ReadThrough gets in flight: all answered by the loader, the breaker opens, hits resume after a restart on the same port",
     () =>
       Effect.gen(function*() {
-        const { server } = env()
+        const server = yield* redisServer()
         const redis = yield* Redis.make({ port: server.port })
         const store = yield* Effect.provideService(
           RedisStore.make({ prefix: "kill", circuitBreaker: { failureThreshold: 5, resetAfter: "200 millis" } }),

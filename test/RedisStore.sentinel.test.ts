@@ -1,9 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Effect, Either, Option } from "effect"
-import type { Value } from "effect-cachekit/CacheStore"
 import * as Redis from "effect-cachekit/Redis"
 import * as RedisStore from "effect-cachekit/RedisStore"
 import * as Testing from "effect-cachekit/testing"
+import { bytes, text } from "../src/internal/testing/bytes.js"
 import { fixture } from "./harness/fixture.js"
 import { eventually } from "./harness/process.js"
 import { redisCli, redisSentinel } from "./harness/redis.js"
@@ -17,8 +17,6 @@ const env = fixture(Effect.gen(function*() {
   return { group, redis }
 }))
 
-const bytes = (s: string) => new TextEncoder().encode(s)
-const text = (v: Option.Option<Value>) => Option.map(v, (b) => new TextDecoder().decode(b as Uint8Array))
 const storeWith = (options: RedisStore.Options) =>
   Effect.provideService(RedisStore.make(options), Redis.RedisClient, env().redis)
 

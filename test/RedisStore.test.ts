@@ -3,7 +3,6 @@ import { ConfigProvider, Context, Duration, Effect, HashMap, Layer, Logger, Opti
 import { Config } from "effect"
 import { StoreError } from "effect-cachekit/CacheError"
 import { CacheStore } from "effect-cachekit/CacheStore"
-import type { Value } from "effect-cachekit/CacheStore"
 import * as MemoryStore from "effect-cachekit/MemoryStore"
 import * as ReadThrough from "effect-cachekit/ReadThrough"
 import * as Redis from "effect-cachekit/Redis"
@@ -12,6 +11,7 @@ import * as Testing from "effect-cachekit/testing"
 import { Redis as IoRedis } from "ioredis"
 import * as util from "node:util"
 import { createCluster, createSentinel } from "../src/internal/redis/client.js"
+import { bytes, text } from "../src/internal/testing/bytes.js"
 import { fixture } from "./harness/fixture.js"
 import { freePort } from "./harness/process.js"
 import { redisCli, redisServer } from "./harness/redis.js"
@@ -24,8 +24,6 @@ const env = fixture(Effect.gen(function*() {
   const plain = yield* Redis.make({ port: server.port, autoPipelining: false })
   return { server, secured, redis, plain }
 }))
-
-const bytes = (s: string) => new TextEncoder().encode(s)
 
 /** Runs `self` with a logger that keeps each line as `LEVEL message annotations`. */
 const withLogLines = <A, E>(self: (lines: Array<string>) => Effect.Effect<A, E>) => {
@@ -49,7 +47,6 @@ const stringifyCycles = (value: unknown): string => {
     return v
   }) ?? ""
 }
-const text = (v: Option.Option<Value>) => Option.map(v, (b) => new TextDecoder().decode(b as Uint8Array))
 
 Testing.storeSuite({ describe, expect, it }, "redis standalone", {
   clock: "real",

@@ -4,12 +4,10 @@ import { CacheStore, MemoryStore, NoopStore, ReadThrough } from "effect-cachekit
 import * as Redis from "effect-cachekit/Redis"
 import * as RedisStore from "effect-cachekit/RedisStore"
 import * as Testing from "effect-cachekit/testing"
+import { bytes, text } from "../src/internal/testing/bytes.js"
 import { fixture } from "./harness/fixture.js"
 import { redisServer } from "./harness/redis.js"
 import { noopCases } from "./utils.js"
-
-const bytes = (s: string) => new TextEncoder().encode(s)
-const text = (v: Option.Option<CacheStore.Value>) => Option.map(v, (b) => new TextDecoder().decode(b as Uint8Array))
 
 const faultyMemory = Effect.flatMap(MemoryStore.make(), Testing.faulty)
 

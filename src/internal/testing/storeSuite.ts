@@ -11,6 +11,7 @@ import * as CacheStore from "../../CacheStore.js"
 import type { Value } from "../../CacheStore.js"
 import type { StoreSuiteCase, StoreSuiteOptions, StoreSuiteRunner } from "../../testing.js"
 import { check, optionalDuration } from "../options.js"
+import { bytes, text } from "./bytes.js"
 
 // a record, so that the compiler checks the list against the `StoreSuiteCase` type, both ways
 const everyCase: Record<StoreSuiteCase, true> = {
@@ -44,9 +45,6 @@ export const cases = Object.keys(everyCase) as ReadonlyArray<StoreSuiteCase>
 
 const COMPONENT = "testing.storeSuite"
 
-const enc = new TextEncoder()
-const bytes = (s: string) => enc.encode(s)
-const text = (v: Option.Option<CacheStore.Value>) => Option.map(v, (b) => new TextDecoder().decode(b as Uint8Array))
 const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => {
   if (a.byteLength !== b.byteLength) return false
   for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false
