@@ -3,6 +3,7 @@
  * metrics tagged by namespace and store for exporters.
  */
 import * as Effect from "effect/Effect"
+import type * as Metric from "effect/Metric"
 import * as MetricLabel from "effect/MetricLabel"
 import * as CacheMetrics from "../../CacheMetrics.js"
 
@@ -23,85 +24,69 @@ export interface Counters {
   readonly stats: Effect.Effect<CacheMetrics.Stats>
 }
 
+/** A local count and its Effect metric, moved together. */
+interface Tally {
+  count: number
+  readonly add: (n: number) => void
+}
+
 /** @internal */
 export const makeCounters = (namespace: string, store: string): Counters => {
   const labels = [MetricLabel.make("namespace", namespace), MetricLabel.make("store", store)]
-  let hits = 0
-  let staleHits = 0
-  let misses = 0
-  let loads = 0
-  let loadFailures = 0
-  let decodeFailures = 0
-  let encodeFailures = 0
-  let storeErrors = 0
-  let refreshFailures = 0
-  let failSafeServes = 0
-  let softTimeouts = 0
-  return {
-    hits: (n) => {
-      hits += n
-      CacheMetrics.hits.unsafeUpdate(n, labels)
-    },
-    staleHits: (n) => {
-      staleHits += n
-      CacheMetrics.staleHits.unsafeUpdate(n, labels)
-    },
-    misses: (n) => {
-      misses += n
-      CacheMetrics.misses.unsafeUpdate(n, labels)
-    },
-    load: () => {
-      loads++
-      CacheMetrics.loads.unsafeUpdate(1, labels)
-    },
-    loadEnded: (millis, failed) => {
-      if (failed) {
-        loadFailures++
-        CacheMetrics.loadFailures.unsafeUpdate(1, labels)
+  const tally = (metric: Metric.Metric.Counter<number>): Tally => {
+    const t: Tally = {
+      count: 0,
+      add: (n) => {
+        t.count += n
+        metric.unsafeUpdate(n, labels)
       }
+    }
+    return t
+  }
+  const hits = tally(CacheMetrics.hits)
+  const staleHits = tally(CacheMetrics.staleHits)
+  const misses = tally(CacheMetrics.misses)
+  const loads = tally(CacheMetrics.loads)
+  const loadFailures = tally(CacheMetrics.loadFailures)
+  const decodeFailures = tally(CacheMetrics.decodeFailures)
+  const encodeFailures = tally(CacheMetrics.encodeFailures)
+  const storeErrors = tally(CacheMetrics.storeErrors)
+  const refreshFailures = tally(CacheMetrics.refreshFailures)
+  const failSafeServes = tally(CacheMetrics.failSafeServes)
+  const softTimeouts = tally(CacheMetrics.softTimeouts)
+  const one = (t: Tally) => () => t.add(1)
+  return {
+    hits: hits.add,
+    staleHits: staleHits.add,
+    misses: misses.add,
+    load: one(loads),
+    loadEnded: (millis, failed) => {
+      if (failed) loadFailures.add(1)
       CacheMetrics.loadDuration.unsafeUpdate(millis / 1000, labels)
     },
-    decodeFailure: () => {
-      decodeFailures++
-      CacheMetrics.decodeFailures.unsafeUpdate(1, labels)
-    },
-    encodeFailure: () => {
-      encodeFailures++
-      CacheMetrics.encodeFailures.unsafeUpdate(1, labels)
-    },
-    storeError: () => {
-      storeErrors++
-      CacheMetrics.storeErrors.unsafeUpdate(1, labels)
-    },
-    refreshFailure: () => {
-      refreshFailures++
-      CacheMetrics.refreshFailures.unsafeUpdate(1, labels)
-    },
-    failSafeServe: () => {
-      failSafeServes++
-      CacheMetrics.failSafeServes.unsafeUpdate(1, labels)
-    },
-    softTimeout: () => {
-      softTimeouts++
-      CacheMetrics.softTimeouts.unsafeUpdate(1, labels)
-    },
+    decodeFailure: one(decodeFailures),
+    encodeFailure: one(encodeFailures),
+    storeError: one(storeErrors),
+    refreshFailure: one(refreshFailures),
+    failSafeServe: one(failSafeServes),
+    softTimeout: one(softTimeouts),
     stats: Effect.sync((): CacheMetrics.Stats => {
-      const reads = hits + staleHits + misses
+      const reads = hits.count + staleHits.count + misses.count
       return {
         namespace,
         store,
-        hits,
-        staleHits,
-        misses,
-        loads,
-        loadFailures,
-        decodeFailures,
-        encodeFailures,
-        storeErrors,
-        refreshFailures,
-        failSafeServes,
-        softTimeouts,
-        hitRate: reads === 0 ? 0 : (hits + staleHits) / reads
+        hits: hits.count,
+        staleHits: staleHits.count,
+        misses: misses.count,
+        loads: loads.count,
+        loadFailures: loadFailures.count,
+        decodeFailures: decodeFailures.count,
+        encodeFailures: encodeFailures.count,
+        storeErrors: storeErrors.count,
+        refreshFailures: refreshFailures.count,
+        failSafeServes: failSafeServes.count,
+        softTimeouts: softTimeouts.count,
+        hitRate: reads === 0 ? 0 : (hits.count + staleHits.count) / reads
       }
     })
   }
