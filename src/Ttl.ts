@@ -11,6 +11,7 @@
  */
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
+import type * as Schedule from "effect/Schedule"
 import * as internal from "./internal/ttl.js"
 
 /**
@@ -28,14 +29,15 @@ export const TypeId: unique symbol = internal.TypeId
 export type TypeId = typeof TypeId
 
 /**
- * A TTL policy for values of type `A`. Build one with `fixed`, `jittered` or `fromValue`.
+ * A TTL policy for values of type `A`. Build one with `fixed`, `jittered`, `fromValue`,
+ * `fromSchedule` or `tiered`.
  *
  * @since 0.1.0
  * @category models
  */
 export interface Ttl<in A = unknown> {
   readonly [TypeId]: TypeId
-  /** Which constructor built the policy (`"Fixed"`, `"Jittered"`, `"FromValue"`). */
+  /** Which constructor built the policy (`"Fixed"`, `"Jittered"`, `"FromValue"`, `"FromSchedule"`, `"Tiered"`). */
   readonly _tag: string
   /** The TTL in milliseconds of a value being written under a key; `undefined` means no expiry. */
   readonly compute: (value: A, key: string) => Effect.Effect<number | undefined>
@@ -98,6 +100,65 @@ export const jittered = (ttl: Duration.DurationInput, options: { readonly spread
  * ```
  */
 export const fromValue: <A>(f: (value: A, key: string) => Duration.DurationInput) => Ttl<A> = internal.fromValue
+
+/**
+ * A TTL taken from a `Schedule`: each write steps the schedule once, from its initial state, at the
+ * current time of Effect's `Clock` with the value being written as its input, and the entry lives
+ * until the schedule's next recurrence. `Schedule.spaced("5 minutes")` is a fixed TTL;
+ * `Schedule.cron("0 * * * *")` expires every entry at the top of the next hour, whenever it was
+ * written. A schedule that is done at its first step gives a zero TTL: the entry is not kept.
+ *
+ * @since 0.1.0
+ * @category constructors
+ * @example
+ * ```ts
+ * import { Ttl } from "effect-cachekit"
+ * import { Schedule } from "effect"
+ *
+ * // every entry expires at the next full hour (UTC)
+ * const ttl = Ttl.fromSchedule(Schedule.cron("0 * * * *", "UTC"))
+ * ```
+ */
+export const fromSchedule: <A = unknown>(schedule: Schedule.Schedule<unknown, A>) => Ttl<A> = internal.fromSchedule
+
+/**
+ * TTLs by kind of data: a table of named tiers, each a duration or another policy, and a `kind`
+ * that picks the tier: a tier name (the same tier for every value, chosen per namespace) or a
+ * function of the value and key (chosen per value; an unknown or `undefined` kind takes
+ * `fallback`). Empty tiers, a missing fallback and a fixed kind that names no tier fail at
+ * construction with `CacheError.InvalidOptions`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ * @example
+ * ```ts
+ * import { Ttl } from "effect-cachekit"
+ *
+ * const tiers = {
+ *   volatile: "30 seconds",
+ *   standard: Ttl.jittered("5 minutes", { spread: 0.1 }),
+ *   reference: "1 day"
+ * } as const
+ *
+ * // chosen per namespace
+ * const countries = Ttl.tiered(tiers, { kind: "reference", fallback: "5 minutes" })
+ *
+ * // chosen per value
+ * const products = Ttl.tiered(tiers, {
+ *   kind: (product: { readonly onSale: boolean }) => product.onSale ? "volatile" : "standard",
+ *   fallback: "5 minutes"
+ * })
+ * ```
+ */
+export const tiered: <A = unknown, const K extends string = string>(
+  tiers: Readonly<Record<K, Ttl<A> | Duration.DurationInput>>,
+  options: {
+    /** The tier: one name for every value, or a function choosing one per value. */
+    readonly kind: NoInfer<K> | ((value: A, key: string) => string | undefined)
+    /** The TTL of a value whose kind names no tier. */
+    readonly fallback: Ttl<A> | Duration.DurationInput
+  }
+) => Ttl<A> = internal.tiered
 
 /**
  * Whether a value is a TTL policy.
