@@ -22,6 +22,8 @@ import { drawEarly, EXPIRED, FRESH, freshness, mayRecomputeEarly, STALE } from "
 import { namespacePrefix } from "./key.js"
 import { keyOrderOf } from "./keyOrder.js"
 import type { Superseding } from "./keyOrder.js"
+import { makeLeased, servable } from "./lease.js"
+import type { LockOptions } from "./lease.js"
 import { makeRunLoad } from "./load.js"
 import { makeReader, Request } from "./read.js"
 import type { Loader } from "./read.js"
@@ -35,6 +37,7 @@ import { makeWriter } from "./write.js"
 export type { BatchLoader } from "./batch.js"
 export type { Forker } from "./fork.js"
 export { daemonForker, forkerIn } from "./fork.js"
+export type { LockOptions } from "./lease.js"
 export type { Loader } from "./read.js"
 export type { StoreErrorMode } from "./storeErrors.js"
 
@@ -54,6 +57,8 @@ export interface PipelineOptions<A, I> {
   readonly earlyRecomputeBeta: number | undefined
   /** A caller holding a value kept by fail-safe waits this long for a load, then gets that value. */
   readonly softTimeoutMillis: number | undefined
+  /** The distributed lock: one loader per key across the processes sharing the store. */
+  readonly lock: LockOptions | undefined
   readonly onStoreError: StoreErrorMode
   readonly loadTimeoutMillis: number | undefined
   readonly tags: ((value: A, key: string) => ReadonlyArray<string>) | undefined
@@ -149,7 +154,11 @@ export const make = <A, I>(
   // in flight, so more stale reads of it join it instead of queueing another
   const refreshPermits = Effect.unsafeMakeSemaphore(options.refreshConcurrency)
 
-  const { loadShared, rescued, revalidate, startOrJoin, waitSoftly } = makeSingleLoads<A>({
+  const leased = options.lock === undefined
+    ? undefined
+    : makeLeased<A>({ namespace, store, lock: options.lock, now, reader, onStoreFailure })
+
+  const { loadShared, reload, rescued, revalidate, startOrJoin, waitSoftly } = makeSingleLoads<A>({
     namespace,
     now,
     counters,
@@ -159,7 +168,9 @@ export const make = <A, I>(
     storeLoaded,
     failSafe,
     softTimeout,
-    refreshPermits
+    refreshPermits,
+    leased,
+    servable: servable(staleWindow, now)
   })
 
   // -----------------------------------------------------------------------------------------------
@@ -259,7 +270,7 @@ export const make = <A, I>(
   ).pipe(traced("cachekit.clear", spanAttributes))
 
   const refresh = <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>): Effect.Effect<A, E | CacheError, R> =>
-    loadShared(key, fullKey(key), arg, load).pipe(traced("cachekit.refresh", spanAttributes))
+    reload(key, fullKey(key), arg, load).pipe(traced("cachekit.refresh", spanAttributes))
 
   return {
     namespace,
