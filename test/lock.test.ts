@@ -160,6 +160,33 @@ describe("lock (distributed lease) on the memory store", () => {
       expect((yield* second.stats).staleHits).toBe(1)
     }).pipe(Effect.provide(Memory)))
 
+  it.scoped("getMany with lookupMany: keys whose leases another handle holds wait for its values; the rest load in one call", () =>
+    Effect.gen(function*() {
+      const batches = yield* Ref.make<Array<string>>([])
+      const batchHandle = (label: string) =>
+        ReadThrough.make({
+          namespace: "n",
+          value: Schema.String,
+          lookup: (key: string) => Effect.succeed(`${label}:${key}`),
+          lookupMany: (keys: ReadonlyArray<string>) =>
+            Ref.update(batches, (b) => [...b, `${label}:${keys.join(",")}`]).pipe(
+              Effect.zipRight(Effect.sleep("5 seconds")),
+              Effect.as(keys.map((key) => [key, `${label}:${key}`] as const))
+            ),
+          ttl: "1 minute",
+          lock: { ttl: "3 seconds", wait: "20 seconds" }
+        })
+      const first = yield* batchHandle("a")
+      const second = yield* batchHandle("b")
+      const holder = yield* Effect.fork(first.getMany(["x", "y"]))
+      yield* TestClock.adjust("1 second")
+      const waiter = yield* Effect.fork(second.getMany(["x", "y", "z"]))
+      yield* TestClock.adjust("10 seconds")
+      expect(yield* Fiber.join(holder)).toEqual([Option.some("a:x"), Option.some("a:y")])
+      expect(yield* Fiber.join(waiter)).toEqual([Option.some("a:x"), Option.some("a:y"), Option.some("b:z")])
+      expect(yield* Ref.get(batches)).toEqual(["a:x,y", "b:z"])
+    }).pipe(Effect.provide(Memory)))
+
   it.scoped("a loader that reads other keys of its cache under the lock does not deadlock", () =>
     Effect.gen(function*() {
       const calls = yield* Ref.make<Array<string>>([])

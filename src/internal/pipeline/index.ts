@@ -22,7 +22,7 @@ import { drawEarly, EXPIRED, FRESH, freshness, mayRecomputeEarly, STALE } from "
 import { namespacePrefix } from "./key.js"
 import { keyOrderOf } from "./keyOrder.js"
 import type { Superseding } from "./keyOrder.js"
-import { makeLeased, servable } from "./lease.js"
+import { makeLeases, servable } from "./lease.js"
 import type { LockOptions } from "./lease.js"
 import { makeRunLoad } from "./load.js"
 import { makeReader, Request } from "./read.js"
@@ -154,11 +154,12 @@ export const make = <A, I>(
   // in flight, so more stale reads of it join it instead of queueing another
   const refreshPermits = Effect.unsafeMakeSemaphore(options.refreshConcurrency)
 
-  const leased = options.lock === undefined
+  const leases = options.lock === undefined
     ? undefined
-    : makeLeased<A>({ namespace, store, lock: options.lock, now, reader, onStoreFailure })
+    : makeLeases<A>({ namespace, store, lock: options.lock, now, reader, onStoreFailure })
+  const isServable = servable(staleWindow, now)
 
-  const { loadShared, reload, rescued, revalidate, startOrJoin, waitSoftly } = makeSingleLoads<A>({
+  const { loadKey, loadShared, reload, rescued, revalidate, startOrJoin, waitSoftly } = makeSingleLoads<A>({
     namespace,
     now,
     counters,
@@ -169,8 +170,8 @@ export const make = <A, I>(
     failSafe,
     softTimeout,
     refreshPermits,
-    leased,
-    servable: servable(staleWindow, now)
+    leases,
+    servable: isServable
   })
 
   // -----------------------------------------------------------------------------------------------
@@ -300,6 +301,9 @@ export const make = <A, I>(
         revalidate,
         failSafe: failSafe !== undefined,
         rescue: rescued,
+        leases,
+        servable: isServable,
+        loadKey,
         waitSoftly: softTimeout === undefined ? undefined : waitSoftly
       }, {
         keys,

@@ -60,6 +60,24 @@ export type Leased<A> = <E, R>(
   loading: Effect.Effect<A, E | CacheError, R>
 ) => Effect.Effect<A, E | CacheError, R>
 
+/** The lock's parts, for loads of several keys at once (a batch). @internal */
+export interface Leases<A> {
+  /** One key's load under its lease: `acquire`, then `holding` or `waitFor`. */
+  readonly run: Leased<A>
+  /**
+   * Takes a key's lease: its token, none while another holds it, or undefined when the store
+   * failed and the policy is to go on without the cache.
+   */
+  readonly acquire: (full: string) => Effect.Effect<Option.Option<string> | undefined, CacheError>
+  /** Runs `loading` while each token holds its key's lease, then releases them all. */
+  readonly holding: <B, E, R>(
+    held: ReadonlyArray<readonly [key: string, full: string, token: string]>,
+    loading: Effect.Effect<B, E, R>
+  ) => Effect.Effect<B, E, R>
+  /** Waits for the holder of a key's lease (this caller did not get it), as `run` does. */
+  readonly waitFor: Leased<A>
+}
+
 /** The load a lease is taken for: one key's slot of its flight. @internal */
 export interface LeasedLoad {
   readonly key: string
@@ -74,7 +92,7 @@ type Poll<A> =
   | { readonly _tag: "Waiting"; readonly kept: Entry<A> | undefined }
 
 /** @internal */
-export const makeLeased = <A>(options: LeaseOptions<A>): Leased<A> => {
+export const makeLeases = <A>(options: LeaseOptions<A>): Leases<A> => {
   const { lock, namespace, now, onStoreFailure, reader, store } = options
   const lease = store.lease
   if (lease === undefined) {
@@ -85,7 +103,14 @@ export const makeLeased = <A>(options: LeaseOptions<A>): Leased<A> => {
         detail: `the lock option needs a store that grants leases; the ${store.name} store does not`
       })
     )
-    return () => unsupported
+    const refuse = () => unsupported
+    return {
+      run: refuse,
+      acquire: refuse,
+      // never reached: nothing is held without a lease acquired
+      holding: (_, loading) => loading,
+      waitFor: refuse
+    }
   }
   const ttl = Duration.millis(lock.ttlMillis)
   const extendEvery = Duration.millis(Math.max(1, Math.floor(lock.ttlMillis / 3)))
@@ -117,16 +142,30 @@ export const makeLeased = <A>(options: LeaseOptions<A>): Leased<A> => {
       Effect.ignore
     )
 
-  /** Runs `loading` while `token` holds the lease, then releases it: after the write, so that no waiter loads again. */
-  const holding = <E, R>(
-    key: string,
-    full: string,
-    token: string,
-    loading: Effect.Effect<A, E | CacheError, R>
-  ): Effect.Effect<A, E | CacheError, R> =>
-    Effect.scoped(Effect.zipRight(Effect.forkScoped(watchdog(key, full, token)), loading)).pipe(
-      Effect.ensuring(Effect.ignore(lease.release(full, token)))
+  /**
+   * Runs `loading` while the tokens hold their leases, then releases them: after the write, so
+   * that no waiter finds a lease free before the value is there.
+   */
+  const holding = <B, E, R>(
+    held: ReadonlyArray<readonly [key: string, full: string, token: string]>,
+    loading: Effect.Effect<B, E, R>
+  ): Effect.Effect<B, E, R> =>
+    held.length === 0 ? loading : Effect.scoped(
+      Effect.zipRight(
+        Effect.forEach(held, ([key, full, token]) => Effect.forkScoped(watchdog(key, full, token)), { discard: true }),
+        loading
+      )
+    ).pipe(
+      Effect.ensuring(
+        Effect.forEach(held, ([, full, token]) => Effect.ignore(lease.release(full, token)), {
+          concurrency: "unbounded",
+          discard: true
+        })
+      )
     )
+
+  const acquire = (full: string): Effect.Effect<Option.Option<string> | undefined, CacheError> =>
+    Effect.catchAll(lease.acquire(full, ttl), (error) => onStoreFailure("lease", error, undefined))
 
   /**
    * Just acquired: the holder before may have written and released between this caller's read
@@ -142,72 +181,81 @@ export const makeLeased = <A>(options: LeaseOptions<A>): Leased<A> => {
     Effect.flatMap(readEntry(key, full), (entry) =>
       entry !== undefined && settled(entry)
         ? Effect.as(Effect.ignore(lease.release(full, token)), entry.value)
-        : holding(key, full, token, loading))
+        : holding([[key, full, token]], loading))
 
-  return <E, R>(
+  const waitFor = <E, R>(
     load: LeasedLoad,
     kept: Entry<A> | undefined,
     settled: (entry: Entry<A>) => boolean,
     loading: Effect.Effect<A, E | CacheError, R>
-  ): Effect.Effect<A, E | CacheError, R> => {
-    const { full, key } = load
-    return Effect.flatMap(
-      Effect.catchAll(lease.acquire(full, ttl), (error) => onStoreFailure("lease", error, undefined)),
-      (taken): Effect.Effect<A, E | CacheError, R> => {
-        // the lease cannot be had (the store failed; the policy is to go on without the cache)
-        if (taken === undefined) return loading
-        if (taken._tag === "Some") return acquired(key, full, taken.value, settled, loading)
-        const deadline = now() + lock.waitMillis
-        let latest = kept
-        const step: Effect.Effect<Poll<A>, CacheError> = Effect.flatMap(readEntry(key, full), (entry) => {
-          if (entry !== undefined) {
-            if (settled(entry)) return Effect.succeed<Poll<A>>({ _tag: "Settled", value: entry.value })
-            // an expired entry still kept (fail-safe) may answer when the wait ends
-            if (now() < entry.staleUntil && (latest === undefined || entry.freshUntil > latest.freshUntil)) {
-              latest = entry
-            }
+  ): Effect.Effect<A, E | CacheError, R> =>
+    Effect.suspend(() => {
+      const { full, key } = load
+      const deadline = now() + lock.waitMillis
+      let latest = kept
+      const step: Effect.Effect<Poll<A>, CacheError> = Effect.flatMap(readEntry(key, full), (entry) => {
+        if (entry !== undefined) {
+          if (settled(entry)) return Effect.succeed<Poll<A>>({ _tag: "Settled", value: entry.value })
+          // an expired entry still kept (fail-safe) may answer when the wait ends
+          if (now() < entry.staleUntil && (latest === undefined || entry.freshUntil > latest.freshUntil)) {
+            latest = entry
           }
-          return Effect.map(
-            Effect.catchAll(lease.acquire(full, ttl), () => Effect.succeed(Option.none<string>())),
-            (token): Poll<A> =>
-              token._tag === "Some" ? { _tag: "Acquired", token: token.value } : { _tag: "Waiting", kept: latest }
-          )
-        })
-        // jittered so that the waiters of several processes do not poll in step; never past the deadline
-        const backoff: Schedule.Schedule<unknown, Poll<A>> = Schedule.exponential(Duration.millis(FIRST_POLL_MILLIS), 2)
-          .pipe(
-            Schedule.union(Schedule.spaced(Duration.millis(MAX_POLL_MILLIS))),
-            Schedule.jittered,
-            Schedule.modifyDelay((_, delay) =>
-              // whole milliseconds: a fractional sleep would end a hair past the deadline
-              Duration.millis(Math.max(0, Math.min(Math.floor(Duration.toMillis(delay)), deadline - now())))
-            )
-          )
-        const polled = Effect.zipRight(
-          Effect.sleep(Duration.millis(Math.min(FIRST_POLL_MILLIS, lock.waitMillis))),
-          Effect.repeat(step, {
-            schedule: Schedule.passthrough(backoff),
-            until: (poll) => poll._tag !== "Waiting" || now() >= deadline
-          })
+        }
+        return Effect.map(
+          Effect.catchAll(lease.acquire(full, ttl), () => Effect.succeed(Option.none<string>())),
+          (token): Poll<A> =>
+            token._tag === "Some" ? { _tag: "Acquired", token: token.value } : { _tag: "Waiting", kept: latest }
         )
-        return Effect.flatMap(polled, (poll): Effect.Effect<A, E | CacheError, R> => {
-          switch (poll._tag) {
-            case "Settled":
-              return Effect.succeed(poll.value)
-            case "Acquired":
-              return acquired(key, full, poll.token, settled, loading)
-            case "Waiting": {
-              // the value kept is older than a write of this process since: not served
-              const last = poll.kept
-              if (last !== undefined && !load.superseded && now() < last.staleUntil) return Effect.succeed(last.value)
-              if (lock.onTimeout === "load") return loading
-              return Effect.fail(new LockTimeout({ namespace, key, waitMillis: lock.waitMillis }))
-            }
-          }
+      })
+      // jittered so that the waiters of several processes do not poll in step; never past the deadline
+      const backoff: Schedule.Schedule<unknown, Poll<A>> = Schedule.exponential(Duration.millis(FIRST_POLL_MILLIS), 2)
+        .pipe(
+          Schedule.union(Schedule.spaced(Duration.millis(MAX_POLL_MILLIS))),
+          Schedule.jittered,
+          Schedule.modifyDelay((_, delay) =>
+            // whole milliseconds: a fractional sleep would end a hair past the deadline
+            Duration.millis(Math.max(0, Math.min(Math.floor(Duration.toMillis(delay)), deadline - now())))
+          )
+        )
+      const polled = Effect.zipRight(
+        Effect.sleep(Duration.millis(Math.min(FIRST_POLL_MILLIS, lock.waitMillis))),
+        Effect.repeat(step, {
+          schedule: Schedule.passthrough(backoff),
+          until: (poll) => poll._tag !== "Waiting" || now() >= deadline
         })
-      }
-    )
-  }
+      )
+      return Effect.flatMap(polled, (poll): Effect.Effect<A, E | CacheError, R> => {
+        switch (poll._tag) {
+          case "Settled":
+            return Effect.succeed(poll.value)
+          case "Acquired":
+            return acquired(key, full, poll.token, settled, loading)
+          case "Waiting": {
+            // the value kept is older than a write of this process since: not served
+            const last = poll.kept
+            if (last !== undefined && !load.superseded && now() < last.staleUntil) return Effect.succeed(last.value)
+            if (lock.onTimeout === "load") return loading
+            return Effect.fail(new LockTimeout({ namespace, key, waitMillis: lock.waitMillis }))
+          }
+        }
+      })
+    })
+
+  const run = <E, R>(
+    load: LeasedLoad,
+    kept: Entry<A> | undefined,
+    settled: (entry: Entry<A>) => boolean,
+    loading: Effect.Effect<A, E | CacheError, R>
+  ): Effect.Effect<A, E | CacheError, R> =>
+    Effect.flatMap(acquire(load.full), (taken): Effect.Effect<A, E | CacheError, R> =>
+      // the lease cannot be had (the store failed; the policy is to go on without the cache)
+      taken === undefined
+        ? loading
+        : taken._tag === "Some"
+        ? acquired(load.key, load.full, taken.value, settled, loading)
+        : waitFor(load, kept, settled, loading))
+
+  return { run, acquire, holding, waitFor }
 }
 
 /** Whether a stored entry answers a miss: anything a read would serve. @internal */

@@ -10,7 +10,7 @@ import { isRetry } from "./flight.js"
 import type { Abandoned, Absent, Flights, Slot } from "./flight.js"
 import type { FailSafe } from "./index.js"
 import type { Superseding } from "./keyOrder.js"
-import type { Leased } from "./lease.js"
+import type { Leases } from "./lease.js"
 import type { RunLoad } from "./load.js"
 import type { Loader } from "./read.js"
 import type { Counters } from "./stats.js"
@@ -32,7 +32,7 @@ export interface SingleLoadOptions<A> {
   readonly softTimeout: number | undefined
   readonly refreshPermits: Effect.Semaphore
   /** The distributed lock (`lock`): loads run under their key's lease. */
-  readonly leased: Leased<A> | undefined
+  readonly leases: Leases<A> | undefined
   /** Whether an entry read from the store answers a miss (anything a read would serve). */
   readonly servable: (entry: Entry<A>) => boolean
 }
@@ -46,7 +46,7 @@ export const makeSingleLoads = <A>(options: SingleLoadOptions<A>) => {
     counters,
     failSafe,
     flights,
-    leased,
+    leases,
     namespace,
     now,
     refreshPermits,
@@ -79,9 +79,9 @@ export const makeSingleLoads = <A>(options: SingleLoadOptions<A>) => {
           rescued(
             slot!,
             fallback,
-            leased === undefined
+            leases === undefined
               ? loadKey(slot!, arg, load)
-              : leased(slot!, fallback, settled, loadKey(slot!, arg, load))
+              : leases.run(slot!, fallback, settled, loadKey(slot!, arg, load))
           ).pipe(
             Effect.exit,
             Effect.map((exit) => [exit])
@@ -135,10 +135,10 @@ export const makeSingleLoads = <A>(options: SingleLoadOptions<A>) => {
     Effect.suspend(() => {
       if (flights.current(full) !== undefined) return Effect.void
       return flights.start<E, R>([[key, full]], ([slot]) =>
-        (leased === undefined
+        (leases === undefined
           ? refreshPermits.withPermits(1)(loadKey(slot!, arg, load))
           // under the lock, a refresh another process wrote first (a newer entry) is this one's answer
-          : leased(
+          : leases.run(
             slot!,
             entry,
             (found) => found.freshUntil > entry.freshUntil,
@@ -201,5 +201,5 @@ export const makeSingleLoads = <A>(options: SingleLoadOptions<A>) => {
       return Effect.succeed(fallback.value)
     })
 
-  return { startOrJoin, loadShared, reload, revalidate, rescued, waitSoftly }
+  return { startOrJoin, loadKey, loadShared, reload, revalidate, rescued, waitSoftly }
 }
