@@ -62,8 +62,9 @@ export interface Capabilities {
  *
  * Keys are the store's keys (without prefix), the same as the entry's: one lease per key, never
  * one shared by several keys. Where the lease lives is the store's choice (a lock key of its own
- * next to the entry on Redis, an in-process table on the memory store); it is never listed by
- * `keys`, never removed by `clear`, and never read as the entry.
+ * next to the entry on Redis, an in-process table on the memory store, the entry itself on
+ * memcached); it is never listed by `keys` and never read as the entry. A store whose leases live
+ * in the entry says so with `endsOnWrite`: there a write, delete or `clear` of the key ends it.
  *
  * @since 0.1.0
  * @category models
@@ -78,6 +79,8 @@ export interface Lease {
   readonly extend: (key: string, token: string, ttl: Duration.DurationInput) => Effect.Effect<boolean, StoreFailure>
   /** Ends the lease, when `token` still holds it (false otherwise: a lapsed lease is never taken from its new holder). */
   readonly release: (key: string, token: string) => Effect.Effect<boolean, StoreFailure>
+  /** The lease lives in the entry: writing, deleting or clearing the key ends it (memcached). */
+  readonly endsOnWrite?: boolean | undefined
 }
 
 /**
