@@ -1,21 +1,24 @@
 /**
  * One process of the cross-process stampede tests, run with tsx as a child process.
  *
- * It builds a read-through cache over a Redis store (with or without `lock`, as the parent says in
- * its JSON argument), prints `READY <pid>`, and waits for `GO` on stdin. Then it runs `gets` concurrent
+ * It builds a read-through cache over a Redis store, or a memcached ring (with or without `lock`, as
+ * the parent says in its JSON argument), prints `READY <pid>`, and waits for `GO` on stdin. Then it runs `gets` concurrent
  * `get`s of one key and prints `RESULT <json>`: each get's value or error tag and how long it took
- * (real time). Its loader counts every call in Redis (`INCR`), so the parent reads the loader
- * calls of all processes in one place; it prints `LOAD <n>` when it starts the n-th call. With
- * `hangFirst`, the first call of all processes never finishes (its process is to be killed).
+ * (real time). It prints `LOAD <n>` when its loader starts its n-th call; over Redis, calls are
+ * numbered across every process (`INCR` on one key). With `hangFirst` (Redis only), the first call
+ * of all processes never finishes: its process is to be killed.
  */
 import { Effect, Schema } from "effect"
+import * as MemcachedStore from "effect-cachekit/MemcachedStore"
 import * as ReadThrough from "effect-cachekit/ReadThrough"
 import * as RedisStore from "effect-cachekit/RedisStore"
 import { Redis as IoRedis } from "ioredis"
 import * as readline from "node:readline"
 
 interface WorkerOptions {
-  readonly port: number
+  /** A Redis port, or the memcached servers. */
+  readonly port?: number | undefined
+  readonly memcached?: ReadonlyArray<string> | undefined
   readonly prefix: string
   readonly key: string
   readonly gets: number
@@ -25,12 +28,13 @@ interface WorkerOptions {
 }
 
 const options = JSON.parse(process.argv[2]!) as WorkerOptions
-const counter = new IoRedis({ port: options.port, host: "127.0.0.1" })
+const counter = options.port === undefined ? undefined : new IoRedis({ port: options.port, host: "127.0.0.1" })
 const counterKey = `${options.prefix}-loader-calls`
+let localCalls = 0
 
 const lookup = (key: string) =>
   Effect.gen(function*() {
-    const n = yield* Effect.promise(() => counter.incr(counterKey))
+    const n = counter === undefined ? ++localCalls : yield* Effect.promise(() => counter.incr(counterKey))
     process.stdout.write(`LOAD ${n}\n`)
     if (options.hangFirst && n === 1) return yield* Effect.never
     yield* Effect.sleep(options.loadMillis)
@@ -75,12 +79,16 @@ const program = Effect.gen(function*() {
   process.stdout.write(`RESULT ${JSON.stringify(results)}\n`)
 }).pipe(
   Effect.scoped,
-  Effect.provide(RedisStore.layer({ host: "127.0.0.1", port: options.port, prefix: options.prefix }))
+  Effect.provide(
+    options.memcached === undefined
+      ? RedisStore.layer({ host: "127.0.0.1", port: options.port, prefix: options.prefix })
+      : MemcachedStore.layer({ servers: [...options.memcached], prefix: options.prefix })
+  )
 )
 
 Effect.runPromise(program).then(
   () => {
-    counter.disconnect()
+    counter?.disconnect()
     process.exit(0)
   },
   (error) => {

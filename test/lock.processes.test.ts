@@ -1,6 +1,7 @@
 /**
- * The distributed lock across real OS processes on one real Redis: four child processes (the
- * worker in harness/lockWorker.ts) each run 250 concurrent cold gets of one key.
+ * The distributed lock across real OS processes, on one real Redis and on a ring of three real
+ * memcached servers: four child processes (the worker in harness/lockWorker.ts) each run 250
+ * concurrent cold gets of one key.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect } from "effect"
@@ -9,9 +10,11 @@ import { spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { fixture } from "./harness/fixture.js"
+import { startMemcacheds } from "./harness/memcached.js"
 import { redisCli, redisServer } from "./harness/redis.js"
 
 const env = fixture(redisServer())
+const ring = fixture(startMemcacheds(3))
 
 const workerScript = fileURLToPath(new URL("./harness/lockWorker.ts", import.meta.url))
 const root = fileURLToPath(new URL("..", import.meta.url))
@@ -95,7 +98,8 @@ const startWorker = (options: object, onLoad: (worker: Worker, n: number) => voi
 /** Runs `PROCESSES` workers to their results; `onLoad` sees every loader call as it starts. */
 const stampede = (
   options: object,
-  onLoad: (worker: Worker, n: number) => void = () => {}
+  onLoad: (worker: Worker, n: number) => void = () => {},
+  store: "redis" | "memcached" = "redis"
 ): Effect.Effect<
   { readonly workers: ReadonlyArray<Worker>; readonly loaderCalls: number; readonly prefix: string },
   Error,
@@ -103,8 +107,9 @@ const stampede = (
 > =>
   Effect.gen(function*() {
     const prefix = `lock-${process.pid}-${run++}`
-    const port = env().port
-    const all = { port, prefix, key: "hot", gets: GETS, ...options }
+    const port = store === "redis" ? env().port : undefined
+    const memcached = store === "memcached" ? ring().map((server) => server.address) : undefined
+    const all = { port, memcached, prefix, key: "hot", gets: GETS, ...options }
     const workers = yield* Effect.forEach(
       Array.from({ length: PROCESSES }),
       () => startWorker(all, onLoad),
@@ -113,7 +118,10 @@ const stampede = (
     yield* Effect.forEach(workers, (w) => Deferred.await(w.ready), { discard: true })
     yield* Effect.forEach(workers, (w) => w.go, { discard: true })
     yield* Effect.forEach(workers, (w) => Effect.either(Deferred.await(w.result)), { concurrency: "unbounded" })
-    const calls = Number((yield* redisCli(port, "GET", `${prefix}-loader-calls`)).trim())
+    // over Redis, the calls counted in Redis; over memcached, the calls the processes told of
+    const calls = port === undefined
+      ? workers.reduce((sum, w) => sum + w.loads.length, 0)
+      : Number((yield* redisCli(port, "GET", `${prefix}-loader-calls`)).trim())
     return { workers, loaderCalls: calls, prefix }
   })
 
@@ -216,6 +224,30 @@ describe("lock across 4 OS processes on one Redis", () => {
           // none waited for the lease (20 s): each gave up at its own deadline
           expect(Math.max(...results.map((r) => r.millis))).toBeLessThan(ttl / 2)
           expect(Math.min(...results.map((r) => r.millis))).toBeGreaterThanOrEqual(wait - 1)
+        }
+      }),
+    120_000
+  )
+})
+
+describe("lock across 4 OS processes on a ring of three memcached servers (the native lease)", () => {
+  it.scoped(
+    "4 processes × 250 concurrent cold gets: 4 loader calls without the lock, 1 with it",
+    () =>
+      Effect.gen(function*() {
+        const without = yield* stampede({ loadMillis: 1_000, hangFirst: false }, undefined, "memcached")
+        expect(without.loaderCalls).toBe(PROCESSES)
+        const locked = yield* stampede(
+          { loadMillis: 1_000, hangFirst: false, lock: { ttl: 3_000, wait: 20_000 } },
+          undefined,
+          "memcached"
+        )
+        expect(locked.loaderCalls).toBe(1)
+        const holder = locked.workers.find((w) => w.loads.length > 0)!
+        for (const worker of locked.workers) {
+          const results = yield* resultsOf(worker)
+          expect(results.length).toBe(GETS)
+          expect(new Set(results.map((r) => r.value))).toEqual(new Set([`hot loaded by ${holder.pid}`]))
         }
       }),
     120_000
