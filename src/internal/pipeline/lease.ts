@@ -241,13 +241,8 @@ export const makeLeases = <A>(options: LeaseOptions<A>): Leases<A> => {
       })
     })
 
-  const run = <E, R>(
-    load: LeasedLoad,
-    kept: Entry<A> | undefined,
-    settled: (entry: Entry<A>) => boolean,
-    loading: Effect.Effect<A, E | CacheError, R>
-  ): Effect.Effect<A, E | CacheError, R> =>
-    Effect.flatMap(acquire(load.full), (taken): Effect.Effect<A, E | CacheError, R> =>
+  const run: Leased<A> = (load, kept, settled, loading) =>
+    Effect.flatMap(acquire(load.full), (taken) =>
       // the lease cannot be had (the store failed; the policy is to go on without the cache)
       taken === undefined
         ? loading
