@@ -62,8 +62,8 @@ export interface Options<A, I = unknown> {
    * Distributed lock: one loader per key across every process sharing the store. A load takes
    * the key's lease for `ttl` (extended while the load runs); callers in other processes poll the
    * entry until the holder's value is there, for at most `wait`, then get a kept stale value when
-   * there is one, else `onTimeout` decides. Needs a store that grants leases (memory, Redis);
-   * on another store, loads fail with `UnsupportedCapability`. See `LockOptions`.
+   * there is one, else `onTimeout` decides. Needs a store that grants leases (memory, Redis,
+   * memcached); on another store, loads fail with `UnsupportedCapability`. See `LockOptions`.
    */
   readonly lock?: LockOptions | undefined
   /** `"fallback"` (default): store failures are counted and the cache is bypassed. `"fail"`: they fail the call. */

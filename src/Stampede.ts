@@ -31,7 +31,7 @@ export interface WithLockOptions<A, I = unknown> extends Cache.CachedOptions<A, 
  * lease held polls the entry with backoff and is answered with the holder's value. When
  * `lock.wait` ends first, a kept stale value answers, else `lock.onTimeout` decides (`"load"`:
  * run anyway; `"fail"`: `CacheError.LockTimeout`). A holder that dies is replaced once its lease
- * lapses. Needs a store that grants leases (memory, Redis).
+ * lapses. Needs a store that grants leases (memory, Redis, memcached).
  *
  * @since 0.1.0
  * @category combinators
