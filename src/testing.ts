@@ -200,6 +200,7 @@ export type Operation =
   | "expire"
   | "clear"
   | "keys"
+  | "lease"
 
 /**
  * Every operation, in the order of the `CacheStore` contract.
@@ -326,7 +327,8 @@ export interface Faulty {
  * Wraps a store so that faults can be injected into its operations. The wrapper has the wrapped
  * store's name and capabilities, and starts healthy. It has no direct read (`directRead`) and
  * does not pass on the wrapped store's (the memory store's synchronous read, Redis's callback
- * read), so every read of a strategy goes through `get` and meets the fault.
+ * read), so every read of a strategy goes through `get` and meets the fault. It passes on the
+ * wrapped store's leases, whose acquisitions, extensions and releases are the operation `"lease"`.
  *
  * @since 0.1.0
  * @category fault injection

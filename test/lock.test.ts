@@ -6,6 +6,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Duration, Effect, Exit, Fiber, Option, Ref, Schema, TestClock } from "effect"
 import { Cache, CacheStore, MemoryStore, ReadThrough } from "effect-cachekit"
+import * as Testing from "effect-cachekit/testing"
 
 const Memory = MemoryStore.layer()
 
@@ -230,6 +231,27 @@ describe("lock (distributed lease) on the memory store", () => {
         "UnsupportedCapability"
       )
     }))
+
+  it.scoped("a store that fails to grant the lease: the load goes on without it, or fails with onStoreError \"fail\"", () =>
+    Effect.gen(function*() {
+      const { faults, store } = yield* Testing.faulty(yield* CacheStore.CacheStore)
+      yield* faults.inject(Testing.failure("connection"), "lease")
+      const b = yield* slow("b", 1_000)
+      const fallback = yield* Effect.provideService(handle(b.lookup), CacheStore.CacheStore, store)
+      const strict = yield* Effect.provideService(
+        handle(b.lookup, { namespace: "strict", onStoreError: "fail" }),
+        CacheStore.CacheStore,
+        store
+      )
+      const loaded = yield* Effect.fork(fallback.get("k"))
+      yield* TestClock.adjust("1 second")
+      expect(yield* Fiber.join(loaded)).toBe("b:k")
+      expect((yield* fallback.stats).storeErrors).toBe(1)
+      const refused = yield* Effect.exit(strict.get("k"))
+      expect(Exit.isFailure(refused) && refused.cause._tag === "Fail" && refused.cause.error._tag).toBe("StoreError")
+      expect(yield* Ref.get(b.calls)).toBe(1)
+      expect((yield* faults.calls).lease).toBe(2)
+    }).pipe(Effect.provide(Memory)))
 
   it("lock options that make no sense throw InvalidOptions when the cache is made", () => {
     const bad: ReadonlyArray<readonly [unknown, string]> = [
