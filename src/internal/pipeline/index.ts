@@ -1,7 +1,8 @@
 /**
  * The one load pipeline every strategy shares, assembled from its stages:
- * read (the hot path) → freshness (pure decisions) → flight (single flight) → load (the loader
- * stack) → write (envelope and store writes), with counters, the store-failure policy and spans.
+ * read (the hot path) → freshness (pure decisions) → flight (single flight) → lease (the
+ * distributed lock, with `lock`) → load (the loader stack) → write (envelope and store writes),
+ * with counters, the store-failure policy and spans.
  */
 import type * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
