@@ -58,6 +58,14 @@ export interface Options<A, I = unknown> {
    * time the entry recorded; `beta` > 0 (1 is the paper's default, more recomputes earlier).
    */
   readonly earlyRecompute?: { readonly beta: number } | undefined
+  /**
+   * Distributed lock: one loader per key across every process sharing the store. A load takes
+   * the key's lease for `ttl` (extended while the load runs); callers in other processes poll the
+   * entry until the holder's value is there, for at most `wait`, then get a kept stale value when
+   * there is one, else `onTimeout` decides. Needs a store that grants leases (memory, Redis,
+   * memcached); on another store, loads fail with `UnsupportedCapability`. See `LockOptions`.
+   */
+  readonly lock?: LockOptions | undefined
   /** `"fallback"` (default): store failures are counted and the cache is bypassed. `"fail"`: they fail the call. */
   readonly onStoreError?: "fallback" | "fail" | undefined
   /** Fails a load that takes longer with `CacheError.LoadTimeout` (no timeout by default); `timeouts.hard`'s shorthand. */
@@ -83,6 +91,27 @@ export interface FailSafeOptions {
   readonly maxStale: Duration.DurationInput
   /** How long the value is served, fresh, after a failed load before the loader is tried again. */
   readonly throttle: Duration.DurationInput
+}
+
+/**
+ * Options of the distributed lock (`Cache.Options.lock`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface LockOptions {
+  /**
+   * How long a lease lasts when its holder stops extending it (a process that died): another
+   * process takes over the load after this. The holder extends it every `ttl / 3` while it loads.
+   */
+  readonly ttl: Duration.DurationInput
+  /** How long a caller waits for another process's load before `onTimeout` applies. */
+  readonly wait: Duration.DurationInput
+  /**
+   * When `wait` ends and no stale value is kept (by `staleWhileRevalidate` or `failSafe`):
+   * `"load"` (default) runs the loader anyway; `"fail"` fails with `CacheError.LockTimeout`.
+   */
+  readonly onTimeout?: "load" | "fail" | undefined
 }
 
 /**

@@ -151,6 +151,26 @@ export class LoadTimeout extends Schema.TaggedError<LoadTimeout>("effect-cacheki
 }
 
 /**
+ * A load waited for the lease of its key (`lock`) longer than `lock.wait`, while another holder
+ * loaded it, and `lock.onTimeout` is `"fail"`. Nothing was loaded or written by this caller.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class LockTimeout extends Schema.TaggedError<LockTimeout>("effect-cachekit/LockTimeout")("LockTimeout", {
+  namespace: Schema.String,
+  key: Schema.String,
+  waitMillis: Schema.Number
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `waited ${this.waitMillis} ms for the lock of ${this.namespace}:${this.key}, held by another loader`
+  }
+}
+
+/**
  * A batch loader (`lookupMany`) answered with a key that was not asked for, or with one key
  * twice. Nothing of that batch is cached; the keys it did not return are simply not found.
  *
@@ -206,6 +226,7 @@ export const CacheError = Schema.Union(
   ValueTooLarge,
   UnsupportedCapability,
   LoadTimeout,
+  LockTimeout,
   BatchMismatch,
   InvalidOptions
 )
@@ -220,12 +241,12 @@ export type CacheError = typeof CacheError.Type
 
 /**
  * The errors a `CacheStore` operation can fail with: every `CacheError` but those of loading
- * (`LoadTimeout`, `BatchMismatch`) and of construction (`InvalidOptions`).
+ * (`LoadTimeout`, `LockTimeout`, `BatchMismatch`) and of construction (`InvalidOptions`).
  *
  * @since 0.1.0
  * @category models
  */
-export type StoreFailure = Exclude<CacheError, LoadTimeout | BatchMismatch | InvalidOptions>
+export type StoreFailure = Exclude<CacheError, LoadTimeout | LockTimeout | BatchMismatch | InvalidOptions>
 
 /**
  * Whether an unknown value is one of the errors of this module.

@@ -56,6 +56,34 @@ export interface Capabilities {
 }
 
 /**
+ * A lease: the right, held by one caller across every process sharing the store, to load one key
+ * for a while. A store that can grant leases offers this optional capability as `lease`; the
+ * load pipeline's `lock` option uses it without knowing the driver.
+ *
+ * Keys are the store's keys (without prefix), the same as the entry's: one lease per key, never
+ * one shared by several keys. Where the lease lives is the store's choice (a lock key of its own
+ * next to the entry on Redis, an in-process table on the memory store, the entry itself on
+ * memcached); it is never listed by `keys` and never read as the entry. A store whose leases live
+ * in the entry says so with `endsOnWrite`: there a write, delete or `clear` of the key ends it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Lease {
+  /**
+   * Takes the lease of `key` for `ttl` when nobody holds it: the holder's token, or none while
+   * another holder's lease runs. Atomic: of concurrent callers, in any process, one gets a token.
+   */
+  readonly acquire: (key: string, ttl: Duration.DurationInput) => Effect.Effect<Option.Option<string>, StoreFailure>
+  /** Makes the lease last `ttl` from now, when `token` still holds it; false when it lapsed or passed on. */
+  readonly extend: (key: string, token: string, ttl: Duration.DurationInput) => Effect.Effect<boolean, StoreFailure>
+  /** Ends the lease, when `token` still holds it (false otherwise: a lapsed lease is never taken from its new holder). */
+  readonly release: (key: string, token: string) => Effect.Effect<boolean, StoreFailure>
+  /** The lease lives in the entry: writing, deleting or clearing the key ends it (memcached). */
+  readonly endsOnWrite?: boolean | undefined
+}
+
+/**
  * One entry for `setMany`.
  *
  * @since 0.1.0
@@ -115,6 +143,11 @@ export interface Service {
    * `get`. The strategies use it on every read when it belongs to this store's `get`.
    */
   readonly directRead?: DirectRead | undefined
+  /**
+   * Optional capability: leases on keys, for one loader per key across processes (the `lock`
+   * option of the strategies). Absent on stores that cannot grant them.
+   */
+  readonly lease?: Lease | undefined
   /**
    * The scope the store lives in, when it has one (the store layers of this package set it).
    * Background work done on the store's behalf by combinators that have no scope of their own
@@ -205,6 +238,7 @@ export interface MakeOptions {
   readonly clear?: Service["clear"]
   readonly keys?: Service["keys"]
   readonly directRead?: Service["directRead"]
+  readonly lease?: Service["lease"]
   readonly scope?: Service["scope"]
 }
 
@@ -271,6 +305,7 @@ export const make = (options: MakeOptions): Service => {
     clear: options.clear ?? unsupported("clear"),
     keys: options.keys ?? (() => unsupported("keys")),
     directRead: options.directRead,
+    lease: options.lease,
     scope: options.scope
   }
 }

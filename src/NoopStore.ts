@@ -7,8 +7,9 @@
  *
  * - `get`, `getMany` and the direct read: nothing; `keys`: an empty list.
  * - `set`, `setMany`, `clear`: succeed.
- * - `setIfAbsent`: `true` (the key was absent), so a lock over this store is always acquired and
- *   every process loads for itself.
+ * - `setIfAbsent`: `true` (the key was absent); `lease`: every acquisition gets a token, and
+ *   extensions and releases succeed, so a lock over this store is always acquired and every
+ *   process loads for itself.
  * - `delete`, `expire`: `false`; `deleteMany`: `0`.
  *
  * The store declares itself live (`capabilities.live`), so the strategies do not encode values
@@ -22,6 +23,14 @@ import * as Option from "effect/Option"
 import { CacheStore } from "./CacheStore.js"
 import type * as CacheStoreModule from "./CacheStore.js"
 import { check } from "./internal/options.js"
+
+let leases = 0
+const held = Effect.succeed(true)
+const lease: CacheStoreModule.Lease = {
+  acquire: () => Effect.sync(() => Option.some(`noop-${++leases}`)),
+  extend: () => held,
+  release: () => held
+}
 
 /**
  * Options of the no-op store.
@@ -78,7 +87,8 @@ export const make = (options: Options = {}): CacheStoreModule.Service => {
     deleteMany: () => none,
     expire: () => existed,
     clear: done,
-    keys: () => noKeys
+    keys: () => noKeys,
+    lease
   }
 }
 

@@ -55,4 +55,9 @@ export * as ReadThrough from "./ReadThrough.js"
 /**
  * @since 0.1.0
  */
+export * as Stampede from "./Stampede.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as Ttl from "./Ttl.js"

@@ -87,6 +87,7 @@ export interface StoreSuiteRunner {
  * | `glob` | `keys(pattern)` matches with Redis's glob rules (a table of patterns a real Redis agrees with); the patterns every store refuses fail with `StoreError` reason `"command"` |
  * | `direct-read` | a direct read reads exactly what `get` reads |
  * | `live-values` | live stores keep objects by reference; byte stores refuse them with `EncodeError` |
+ * | `lease` | a store that grants leases (`lease`): one holder at a time (of 100 concurrent acquisitions, one wins), lapsing after its TTL unless extended, extended and released only by its token (an old token never touches the next holder's lease), never read or listed as an entry; kept apart from the entry (a write, delete or clear leaves it), or, with `endsOnWrite`, ended by a write of the key and released without changing the entry; a lease that is no finite positive duration fails with `StoreError` reason `"command"`. A store without leases: a cache asking for the `lock` fails with `UnsupportedCapability` |
  *
  * @since 0.1.0
  * @category conformance suite
@@ -115,6 +116,7 @@ export type StoreSuiteCase =
   | "glob"
   | "direct-read"
   | "live-values"
+  | "lease"
 
 /**
  * Every case of the suite, in the order they run.
@@ -198,6 +200,7 @@ export type Operation =
   | "expire"
   | "clear"
   | "keys"
+  | "lease"
 
 /**
  * Every operation, in the order of the `CacheStore` contract.
@@ -324,7 +327,8 @@ export interface Faulty {
  * Wraps a store so that faults can be injected into its operations. The wrapper has the wrapped
  * store's name and capabilities, and starts healthy. It has no direct read (`directRead`) and
  * does not pass on the wrapped store's (the memory store's synchronous read, Redis's callback
- * read), so every read of a strategy goes through `get` and meets the fault.
+ * read), so every read of a strategy goes through `get` and meets the fault. It passes on the
+ * wrapped store's leases, whose acquisitions, extensions and releases are the operation `"lease"`.
  *
  * @since 0.1.0
  * @category fault injection

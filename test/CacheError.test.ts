@@ -11,6 +11,7 @@ describe("CacheError", () => {
       new CacheError.ValueTooLarge({ store: "s", key: "k", size: 2, limit: 1 }),
       new CacheError.UnsupportedCapability({ store: "s", capability: "keys", detail: "d" }),
       new CacheError.LoadTimeout({ namespace: "n", key: "k", timeoutMillis: 1 }),
+      new CacheError.LockTimeout({ namespace: "n", key: "k", waitMillis: 1 }),
       new CacheError.BatchMismatch({ namespace: "n", detail: "answered twice for k" }),
       new CacheError.InvalidOptions({ component: "c", option: "o", detail: "d" })
     ]

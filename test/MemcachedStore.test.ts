@@ -38,6 +38,40 @@ let run = 0
 const uniquePrefix = (label: string) => `ms-${process.pid}-${Date.now().toString(36)}-${run++}-${label}`
 
 describe("MemcachedStore", () => {
+  it.scopedLive("lock: two handles' stale reads of one key start one refresh load, through the win on the entry (R)", () =>
+    Effect.gen(function*() {
+      const store = yield* MemcachedStore.make({ servers: addresses(), prefix: uniquePrefix("lease-swr") })
+      const loads: Array<string> = []
+      const handle = (label: string) =>
+        ReadThrough.make({
+          namespace: "n",
+          value: Schema.String,
+          lookup: (key: string) =>
+            Effect.sync(() => loads.push(label)).pipe(
+              Effect.flatMap((n) => Effect.as(Effect.sleep("300 millis"), `${label}:${key}:${n}`))
+            ),
+          ttl: "2 seconds",
+          staleWhileRevalidate: "1 minute",
+          lock: { ttl: "3 seconds", wait: "5 seconds" }
+        }).pipe(Effect.provideService(CacheStore, store))
+      const first = yield* handle("a")
+      const second = yield* handle("b")
+      expect(yield* first.get("k")).toBe("a:k:1")
+      yield* Effect.sleep("2100 millis")
+      // both stale: each handle serves the old value and starts a refresh; one wins the lease
+      const [a, b] = yield* Effect.all([first.get("k"), second.get("k")], { concurrency: "unbounded" })
+      expect([a, b]).toEqual(["a:k:1", "a:k:1"])
+      yield* eventually(
+        "the refreshed value",
+        Effect.map(Effect.all([first.get("k"), second.get("k")]), ([x, y]) => x !== "a:k:1" && x === y)
+      )
+      expect(loads.length).toBe(2)
+      // the refresh wrote the entry, which ended the win: the next refresh can win again
+      yield* Effect.sleep("2100 millis")
+      yield* first.get("k")
+      yield* eventually("a second refresh", Effect.sync(() => loads.length === 3))
+    }))
+
   it.scopedLive("hostile keys round-trip without reaching the protocol raw; nothing is flushed", () =>
     Effect.gen(function*() {
       const port = servers()[0]!.port

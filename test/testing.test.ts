@@ -33,6 +33,11 @@ describe("testing: the faulty store", () => {
       expect(yield* store.delete("a")).toBe(true)
       expect(yield* store.deleteMany(["b", "c"])).toBe(2)
       yield* store.clear
+      // a lease's three calls go to the wrapped store's lease, under one operation
+      const token = Option.getOrThrow(yield* store.lease!.acquire("l", "1 minute"))
+      expect(Option.isNone(yield* inner.lease!.acquire("l", "1 minute"))).toBe(true)
+      expect(yield* store.lease!.extend("l", token, "1 minute")).toBe(true)
+      expect(yield* store.lease!.release("l", token)).toBe(true)
       expect(yield* faults.faultOf("get")).toEqual(Testing.healthy)
       expect(yield* faults.calls).toEqual({
         get: 0,
@@ -44,7 +49,8 @@ describe("testing: the faulty store", () => {
         deleteMany: 1,
         expire: 1,
         clear: 1,
-        keys: 1
+        keys: 1,
+        lease: 3
       })
     }))
 

@@ -13,7 +13,7 @@ import type { EvictionKind } from "./eviction/index.js"
 import type { Node, Policy } from "./eviction/policy.js"
 import { hashKey } from "./eviction/policy.js"
 import * as Glob from "./glob.js"
-import { approximateSize, invalidTtl, ttlMillis } from "./store.js"
+import { approximateSize, invalidTtl, leaseMillis, ttlMillis } from "./store.js"
 
 /** @internal */
 export interface MemNode extends Node {
@@ -268,8 +268,47 @@ export const make = (options: MakeOptions): Effect.Effect<CacheStore.Service, ne
         return error === undefined ? Effect.void : Effect.fail(error)
       })
 
+    // Leases live in a table of their own: never evicted, never listed by `keys`, never read as
+    // entries. A lapsed lease stays in the table until its key is leased again or released.
+    const leases = new Map<string, { readonly token: string; expiresAt: number }>()
+    let leaseCount = 0
+    const heldBy = (key: string, token: string) => {
+      const held = leases.get(key)
+      return held !== undefined && held.token === token && held.expiresAt > now() ? held : undefined
+    }
+    const lease: CacheStore.Lease = {
+      acquire: (key, ttl) =>
+        Effect.suspend(() => {
+          const millis = leaseMillis(options.name, "lease", ttl)
+          if (typeof millis !== "number") return Effect.fail(millis)
+          const t = now()
+          const held = leases.get(key)
+          if (held !== undefined && held.expiresAt > t) return Effect.succeed(Option.none())
+          const token = `${++leaseCount}`
+          leases.set(key, { token, expiresAt: t + millis })
+          return Effect.succeed(Option.some(token))
+        }),
+      extend: (key, token, ttl) =>
+        Effect.suspend(() => {
+          const millis = leaseMillis(options.name, "lease", ttl)
+          if (typeof millis !== "number") return Effect.fail(millis)
+          const held = heldBy(key, token)
+          if (held === undefined) return Effect.succeed(false)
+          held.expiresAt = now() + millis
+          return Effect.succeed(true)
+        }),
+      release: (key, token) =>
+        Effect.sync(() => {
+          const held = heldBy(key, token)
+          if (held === undefined) return false
+          leases.delete(key)
+          return true
+        })
+    }
+
     const store: CacheStore.Service = {
       name: options.name,
+      lease,
       capabilities: { live: true, scan: true, clear: true, maxValueBytes: options.maxBytes },
       get,
       directRead: { _tag: "Sync", get, read: getSync },
@@ -401,6 +440,7 @@ export const make = (options: MakeOptions): Effect.Effect<CacheStore.Service, ne
 
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
+        leases.clear()
         core.clear()
         report()
       })

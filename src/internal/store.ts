@@ -52,6 +52,30 @@ export const invalidTtl = (store: string, operation: string, ttl: Duration.Durat
     detail: `the TTL ${Array.isArray(ttl) ? `[${ttl.join(", ")}]` : String(ttl)} is not a duration`
   })
 
+/**
+ * The length of a lease in whole milliseconds (rounded up), or the `StoreError` of reason
+ * `"command"` that refuses it: a lease must end, and must last some time.
+ * @internal
+ */
+export const leaseMillis = (
+  store: string,
+  operation: string,
+  ttl: Duration.DurationInput
+): number | StoreError => {
+  const millis = ttlMillis(ttl)
+  if (millis === undefined || Number.isNaN(millis) || millis <= 0) {
+    return new StoreError({
+      store,
+      operation,
+      reason: "command",
+      detail: `a lease lasts a finite time greater than zero, got ${
+        Array.isArray(ttl) ? `[${ttl.join(", ")}]` : String(ttl)
+      }`
+    })
+  }
+  return Math.ceil(millis)
+}
+
 /** @internal */
 export const escapeGlob = (s: string): string => s.replace(/[*?[\]\\]/g, "\\$&")
 

@@ -84,6 +84,16 @@ export const resolve = <A, I>(component: string, options: Cache.Options<A, I>): 
     "timeouts.soft",
     "timeouts.soft must be shorter than timeouts.hard"
   )
+  const lock = options.lock
+  if (lock !== undefined) {
+    check(typeof lock === "object" && lock !== null, component, "lock", "lock must be an object")
+    check(
+      lock.onTimeout === undefined || lock.onTimeout === "load" || lock.onTimeout === "fail",
+      component,
+      "lock.onTimeout",
+      `lock.onTimeout must be "load" or "fail", got ${String(lock.onTimeout)}`
+    )
+  }
   return {
     namespace: options.namespace,
     schema: options.value,
@@ -100,6 +110,11 @@ export const resolve = <A, I>(component: string, options: Cache.Options<A, I>): 
     onStoreError,
     loadTimeoutMillis: hardMillis,
     softTimeoutMillis: softMillis,
+    lock: lock === undefined ? undefined : {
+      ttlMillis: Duration.toMillis(duration(component, "lock.ttl", lock.ttl)),
+      waitMillis: Duration.toMillis(duration(component, "lock.wait", lock.wait)),
+      onTimeout: lock.onTimeout ?? "load"
+    },
     earlyRecomputeBeta: beta,
     tags: options.tags
   }
@@ -128,7 +143,9 @@ const sameOptions = <A, I>(a: Pipeline.PipelineOptions<A, I>, b: Pipeline.Pipeli
   a.failSafe?.maxStaleMillis === b.failSafe?.maxStaleMillis &&
   a.failSafe?.throttleMillis === b.failSafe?.throttleMillis && a.onStoreError === b.onStoreError &&
   a.loadTimeoutMillis === b.loadTimeoutMillis && a.softTimeoutMillis === b.softTimeoutMillis &&
-  a.earlyRecomputeBeta === b.earlyRecomputeBeta && a.tags === b.tags
+  a.earlyRecomputeBeta === b.earlyRecomputeBeta && a.tags === b.tags &&
+  a.lock?.ttlMillis === b.lock?.ttlMillis && a.lock?.waitMillis === b.lock?.waitMillis &&
+  a.lock?.onTimeout === b.lock?.onTimeout
 
 const forkers = new WeakMap<CacheStoreNs.Service, Pipeline.Forker>()
 

@@ -19,7 +19,7 @@ import * as HashRing from "../../HashRing.js"
 import type * as PublicApi from "../../MemcachedStore.js"
 import * as CircuitBreaker from "../circuitBreaker.js"
 import { check, optionalDuration, optionalInteger } from "../options.js"
-import { invalidTtl, ttlMillis } from "../store.js"
+import { invalidTtl, leaseMillis, ttlMillis } from "../store.js"
 import * as Connection from "./connection.js"
 import * as Generation from "./generation.js"
 import * as Keys from "./keys.js"
@@ -52,6 +52,15 @@ const MAX_RELATIVE_TTL = 60 * 60 * 24 * 30
 
 /** memcached parses TTL tokens as signed 32-bit integers. @internal */
 const MAX_EXPTIME = 0x7fff_ffff
+
+/** Whether an item's answer says a recache win was handed out for it (`W` to this caller, `Z` to another). */
+const isLeased = (flags: Protocol.ResponseFlags): boolean => flags.win === true || flags.winSent === true
+
+/** `R` of a lease on an item that exists: any remaining TTL is below it, so the first asker wins. */
+const RECACHE_ALWAYS = MAX_EXPTIME
+
+/** A lease token: the CAS of the item it was won on. */
+const casOf = (token: string): bigint | undefined => /^[0-9]{1,20}$/.test(token) ? BigInt(token) : undefined
 
 /** Parses `host:port`, `host` (port 11211) and `[ipv6]:port`. @internal */
 export const parseServer = (server: string): ServerAddress | undefined => {
@@ -475,8 +484,9 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
       Effect.fail(storeError(operation, "protocol", `unexpected answer ${response._tag}`))
 
     // Answer handlers made once, not per call: the hot path allocates as little as it can.
+    // a lease's stub (an empty item a vivifying `mg … N` created, flagged `W`/`Z`) is no entry
     const toOption = (r: Protocol.Response): Option.Option<CacheStore.Value> =>
-      r._tag === "VA" ? Option.some(r.value) : Option.none()
+      r._tag === "VA" && !(r.value.byteLength === 0 && isLeased(r.flags)) ? Option.some(r.value) : Option.none()
     const stored = (operation: string) => (r: Protocol.Response): Effect.Effect<void, StoreError> =>
       r._tag === "HD" ? Effect.void : unexpected(operation, r)
     const storedOrAbsent = (operation: string) => (r: Protocol.Response): Effect.Effect<void, StoreError> =>
@@ -712,6 +722,100 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
         })
       )
 
+    /**
+     * Leases are memcached's own recache wins, on the entry's key itself (no lock key): `mg` with
+     * `N<ttl>` creates an empty stub on a miss and answers `W` to exactly one asker (`Z` to the
+     * others until the stub expires or is replaced), and `R` does the same on an item that exists.
+     * The token is the item's CAS. Writing the key (the holder's loaded value) ends the lease.
+     */
+    const leaseOp = <A>(
+      key: string,
+      f: (wire: Keys.WireKey, server: Server) => Effect.Effect<A, StoreFailure>
+    ): Effect.Effect<A, StoreFailure> =>
+      withBase((b) => {
+        const wire = Keys.dataKey(b, key)
+        const server = route(wire)
+        return server === undefined ? noServer("lease") : f(wire, server)
+      })
+    const lease: CacheStore.Lease = {
+      endsOnWrite: true,
+      acquire: (key, ttl) =>
+        Effect.suspend(() => {
+          const ms = leaseMillis(name, "lease", ttl)
+          if (typeof ms !== "number") {
+            return Effect.fail(ms)
+          }
+          return leaseOp(key, (wire, server) =>
+            Effect.map(
+              execute(server, {
+                _tag: "mg",
+                key: wire,
+                cas: true,
+                vivify: exptime(ms, clock.unsafeCurrentTimeMillis()),
+                recache: RECACHE_ALWAYS
+              }, "lease"),
+              (r) =>
+                (r._tag === "HD" || r._tag === "VA") && r.flags.win === true && r.flags.cas !== undefined
+                  ? Option.some(r.flags.cas.toString())
+                  : Option.none()
+            ))
+        }),
+      extend: (key, token, ttl) =>
+        Effect.suspend(() => {
+          const ms = leaseMillis(name, "lease", ttl)
+          if (typeof ms !== "number") {
+            return Effect.fail(ms)
+          }
+          const cas = casOf(token)
+          if (cas === undefined) {
+            return Effect.succeed(false)
+          }
+          return leaseOp(key, (wire, server) =>
+            Effect.flatMap(execute(server, { _tag: "mg", key: wire, cas: true, size: true }, "lease"), (r) => {
+              if (r._tag !== "HD" || r.flags.cas !== cas) {
+                return Effect.succeed(false)
+              }
+              // a win on an existing entry lasts until the entry is written: nothing to extend
+              if (r.flags.size !== 0) {
+                return Effect.succeed(true)
+              }
+              const touch = exptime(ms, clock.unsafeCurrentTimeMillis())
+              return Effect.map(execute(server, { _tag: "mg", key: wire, touch }, "lease"), (t) =>
+                t._tag === "HD")
+            }))
+        }),
+      release: (key, token) =>
+        Effect.suspend(() => {
+          const cas = casOf(token)
+          if (cas === undefined) {
+            return Effect.succeed(false)
+          }
+          return leaseOp(key, (wire, server) =>
+            Effect.flatMap(
+              execute(server, { _tag: "mg", key: wire, cas: true, value: true, ttl: true }, "lease"),
+              (r): Effect.Effect<boolean, StoreFailure> => {
+                if (r._tag !== "VA" || r.flags.cas !== cas) {
+                  return Effect.succeed(false)
+                }
+                if (r.value.byteLength === 0) {
+                  // the stub: removed, unless it changed since
+                  return Effect.map(
+                    execute(server, { _tag: "md", key: wire, compareCas: cas }, "lease"),
+                    (d) =>
+                      d._tag === "HD"
+                  )
+                }
+                // a win on an existing entry: the same value written back clears it, TTL kept
+                const remaining = r.flags.ttl
+                const request: Protocol.MetaSet = remaining === undefined || remaining < 0
+                  ? { _tag: "ms", key: wire, value: r.value, compareCas: cas }
+                  : { _tag: "ms", key: wire, value: r.value, compareCas: cas, ttl: Math.max(1, remaining) }
+                return Effect.map(execute(server, request, "lease"), (w) => w._tag === "HD")
+              }
+            ))
+        })
+    }
+
     // Read the generation now so the first operations do not wait for it, and keep it fresh so a
     // `clear` from another process is seen within one refresh interval.
     yield* Effect.ignore(ensureBase)
@@ -737,14 +841,14 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
       deleteMany,
       expire,
       clear,
-      keys
+      keys,
+      lease
     })
 
     return {
       ...service,
       prefix,
-      liveServers: () =>
-        ringMembers().map((s) => s.label),
+      liveServers: () => ringMembers().map((s) => s.label),
       serverFor: (key: string) => {
         if (base === undefined) return Option.none()
         const server = route(Keys.dataKey(base, key))

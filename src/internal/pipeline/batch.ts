@@ -15,6 +15,7 @@ import type { Abandoned, Flights, Slot, SlotExit } from "./flight.js"
 import { Absent, absent, isRetry } from "./flight.js"
 import { EXPIRED, freshness, STALE } from "./freshness.js"
 import type { Superseding } from "./keyOrder.js"
+import type { Leases } from "./lease.js"
 import type { RunLoad } from "./load.js"
 import type { Loader, Reader } from "./read.js"
 import type { Counters } from "./stats.js"
@@ -73,6 +74,12 @@ export interface BatchContext<A> {
   readonly waitSoftly:
     | (<E>(slot: Slot<A, E>, fallback: Entry<A>) => Effect.Effect<A, E | CacheError | Absent | Abandoned>)
     | undefined
+  /** The distributed lock (`lock`): each key of a batch load is loaded under its lease. */
+  readonly leases: Leases<A> | undefined
+  /** Whether an entry read from the store answers a miss. */
+  readonly servable: (entry: Entry<A>) => boolean
+  /** The load of one key's slot through `lookup`: the loader stack, then the write. */
+  readonly loadKey: <X, E, R>(slot: Slot<A, E>, arg: X, load: Loader<X, A, E, R>) => Effect.Effect<A, E | CacheError, R>
   /** Refreshes a stale key in the background (bounded), unless it is loading already. */
   readonly revalidate: <X, E, R>(
     key: string,
@@ -182,8 +189,11 @@ export const getManyOrLoad = <A, X, E, R>(
       }
     }
     if (loadMany !== undefined && batched.length > 0) {
-      const firstIndices = batchedIndices.map((indices) => indices[0]!)
-      const slots = yield* flights.start<E, R>(batched, (slots) =>
+      /** One `lookupMany` call for some slots of the batch: each slot's outcome, aligned with them. */
+      const loadBatch = (
+        slots: ReadonlyArray<Slot<A, E>>,
+        firstIndices: ReadonlyArray<number>
+      ): Effect.Effect<ReadonlyArray<SlotExit<A, E>>, never, R> =>
         context.runLoad(
           slots.map((slot) => slot.key),
           Effect.suspend(() => loadMany(firstIndices)),
@@ -207,7 +217,61 @@ export const getManyOrLoad = <A, X, E, R>(
               : Effect.forEach(slots, (slot) =>
                 Effect.exit(context.rescue(slot, fallbacks.get(slot.full), exit as Exit.Exit<never, E | CacheError>)))
           )
-        ))
+        )
+      const firstIndices = batchedIndices.map((indices) =>
+        indices[0]!
+      )
+      const { leases } = context
+      const slots = yield* flights.start<E, R>(batched, (slots) =>
+        leases === undefined ? loadBatch(slots, firstIndices) : Effect.gen(function*() {
+          // under the lock: the keys whose leases this batch takes load together, in one call;
+          // each other key waits for its holder as a single read does, and loads alone if it
+          // takes the lease over
+          const taken = yield* Effect.forEach(slots, (slot) =>
+            Effect.either(leases.acquire(slot.full)), {
+            concurrency: "unbounded"
+          })
+          const exits = new Array<SlotExit<A, E>>(slots.length)
+          const mine: Array<number> = []
+          const held: Array<readonly [string, string, string]> = []
+          const waiting: Array<Effect.Effect<void, never, R>> = []
+          for (let j = 0; j < slots.length; j++) {
+            const slot = slots[j]!
+            const outcome = taken[j]!
+            if (outcome._tag === "Left") {
+              exits[j] = Exit.fail(outcome.left)
+            } else if (outcome.right === undefined || outcome.right._tag === "Some") {
+              mine.push(j)
+              if (outcome.right !== undefined) {
+                held.push([slot.key, slot.full, outcome.right.value])
+              }
+            } else {
+              const fallback = fallbacks.get(slot.full)
+              const i = firstIndices[j]!
+              waiting.push(
+                context.rescue(
+                  slot,
+                  fallback,
+                  leases.waitFor(slot, fallback, context.servable, context.loadKey(slot, args[i]!, loadOne))
+                ).pipe(
+                  Effect.exit,
+                  Effect.map((exit) =>
+                    void (exits[j] = exit)
+                  )
+                )
+              )
+            }
+          }
+          const batch = mine.length === 0 ? Effect.void : leases.holding(
+            held,
+            Effect.map(
+              loadBatch(mine.map((j) => slots[j]!), mine.map((j) => firstIndices[j]!)),
+              (outcomes) => mine.forEach((j, k) => void (exits[j] = outcomes[k]!))
+            )
+          )
+          yield* Effect.all([batch, ...waiting], { concurrency: "unbounded", discard: true })
+          return exits
+        }))
       for (let j = 0; j < slots.length; j++) {
         waits.push([slots[j]!, batchedIndices[j]!])
       }

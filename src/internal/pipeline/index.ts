@@ -1,7 +1,8 @@
 /**
  * The one load pipeline every strategy shares, assembled from its stages:
- * read (the hot path) → freshness (pure decisions) → flight (single flight) → load (the loader
- * stack) → write (envelope and store writes), with counters, the store-failure policy and spans.
+ * read (the hot path) → freshness (pure decisions) → flight (single flight) → lease (the
+ * distributed lock, with `lock`) → load (the loader stack) → write (envelope and store writes),
+ * with counters, the store-failure policy and spans.
  */
 import type * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
@@ -22,6 +23,8 @@ import { drawEarly, EXPIRED, FRESH, freshness, mayRecomputeEarly, STALE } from "
 import { namespacePrefix } from "./key.js"
 import { keyOrderOf } from "./keyOrder.js"
 import type { Superseding } from "./keyOrder.js"
+import { makeLeases, servable } from "./lease.js"
+import type { LockOptions } from "./lease.js"
 import { makeRunLoad } from "./load.js"
 import { makeReader, Request } from "./read.js"
 import type { Loader } from "./read.js"
@@ -35,6 +38,7 @@ import { makeWriter } from "./write.js"
 export type { BatchLoader } from "./batch.js"
 export type { Forker } from "./fork.js"
 export { daemonForker, forkerIn } from "./fork.js"
+export type { LockOptions } from "./lease.js"
 export type { Loader } from "./read.js"
 export type { StoreErrorMode } from "./storeErrors.js"
 
@@ -54,6 +58,8 @@ export interface PipelineOptions<A, I> {
   readonly earlyRecomputeBeta: number | undefined
   /** A caller holding a value kept by fail-safe waits this long for a load, then gets that value. */
   readonly softTimeoutMillis: number | undefined
+  /** The distributed lock: one loader per key across the processes sharing the store. */
+  readonly lock: LockOptions | undefined
   readonly onStoreError: StoreErrorMode
   readonly loadTimeoutMillis: number | undefined
   readonly tags: ((value: A, key: string) => ReadonlyArray<string>) | undefined
@@ -149,7 +155,12 @@ export const make = <A, I>(
   // in flight, so more stale reads of it join it instead of queueing another
   const refreshPermits = Effect.unsafeMakeSemaphore(options.refreshConcurrency)
 
-  const { loadShared, rescued, revalidate, startOrJoin, waitSoftly } = makeSingleLoads<A>({
+  const leases = options.lock === undefined
+    ? undefined
+    : makeLeases<A>({ namespace, store, lock: options.lock, now, reader, onStoreFailure })
+  const isServable = servable(staleWindow, now)
+
+  const { loadKey, loadShared, reload, rescued, revalidate, startOrJoin, waitSoftly } = makeSingleLoads<A>({
     namespace,
     now,
     counters,
@@ -159,7 +170,9 @@ export const make = <A, I>(
     storeLoaded,
     failSafe,
     softTimeout,
-    refreshPermits
+    refreshPermits,
+    leases,
+    servable: isServable
   })
 
   // -----------------------------------------------------------------------------------------------
@@ -259,7 +272,7 @@ export const make = <A, I>(
   ).pipe(traced("cachekit.clear", spanAttributes))
 
   const refresh = <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>): Effect.Effect<A, E | CacheError, R> =>
-    loadShared(key, fullKey(key), arg, load).pipe(traced("cachekit.refresh", spanAttributes))
+    reload(key, fullKey(key), arg, load).pipe(traced("cachekit.refresh", spanAttributes))
 
   return {
     namespace,
@@ -289,6 +302,9 @@ export const make = <A, I>(
         revalidate,
         failSafe: failSafe !== undefined,
         rescue: rescued,
+        leases,
+        servable: isServable,
+        loadKey,
         waitSoftly: softTimeout === undefined ? undefined : waitSoftly
       }, {
         keys,

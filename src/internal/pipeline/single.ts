@@ -10,6 +10,7 @@ import { isRetry } from "./flight.js"
 import type { Abandoned, Absent, Flights, Slot } from "./flight.js"
 import type { FailSafe } from "./index.js"
 import type { Superseding } from "./keyOrder.js"
+import type { Leases } from "./lease.js"
 import type { RunLoad } from "./load.js"
 import type { Loader } from "./read.js"
 import type { Counters } from "./stats.js"
@@ -30,30 +31,58 @@ export interface SingleLoadOptions<A> {
   readonly failSafe: FailSafe | undefined
   readonly softTimeout: number | undefined
   readonly refreshPermits: Effect.Semaphore
+  /** The distributed lock (`lock`): loads run under their key's lease. */
+  readonly leases: Leases<A> | undefined
+  /** Whether an entry read from the store answers a miss (anything a read would serve). */
+  readonly servable: (entry: Entry<A>) => boolean
 }
+
+/** An explicit refresh loads anew, whatever entry the store holds. */
+const never = () => false
 
 /** @internal */
 export const makeSingleLoads = <A>(options: SingleLoadOptions<A>) => {
-  const { counters, failSafe, flights, namespace, now, refreshPermits, runLoad, softTimeout, storeLoaded, writer } =
-    options
+  const {
+    counters,
+    failSafe,
+    flights,
+    leases,
+    namespace,
+    now,
+    refreshPermits,
+    runLoad,
+    servable,
+    softTimeout,
+    storeLoaded,
+    writer
+  } = options
 
   /**
    * Starts the load of one key, or joins the one under way. `fallback` is the entry the caller
-   * read past its stale window, which fail-safe may answer a failed load with.
+   * read past its stale window, which fail-safe may answer a failed load with. With the lock,
+   * the load runs under the key's lease, or is answered by an entry another holder wrote that
+   * `settled` accepts (by default: any servable entry).
    */
   const startOrJoin = <X, E, R>(
     key: string,
     full: string,
     arg: X,
     load: Loader<X, A, E, R>,
-    fallback?: Entry<A>
+    fallback?: Entry<A>,
+    settled: (entry: Entry<A>) => boolean = servable
   ): Effect.Effect<Slot<A, E>, never, R> =>
     Effect.suspend(() => {
       const existing = flights.current<E>(full)
       if (existing !== undefined) return Effect.succeed(existing)
       return Effect.map(
         flights.start<E, R>([[key, full]], ([slot]) =>
-          rescued(slot!, fallback, loadKey(slot!, arg, load)).pipe(
+          rescued(
+            slot!,
+            fallback,
+            leases === undefined
+              ? loadKey(slot!, arg, load)
+              : leases.run(slot!, fallback, settled, loadKey(slot!, arg, load))
+          ).pipe(
             Effect.exit,
             Effect.map((exit) => [exit])
           )),
@@ -106,19 +135,27 @@ export const makeSingleLoads = <A>(options: SingleLoadOptions<A>) => {
     Effect.suspend(() => {
       if (flights.current(full) !== undefined) return Effect.void
       return flights.start<E, R>([[key, full]], ([slot]) =>
-        refreshPermits.withPermits(1)(loadKey(slot!, arg, load)).pipe(
-          Effect.tapErrorCause((cause) =>
-            Cause.isInterruptedOnly(cause) ? Effect.void : Effect.zipRight(
-              Effect.sync(counters.refreshFailure),
-              Effect.logWarning("a background refresh failed; the entry is kept as it was", cause).pipe(
-                Effect.annotateLogs({ namespace, key })
+        (leases === undefined
+          ? refreshPermits.withPermits(1)(loadKey(slot!, arg, load))
+          // under the lock, a refresh another process wrote first (a newer entry) is this one's answer
+          : leases.run(
+            slot!,
+            entry,
+            (found) => found.freshUntil > entry.freshUntil,
+            refreshPermits.withPermits(1)(loadKey(slot!, arg, load))
+          )).pipe(
+            Effect.tapErrorCause((cause) =>
+              Cause.isInterruptedOnly(cause) ? Effect.void : Effect.zipRight(
+                Effect.sync(counters.refreshFailure),
+                Effect.logWarning("a background refresh failed; the entry is kept as it was", cause).pipe(
+                  Effect.annotateLogs({ namespace, key })
+                )
               )
-            )
-          ),
-          (refreshing) => rescued(slot!, entry, refreshing),
-          Effect.exit,
-          Effect.map((exit) => [exit])
-        ))
+            ),
+            (refreshing) => rescued(slot!, entry, refreshing),
+            Effect.exit,
+            Effect.map((exit) => [exit])
+          ))
     })
 
   /** Loads one key through the single flight; a batch that did not return it hands it back here. */
@@ -127,17 +164,26 @@ export const makeSingleLoads = <A>(options: SingleLoadOptions<A>) => {
     full: string,
     arg: X,
     load: Loader<X, A, E, R>,
-    fallback?: Entry<A>
+    fallback?: Entry<A>,
+    settled: (entry: Entry<A>) => boolean = servable
   ): Effect.Effect<A, E | CacheError, R> =>
     Effect.flatMap(
-      startOrJoin(key, full, arg, load, fallback),
+      startOrJoin(key, full, arg, load, fallback, settled),
       (slot) =>
         Effect.catchIf(
           fallback === undefined || softTimeout === undefined ? flights.wait(slot) : waitSoftly(slot, fallback),
           isRetry,
-          () => loadShared(key, full, arg, load, fallback)
+          () => loadShared(key, full, arg, load, fallback, settled)
         )
     )
+
+  /** Loads one key anew (an explicit refresh), joining a load under way. */
+  const reload = <X, E, R>(
+    key: string,
+    full: string,
+    arg: X,
+    load: Loader<X, A, E, R>
+  ): Effect.Effect<A, E | CacheError, R> => loadShared(key, full, arg, load, undefined, never)
 
   /**
    * The soft timeout: a caller holding a value kept by fail-safe waits at most `soft` for the
@@ -155,5 +201,5 @@ export const makeSingleLoads = <A>(options: SingleLoadOptions<A>) => {
       return Effect.succeed(fallback.value)
     })
 
-  return { startOrJoin, loadShared, revalidate, rescued, waitSoftly }
+  return { startOrJoin, loadKey, loadShared, reload, revalidate, rescued, waitSoftly }
 }

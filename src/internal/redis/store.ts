@@ -4,6 +4,7 @@ import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import type { Cluster, Redis, RedisKey } from "ioredis"
+import { createHash, randomBytes } from "node:crypto"
 import { EncodeError, StoreError, ValueTooLarge } from "../../CacheError.js"
 import type { StoreFailure } from "../../CacheError.js"
 import * as CacheStore from "../../CacheStore.js"
@@ -14,7 +15,7 @@ import * as Deadlines from "../deadlines.js"
 import * as Glob from "../glob.js"
 import * as KeyBytes from "../keyBytes.js"
 import { check, optionalDuration, optionalInteger } from "../options.js"
-import { escapeGlob, invalidTtl, prefixOf, ttlMillis } from "../store.js"
+import { escapeGlob, invalidTtl, leaseMillis, prefixOf, ttlMillis } from "../store.js"
 import * as Timer from "../timer.js"
 import * as Batcher from "./batcher.js"
 import { contextOf, DEFAULT_COMMAND_TIMEOUT_MS, millis } from "./client.js"
@@ -47,6 +48,40 @@ export const redisKey = (key: string): RedisKey => {
   const bytes = KeyBytes.encode(key)
   Object.defineProperty(bytes, "toString", { value: () => key })
   return bytes
+}
+
+/**
+ * The scripts of a lease. Each touches one key, its lock key, passed in KEYS (so a Cluster routes
+ * it to the key's node); Redis 7 has no `SET … IFEQ`, so a holder's release and extension compare
+ * the token and act in one atomic step.
+ */
+const RELEASE_SCRIPT =
+  `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end`
+const EXTEND_SCRIPT =
+  `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("pexpire", KEYS[1], ARGV[2]) else return 0 end`
+
+interface Script {
+  readonly source: string
+  readonly sha: string
+}
+
+const script = (source: string): Script => ({ source, sha: createHash("sha1").update(source).digest("hex") })
+const releaseScript = script(RELEASE_SCRIPT)
+const extendScript = script(EXTEND_SCRIPT)
+
+/** Runs a script by its SHA1, sending its source once when the server does not know it yet. */
+const evalScript = async (
+  client: Redis | Cluster,
+  s: Script,
+  key: RedisKey,
+  ...args: ReadonlyArray<string | number>
+): Promise<unknown> => {
+  try {
+    return await client.evalsha(s.sha, 1, key, ...args)
+  } catch (cause) {
+    if (!(cause instanceof Error) || !cause.message.startsWith("NOSCRIPT")) throw cause
+    return await client.eval(s.source, 1, key, ...args)
+  }
 }
 
 /** @internal */
@@ -374,6 +409,36 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
         ).pipe(Effect.map(() => [...found]))
       }).pipe(Effect.withSpan("RedisStore.keys", { attributes: { store: name, pattern }, captureStackTrace: false }))
 
+    // A lock key escapes out of the entries' key space: `<prefix>\L:<key>` can be no entry key
+    // of any prefixed store, since an escaped prefix has no `\L`. So `keys` and `clear`, which
+    // scan `<prefix>:*`, never see a lease.
+    const lockPrefix = (keyPrefix === "" ? "" : keyPrefix.slice(0, -1)) + "\\L:"
+    const lockKey = (key: string): RedisKey => redisKey(lockPrefix + key)
+    const lease: CacheStore.Lease = {
+      acquire: (key, ttl) =>
+        Effect.suspend(() => {
+          const ms = leaseMillis(name, "lease", ttl)
+          if (typeof ms !== "number") return Effect.fail(ms)
+          const token = randomBytes(16).toString("hex")
+          return call("lease", () => client.set(lockKey(key), token, "PX", ms, "NX")).pipe(
+            Effect.map((reply) => reply === "OK" ? Option.some(token) : Option.none())
+          )
+        }),
+      extend: (key, token, ttl) =>
+        Effect.suspend(() => {
+          const ms = leaseMillis(name, "lease", ttl)
+          if (typeof ms !== "number") return Effect.fail(ms)
+          return Effect.map(call("lease", () => evalScript(client, extendScript, lockKey(key), token, ms)), (n) =>
+            n === 1)
+        }),
+      release: (key, token) =>
+        Effect.map(
+          call("lease", () =>
+            evalScript(client, releaseScript, lockKey(key), token)),
+          (n) => n === 1
+        )
+    }
+
     const service = CacheStore.make({
       name,
       capabilities: { live: false, scan: true, clear: true, maxValueBytes },
@@ -387,6 +452,7 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
       expire,
       clear,
       keys,
+      lease,
       directRead: batcher === undefined ? undefined : { _tag: "Callback", get, read: batcher.read }
     })
     const store: RedisStore = {

@@ -17,7 +17,8 @@ const everyOperation: Record<Operation, true> = {
   deleteMany: true,
   expire: true,
   clear: true,
-  keys: true
+  keys: true,
+  lease: true
 }
 
 /** @internal */
@@ -120,6 +121,14 @@ export const make = (
       }
     })
 
+  // the three calls of a lease share one operation: a fault on "lease" meets each of them
+  const leaseOf = (lease: CacheStore.Lease): CacheStore.Lease => ({
+    endsOnWrite: lease.endsOnWrite,
+    acquire: (key, ttl) => guard("lease", lease.acquire(key, ttl)),
+    extend: (key, token, ttl) => guard("lease", lease.extend(key, token, ttl)),
+    release: (key, token) => guard("lease", lease.release(key, token))
+  })
+
   const store: CacheStore.Service = {
     name: inner.name,
     capabilities: inner.capabilities,
@@ -132,7 +141,8 @@ export const make = (
     deleteMany: (keys) => guard("deleteMany", inner.deleteMany(keys)),
     expire: (key, ttl) => guard("expire", inner.expire(key, ttl)),
     clear: guard("clear", inner.clear),
-    keys: (pattern) => guard("keys", inner.keys(pattern))
+    keys: (pattern) => guard("keys", inner.keys(pattern)),
+    lease: inner.lease === undefined ? undefined : leaseOf(inner.lease)
   }
 
   const faults: FaultController = {

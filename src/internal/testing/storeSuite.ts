@@ -4,9 +4,11 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
 import * as TestContext from "effect/TestContext"
+import * as Cache from "../../Cache.js"
 import * as CacheStore from "../../CacheStore.js"
 import type { Value } from "../../CacheStore.js"
 import type { StoreSuiteCase, StoreSuiteOptions, StoreSuiteRunner } from "../../testing.js"
@@ -37,7 +39,8 @@ const everyCase: Record<StoreSuiteCase, true> = {
   "keys": true,
   "glob": true,
   "direct-read": true,
-  "live-values": true
+  "live-values": true,
+  "lease": true
 }
 
 /** The case ids, in the order the cases run. @internal */
@@ -611,6 +614,93 @@ export const storeSuite = (runner: StoreSuiteRunner, name: string, options: Stor
             const result = yield* Effect.either(store.set("obj", obj))
             expect(result._tag === "Left" && result.left._tag).toBe("EncodeError")
           }
+        }))
+  )
+
+  add(
+    "lease",
+    "a lease has one holder, lapses after its TTL, is extended and released only by its token, and is no entry",
+    () =>
+      withStore("lease", (store) =>
+        Effect.gen(function*() {
+          const lease = store.lease
+          if (lease === undefined) {
+            // an optional capability: without it, a cache that asks for the lock is refused, typed
+            const locked = Cache.cached({
+              namespace: "n",
+              key: "k",
+              value: Schema.String,
+              ttl: "1 minute",
+              lock: { ttl: "1 second", wait: "1 second" }
+            })
+            const result = yield* Effect.either(
+              Effect.provideService(locked(Effect.succeed("v")), CacheStore.CacheStore, store)
+            )
+            expect(Either.isLeft(result) && result.left._tag).toBe("UnsupportedCapability")
+            return
+          }
+          const token = Option.getOrThrow(yield* lease.acquire("k", "10 seconds"))
+          expect(Option.isNone(yield* lease.acquire("k", "10 seconds"))).toBe(true)
+          // another key has a lease of its own (tokens are unique per key, not across keys)
+          expect(Option.isSome(yield* lease.acquire("k2", "10 seconds"))).toBe(true)
+          expect(yield* lease.extend("k", "not-the-token", "10 seconds")).toBe(false)
+          expect(yield* lease.release("k", "not-the-token")).toBe(false)
+          expect(Option.isNone(yield* lease.acquire("k", "10 seconds"))).toBe(true)
+          expect(yield* lease.extend("k", token, "20 seconds")).toBe(true)
+          // the lease is not an entry: not read, not listed
+          expect(Option.isNone(yield* store.get("k"))).toBe(true)
+          expect(Option.isNone((yield* store.getMany(["k"]))[0]!)).toBe(true)
+          if (store.capabilities.scan) expect(yield* store.keys("*")).toEqual([])
+          if (lease.endsOnWrite === true) {
+            // the lease lives in the entry: a write of the key ends it
+            yield* store.set("k", bytes("v"), "1 hour")
+            expect(text(yield* store.get("k"))).toEqual(Option.some("v"))
+            expect(yield* lease.release("k", token)).toBe(false)
+            expect(yield* lease.extend("k", token, "10 seconds")).toBe(false)
+            // a lease on an entry that exists: one holder; released, the entry is as it was
+            const onEntry = Option.getOrThrow(yield* lease.acquire("k", "10 seconds"))
+            expect(Option.isNone(yield* lease.acquire("k", "10 seconds"))).toBe(true)
+            expect(text(yield* store.get("k"))).toEqual(Option.some("v"))
+            expect(yield* lease.release("k", onEntry)).toBe(true)
+            expect(text(yield* store.get("k"))).toEqual(Option.some("v"))
+          } else {
+            // the lease lives apart: a write, a delete or a clear of the key leaves it
+            yield* store.set("k", bytes("v"))
+            expect(text(yield* store.get("k"))).toEqual(Option.some("v"))
+            expect(yield* store.delete("k")).toBe(true)
+            if (store.capabilities.clear) yield* store.clear
+            expect(Option.isNone(yield* lease.acquire("k", "10 seconds"))).toBe(true)
+            expect(yield* lease.release("k", token)).toBe(true)
+            expect(yield* lease.release("k", token)).toBe(false)
+            expect(yield* lease.extend("k", token, "10 seconds")).toBe(false)
+          }
+          expect(Option.isSome(yield* lease.acquire("k", "10 seconds"))).toBe(true)
+          for (const ttl of [0, -1, Duration.infinity, NaN, "soon"] as const) {
+            const refused = yield* Effect.either(lease.acquire("bad", ttl as Duration.DurationInput))
+            const reason = Either.isLeft(refused) && refused.left._tag === "StoreError" && refused.left.reason
+            expect({ ttl: String(ttl), reason }).toEqual({ ttl: String(ttl), reason: "command" })
+          }
+
+          // a lease that is not extended lapses; the old token cannot touch the next holder's
+          const old = Option.getOrThrow(yield* lease.acquire("short", shortTtl))
+          const kept = Option.getOrThrow(yield* lease.acquire("kept", shortTtl))
+          expect(yield* lease.extend("kept", kept, "10 seconds")).toBe(true)
+          yield* advance(wait)
+          expect(Option.isNone(yield* lease.acquire("kept", "10 seconds"))).toBe(true)
+          const next = Option.getOrThrow(yield* lease.acquire("short", "10 seconds"))
+          expect(next === old).toBe(false)
+          expect(yield* lease.extend("short", old, "10 seconds")).toBe(false)
+          expect(yield* lease.release("short", old)).toBe(false)
+          expect(Option.isNone(yield* lease.acquire("short", "10 seconds"))).toBe(true)
+          expect(yield* lease.release("short", next)).toBe(true)
+
+          // of 100 concurrent acquisitions, exactly one gets a token
+          const results = yield* Effect.forEach(
+            Array.from({ length: 100 }),
+            () => lease.acquire("contended", "10 seconds"),
+            { concurrency: "unbounded" }
+          )
+          expect(results.filter(Option.isSome).length).toBe(1)
         }))
   )
 

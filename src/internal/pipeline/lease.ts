@@ -1,0 +1,258 @@
+/**
+ * The distributed lock (`lock: { ttl, wait, onTimeout }`): one loader per key across every
+ * process that shares the store, through the lease the store offers (`CacheStore.Lease`).
+ *
+ * A load of a key first takes the key's lease. The holder loads, writes, and only then releases
+ * (so that a waiter never finds the lease free before the value is there), while a watchdog fiber
+ * extends the lease every third of its TTL. A caller that finds the lease held polls the entry on
+ * a jittered exponential backoff, trying the lease again at each poll (a holder that died lets it
+ * lapse, and a waiter takes over); when the entry appears it is the answer. When `wait` ends
+ * first, a kept value (fail-safe's, or the stale value a background refresh holds) answers, else
+ * `onTimeout` decides: load anyway, or fail with `LockTimeout`.
+ *
+ * One lease per key, taken only around that key's own load: a loader that reads other keys of
+ * the cache takes their leases in turn and never waits on its own.
+ */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import { LockTimeout, UnsupportedCapability } from "../../CacheError.js"
+import type { CacheError } from "../../CacheError.js"
+import type * as CacheStore from "../../CacheStore.js"
+import type { Entry } from "./envelope.js"
+import { EXPIRED, freshness } from "./freshness.js"
+import type { Reader } from "./read.js"
+import type { OnStoreFailure } from "./storeErrors.js"
+
+/** The resolved `lock` option. @internal */
+export interface LockOptions {
+  readonly ttlMillis: number
+  readonly waitMillis: number
+  readonly onTimeout: "load" | "fail"
+}
+
+/** The first pause between two polls of a waiter; it doubles up to `MAX_POLL_MILLIS`. */
+const FIRST_POLL_MILLIS = 10
+const MAX_POLL_MILLIS = 250
+
+/** @internal */
+export interface LeaseOptions<A> {
+  readonly namespace: string
+  readonly store: CacheStore.Service
+  readonly lock: LockOptions
+  readonly now: () => number
+  readonly reader: Reader<A>
+  readonly onStoreFailure: OnStoreFailure
+}
+
+/**
+ * Runs `loading` (one key's loader and write) under the key's lease, or answers with what its
+ * holder wrote. `kept` is the value a caller may be answered with when the wait ends (fail-safe's
+ * kept entry, or the stale entry a background refresh replaces); `settled` tells whether an entry
+ * read from the store answers the load (a miss: any servable entry; a refresh: a newer one).
+ * @internal
+ */
+export type Leased<A> = <E, R>(
+  load: LeasedLoad,
+  kept: Entry<A> | undefined,
+  settled: (entry: Entry<A>) => boolean,
+  loading: Effect.Effect<A, E | CacheError, R>
+) => Effect.Effect<A, E | CacheError, R>
+
+/** The lock's parts, for loads of several keys at once (a batch). @internal */
+export interface Leases<A> {
+  /** One key's load under its lease: `acquire`, then `holding` or `waitFor`. */
+  readonly run: Leased<A>
+  /**
+   * Takes a key's lease: its token, none while another holds it, or undefined when the store
+   * failed and the policy is to go on without the cache.
+   */
+  readonly acquire: (full: string) => Effect.Effect<Option.Option<string> | undefined, CacheError>
+  /** Runs `loading` while each token holds its key's lease, then releases them all. */
+  readonly holding: <B, E, R>(
+    held: ReadonlyArray<readonly [key: string, full: string, token: string]>,
+    loading: Effect.Effect<B, E, R>
+  ) => Effect.Effect<B, E, R>
+  /** Waits for the holder of a key's lease (this caller did not get it), as `run` does. */
+  readonly waitFor: Leased<A>
+}
+
+/** The load a lease is taken for: one key's slot of its flight. @internal */
+export interface LeasedLoad {
+  readonly key: string
+  readonly full: string
+  /** A write or invalidation of the key in this process came since the load started. */
+  readonly superseded: boolean
+}
+
+type Poll<A> =
+  | { readonly _tag: "Settled"; readonly value: A }
+  | { readonly _tag: "Acquired"; readonly token: string }
+  | { readonly _tag: "Waiting"; readonly kept: Entry<A> | undefined }
+
+/** @internal */
+export const makeLeases = <A>(options: LeaseOptions<A>): Leases<A> => {
+  const { lock, namespace, now, onStoreFailure, reader, store } = options
+  const lease = store.lease
+  if (lease === undefined) {
+    const unsupported = Effect.fail(
+      new UnsupportedCapability({
+        store: store.name,
+        capability: "lease",
+        detail: `the lock option needs a store that grants leases; the ${store.name} store does not`
+      })
+    )
+    const refuse = () => unsupported
+    return {
+      run: refuse,
+      acquire: refuse,
+      // never reached: nothing is held without a lease acquired
+      holding: (_, loading) => loading,
+      waitFor: refuse
+    }
+  }
+  const ttl = Duration.millis(lock.ttlMillis)
+  const extendEvery = Duration.millis(Math.max(1, Math.floor(lock.ttlMillis / 3)))
+
+  /** The entry of a key as the store has it now (none when it cannot be read). */
+  const readEntry = (key: string, full: string): Effect.Effect<Entry<A> | undefined, CacheError> =>
+    Effect.matchEffect(store.get(full), {
+      onFailure: (error) => onStoreFailure("read", error, undefined),
+      onSuccess: (stored) =>
+        Effect.as(reader.flushDrops, stored._tag === "Some" ? reader.entryOf(key, full, stored.value) : undefined)
+    })
+
+  /** Keeps the lease while `loading` runs; gives up extending when the lease was lost. */
+  const watchdog = (key: string, full: string, token: string): Effect.Effect<void> =>
+    Effect.flatMap(
+      Effect.either(lease.extend(full, token, ttl)),
+      (extended) =>
+        extended._tag === "Right" && extended.right
+          ? Effect.void
+          : Effect.zipRight(
+            Effect.logWarning("the lease of a load was lost before the load ended; another loader may run").pipe(
+              Effect.annotateLogs({ namespace, key })
+            ),
+            Effect.fail(undefined)
+          )
+    ).pipe(
+      Effect.delay(extendEvery),
+      Effect.forever,
+      Effect.ignore
+    )
+
+  /**
+   * Runs `loading` while the tokens hold their leases, then releases them: after the write, so
+   * that no waiter finds a lease free before the value is there.
+   */
+  const holding = <B, E, R>(
+    held: ReadonlyArray<readonly [key: string, full: string, token: string]>,
+    loading: Effect.Effect<B, E, R>
+  ): Effect.Effect<B, E, R> =>
+    held.length === 0 ? loading : Effect.scoped(
+      Effect.zipRight(
+        Effect.forEach(held, ([key, full, token]) => Effect.forkScoped(watchdog(key, full, token)), { discard: true }),
+        loading
+      )
+    ).pipe(
+      Effect.ensuring(
+        Effect.forEach(held, ([, full, token]) => Effect.ignore(lease.release(full, token)), {
+          concurrency: "unbounded",
+          discard: true
+        })
+      )
+    )
+
+  const acquire = (full: string): Effect.Effect<Option.Option<string> | undefined, CacheError> =>
+    Effect.catchAll(lease.acquire(full, ttl), (error) => onStoreFailure("lease", error, undefined))
+
+  /**
+   * Just acquired: the holder before may have written and released between this caller's read
+   * and its acquisition, so the entry is read once more before loading.
+   */
+  const acquired = <E, R>(
+    key: string,
+    full: string,
+    token: string,
+    settled: (entry: Entry<A>) => boolean,
+    loading: Effect.Effect<A, E | CacheError, R>
+  ): Effect.Effect<A, E | CacheError, R> =>
+    Effect.flatMap(readEntry(key, full), (entry) =>
+      entry !== undefined && settled(entry)
+        ? Effect.as(Effect.ignore(lease.release(full, token)), entry.value)
+        : holding([[key, full, token]], loading))
+
+  const waitFor = <E, R>(
+    load: LeasedLoad,
+    kept: Entry<A> | undefined,
+    settled: (entry: Entry<A>) => boolean,
+    loading: Effect.Effect<A, E | CacheError, R>
+  ): Effect.Effect<A, E | CacheError, R> =>
+    Effect.suspend(() => {
+      const { full, key } = load
+      const deadline = now() + lock.waitMillis
+      let latest = kept
+      const step: Effect.Effect<Poll<A>, CacheError> = Effect.flatMap(readEntry(key, full), (entry) => {
+        if (entry !== undefined) {
+          if (settled(entry)) return Effect.succeed<Poll<A>>({ _tag: "Settled", value: entry.value })
+          // an expired entry still kept (fail-safe) may answer when the wait ends
+          if (now() < entry.staleUntil && (latest === undefined || entry.freshUntil > latest.freshUntil)) {
+            latest = entry
+          }
+        }
+        return Effect.map(
+          Effect.catchAll(lease.acquire(full, ttl), () => Effect.succeed(Option.none<string>())),
+          (token): Poll<A> =>
+            token._tag === "Some" ? { _tag: "Acquired", token: token.value } : { _tag: "Waiting", kept: latest }
+        )
+      })
+      // jittered so that the waiters of several processes do not poll in step; never past the deadline
+      const backoff: Schedule.Schedule<unknown, Poll<A>> = Schedule.exponential(Duration.millis(FIRST_POLL_MILLIS), 2)
+        .pipe(
+          Schedule.union(Schedule.spaced(Duration.millis(MAX_POLL_MILLIS))),
+          Schedule.jittered,
+          Schedule.modifyDelay((_, delay) =>
+            // whole milliseconds: a fractional sleep would end a hair past the deadline
+            Duration.millis(Math.max(0, Math.min(Math.floor(Duration.toMillis(delay)), deadline - now())))
+          )
+        )
+      const polled = Effect.zipRight(
+        Effect.sleep(Duration.millis(Math.min(FIRST_POLL_MILLIS, lock.waitMillis))),
+        Effect.repeat(step, {
+          schedule: Schedule.passthrough(backoff),
+          until: (poll) => poll._tag !== "Waiting" || now() >= deadline
+        })
+      )
+      return Effect.flatMap(polled, (poll): Effect.Effect<A, E | CacheError, R> => {
+        switch (poll._tag) {
+          case "Settled":
+            return Effect.succeed(poll.value)
+          case "Acquired":
+            return acquired(key, full, poll.token, settled, loading)
+          case "Waiting": {
+            // the value kept is older than a write of this process since: not served
+            const last = poll.kept
+            if (last !== undefined && !load.superseded && now() < last.staleUntil) return Effect.succeed(last.value)
+            if (lock.onTimeout === "load") return loading
+            return Effect.fail(new LockTimeout({ namespace, key, waitMillis: lock.waitMillis }))
+          }
+        }
+      })
+    })
+
+  const run: Leased<A> = (load, kept, settled, loading) =>
+    Effect.flatMap(acquire(load.full), (taken) =>
+      // the lease cannot be had (the store failed; the policy is to go on without the cache)
+      taken === undefined
+        ? loading
+        : taken._tag === "Some"
+        ? acquired(load.key, load.full, taken.value, settled, loading)
+        : waitFor(load, kept, settled, loading))
+
+  return { run, acquire, holding, waitFor }
+}
+
+/** Whether a stored entry answers a miss: anything a read would serve. @internal */
+export const servable = (staleWindow: number, now: () => number) => (entry: Entry<unknown>): boolean =>
+  freshness(entry, now(), staleWindow) !== EXPIRED

@@ -1,0 +1,277 @@
+/**
+ * The distributed lock (`lock`) on the memory store, under TestClock. Two handles over one store
+ * stand for two processes: each has its own single flight, so only the lease stops the second
+ * from loading too.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Deferred, Duration, Effect, Exit, Fiber, Option, Ref, Schema, TestClock } from "effect"
+import { Cache, CacheStore, MemoryStore, ReadThrough } from "effect-cachekit"
+import * as Testing from "effect-cachekit/testing"
+
+const Memory = MemoryStore.layer()
+
+/** The store key of `key` in namespace `n` (namespaces here need no escaping). */
+const fullKey = (key: string) => `n:${key}`
+
+/** A lookup that counts its calls, takes `millis` of (test) time, and answers `label:key`. */
+const slow = (label: string, millis: number) =>
+  Effect.gen(function*() {
+    const calls = yield* Ref.make(0)
+    const started = yield* Deferred.make<void>()
+    const lookup = (key: string) =>
+      Ref.update(calls, (n) => n + 1).pipe(
+        Effect.zipRight(Deferred.succeed(started, undefined)),
+        Effect.zipRight(Effect.sleep(Duration.millis(millis))),
+        Effect.as(`${label}:${key}`)
+      )
+    return { calls, started, lookup }
+  })
+
+const handle = <E>(
+  lookup: (key: string) => Effect.Effect<string, E>,
+  options: Partial<Cache.Options<string, string>> = {}
+) =>
+  ReadThrough.make({
+    namespace: "n",
+    value: Schema.String,
+    lookup,
+    ttl: "1 minute",
+    lock: { ttl: "3 seconds", wait: "20 seconds" },
+    ...options
+  })
+
+/** Takes the lease of a key as a holder that never extends nor releases it (a process that died). */
+const foreignHolder = (key: string, ttl: Duration.DurationInput) =>
+  Effect.flatMap(CacheStore.CacheStore, (store) => store.lease!.acquire(fullKey(key), ttl))
+
+describe("lock (distributed lease) on the memory store", () => {
+  it.scoped("while one handle loads under the lease, the other polls and gets its value: 1 loader call", () =>
+    Effect.gen(function*() {
+      const a = yield* slow("a", 5_000)
+      const b = yield* slow("b", 5_000)
+      const first = yield* handle(a.lookup)
+      const second = yield* handle(b.lookup)
+      const holder = yield* Effect.fork(first.get("k"))
+      yield* Deferred.await(a.started)
+      const waiters = yield* Effect.forEach(Array.from({ length: 50 }), () => Effect.fork(second.get("k")))
+      yield* TestClock.adjust("6 seconds")
+      expect(yield* Fiber.join(holder)).toBe("a:k")
+      const values = yield* Fiber.joinAll(waiters)
+      expect(new Set(values)).toEqual(new Set(["a:k"]))
+      expect(yield* Ref.get(a.calls)).toBe(1)
+      expect(yield* Ref.get(b.calls)).toBe(0)
+      // the holder released the lease after writing: the next load of the key takes it at once
+      const store = yield* CacheStore.CacheStore
+      expect(Option.isSome(yield* store.lease!.acquire(fullKey("k"), "1 second"))).toBe(true)
+    }).pipe(Effect.provide(Memory)))
+
+  it.scoped("the watchdog extends the lease of a load longer than its TTL: still 1 loader call", () =>
+    Effect.gen(function*() {
+      const a = yield* slow("a", 10_000) // more than three times the 3 s lease
+      const b = yield* slow("b", 10_000)
+      const first = yield* handle(a.lookup)
+      const second = yield* handle(b.lookup)
+      const holder = yield* Effect.fork(first.get("k"))
+      yield* Deferred.await(a.started)
+      const waiter = yield* Effect.fork(second.get("k"))
+      yield* TestClock.adjust("11 seconds")
+      expect(yield* Fiber.join(holder)).toBe("a:k")
+      expect(yield* Fiber.join(waiter)).toBe("a:k")
+      expect(yield* Ref.get(b.calls)).toBe(0)
+    }).pipe(Effect.provide(Memory)))
+
+  it.scoped("a holder that dies lets its lease lapse, and a waiter takes the load over", () =>
+    Effect.gen(function*() {
+      expect(Option.isSome(yield* foreignHolder("k", "3 seconds"))).toBe(true)
+      const b = yield* slow("b", 1_000)
+      const second = yield* handle(b.lookup)
+      const waiter = yield* Effect.fork(second.get("k"))
+      yield* TestClock.adjust("2900 millis")
+      expect(yield* Ref.get(b.calls)).toBe(0) // the lease still runs
+      yield* TestClock.adjust("2 seconds")
+      expect(yield* Fiber.join(waiter)).toBe("b:k")
+      expect(yield* Ref.get(b.calls)).toBe(1)
+    }).pipe(Effect.provide(Memory)))
+
+  it.scoped("onTimeout \"fail\": when wait ends first, LockTimeout and no load", () =>
+    Effect.gen(function*() {
+      yield* foreignHolder("k", "1 minute")
+      const b = yield* slow("b", 1_000)
+      const second = yield* handle(b.lookup, { lock: { ttl: "3 seconds", wait: "2 seconds", onTimeout: "fail" } })
+      const waiter = yield* Effect.fork(second.get("k"))
+      yield* TestClock.adjust("1999 millis")
+      expect(waiter.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("1 millis")
+      const exit = yield* Fiber.await(waiter)
+      expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag).toBe("LockTimeout")
+      expect(yield* Ref.get(b.calls)).toBe(0)
+    }).pipe(Effect.provide(Memory)))
+
+  it.scoped("onTimeout \"load\" (the default): when wait ends first, the loader runs anyway", () =>
+    Effect.gen(function*() {
+      yield* foreignHolder("k", "1 minute")
+      const b = yield* slow("b", 1_000)
+      const second = yield* handle(b.lookup, { lock: { ttl: "3 seconds", wait: "2 seconds" } })
+      const waiter = yield* Effect.fork(second.get("k"))
+      yield* TestClock.adjust("1999 millis")
+      expect(yield* Ref.get(b.calls)).toBe(0)
+      yield* TestClock.adjust("1 millis")
+      expect(yield* Ref.get(b.calls)).toBe(1)
+      yield* TestClock.adjust("1 second")
+      expect(yield* Fiber.join(waiter)).toBe("b:k")
+    }).pipe(Effect.provide(Memory)))
+
+  it.scoped("when wait ends and a value is kept (failSafe), it is served and the loader does not run", () =>
+    Effect.gen(function*() {
+      const b = yield* slow("b", 1_000)
+      const options: Partial<Cache.Options<string, string>> = {
+        ttl: "10 seconds",
+        failSafe: { maxStale: "1 hour", throttle: "1 second" },
+        lock: { ttl: "3 seconds", wait: "2 seconds", onTimeout: "fail" }
+      }
+      const second = yield* handle(b.lookup, options)
+      const loaded = yield* Effect.fork(second.get("k"))
+      yield* TestClock.adjust("1 second")
+      expect(yield* Fiber.join(loaded)).toBe("b:k")
+      yield* TestClock.adjust("1 minute") // expired, kept by failSafe
+      yield* foreignHolder("k", "1 minute")
+      const waiter = yield* Effect.fork(second.get("k"))
+      yield* TestClock.adjust("2 seconds")
+      expect(yield* Fiber.join(waiter)).toBe("b:k")
+      expect(yield* Ref.get(b.calls)).toBe(1)
+    }).pipe(Effect.provide(Memory)))
+
+  it.scoped("stale-while-revalidate across two handles: both serve the stale value, 1 refresh load", () =>
+    Effect.gen(function*() {
+      const a = yield* slow("a", 2_000)
+      const b = yield* slow("b", 2_000)
+      const options: Partial<Cache.Options<string, string>> = { ttl: "10 seconds", staleWhileRevalidate: "1 minute" }
+      const first = yield* handle(a.lookup, options)
+      const second = yield* handle(b.lookup, options)
+      const filled = yield* Effect.fork(first.get("k"))
+      yield* TestClock.adjust("2 seconds")
+      expect(yield* Fiber.join(filled)).toBe("a:k")
+      yield* TestClock.adjust("10 seconds")
+      expect(yield* first.get("k")).toBe("a:k") // stale: a refresh starts under the lease
+      expect(yield* second.get("k")).toBe("a:k") // stale: its refresh finds the lease held
+      yield* TestClock.adjust("3 seconds")
+      expect(yield* Ref.get(a.calls)).toBe(2)
+      expect(yield* Ref.get(b.calls)).toBe(0)
+      expect(yield* second.get("k")).toBe("a:k")
+      expect((yield* second.stats).staleHits).toBe(1)
+    }).pipe(Effect.provide(Memory)))
+
+  it.scoped("getMany with lookupMany: keys whose leases another handle holds wait for its values; the rest load in one call", () =>
+    Effect.gen(function*() {
+      const batches = yield* Ref.make<Array<string>>([])
+      const batchHandle = (label: string) =>
+        ReadThrough.make({
+          namespace: "n",
+          value: Schema.String,
+          lookup: (key: string) => Effect.succeed(`${label}:${key}`),
+          lookupMany: (keys: ReadonlyArray<string>) =>
+            Ref.update(batches, (b) => [...b, `${label}:${keys.join(",")}`]).pipe(
+              Effect.zipRight(Effect.sleep("5 seconds")),
+              Effect.as(keys.map((key) => [key, `${label}:${key}`] as const))
+            ),
+          ttl: "1 minute",
+          lock: { ttl: "3 seconds", wait: "20 seconds" }
+        })
+      const first = yield* batchHandle("a")
+      const second = yield* batchHandle("b")
+      const holder = yield* Effect.fork(first.getMany(["x", "y"]))
+      yield* TestClock.adjust("1 second")
+      const waiter = yield* Effect.fork(second.getMany(["x", "y", "z"]))
+      yield* TestClock.adjust("10 seconds")
+      expect(yield* Fiber.join(holder)).toEqual([Option.some("a:x"), Option.some("a:y")])
+      expect(yield* Fiber.join(waiter)).toEqual([Option.some("a:x"), Option.some("a:y"), Option.some("b:z")])
+      expect(yield* Ref.get(batches)).toEqual(["a:x,y", "b:z"])
+    }).pipe(Effect.provide(Memory)))
+
+  it.scoped("a loader that reads other keys of its cache under the lock does not deadlock", () =>
+    Effect.gen(function*() {
+      const calls = yield* Ref.make<Array<string>>([])
+      const self: { get?: (key: string) => Effect.Effect<string, unknown> } = {}
+      const lookup = (key: string): Effect.Effect<string, unknown> =>
+        Effect.zipRight(
+          Ref.update(calls, (c) => [...c, key]),
+          key === "leaf" ? Effect.succeed("leaf") : Effect.map(self.get!("leaf"), (leaf) => `${key}+${leaf}`)
+        )
+      const cache = yield* handle(lookup)
+      self.get = cache.get
+      expect(yield* cache.get("root")).toBe("root+leaf")
+      expect(yield* Ref.get(calls)).toEqual(["root", "leaf"])
+    }).pipe(Effect.provide(Memory)))
+
+  it.scoped("an explicit refresh under the lock loads anew even though the entry is fresh", () =>
+    Effect.gen(function*() {
+      const counter = yield* Ref.make(0)
+      const lookup = (key: string) => Effect.map(Ref.updateAndGet(counter, (n) => n + 1), (n) => `${key}#${n}`)
+      const cache = yield* handle(lookup)
+      expect(yield* cache.get("k")).toBe("k#1")
+      expect(yield* cache.refresh("k")).toBe("k#2")
+      expect(yield* cache.get("k")).toBe("k#2")
+    }).pipe(Effect.provide(Memory)))
+
+  it.scoped("on a store that grants no leases, a load fails with UnsupportedCapability", () =>
+    Effect.gen(function*() {
+      const map = new Map<string, CacheStore.Value>()
+      const plain = CacheStore.make({
+        name: "plain",
+        capabilities: { live: true },
+        get: (key) => Effect.sync(() => Option.fromNullable(map.get(key))),
+        set: (key, value) => Effect.sync(() => void map.set(key, value)),
+        setIfAbsent: (key, value) => Effect.sync(() => map.has(key) ? false : (map.set(key, value), true)),
+        delete: (key) => Effect.sync(() => map.delete(key)),
+        expire: (key) => Effect.sync(() => map.has(key))
+      })
+      const cache = yield* Effect.provideService(handle((key) => Effect.succeed(key)), CacheStore.CacheStore, plain)
+      const exit = yield* Effect.exit(cache.get("k"))
+      expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag).toBe(
+        "UnsupportedCapability"
+      )
+    }))
+
+  it.scoped("a store that fails to grant the lease: the load goes on without it, or fails with onStoreError \"fail\"", () =>
+    Effect.gen(function*() {
+      const { faults, store } = yield* Testing.faulty(yield* CacheStore.CacheStore)
+      yield* faults.inject(Testing.failure("connection"), "lease")
+      const b = yield* slow("b", 1_000)
+      const fallback = yield* Effect.provideService(handle(b.lookup), CacheStore.CacheStore, store)
+      const strict = yield* Effect.provideService(
+        handle(b.lookup, { namespace: "strict", onStoreError: "fail" }),
+        CacheStore.CacheStore,
+        store
+      )
+      const loaded = yield* Effect.fork(fallback.get("k"))
+      yield* TestClock.adjust("1 second")
+      expect(yield* Fiber.join(loaded)).toBe("b:k")
+      expect((yield* fallback.stats).storeErrors).toBe(1)
+      const refused = yield* Effect.exit(strict.get("k"))
+      expect(Exit.isFailure(refused) && refused.cause._tag === "Fail" && refused.cause.error._tag).toBe("StoreError")
+      expect(yield* Ref.get(b.calls)).toBe(1)
+      expect((yield* faults.calls).lease).toBe(2)
+    }).pipe(Effect.provide(Memory)))
+
+  it("lock options that make no sense throw InvalidOptions when the cache is made", () => {
+    const bad: ReadonlyArray<readonly [unknown, string]> = [
+      [{ ttl: 0, wait: "1 second" }, "lock.ttl"],
+      [{ ttl: "1 second", wait: -1 }, "lock.wait"],
+      [{ ttl: "1 second", wait: Duration.infinity }, "lock.wait"],
+      [{ ttl: "1 second", wait: "1 second", onTimeout: "stale" }, "lock.onTimeout"],
+      [null, "lock"]
+    ]
+    for (const [lock, option] of bad) {
+      let thrown: unknown
+      try {
+        Cache.cached({ namespace: "n", key: "k", value: Schema.String, ttl: "1 minute", lock: lock as never })
+      } catch (error) {
+        thrown = error
+      }
+      expect({ option, thrown: (thrown as { option?: string } | undefined)?.option }).toEqual({
+        option,
+        thrown: option
+      })
+    }
+  })
+})
