@@ -56,3 +56,8 @@ export * as ReadThrough from "./ReadThrough.js"
  * @since 0.1.0
  */
 export * as Ttl from "./Ttl.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as WriteThrough from "./WriteThrough.js"
