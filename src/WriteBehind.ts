@@ -19,13 +19,16 @@ import type * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import * as Tracer from "effect/Tracer"
 import type * as Cache from "./Cache.js"
-import type { CacheError } from "./CacheError.js"
+import { EncodeError } from "./CacheError.js"
+import type { CacheError, StoreError } from "./CacheError.js"
 import type * as CacheMetrics from "./CacheMetrics.js"
 import type { CacheStore } from "./CacheStore.js"
 import { keyedLockOf } from "./internal/keyedLock.js"
@@ -132,6 +135,38 @@ export interface Stats {
 }
 
 /**
+ * Where durable mode keeps each write until it is saved: `Redis.journal` (a Redis Stream), or
+ * any store with the same guarantees. Entries are appended before `write` returns, marked done
+ * after `saveBatch` saved them (or they were dead-lettered), and the ones not done are replayed
+ * when the next write-behind cache over the journal starts.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Journal {
+  /** A name for logs. */
+  readonly name: string
+  /** Appends one write (key and value as JSON); its entry id. */
+  readonly append: (key: string, value: string) => Effect.Effect<string, StoreError>
+  /** The entries not done, oldest first, taken over by this process. */
+  readonly recover: Effect.Effect<ReadonlyArray<JournalEntry>, StoreError>
+  /** Marks entries done. */
+  readonly done: (ids: ReadonlyArray<string>) => Effect.Effect<void, StoreError>
+}
+
+/**
+ * One write in a `Journal`: its key and value as JSON.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface JournalEntry {
+  readonly id: string
+  readonly key: string
+  readonly value: string
+}
+
+/**
  * Options of a write-behind cache.
  *
  * @since 0.1.0
@@ -159,6 +194,13 @@ export interface Options<K, A, I, E, R> extends Cache.Options<A, I> {
   readonly shutdownTimeout?: Duration.DurationInput | undefined
   /** How a key becomes the string stored (default: strings as they are, other values by `String`/JSON). */
   readonly key?: ((key: K) => string) | undefined
+  /**
+   * Durable mode: every write is appended to this journal before `write` returns, and the
+   * writes a process left unsaved (killed before its flush) are replayed when the cache is made.
+   * At-least-once: `saveBatch` must be an idempotent upsert. Keys must survive `JSON.stringify`
+   * and `JSON.parse`; values are stored with the `value` Schema as JSON.
+   */
+  readonly journal?: Journal | undefined
 }
 
 const component = "WriteBehind"
@@ -199,7 +241,7 @@ const defaultRetry = Schedule.exponential("100 millis").pipe(Schedule.intersect(
  */
 export const make = <K, A, I, E, R>(
   options: Options<K, A, I, E, R>
-): Effect.Effect<WriteBehind<K, A, E>, never, CacheStore | Scope.Scope | R> => {
+): Effect.Effect<WriteBehind<K, A, E>, StoreError, CacheStore | Scope.Scope | R> => {
   const resolved = strategy.resolve(component, options)
   check(
     typeof options.saveBatch === "function",
@@ -223,6 +265,18 @@ export const make = <K, A, I, E, R>(
     ? 30_000
     : Duration.toMillis(duration(component, "shutdownTimeout", options.shutdownTimeout))
   const keyOf: (key: K) => string = options.key ?? strategy.defaultKey
+  const journal = options.journal
+  const json = Schema.parseJson(options.value)
+  const encodeJson = Schema.encodeEither(json)
+  /** Durable mode: the write is in the journal before it is queued. */
+  const journaled = (k: string, key: K, value: A): Effect.Effect<ReadonlyArray<string>, CacheError> => {
+    if (journal === undefined) return Effect.succeed([])
+    const encoded = encodeJson(value)
+    if (Either.isLeft(encoded)) {
+      return Effect.fail(new EncodeError({ namespace: resolved.namespace, key: k, detail: encoded.left.message }))
+    }
+    return Effect.map(journal.append(JSON.stringify(key), encoded.right), (id) => [id])
+  }
   return Effect.gen(function*() {
     // the source's services come from here; its parent span does not (see ReadThrough.make)
     const context = Context.omit(Tracer.ParentSpan)(yield* Effect.context<R>()) as Context.Context<R>
@@ -236,8 +290,10 @@ export const make = <K, A, I, E, R>(
       flush,
       retry: options.retry ?? defaultRetry,
       shutdownTimeoutMillis,
-      saveBatch: (batch) => Effect.provide(options.saveBatch(batch), context)
+      saveBatch: (batch) => Effect.provide(options.saveBatch(batch), context),
+      done: journal?.done
     })
+    if (journal !== undefined) yield* replay(journal, queue, keyOf, json, resolved.namespace)
     const load = options.load
     const lookup = load === undefined ? undefined : (key: K) => Effect.provide(load(key), context)
     return {
@@ -252,7 +308,10 @@ export const make = <K, A, I, E, R>(
         const k = keyOf(key)
         // queued and cached under the key's lock: the cache ends with the write the queue ends with
         return lock.withLock(pipeline.fullKey(k))(
-          Effect.zipRight(queue.enqueue(k, key, value), pipeline.replace(k, value))
+          journaled(k, key, value).pipe(
+            Effect.flatMap((ids) => queue.enqueue(k, key, value, ids)),
+            Effect.zipRight(pipeline.replace(k, value))
+          )
         )
       },
       flush: queue.flush,
@@ -263,6 +322,35 @@ export const make = <K, A, I, E, R>(
     }
   })
 }
+
+/** Queues the writes a journal holds, oldest first; an entry that no longer decodes is logged and left. */
+const replay = <K, A, E>(
+  journal: Journal,
+  queue: engine.Engine<K, A, E>,
+  keyOf: (key: K) => string,
+  json: Schema.Schema<A, string>,
+  namespace: string
+): Effect.Effect<void, StoreError> =>
+  Effect.flatMap(journal.recover, (entries) => {
+    const decode = Schema.decodeEither(json)
+    return Effect.forEach(entries, (entry) => {
+      const value = decode(entry.value)
+      let key: K
+      try {
+        key = JSON.parse(entry.key) as K
+      } catch {
+        return Effect.logError("a journal entry's key is not JSON; it is left in the journal").pipe(
+          Effect.annotateLogs({ namespace, journal: journal.name, entry: entry.id })
+        )
+      }
+      if (Either.isLeft(value)) {
+        return Effect.logError("a journal entry no longer decodes; it is left in the journal").pipe(
+          Effect.annotateLogs({ namespace, journal: journal.name, entry: entry.id, error: value.left.message })
+        )
+      }
+      return queue.enqueue(keyOf(key), key, value.right, [entry.id])
+    }, { discard: true })
+  })
 
 /**
  * A tag for a write-behind cache, for programs that prefer `Context.GenericTag` to a class tag.

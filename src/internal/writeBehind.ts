@@ -23,6 +23,7 @@ import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import type { StoreError } from "../CacheError.js"
 import * as CacheMetrics from "../CacheMetrics.js"
 import type * as WriteBehind from "../WriteBehind.js"
 import { traced } from "./pipeline/tracing.js"
@@ -34,6 +35,8 @@ export interface Rec<K, A> {
   readonly id: string
   readonly key: K
   readonly value: A
+  /** The journal entries this write stands for (its own and those of the writes it replaced). */
+  readonly ids: Array<string>
   /** Saves that failed with this record alone. */
   attempts: number
 }
@@ -48,12 +51,14 @@ export interface EngineOptions<K, A, E> {
   readonly retry: Schedule.Schedule<unknown, unknown>
   readonly shutdownTimeoutMillis: number
   readonly saveBatch: (batch: ReadonlyArray<readonly [K, A]>) => Effect.Effect<void, E>
+  /** Marks journal entries done (saved or dead-lettered), in durable mode. */
+  readonly done: ((ids: ReadonlyArray<string>) => Effect.Effect<void, StoreError>) | undefined
 }
 
 /** @internal */
 export interface Engine<K, A, E> {
   /** Queues a write, replacing a pending one of the same key; waits while the queue is full. */
-  readonly enqueue: (id: string, key: K, value: A) => Effect.Effect<void>
+  readonly enqueue: (id: string, key: K, value: A, ids: ReadonlyArray<string>) => Effect.Effect<void>
   /** The newest write of a key not yet saved, if any. */
   readonly latest: (id: string) => Rec<K, A> | undefined
   readonly flush: Effect.Effect<void>
@@ -107,19 +112,23 @@ export const make = <K, A, E>(options: EngineOptions<K, A, E>): Effect.Effect<En
       m?.unsafeUpdate(n, labels)
     }
 
-    const enqueue = (id: string, key: K, value: A): Effect.Effect<void> =>
+    const enqueue = (id: string, key: K, value: A, ids: ReadonlyArray<string>): Effect.Effect<void> =>
       Effect.suspend(() => {
-        if (pending.has(id)) {
-          pending.set(id, { id, key, value, attempts: 0 })
+        const older = pending.get(id)
+        if (older !== undefined) {
+          pending.set(id, { id, key, value, ids: ids.length === 0 ? older.ids : older.ids.concat(ids), attempts: 0 })
           count("coalesced", 1)
           return Effect.void
         }
         if (held() >= maxPending) {
           // full: the flush fiber makes room; this write waits for it, it is never dropped
           const room = space
-          return Effect.zipRight(Effect.zipRight(wake.offer(undefined), Deferred.await(room)), enqueue(id, key, value))
+          return Effect.zipRight(
+            Effect.zipRight(wake.offer(undefined), Deferred.await(room)),
+            enqueue(id, key, value, ids)
+          )
         }
-        pending.set(id, { id, key, value, attempts: 0 })
+        pending.set(id, { id, key, value, ids: ids.slice(), attempts: 0 })
         updatePending()
         return pending.size >= batchSize ? Effect.asVoid(wake.offer(undefined)) : Effect.void
       })
@@ -134,8 +143,10 @@ export const make = <K, A, E>(options: EngineOptions<K, A, E>): Effect.Effect<En
       const kept: Array<Rec<K, A>> = []
       let replaced = 0
       for (const rec of recs) {
-        if (pending.has(rec.id)) {
+        const newer = pending.get(rec.id)
+        if (newer !== undefined) {
           replaced++
+          for (const journalId of rec.ids) newer.ids.push(journalId)
           if (inflight.get(rec.id) === rec) inflight.delete(rec.id)
         } else kept.push(rec)
       }
@@ -144,6 +155,20 @@ export const make = <K, A, E>(options: EngineOptions<K, A, E>): Effect.Effect<En
         released()
       }
       return kept
+    }
+
+    /** Journal entries of saved or dead-lettered writes are done; if marking fails they are replayed later. */
+    const markDone = (recs: ReadonlyArray<Rec<K, A>>): Effect.Effect<void> => {
+      if (options.done === undefined) return Effect.void
+      const ids = recs.flatMap((r) => r.ids)
+      if (ids.length === 0) return Effect.void
+      return Effect.catchAll(
+        options.done(ids),
+        (error) =>
+          Effect.logWarning("saved writes could not be marked done in the journal; they will be replayed").pipe(
+            Effect.annotateLogs({ namespace, error: error.message })
+          )
+      )
     }
 
     const deadLetter = (rec: Rec<K, A>, cause: Cause.Cause<E>) => {
@@ -157,9 +182,12 @@ export const make = <K, A, E>(options: EngineOptions<K, A, E>): Effect.Effect<En
       deadLetters.push(letter)
       count("deadLettered", 1)
       return Effect.zipRight(
-        Effect.logError(`a write failed ${rec.attempts} times on its own and was dead-lettered`).pipe(
-          Effect.annotateLogs({ namespace, key: rec.id }),
-          Effect.annotateLogs("cause", Cause.pretty(cause))
+        Effect.zipRight(
+          markDone([rec]),
+          Effect.logError(`a write failed ${rec.attempts} times on its own and was dead-lettered`).pipe(
+            Effect.annotateLogs({ namespace, key: rec.id }),
+            Effect.annotateLogs("cause", Cause.pretty(cause))
+          )
         ),
         PubSub.publish(failures, letter)
       )
@@ -167,15 +195,17 @@ export const make = <K, A, E>(options: EngineOptions<K, A, E>): Effect.Effect<En
 
     /** One call of `saveBatch`; a success settles the group. */
     const saveOnce = (group: ReadonlyArray<Rec<K, A>>): Effect.Effect<Exit.Exit<void, E>> =>
-      Effect.map(Effect.exit(saveBatch(group.map((r) => [r.key, r.value] as const))), (exit) => {
-        stats.batches++
-        if (Exit.isSuccess(exit)) {
+      Effect.flatMap(
+        Effect.exit(saveBatch(group.map((r) => [r.key, r.value] as const))),
+        (exit): Effect.Effect<Exit.Exit<void, E>> => {
+          stats.batches++
+          if (Exit.isFailure(exit)) return Effect.succeed(exit)
           settle(group)
           count("flushed", group.length)
           released()
+          return Effect.as(markDone(group), exit)
         }
-        return exit
-      })
+      )
 
     interface Outcome {
       readonly failed: Array<Array<Rec<K, A>>>
@@ -286,7 +316,11 @@ export const make = <K, A, E>(options: EngineOptions<K, A, E>): Effect.Effect<En
 
     /** Puts records back after an interruption, unless a newer write of their key is pending. */
     const restore = Effect.sync(() => {
-      for (const rec of inflight.values()) if (!pending.has(rec.id)) pending.set(rec.id, rec)
+      for (const rec of inflight.values()) {
+        const newer = pending.get(rec.id)
+        if (newer === undefined) pending.set(rec.id, rec)
+        else for (const journalId of rec.ids) newer.ids.push(journalId)
+      }
       inflight.clear()
     })
 
