@@ -25,7 +25,6 @@ import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
-import * as Tracer from "effect/Tracer"
 import type * as Cache from "./Cache.js"
 import { EncodeError } from "./CacheError.js"
 import type { CacheError, StoreError } from "./CacheError.js"
@@ -278,8 +277,7 @@ export const make = <K, A, I, E, R>(
     return Effect.map(journal.append(JSON.stringify(key), encoded.right), (id) => [id])
   }
   return Effect.gen(function*() {
-    // the source's services come from here; its parent span does not (see ReadThrough.make)
-    const context = Context.omit(Tracer.ParentSpan)(yield* Effect.context<R>()) as Context.Context<R>
+    const context = yield* strategy.sourceContext<R>()
     const pipeline = yield* strategy.makeScoped(resolved)
     const lock = keyedLockOf(pipeline.store)
     const queue = yield* engine.make<K, A, E>({
@@ -302,7 +300,7 @@ export const make = <K, A, I, E, R>(
           const k = keyOf(key)
           const queued = queue.latest(k)
           if (queued !== undefined) return Effect.succeed(Option.some(queued.value))
-          return lookup === undefined ? pipeline.read(k) : Effect.map(pipeline.getOrLoad(k, key, lookup), Option.some)
+          return strategy.readOrLoad(pipeline, k, key, lookup)
         }),
       write: (key, value) => {
         const k = keyOf(key)

@@ -10,9 +10,8 @@
  */
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
+import type * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
-import * as Tracer from "effect/Tracer"
 import type * as Cache from "./Cache.js"
 import { UnsupportedCapability } from "./CacheError.js"
 import type { CacheError } from "./CacheError.js"
@@ -101,8 +100,7 @@ export const make = <K, A, I, E, R>(
   const resolved = strategy.resolve("WriteThrough", options)
   const keyOf: (key: K) => string = options.key ?? strategy.defaultKey
   return Effect.gen(function*() {
-    // the source's services come from here; its parent span does not (see ReadThrough.make)
-    const context = Context.omit(Tracer.ParentSpan)(yield* Effect.context<R>()) as Context.Context<R>
+    const context = yield* strategy.sourceContext<R>()
     const pipeline = yield* strategy.makeScoped(resolved)
     const lock = keyedLockOf(pipeline.store)
     const { load, remove, save } = options
@@ -113,10 +111,7 @@ export const make = <K, A, I, E, R>(
       detail: "no remove was given"
     })
     return {
-      read: (key) => {
-        const k = keyOf(key)
-        return lookup === undefined ? pipeline.read(k) : Effect.map(pipeline.getOrLoad(k, key, lookup), Option.some)
-      },
+      read: (key) => strategy.readOrLoad(pipeline, keyOf(key), key, lookup),
       write: (key, value) => {
         const k = keyOf(key)
         return lock.withLock(pipeline.fullKey(k))(

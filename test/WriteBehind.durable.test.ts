@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url"
 import { fixture } from "./harness/fixture.js"
 import { tempDir } from "./harness/process.js"
 import { redisCli, redisServer } from "./harness/redis.js"
-import { allRows, SqliteTest, upsertMany } from "./sqlite.js"
+import { allRows, outage, SqliteTest, upsertMany } from "./sqlite.js"
 
 const env = fixture(Effect.gen(function*() {
   const server = yield* redisServer()
@@ -105,8 +105,7 @@ describe("WriteBehind durable mode (Redis Streams)", () => {
   it.live("writes left unsaved at shutdown stay in the stream and are saved by the next start", () =>
     Effect.gen(function*() {
       const stream = "journal:restart"
-      const sql = yield* SqlClient.SqlClient
-      yield* sql`CREATE TRIGGER outage BEFORE INSERT ON kv BEGIN SELECT RAISE(ABORT, 'database down'); END`
+      const down = yield* outage
       const scope = yield* Scope.make()
       const first = yield* durable(stream, { shutdownTimeout: "200 millis", retry: undefined }).pipe(
         Scope.extend(scope)
@@ -114,7 +113,7 @@ describe("WriteBehind durable mode (Redis Streams)", () => {
       yield* first.write("a", "1")
       yield* Scope.close(scope, Exit.void)
       expect(yield* xlen(stream)).toBe(1)
-      yield* sql`DROP TRIGGER outage`
+      yield* down.end
       const second = yield* durable(stream)
       yield* second.flush
       expect(yield* allRows).toEqual(new Map([["a", "1"]]))

@@ -2,7 +2,7 @@ import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Deferred, Effect, Exit, Fiber, Layer, Option, Schedule, Schema, Scope, Stream, TestClock } from "effect"
 import { CacheAside, CacheError, MemoryStore, WriteBehind } from "effect-cachekit"
-import { allRows, select, SqliteTest, upsertMany } from "./sqlite.js"
+import { allRows, outage, refuseWrites, select, SqliteTest, upsertMany } from "./sqlite.js"
 
 const Env = Layer.merge(SqliteTest, MemoryStore.layer())
 
@@ -147,11 +147,7 @@ describe("WriteBehind", () => {
 
   it.effect("closing the scope while the database fails retries until it recovers within the deadline", () =>
     Effect.gen(function*() {
-      const sql = yield* SqlClient.SqlClient
-      yield* sql`CREATE TABLE down (x INTEGER)`
-      yield* sql`INSERT INTO down VALUES (1)`
-      yield* sql`CREATE TRIGGER outage BEFORE INSERT ON kv WHEN EXISTS (SELECT 1 FROM down)
-                 BEGIN SELECT RAISE(ABORT, 'database down'); END`
+      const down = yield* outage
       const scope = yield* Scope.make()
       const cache = yield* WriteBehind.make({ ...base, flush: "1 second", shutdownTimeout: "1 minute" }).pipe(
         Scope.extend(scope)
@@ -161,15 +157,14 @@ describe("WriteBehind", () => {
       yield* TestClock.adjust("10 seconds")
       expect(Option.isNone(yield* Fiber.poll(closing))).toBe(true)
       expect((yield* allRows).size).toBe(0)
-      yield* sql`DELETE FROM down`
+      yield* down.end
       while (Option.isNone(yield* Fiber.poll(closing))) yield* TestClock.adjust("1 second")
       expect((yield* allRows).size).toBe(30)
     }).pipe(Effect.provide(Env)))
 
   it.effect("what the shutdown deadline leaves unsaved is reported on failures, value by value", () =>
     Effect.gen(function*() {
-      const sql = yield* SqlClient.SqlClient
-      yield* sql`CREATE TRIGGER outage BEFORE INSERT ON kv BEGIN SELECT RAISE(ABORT, 'database down'); END`
+      yield* refuseWrites("outage", "1")
       const scope = yield* Scope.make()
       const cache = yield* WriteBehind.make({ ...base, flush: "1 second", shutdownTimeout: "10 seconds" }).pipe(
         Scope.extend(scope)
@@ -196,8 +191,7 @@ describe("WriteBehind", () => {
       yield* recordHistory
       yield* sql`CREATE TABLE batches (n INTEGER)`
       yield* sql`INSERT INTO batches VALUES (0)`
-      yield* sql`CREATE TRIGGER every_third BEFORE INSERT ON kv WHEN (SELECT n FROM batches) % 3 = 0
-                 BEGIN SELECT RAISE(ABORT, 'every third batch fails'); END`
+      yield* refuseWrites("every_third", "(SELECT n FROM batches) % 3 = 0")
       const cache = yield* WriteBehind.make({
         ...base,
         flush: "1 second",
@@ -230,12 +224,8 @@ describe("WriteBehind", () => {
 
   it.scoped("a newer write of a key replaces a failed one: only the newer value reaches the database", () =>
     Effect.gen(function*() {
-      const sql = yield* SqlClient.SqlClient
       yield* recordHistory
-      yield* sql`CREATE TABLE down (x INTEGER)`
-      yield* sql`INSERT INTO down VALUES (1)`
-      yield* sql`CREATE TRIGGER outage BEFORE INSERT ON kv WHEN EXISTS (SELECT 1 FROM down)
-                 BEGIN SELECT RAISE(ABORT, 'database down'); END`
+      const down = yield* outage
       const cache = yield* WriteBehind.make({ ...base, flush: "1 hour", retry: Schedule.recurs(1) })
       yield* cache.write("k", "old")
       yield* cache.write("other", "x")
@@ -244,7 +234,7 @@ describe("WriteBehind", () => {
       expect(stats).toMatchObject({ failed: 2, pending: 2, flushed: 0 })
       yield* cache.write("k", "new")
       expect(yield* cache.read("k")).toEqual(Option.some("new"))
-      yield* sql`DELETE FROM down`
+      yield* down.end
       yield* cache.flush
       expect(yield* allRows).toEqual(new Map([["k", "new"], ["other", "x"]]))
       expect((yield* history).get("k")).toEqual(["new"])
@@ -252,9 +242,7 @@ describe("WriteBehind", () => {
 
   it.scoped("a poison record is dead-lettered after exactly maxAttempts saves of its own; the others are saved", () =>
     Effect.gen(function*() {
-      const sql = yield* SqlClient.SqlClient
-      yield* sql`CREATE TRIGGER poison BEFORE INSERT ON kv WHEN NEW.value = 'poison'
-                 BEGIN SELECT RAISE(ABORT, 'poison row'); END`
+      yield* refuseWrites("poison", "NEW.value = 'poison'")
       let alone = 0
       const cache = yield* WriteBehind.make({
         ...base,

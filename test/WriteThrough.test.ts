@@ -1,9 +1,8 @@
-import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Option, Random, Schema } from "effect"
 import { CacheAside, MemoryStore, WriteThrough } from "effect-cachekit"
 import * as Testing from "effect-cachekit/testing"
-import { allRows, removeRow, select, SqliteTest, upsert } from "./sqlite.js"
+import { allRows, refuseWrites, removeRow, select, SqliteTest, upsert } from "./sqlite.js"
 
 class NotFound extends Schema.TaggedError<NotFound>()("NotFound", { key: Schema.String }) {}
 
@@ -82,9 +81,7 @@ describe("WriteThrough", () => {
 
   it.scoped("a failed save leaves the cache untouched and the error is the caller's", () =>
     Effect.gen(function*() {
-      const sql = yield* SqlClient.SqlClient
-      yield* sql`CREATE TRIGGER refuse BEFORE UPDATE ON kv WHEN NEW.value = 'bad'
-                 BEGIN SELECT RAISE(ABORT, 'refused'); END`
+      yield* refuseWrites("refuse", "NEW.value = 'bad'", "UPDATE")
       const cache = yield* accounts
       const view = yield* cacheView
       yield* cache.write("k", "good")

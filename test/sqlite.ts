@@ -46,3 +46,21 @@ export const allRows = Effect.flatMap(SqlClient.SqlClient, (sql) =>
 /** Removes one row. */
 export const removeRow = (key: string) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) => sql`DELETE FROM kv WHERE key = ${key}`.pipe(Effect.asVoid))
+
+/** Makes the database refuse writes to `kv` (a trigger that RAISEs) whenever `when`, SQL over `NEW`, holds. */
+export const refuseWrites = (name: string, when: string, on: "INSERT" | "UPDATE" = "INSERT") =>
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) =>
+      sql.unsafe(`CREATE TRIGGER ${name} BEFORE ${on} ON kv WHEN ${when} BEGIN SELECT RAISE(ABORT, '${name}'); END`)
+        .pipe(Effect.asVoid)
+  )
+
+/** A database outage: every insert fails until `end` runs. */
+export const outage = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`CREATE TABLE down (x INTEGER)`
+  yield* sql`INSERT INTO down VALUES (1)`
+  yield* refuseWrites("outage", "EXISTS (SELECT 1 FROM down)")
+  return { end: Effect.asVoid(sql`DELETE FROM down`) }
+})
