@@ -209,7 +209,8 @@ const defaultRetry = Schedule.exponential("100 millis").pipe(Schedule.intersect(
  * Builds a write-behind cache over the `CacheStore` in context; its flush fiber belongs to the
  * scope, and closing the scope flushes what is pending. The source operations' requirements `R`
  * are taken from the context of `make`. Nonsense options throw `CacheError.InvalidOptions` when
- * `make` is called.
+ * `make` is called. In durable mode, `make` first replays the journal, and fails with
+ * `StoreError` when it cannot read it; without a journal it never fails.
  *
  * @since 0.1.0
  * @category constructors

@@ -96,20 +96,16 @@ export const make = <K, A, E>(options: EngineOptions<K, A, E>): Effect.Effect<En
       space = Deferred.unsafeMake<void>(FiberId.none)
       Deferred.unsafeDone(freed, Exit.void)
     }
-    const count = (metric: keyof typeof stats, n: number) => {
-      stats[metric] += n
-      const m = metric === "flushed"
-        ? CacheMetrics.writeBehindFlushed
-        : metric === "coalesced"
-        ? CacheMetrics.writeBehindCoalesced
-        : metric === "retried"
-        ? CacheMetrics.writeBehindRetried
-        : metric === "failed"
-        ? CacheMetrics.writeBehindFailed
-        : metric === "deadLettered"
-        ? CacheMetrics.writeBehindDeadLettered
-        : undefined
-      m?.unsafeUpdate(n, labels)
+    const metrics = {
+      flushed: CacheMetrics.writeBehindFlushed,
+      coalesced: CacheMetrics.writeBehindCoalesced,
+      retried: CacheMetrics.writeBehindRetried,
+      failed: CacheMetrics.writeBehindFailed,
+      deadLettered: CacheMetrics.writeBehindDeadLettered
+    }
+    const count = (counter: keyof typeof metrics, n: number) => {
+      stats[counter] += n
+      metrics[counter].unsafeUpdate(n, labels)
     }
 
     const enqueue = (id: string, key: K, value: A, ids: ReadonlyArray<string>): Effect.Effect<void> =>
