@@ -1,7 +1,7 @@
 import { SqlClient } from "@effect/sql"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Layer, Option, Schema, Scope } from "effect"
+import { Effect, Exit, Layer, Option, Schedule, Schema, Scope } from "effect"
 import { MemoryStore, WriteBehind } from "effect-cachekit"
 import * as Redis from "effect-cachekit/Redis"
 import { spawn } from "node:child_process"
@@ -117,6 +117,21 @@ describe("WriteBehind durable mode (Redis Streams)", () => {
       const second = yield* durable(stream)
       yield* second.flush
       expect(yield* allRows).toEqual(new Map([["a", "1"]]))
+      expect(yield* xlen(stream)).toBe(0)
+    }).pipe(Effect.scoped, Effect.provide(Env)))
+
+  it.live("a failed write replaced by a newer one of its key: both entries are done once the newer is saved", () =>
+    Effect.gen(function*() {
+      const stream = "journal:replace"
+      const down = yield* outage
+      const cache = yield* durable(stream, { retry: Schedule.recurs(1) })
+      yield* cache.write("k", "old")
+      yield* cache.flush
+      expect((yield* cache.stats).failed).toBe(1)
+      yield* cache.write("k", "new")
+      yield* down.end
+      yield* cache.flush
+      expect(yield* allRows).toEqual(new Map([["k", "new"]]))
       expect(yield* xlen(stream)).toBe(0)
     }).pipe(Effect.scoped, Effect.provide(Env)))
 

@@ -240,6 +240,32 @@ describe("WriteBehind", () => {
       expect((yield* history).get("k")).toEqual(["new"])
     }).pipe(Effect.provide(Env)))
 
+  it.scoped("a write made while an older one of its key is being saved is saved after it", () =>
+    Effect.gen(function*() {
+      yield* recordHistory
+      const gate = yield* Deferred.make<void>()
+      let calls = 0
+      const cache = yield* WriteBehind.make({
+        ...base,
+        flush: "1 hour",
+        saveBatch: (batch: Batch) =>
+          Effect.suspend(() => ++calls === 1 ? Deferred.await(gate) : Effect.void).pipe(
+            Effect.zipRight(upsertMany(batch))
+          )
+      })
+      yield* cache.write("k", "v1")
+      const first = yield* Effect.fork(cache.flush)
+      yield* eventually(Effect.sync(() => calls === 1))
+      yield* cache.write("k", "v2")
+      expect(yield* cache.read("k")).toEqual(Option.some("v2"))
+      expect((yield* cache.stats).pending).toBe(2)
+      yield* Deferred.succeed(gate, undefined)
+      yield* Fiber.join(first)
+      yield* cache.flush
+      expect((yield* history).get("k")).toEqual(["v1", "v2"])
+      expect(yield* select("k")).toEqual(Option.some("v2"))
+    }).pipe(Effect.provide(Env)))
+
   it.scoped("a poison record is dead-lettered after exactly maxAttempts saves of its own; the others are saved", () =>
     Effect.gen(function*() {
       yield* refuseWrites("poison", "NEW.value = 'poison'")
