@@ -43,8 +43,8 @@ import * as engine from "./internal/writeBehind.js"
  */
 export interface WriteBehind<K, A, E = never> {
   /**
-   * The value of a key: the newest write not yet saved, else the cache, else `load` (when given;
-   * one load per key at a time). `None` when none of them has it.
+   * The value of a key: from the cache (every write updated it), else the newest write not yet
+   * saved, else `load` (when given; one load per key at a time). `None` when none of them has it.
    */
   readonly read: (key: K) => Effect.Effect<Option.Option<A>, E | CacheError>
   /**
@@ -293,16 +293,28 @@ export const make = <K, A, I, E, R>(
       done: journal?.done
     })
     if (journal !== undefined) yield* replay(journal, queue, keyOf, json, resolved.namespace)
+    const queued = (k: string): Option.Option<A> => {
+      const rec = queue.latest(k)
+      return rec === undefined ? Option.none() : Option.some(rec.value)
+    }
     const load = options.load
     const lookup = load === undefined ? undefined : (key: K) => Effect.provide(load(key), context)
     return {
-      read: (key) =>
-        Effect.suspend(() => {
-          const k = keyOf(key)
-          const queued = queue.latest(k)
-          if (queued !== undefined) return Effect.succeed(Option.some(queued.value))
-          return strategy.readOrLoad(pipeline, k, key, lookup)
-        }),
+      read: (key) => {
+        const k = keyOf(key)
+        // a hit is as for any cache (every write updated it); on a miss (evicted, expired, a cache
+        // write that failed) a write not yet saved answers before the source, which lacks it
+        if (lookup === undefined) {
+          return Effect.map(pipeline.read(k), (cached) => Option.isSome(cached) ? cached : queued(k))
+        }
+        return Effect.map(
+          pipeline.getOrLoad(k, key, (arg: K) => {
+            const rec = queue.latest(k)
+            return rec === undefined ? lookup(arg) : Effect.succeed(rec.value)
+          }),
+          Option.some
+        )
+      },
       write: (key, value) => {
         const k = keyOf(key)
         // queued and cached under the key's lock: the cache ends with the write the queue ends with

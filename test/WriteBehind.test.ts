@@ -303,20 +303,36 @@ describe("WriteBehind", () => {
       expect(yield* select("k17")).toEqual(Option.some("fixed"))
     }).pipe(Effect.provide(Env)))
 
-  it.scoped("read: the newest queued write, else the cache, else read-through on load", () =>
+  it.scoped("read: the cache, else the newest write not yet saved, else read-through on load", () =>
     Effect.gen(function*() {
       const cache = yield* WriteBehind.make({
         ...base,
         flush: "1 hour",
         load: (key: string) => Effect.map(select(key), Option.getOrElse(() => "none"))
       })
-      yield* upsertMany([["db", "from-db"]])
+      const view = yield* CacheAside.make({ namespace: "row", value: Schema.String, ttl: "1 hour" })
+      yield* upsertMany([["db", "from-db"], ["q", "older-in-db"]])
       yield* cache.write("q", "queued")
       expect(yield* cache.read("q")).toEqual(Option.some("queued"))
       expect(yield* cache.read("db")).toEqual(Option.some("from-db"))
-      yield* cache.flush
+      // the entry is gone before the flush: the queued write answers, not the older row
+      yield* view.invalidate("q")
       expect(yield* cache.read("q")).toEqual(Option.some("queued"))
-      expect((yield* cache.cacheStats).loads).toBe(1)
+      yield* cache.flush
+      yield* view.invalidate("q")
+      expect(yield* cache.read("q")).toEqual(Option.some("queued"))
+      expect((yield* cache.cacheStats).loads).toBe(3)
+    }).pipe(Effect.provide(Env)))
+
+  it.scoped("read without load: the cache, else the newest write not yet saved, else None", () =>
+    Effect.gen(function*() {
+      const cache = yield* WriteBehind.make({ ...base, flush: "1 hour" })
+      const view = yield* CacheAside.make({ namespace: "row", value: Schema.String, ttl: "1 hour" })
+      yield* cache.write("q", "queued")
+      yield* view.invalidate("q")
+      expect(yield* cache.read("q")).toEqual(Option.some("queued"))
+      yield* cache.flush
+      expect(yield* cache.read("q")).toEqual(Option.none())
     }).pipe(Effect.provide(Env)))
 
   it("nonsense options throw InvalidOptions at make", () => {
