@@ -268,14 +268,31 @@ export const make = <K, A, I, E, R>(
   const journal = options.journal
   const json = Schema.parseJson(options.value)
   const encodeJson = Schema.encodeEither(json)
-  /** Durable mode: the write is in the journal before it is queued. */
-  const journaled = (k: string, key: K, value: A): Effect.Effect<ReadonlyArray<string>, CacheError> => {
-    if (journal === undefined) return Effect.succeed([])
+  /**
+   * Durable mode: the write is in the journal before it is queued, appended and queued as one
+   * step. A write interrupted while it waits for room in the queue takes its entry back out of the
+   * journal, where it would outlive newer writes of its key.
+   */
+  const journaledEnqueue = (
+    journal: Journal,
+    queue: engine.Engine<K, A, E>,
+    k: string,
+    key: K,
+    value: A
+  ): Effect.Effect<void, CacheError> => {
     const encoded = encodeJson(value)
     if (Either.isLeft(encoded)) {
       return Effect.fail(new EncodeError({ namespace: resolved.namespace, key: k, detail: encoded.left.message }))
     }
-    return Effect.map(journal.append(JSON.stringify(key), encoded.right), (id) => [id])
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(
+        journal.append(JSON.stringify(key), encoded.right),
+        (id) =>
+          restore(queue.enqueue(k, key, value, [id])).pipe(
+            Effect.onInterrupt(() => Effect.ignore(journal.done([id])))
+          )
+      )
+    )
   }
   return Effect.gen(function*() {
     const context = yield* strategy.sourceContext<R>()
@@ -319,9 +336,9 @@ export const make = <K, A, I, E, R>(
         const k = keyOf(key)
         // queued and cached under the key's lock: the cache ends with the write the queue ends with
         return lock.withLock(pipeline.fullKey(k))(
-          journaled(k, key, value).pipe(
-            Effect.flatMap((ids) => queue.enqueue(k, key, value, ids)),
-            Effect.zipRight(pipeline.replace(k, value))
+          Effect.zipRight(
+            journal === undefined ? queue.enqueue(k, key, value, []) : journaledEnqueue(journal, queue, k, key, value),
+            pipeline.replace(k, value)
           )
         )
       },
