@@ -272,7 +272,18 @@ const require = createRequire(import.meta.url)
 const packageDir = dirname(require.resolve("effect-cachekit/package.json"))
 
 // 1. The entry point's namespaces.
-const namespaces = ["CacheStore", "MemoryStore", "ReadThrough", "CacheAside", "Cache", "Ttl", "CacheError", "CacheMetrics"]
+const namespaces = [
+  "CacheStore",
+  "MemoryStore",
+  "ReadThrough",
+  "CacheAside",
+  "WriteThrough",
+  "WriteBehind",
+  "Cache",
+  "Ttl",
+  "CacheError",
+  "CacheMetrics"
+]
 for (const name of namespaces) {
   assert.equal(typeof Kit[name], "object", `effect-cachekit exports the namespace ${name}`)
 }

@@ -173,6 +173,73 @@ export const bytes = Metric.gauge(internal.names.bytes, {
 })
 
 /**
+ * Write-behind writes held (queued or being saved), tagged by namespace.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const writeBehindPending = Metric.gauge(internal.names.writeBehindPending, {
+  description: "Write-behind writes queued or being saved"
+})
+
+/**
+ * Write-behind writes saved to the source by `saveBatch`.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const writeBehindFlushed = Metric.counter(internal.names.writeBehindFlushed, {
+  description: "Write-behind writes saved to the source",
+  incremental: true
+})
+
+/**
+ * Write-behind writes replaced by a newer write of their key before they were saved: source
+ * statements saved by coalescing.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const writeBehindCoalesced = Metric.counter(internal.names.writeBehindCoalesced, {
+  description: "Write-behind writes replaced by a newer write of their key before saving",
+  incremental: true
+})
+
+/**
+ * Write-behind writes tried again after a failed save, on the `retry` schedule.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const writeBehindRetried = Metric.counter(internal.names.writeBehindRetried, {
+  description: "Write-behind writes retried after a failed save",
+  incremental: true
+})
+
+/**
+ * Write-behind writes whose retries ran out (they stay queued) or that were still unsaved when the
+ * shutdown deadline passed.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const writeBehindFailed = Metric.counter(internal.names.writeBehindFailed, {
+  description: "Write-behind writes whose retries ran out, or unsaved at shutdown",
+  incremental: true
+})
+
+/**
+ * Write-behind writes dead-lettered after `maxAttempts` failed saves of their own.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const writeBehindDeadLettered = Metric.counter(internal.names.writeBehindDeadLettered, {
+  description: "Write-behind writes dead-lettered",
+  incremental: true
+})
+
+/**
  * How long loader runs take, in seconds.
  *
  * @since 0.1.0

@@ -9,7 +9,6 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
-import * as Tracer from "effect/Tracer"
 import type * as Cache from "./Cache.js"
 import type { CacheError } from "./CacheError.js"
 import type * as CacheMetrics from "./CacheMetrics.js"
@@ -101,9 +100,7 @@ export const make = <K, A, I, E, R>(
   const resolved = strategy.resolve("ReadThrough", options)
   const keyOf: (key: K) => string = options.key ?? strategy.defaultKey
   return Effect.gen(function*() {
-    // the loader's services come from here; its parent span does not: each load is a child of
-    // the read that started it, not of whatever span was open when the cache was made
-    const context = Context.omit(Tracer.ParentSpan)(yield* Effect.context<R>()) as Context.Context<R>
+    const context = yield* strategy.sourceContext<R>()
     const pipeline = yield* strategy.makeScoped(resolved)
     const lookup = (key: K) => Effect.provide(options.lookup(key), context)
     const lookupMany = options.lookupMany

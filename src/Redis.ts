@@ -13,18 +13,21 @@
 import type * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Redacted from "effect/Redacted"
 import type * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import type { Cluster, ClusterOptions as IoClusterOptions, Redis, RedisOptions as IoRedisOptions } from "ioredis"
+import { hostname } from "node:os"
 import type { ConnectionOptions as TlsOptions } from "node:tls"
 import type { StoreError } from "./CacheError.js"
 import * as internalOptions from "./internal/options.js"
 import * as internal from "./internal/redis/client.js"
 import { toStoreError } from "./internal/redis/errors.js"
+import * as internalJournal from "./internal/redis/journal.js"
+import type * as WriteBehind from "./WriteBehind.js"
 
 /**
  * Options every connection shares.
@@ -296,3 +299,70 @@ export const layerSentinelConfig = (
 export const layerFromClient = <E, R>(
   acquire: Effect.Effect<Redis | Cluster, E, R>
 ): Layer.Layer<RedisClient, E, Exclude<R, Scope.Scope>> => Layer.scoped(RedisClient, Effect.map(acquire, fromClient))
+
+/**
+ * Options of a write-behind journal on a Redis Stream (`journal`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface JournalOptions {
+  /** The stream's key. One live process per stream: give each instance its own. */
+  readonly stream: string
+  /** The consumer group that recovers entries on start. Default `"effect-cachekit"`. */
+  readonly group?: string | undefined
+  /** This process's consumer name in the group. Default `<hostname>:<pid>`. */
+  readonly consumer?: string | undefined
+  /**
+   * Entries another consumer received and left unacknowledged for this long are taken over on
+   * start (that consumer died while recovering). Default 30 seconds.
+   */
+  readonly claimIdle?: Duration.DurationInput | undefined
+}
+
+/**
+ * A durable journal for `WriteBehind` (its `journal` option) on a Redis Stream of the
+ * `RedisClient` in context: each write is appended (`XADD`) before it is acknowledged to the
+ * caller, and acknowledged and deleted (`XACK`, `XDEL`) once `saveBatch` saved it. When the
+ * write-behind cache starts, it replays what a process killed before its flush left behind.
+ * Creates the consumer group (`XGROUP CREATE … MKSTREAM`) when it does not exist.
+ *
+ * @since 0.1.0
+ * @category write-behind
+ * @example
+ * ```ts
+ * import { WriteBehind } from "effect-cachekit"
+ * import * as Redis from "effect-cachekit/Redis"
+ * import { Effect, Schema } from "effect"
+ *
+ * const scores = Effect.gen(function*() {
+ *   const journal = yield* Redis.journal({ stream: "scores:journal" })
+ *   return yield* WriteBehind.make({
+ *     namespace: "score",
+ *     value: Schema.Number,
+ *     ttl: "1 hour",
+ *     flush: "1 second",
+ *     journal,
+ *     saveBatch: (batch: ReadonlyArray<readonly [string, number]>) => Effect.void
+ *   })
+ * })
+ * ```
+ */
+export const journal = (options: JournalOptions): Effect.Effect<WriteBehind.Journal, StoreError, RedisClient> => {
+  internalOptions.check(
+    typeof options.stream === "string" && options.stream.length > 0,
+    "Redis.journal",
+    "stream",
+    "stream must be a non-empty string"
+  )
+  const claimIdle = options.claimIdle === undefined
+    ? 30_000
+    : Duration.toMillis(internalOptions.duration("Redis.journal", "claimIdle", options.claimIdle))
+  return Effect.flatMap(RedisClient, (redis) =>
+    internalJournal.make(redis, {
+      stream: options.stream,
+      group: options.group ?? "effect-cachekit",
+      consumer: options.consumer ?? `${hostname()}:${process.pid}`,
+      claimIdleMillis: claimIdle
+    }))
+}

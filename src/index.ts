@@ -61,3 +61,13 @@ export * as Stampede from "./Stampede.js"
  * @since 0.1.0
  */
 export * as Ttl from "./Ttl.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as WriteBehind from "./WriteBehind.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as WriteThrough from "./WriteThrough.js"

@@ -25,7 +25,13 @@ export const names = {
   evictions: "effect_cachekit_evictions_total",
   entries: "effect_cachekit_entries",
   bytes: "effect_cachekit_bytes",
-  loadDuration: "effect_cachekit_load_duration_seconds"
+  loadDuration: "effect_cachekit_load_duration_seconds",
+  writeBehindPending: "effect_cachekit_write_behind_pending",
+  writeBehindFlushed: "effect_cachekit_write_behind_flushed_total",
+  writeBehindCoalesced: "effect_cachekit_write_behind_coalesced_total",
+  writeBehindRetried: "effect_cachekit_write_behind_retried_total",
+  writeBehindFailed: "effect_cachekit_write_behind_failed_total",
+  writeBehindDeadLettered: "effect_cachekit_write_behind_dead_lettered_total"
 } as const
 
 /** The counters tagged `namespace` and `store`. @internal */

@@ -1,7 +1,11 @@
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
+import * as Tracer from "effect/Tracer"
 import type * as Cache from "../Cache.js"
+import type { CacheError } from "../CacheError.js"
 import { CacheStore } from "../CacheStore.js"
 import type * as CacheStoreNs from "../CacheStore.js"
 import { check, duration, optionalInteger } from "./options.js"
@@ -229,3 +233,25 @@ export const defaultKey = (key: unknown): string => {
       return JSON.stringify(key) ?? String(key)
   }
 }
+
+/**
+ * The services a strategy's source operations (loader, save) run with: those of the context its
+ * `make` ran in, without the parent span, so that each call is a child of the read or write that
+ * started it, not of whatever span was open when the cache was made.
+ * @internal
+ */
+export const sourceContext = <R>(): Effect.Effect<Context.Context<R>, never, R> =>
+  Effect.map(Effect.context<R>(), (context) => Context.omit(Tracer.ParentSpan)(context) as Context.Context<R>)
+
+/**
+ * A strategy's `read`: read-through on `load` when there is one (its value, cached), else the
+ * cache only.
+ * @internal
+ */
+export const readOrLoad = <K, A, E>(
+  pipeline: Pipeline.Pipeline<A>,
+  key: string,
+  arg: K,
+  load: ((key: K) => Effect.Effect<A, E>) | undefined
+): Effect.Effect<Option.Option<A>, E | CacheError> =>
+  load === undefined ? pipeline.read(key) : Effect.map(pipeline.getOrLoad(key, arg, load), Option.some)

@@ -83,6 +83,11 @@ export interface Pipeline<A> {
   readonly read: (key: string) => Effect.Effect<Option.Option<A>, CacheError>
   /** An explicit write; a load under way for the key will not overwrite it. */
   readonly write: (key: string, value: A) => Effect.Effect<void, CacheError>
+  /**
+   * A write the source of truth already holds: like `write`, but a value that cannot be stored
+   * removes the old entry instead of leaving it.
+   */
+  readonly replace: (key: string, value: A) => Effect.Effect<void, CacheError>
   /** Loads again now, joining a load already under way, and writes the result. */
   readonly refresh: <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>) => Effect.Effect<A, E | CacheError, R>
   /** Removes the entry (true when it existed); a load under way for the key will not store its value. */
@@ -249,6 +254,11 @@ export const make = <A, I>(
       traced("cachekit.set", spanAttributes)
     )
 
+  const replace = (key: string, value: A): Effect.Effect<void, CacheError> =>
+    Effect.zipRight(order.supersede(fullKey(key)), writer.replace(key, value)).pipe(
+      traced("cachekit.set", spanAttributes)
+    )
+
   const invalidate = (key: string): Effect.Effect<boolean, CacheError> =>
     Effect.suspend(() => {
       const full = fullKey(key)
@@ -281,6 +291,7 @@ export const make = <A, I>(
     getOrLoad,
     read: (key) => readOnly({ key }),
     write,
+    replace,
     refresh,
     invalidate,
     clear,

@@ -45,6 +45,13 @@ export interface Writer<A> {
   /** An explicit write: a value that does not encode fails it, store failures follow the policy. */
   readonly write: (key: string, value: A) => Effect.Effect<void, CacheError>
   /**
+   * A write the source of truth already holds: when the value cannot be stored (it does not
+   * encode, the store fails), the key's old entry is removed instead, so the cache never keeps a
+   * value older than the source's; a removal that fails too is counted and logged as an error.
+   * The failure then follows the store-failure policy (an `EncodeError` is always logged only).
+   */
+  readonly replace: (key: string, value: A) => Effect.Effect<void, CacheError>
+  /**
    * Writes an entry back unchanged but for its `freshUntil` (fail-safe's throttle), stored until
    * its own `staleUntil`; never fails.
    */
@@ -141,6 +148,28 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
         )
     )
 
+  const replace = (key: string, value: A): Effect.Effect<void, CacheError> =>
+    Effect.catchAll(
+      Effect.flatMap(prepare(key, value, 0), (prepared) => persist([prepared])),
+      (error): Effect.Effect<void, CacheError> => {
+        const full = options.fullKey(key)
+        const dropped = Effect.catchAll(store.delete(full), (deleteError) => {
+          counters.storeError()
+          return Effect.logError("a write the source holds could not be cached nor its old entry removed").pipe(
+            Effect.annotateLogs({ namespace, key, error: error.message, removal: deleteError.message })
+          )
+        })
+        return Effect.zipRight(
+          dropped,
+          error._tag === "EncodeError"
+            ? Effect.logWarning("a written value could not be encoded; its entry was removed instead").pipe(
+              Effect.annotateLogs({ namespace, key, error: error.detail })
+            )
+            : onStoreFailure("write", error, undefined)
+        )
+      }
+    )
+
   const keep = (key: string, entry: Entry<A>, freshUntil: number): Effect.Effect<void, CacheError> =>
     Effect.suspend(() => {
       const ttl = entry.staleUntil - now()
@@ -167,5 +196,5 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
       )
     })
 
-  return { writeLoaded, write, keep }
+  return { writeLoaded, write, replace, keep }
 }
