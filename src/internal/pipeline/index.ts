@@ -23,7 +23,7 @@ import { namespacePrefix } from "./key.js"
 import { keyOrderOf } from "./keyOrder.js"
 import type { Superseding } from "./keyOrder.js"
 import { makeRunLoad } from "./load.js"
-import { makeReader, Request } from "./read.js"
+import { makeReader } from "./read.js"
 import type { Loader } from "./read.js"
 import { makeSingleLoads } from "./single.js"
 import { makeCounters } from "./stats.js"
@@ -167,7 +167,9 @@ export const make = <A, I>(
 
   /** What a read found: a fresh hit, a stale hit (one refresh in the background) or a miss. */
   const decide = <X, E, R>(
-    request: Request<X, A, E, R>,
+    key: string,
+    arg: X,
+    load: Loader<X, A, E, R>,
     full: string,
     entry: Entry<A> | undefined,
     isTraced: boolean
@@ -184,7 +186,7 @@ export const make = <A, I>(
             drawEarly(t, entry.freshUntil, entry.loadTime, beta),
             (recompute) =>
               recompute
-                ? Effect.as(revalidate(request.key, full, request.arg, request.load, entry), entry.value)
+                ? Effect.as(revalidate(key, full, arg, load, entry), entry.value)
                 : Effect.succeed(entry.value)
           )
           return isTraced ? Effect.zipRight(annotateOutcome("hit"), early) : early
@@ -193,25 +195,27 @@ export const make = <A, I>(
       }
       if (found === STALE) {
         counters.staleHits(1)
-        const refresh = Effect.as(revalidate(request.key, full, request.arg, request.load, entry), entry.value)
+        const refresh = Effect.as(revalidate(key, full, arg, load, entry), entry.value)
         return isTraced ? Effect.zipRight(annotateOutcome("stale"), refresh) : refresh
       }
       if (failSafe !== undefined && t < entry.staleUntil) fallback = entry
     }
     counters.misses(1)
-    const miss = Effect.zipRight(reader.flushDrops, loadShared(request.key, full, request.arg, request.load, fallback))
+    const miss = Effect.zipRight(reader.flushDrops, loadShared(key, full, arg, load, fallback))
     return isTraced ? Effect.zipRight(annotateOutcome("miss"), miss) : miss
   }
-  const readOrLoad = reader.reading("cachekit.get", decide)
+  const readOrLoad = reader.reading("cachekit.get", decide<unknown, unknown, unknown>)
 
   const getOrLoad = <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>): Effect.Effect<A, E | CacheError, R> =>
-    readOrLoad(new Request(key, arg, load)) as Effect.Effect<A, E | CacheError, R>
+    readOrLoad(key, arg, load as Loader<unknown, A, unknown, unknown>) as Effect.Effect<A, E | CacheError, R>
 
   const readOnly = reader.reading("cachekit.read", (
-    _request: { readonly key: string },
-    _full,
-    entry,
-    isTraced
+    _key: string,
+    _arg: undefined,
+    _load: undefined,
+    _full: string,
+    entry: Entry<A> | undefined,
+    isTraced: boolean
   ): Effect.Effect<Option.Option<A>> => {
     if (entry !== undefined) {
       const found = freshness(entry, now(), staleWindow)
@@ -266,7 +270,7 @@ export const make = <A, I>(
     store,
     fullKey,
     getOrLoad,
-    read: (key) => readOnly({ key }),
+    read: (key) => readOnly(key, undefined, undefined),
     write,
     refresh,
     invalidate,
