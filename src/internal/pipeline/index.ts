@@ -13,7 +13,7 @@ import type * as CacheStore from "../../CacheStore.js"
 import { escapeGlob } from "../store.js"
 import type { TtlPolicy } from "../ttl.js"
 import { getManyOrLoad } from "./batch.js"
-import type { BatchLoader } from "./batch.js"
+import type { BatchContext, BatchLoader } from "./batch.js"
 import type { Entry } from "./envelope.js"
 import { makeCodec } from "./envelope.js"
 import { makeFlights } from "./flight.js"
@@ -29,7 +29,7 @@ import { makeSingleLoads } from "./single.js"
 import { makeCounters } from "./stats.js"
 import { makeOnStoreFailure } from "./storeErrors.js"
 import type { StoreErrorMode } from "./storeErrors.js"
-import { annotateOutcome, traced } from "./tracing.js"
+import { annotateOutcome, traced, untracedTracer } from "./tracing.js"
 import { makeWriter } from "./write.js"
 
 export type { BatchLoader } from "./batch.js"
@@ -265,6 +265,28 @@ export const make = <A, I>(
   const refresh = <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>): Effect.Effect<A, E | CacheError, R> =>
     loadShared(key, fullKey(key), arg, load).pipe(traced("cachekit.refresh", spanAttributes))
 
+  // what a batch read uses of this pipeline: made once, not per read
+  const batchContext: BatchContext<A> = {
+    namespace,
+    store,
+    fullKey,
+    now,
+    staleWindow,
+    counters,
+    onStoreFailure,
+    reader,
+    flights,
+    storeLoaded,
+    loadShared,
+    runLoad,
+    startOrJoin,
+    revalidate,
+    failSafe: failSafe !== undefined,
+    rescue: rescued,
+    waitSoftly: softTimeout === undefined ? undefined : waitSoftly
+  }
+  const untraced = untracedTracer()
+
   return {
     namespace,
     store,
@@ -276,30 +298,13 @@ export const make = <A, I>(
     invalidate,
     clear,
     getManyOrLoad: (keys, args, loadOne, loadMany) =>
-      getManyOrLoad({
-        namespace,
-        store,
-        fullKey,
-        now,
-        staleWindow,
-        counters,
-        onStoreFailure,
-        reader,
-        flights,
-        storeLoaded,
-        loadShared,
-        runLoad,
-        startOrJoin,
-        revalidate,
-        failSafe: failSafe !== undefined,
-        rescue: rescued,
-        waitSoftly: softTimeout === undefined ? undefined : waitSoftly
-      }, {
-        keys,
-        args,
-        loadOne,
-        loadMany
-      }).pipe(traced("cachekit.getMany", { ...spanAttributes, "cache.keys": keys.length })),
+      Effect.tracerWith((tracer) => {
+        const read = getManyOrLoad(batchContext, { keys, args, loadOne, loadMany })
+        return tracer === untraced ? read : Effect.withSpan(read, "cachekit.getMany", {
+          attributes: { ...spanAttributes, "cache.keys": keys.length },
+          captureStackTrace: false
+        })
+      }),
     stats: counters.stats
   }
 }
