@@ -33,6 +33,37 @@ Testing.storeSuite({ describe, expect, it }, "memcached, ring of three", {
   ...ttlOptions
 })
 
+/**
+ * A server of a ring of two that the prefix's generation key does not hash to: losing it changes
+ * no generation and moves only its own keys.
+ */
+const notHoldingGeneration = <S extends { readonly address: string; readonly port: number }>(
+  cluster: ReadonlyArray<S>,
+  prefix: string
+): S => {
+  const owner = Option.getOrThrow(
+    HashRing.get(
+      HashRing.make(cluster.map((s) => ({ name: HashRing.serverName("127.0.0.1", s.port), node: s.address }))),
+      `${prefix}:gen`
+    )
+  )
+  return cluster.find((s) => s.address !== owner)!
+}
+
+/** A ReadThrough over a store whose loader answers `<key>#<n>` for its n-th load, and the loads so far. */
+const countingCache = (store: CacheStore["Type"]) => {
+  let calls = 0
+  return Effect.map(
+    ReadThrough.make({
+      namespace: "item",
+      value: Schema.String,
+      lookup: (key: string) => Effect.sync(() => `${key}#${++calls}`),
+      ttl: "5 minutes"
+    }).pipe(Effect.provideService(CacheStore, store)),
+    (cache) => ({ cache, loads: () => calls })
+  )
+}
+
 let run = 0
 const uniquePrefix = (label: string) => `ms-${process.pid}-${Date.now().toString(36)}-${run++}-${label}`
 const bytes = (s: string) => new TextEncoder().encode(s)
@@ -250,19 +281,13 @@ describe("MemcachedStore", () => {
   it.scopedLive("a handle's clear fails typed with UnsupportedCapability: memcached cannot list one namespace's keys", () =>
     Effect.gen(function*() {
       const store = yield* MemcachedStore.make({ servers: addresses(), prefix: uniquePrefix("nsclear") })
-      let calls = 0
-      const cache = yield* ReadThrough.make({
-        namespace: "item",
-        value: Schema.String,
-        lookup: (key: string) => Effect.sync(() => `${key}#${++calls}`),
-        ttl: "5 minutes"
-      }).pipe(Effect.provideService(CacheStore, store))
+      const { cache, loads } = yield* countingCache(store)
       expect(yield* cache.get("x")).toBe("x#1")
       const error = yield* Effect.flip(cache.clear)
       expect(error._tag).toBe("UnsupportedCapability")
       // nothing was dropped or changed by the refused clear
       expect(yield* cache.get("x")).toBe("x#1")
-      expect(calls).toBe(1)
+      expect(loads()).toBe(1)
     }))
 
   it.scopedLive("the direct read answers as get does when a server dies: typed failures, then its keys from the others", () =>
@@ -292,14 +317,7 @@ describe("MemcachedStore", () => {
       const keys = Array.from({ length: 60 }, (_, i) => `k${i}`)
       yield* store.setMany(keys.map((key) => ({ key, value: bytes(`v:${key}`) })))
       expect(yield* Effect.forEach(keys, read)).toEqual(keys.map((k) => Option.some(`v:${k}`)))
-      // the victim is the server the generation key does not hash to: losing it moves only its keys
-      const generationOwner = Option.getOrThrow(
-        HashRing.get(
-          HashRing.make(cluster.map((s) => ({ name: HashRing.serverName("127.0.0.1", s.port), node: s.address }))),
-          `${store.prefix}:gen`
-        )
-      )
-      const victim = cluster.find((s) => s.address !== generationOwner)!
+      const victim = notHoldingGeneration(cluster, store.prefix)
       const victimKeys = keys.filter((k) => Option.getOrThrow(store.serverFor(k)) === victim.address)
       expect(victimKeys.length).toBeGreaterThan(0)
       yield* victim.process.kill
@@ -337,13 +355,7 @@ describe("MemcachedStore", () => {
       // no server has answered: the store knows no generation yet, so its direct read reads it first
       expect(store.generation()).toBeUndefined()
       expect(directReadOf(store)?._tag).toBe("Callback")
-      let calls = 0
-      const cache = yield* ReadThrough.make({
-        namespace: "item",
-        value: Schema.String,
-        lookup: (key: string) => Effect.sync(() => `${key}#${++calls}`),
-        ttl: "5 minutes"
-      }).pipe(Effect.provideService(CacheStore, store))
+      const { cache, loads } = yield* countingCache(store)
       expect(yield* cache.get("x")).toBe("x#1")
       expect((yield* cache.stats).storeErrors).toBeGreaterThan(0)
       yield* startMemcached({ port })
@@ -358,6 +370,10 @@ describe("MemcachedStore", () => {
         })
       )
       expect(store.generation()).toBeDefined()
+      // the hit is the value of the last load, and loads nothing
+      const loaded = loads()
+      expect(yield* cache.get("x")).toBe(`x#${loaded}`)
+      expect(loads()).toBe(loaded)
     }))
 
   it("rejects nonsense options with InvalidOptions at construction", () => {
@@ -513,13 +529,7 @@ describe("MemcachedStore", () => {
         reconnect: { base: "20 millis", max: "100 millis" }
       })
       const keys = Array.from({ length: 100 }, (_, i) => `k${i}`)
-      const generationOwner = Option.getOrThrow(
-        HashRing.get(
-          HashRing.make(cluster.map((s) => ({ name: HashRing.serverName("127.0.0.1", s.port), node: s.address }))),
-          `${store.prefix}:gen`
-        )
-      )
-      const victim = cluster.find((s) => s.address !== generationOwner)!
+      const victim = notHoldingGeneration(cluster, store.prefix)
       const victimKeys = keys.filter((k) => Option.getOrThrow(store.serverFor(k)) === victim.address)
       const otherKeys = keys.filter((k) => !victimKeys.includes(k))
       yield* victim.process.kill
