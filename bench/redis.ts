@@ -6,12 +6,14 @@
  *   auto-pipelining, at concurrency 1, 64 and 1,024; also the bare store `get`, and the store (and
  *   a ReadThrough over it) with its get-coalescing turned off and ioredis auto-pipelining every
  *   GET instead, which is the alternative design;
- * - `getMany` of 100 keys vs a raw `MGET`;
+ * - `getMany` of 100 keys vs a raw `MGET`, and vs a raw `MGET` whose replies are decoded as the
+ *   ReadThrough decodes them (the entry's JSON parsed, its value decoded with the same Schema):
+ *   the raw side of `ReadThrough.getMany`, which returns values, not bytes;
  * - `redis-benchmark` against the same server, for the ceiling.
  *
  * Run: `npm run bench -- redis` (builds first; measures the built package)
  */
-import { Effect, Layer, ManagedRuntime, Scope } from "effect"
+import { Effect, Layer, ManagedRuntime, Schema, Scope } from "effect"
 import { CacheStore } from "effect-cachekit/CacheStore"
 import type { Service as StoreService } from "effect-cachekit/CacheStore"
 import * as ReadThrough from "effect-cachekit/ReadThrough"
@@ -136,11 +138,32 @@ await withServers(redisServer(), async (server, scope) => {
     )
   }
 
+  // The raw side of a ReadThrough read: each reply is the entry's JSON; its value is decoded with
+  // the ReadThrough's Schema, and every value is returned (a miss as undefined).
+  const decodeProduct = Schema.decodeUnknownEither(Product)
+  const utf8 = new TextDecoder("utf-8", { fatal: true })
+  const decodeAll = (replies: ReadonlyArray<Buffer | null>): Array<typeof Product.Type | undefined> =>
+    replies.map((reply) => {
+      if (reply === null) return undefined
+      const decoded = decodeProduct((JSON.parse(utf8.decode(reply)) as { v: unknown }).v)
+      if (decoded._tag === "Left") throw new Error("a stored entry does not decode")
+      return decoded.right
+    })
+  if (decodeAll([stored])[0]?.id !== ids[0]) throw new Error("the decoding contender does not read what was stored")
+  await warmUp(1000, [
+    () => promisePool(64, 4, (i) => raw.mgetBuffer(batch(i).map((k) => fullKeys[k]!)).then(decodeAll))
+  ])
+
   for (const concurrency of [1, 16]) {
     const results = await compare(`getMany of 100 keys, concurrency ${concurrency} (ops = batches)`, [
       {
         name: "raw ioredis mgetBuffer",
         run: (n) => promisePool(n, concurrency, (i) => raw.mgetBuffer(batch(i).map((k) => fullKeys[k]!)))
+      },
+      {
+        name: "raw ioredis mgetBuffer + Schema decode",
+        run: (n) =>
+          promisePool(n, concurrency, (i) => raw.mgetBuffer(batch(i).map((k) => fullKeys[k]!)).then(decodeAll))
       },
       {
         name: "RedisStore.getMany",
@@ -150,8 +173,16 @@ await withServers(redisServer(), async (server, scope) => {
         name: "ReadThrough.getMany",
         run: (n) => effectPool(n, concurrency, (i) => products.getMany(batch(i).map((k) => ids[k]!)), runtime)
       }
-    ], { minBatch: concurrency * 16 }) // every worker of the pool gets many batches per run
-    console.log(`\nRedisStore.getMany vs raw MGET: ${ratio(results, "RedisStore.getMany", "raw ioredis mgetBuffer")}`)
+    ], {
+      minBatch: concurrency * 16, // every worker of the pool gets many batches per run
+      versus: ["raw ioredis mgetBuffer", "raw ioredis mgetBuffer + Schema decode"]
+    })
+    console.log(
+      `\nRedisStore.getMany vs raw MGET: ${ratio(results, "RedisStore.getMany", "raw ioredis mgetBuffer")}; ` +
+        `ReadThrough.getMany vs raw MGET + Schema decode: ${
+          ratio(results, "ReadThrough.getMany", "raw ioredis mgetBuffer + Schema decode")
+        }`
+    )
   }
 
   console.log("\n### redis-benchmark against the same server (GET, 100k requests)\n")

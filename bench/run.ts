@@ -19,6 +19,7 @@ const scenarios: ReadonlyArray<
   { name: "redis", file: "redis.ts", node: ["--expose-gc"] },
   { name: "redis-cluster", file: "redis-cluster.ts", node: ["--expose-gc"] },
   { name: "memcached", file: "memcached.ts", node: ["--expose-gc"] },
+  { name: "stores", file: "stores.ts", node: ["--expose-gc"] },
   { name: "memory", file: "memory.ts", node: ["--expose-gc"] },
   { name: "write-behind", file: "write-behind.ts", node: ["--expose-gc"] },
   { name: "hitrate", file: "hitrate.ts" }

@@ -6,7 +6,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Config, ConfigProvider, Duration, Effect, Either, Fiber, Layer, Option, Schema } from "effect"
 import { ReadThrough } from "effect-cachekit"
-import { CacheStore } from "effect-cachekit/CacheStore"
+import { CacheStore, directReadOf } from "effect-cachekit/CacheStore"
 import type { Value } from "effect-cachekit/CacheStore"
 import * as HashRing from "effect-cachekit/HashRing"
 import * as MemcachedStore from "effect-cachekit/MemcachedStore"
@@ -33,6 +33,37 @@ Testing.storeSuite({ describe, expect, it }, "memcached, ring of three", {
   make: (prefix) => MemcachedStore.make({ servers: addresses(), prefix }),
   ...ttlOptions
 })
+
+/**
+ * A server of a ring of two that the prefix's generation key does not hash to: losing it changes
+ * no generation and moves only its own keys.
+ */
+const notHoldingGeneration = <S extends { readonly address: string; readonly port: number }>(
+  cluster: ReadonlyArray<S>,
+  prefix: string
+): S => {
+  const owner = Option.getOrThrow(
+    HashRing.get(
+      HashRing.make(cluster.map((s) => ({ name: HashRing.serverName("127.0.0.1", s.port), node: s.address }))),
+      `${prefix}:gen`
+    )
+  )
+  return cluster.find((s) => s.address !== owner)!
+}
+
+/** A ReadThrough over a store whose loader answers `<key>#<n>` for its n-th load, and the loads so far. */
+const countingCache = (store: CacheStore["Type"]) => {
+  let calls = 0
+  return Effect.map(
+    ReadThrough.make({
+      namespace: "item",
+      value: Schema.String,
+      lookup: (key: string) => Effect.sync(() => `${key}#${++calls}`),
+      ttl: "5 minutes"
+    }).pipe(Effect.provideService(CacheStore, store)),
+    (cache) => ({ cache, loads: () => calls })
+  )
+}
 
 let run = 0
 const uniquePrefix = (label: string) => `ms-${process.pid}-${Date.now().toString(36)}-${run++}-${label}`
@@ -283,19 +314,99 @@ describe("MemcachedStore", () => {
   it.scopedLive("a handle's clear fails typed with UnsupportedCapability: memcached cannot list one namespace's keys", () =>
     Effect.gen(function*() {
       const store = yield* MemcachedStore.make({ servers: addresses(), prefix: uniquePrefix("nsclear") })
-      let calls = 0
-      const cache = yield* ReadThrough.make({
-        namespace: "item",
-        value: Schema.String,
-        lookup: (key: string) => Effect.sync(() => `${key}#${++calls}`),
-        ttl: "5 minutes"
-      }).pipe(Effect.provideService(CacheStore, store))
+      const { cache, loads } = yield* countingCache(store)
       expect(yield* cache.get("x")).toBe("x#1")
       const error = yield* Effect.flip(cache.clear)
       expect(error._tag).toBe("UnsupportedCapability")
       // nothing was dropped or changed by the refused clear
       expect(yield* cache.get("x")).toBe("x#1")
-      expect(calls).toBe(1)
+      expect(loads()).toBe(1)
+    }))
+
+  it.scopedLive("the direct read answers as get does when a server dies: typed failures, then its keys from the others", () =>
+    Effect.gen(function*() {
+      const cluster = yield* startMemcacheds(2)
+      const prefix = uniquePrefix("direct-failover")
+      const store = yield* MemcachedStore.make({
+        servers: cluster.map((s) => s.address),
+        prefix,
+        circuitBreaker: { failureThreshold: 2, resetAfter: "200 millis" },
+        reconnect: { base: "20 millis", max: "100 millis" }
+      })
+      const direct = directReadOf(store)
+      expect(direct?._tag).toBe("Callback")
+      const read = (key: string) =>
+        Effect.async<Option.Option<string>, unknown>((resume) => {
+          if (direct?._tag !== "Callback") return resume(Effect.die("no callback read"))
+          direct.read(key, (value, error, before) => {
+            const outcome = error === undefined
+              ? Effect.succeed(
+                value === null ? Option.none() : Option.some(new TextDecoder().decode(value as Uint8Array))
+              )
+              : Effect.fail(error)
+            resume(before === undefined ? outcome : Effect.zipRight(before, outcome))
+          })
+        })
+      const keys = Array.from({ length: 60 }, (_, i) => `k${i}`)
+      yield* store.setMany(keys.map((key) => ({ key, value: bytes(`v:${key}`) })))
+      expect(yield* Effect.forEach(keys, read)).toEqual(keys.map((k) => Option.some(`v:${k}`)))
+      const victim = notHoldingGeneration(cluster, store.prefix)
+      const victimKeys = keys.filter((k) => Option.getOrThrow(store.serverFor(k)) === victim.address)
+      expect(victimKeys.length).toBeGreaterThan(0)
+      yield* victim.process.kill
+      // its keys fail typed (never another key's value) until its breaker takes it out of the ring
+      yield* eventually(
+        "the dead server to leave the ring through direct reads",
+        Effect.map(Effect.either(read(victimKeys[0]!)), (result) => {
+          if (Either.isLeft(result)) {
+            expect(result.left).toMatchObject({ _tag: "StoreError" })
+            expect(["connection", "timeout", "unavailable"]).toContain((result.left as { reason: string }).reason)
+          } else {
+            expect(result.right).toEqual(Option.none())
+          }
+          return !store.liveServers().includes(victim.address)
+        })
+      )
+      // its keys now live on the other server: a miss there until written, then what was written
+      expect(yield* read(victimKeys[0]!)).toEqual(Option.none())
+      yield* store.setMany(victimKeys.map((key) => ({ key, value: bytes(`moved:${key}`) })))
+      expect(yield* Effect.forEach(victimKeys, read)).toEqual(victimKeys.map((k) => Option.some(`moved:${k}`)))
+      const others = keys.filter((k) => !victimKeys.includes(k))
+      expect(yield* Effect.forEach(others, read)).toEqual(others.map((k) => Option.some(`v:${k}`)))
+    }))
+
+  it.scopedLive("a ReadThrough over a store whose server is down at start loads, then hits once the server is up", () =>
+    Effect.gen(function*() {
+      const port = yield* freePort
+      const store = yield* MemcachedStore.make({
+        servers: [`127.0.0.1:${port}`],
+        prefix: uniquePrefix("late"),
+        connectTimeout: "200 millis",
+        circuitBreaker: { failureThreshold: 100, resetAfter: "100 millis" },
+        reconnect: { base: "20 millis", max: "100 millis" }
+      })
+      // no server has answered: the store knows no generation yet, so its direct read reads it first
+      expect(store.generation()).toBeUndefined()
+      expect(directReadOf(store)?._tag).toBe("Callback")
+      const { cache, loads } = yield* countingCache(store)
+      expect(yield* cache.get("x")).toBe("x#1")
+      expect((yield* cache.stats).storeErrors).toBeGreaterThan(0)
+      yield* startMemcached({ port })
+      // once up, the generation is read, the value written, and read back as a hit
+      yield* eventually(
+        "a read of x to hit",
+        Effect.gen(function*() {
+          const hits = (yield* cache.stats).hits
+          const value = yield* cache.get("x")
+          expect(value).toMatch(/^x#\d+$/)
+          return (yield* cache.stats).hits > hits
+        })
+      )
+      expect(store.generation()).toBeDefined()
+      // the hit is the value of the last load, and loads nothing
+      const loaded = loads()
+      expect(yield* cache.get("x")).toBe(`x#${loaded}`)
+      expect(loads()).toBe(loaded)
     }))
 
   it("rejects nonsense options with InvalidOptions at construction", () => {
@@ -451,13 +562,7 @@ describe("MemcachedStore", () => {
         reconnect: { base: "20 millis", max: "100 millis" }
       })
       const keys = Array.from({ length: 100 }, (_, i) => `k${i}`)
-      const generationOwner = Option.getOrThrow(
-        HashRing.get(
-          HashRing.make(cluster.map((s) => ({ name: HashRing.serverName("127.0.0.1", s.port), node: s.address }))),
-          `${store.prefix}:gen`
-        )
-      )
-      const victim = cluster.find((s) => s.address !== generationOwner)!
+      const victim = notHoldingGeneration(cluster, store.prefix)
       const victimKeys = keys.filter((k) => Option.getOrThrow(store.serverFor(k)) === victim.address)
       const otherKeys = keys.filter((k) => !victimKeys.includes(k))
       yield* victim.process.kill

@@ -68,6 +68,12 @@ export interface Connection {
     recover?: (error: StoreError) => Effect.Effect<never, StoreError>
   ) => Effect.Effect<A, StoreError>
   /**
+   * `execute` without an Effect: `reply` is called once, with the answer or the failure, from the
+   * callback that completes the request (at once when it cannot be sent). No step of any fiber
+   * runs for it, so a caller can decide what the answer means right there and resume once.
+   */
+  readonly read: (request: Protocol.Request, operation: string, reply: Reply) => void
+  /**
    * Sends the requests back to back followed by `mn`, in one write, and returns their answers in
    * order; the answers that `q` suppressed are filled in (`EN` for `mg`, `HD` otherwise).
    */
@@ -97,17 +103,16 @@ const drops = Metric.counter("effect_cachekit_memcached_connection_drops", {
   incremental: true
 })
 
+/** How `read` hands over an answer: the response, or the failure (then the response is undefined). @internal */
+export type Reply = (response: Protocol.Response | undefined, error: StoreError | undefined) => void
+
 interface Job {
   readonly operation: string
   readonly results: Array<Protocol.Response> | undefined
-  /** For a single request: what the answer is turned into before the caller gets it. */
-  readonly decode: ((response: Protocol.Response) => unknown) | undefined
-  /** What a failure becomes in the caller's fiber; undefined: the failure as is. */
-  readonly recover: ((error: StoreError) => Effect.Effect<never, StoreError>) | undefined
   remaining: number
   done: boolean
-  /** The waiting caller's callback (one answer, or the array of a pipeline); a method, so either fits. */
-  resume(effect: Effect.Effect<unknown, StoreError>): void
+  /** Hands the outcome to the caller: the answer (one response, or a pipeline's array), or the failure. */
+  complete(answer: unknown, error: StoreError | undefined): void
 }
 
 interface Entry {
@@ -122,26 +127,62 @@ interface Entry {
   readonly at: number
 }
 
-/** A single request is its own job and its own entry: one allocation per request, not two. */
-class Single implements Job, Entry {
+/**
+ * A single request is its own job and its own entry: one allocation per request, not two. Its
+ * entry fields are set as it is queued.
+ */
+abstract class Single implements Job, Entry {
   readonly results = undefined
   readonly index = 0
   remaining = 1
   done = false
   readonly job: Job
-  constructor(
-    readonly operation: string,
-    readonly decode: ((response: Protocol.Response) => unknown) | undefined,
-    readonly recover: ((error: StoreError) => Effect.Effect<never, StoreError>) | undefined,
-    readonly resume: (effect: Effect.Effect<unknown, StoreError>) => void,
-    readonly opaque: string | undefined,
-    readonly quiet: Protocol.Response | undefined,
-    readonly kind: Protocol.Request["_tag"],
-    readonly at: number
-  ) {
+  opaque: string | undefined = undefined
+  quiet: Protocol.Response | undefined = undefined
+  kind: Protocol.Request["_tag"] = "mn"
+  at = 0
+  constructor(readonly operation: string) {
     this.job = this
   }
+  abstract complete(answer: unknown, error: StoreError | undefined): void
 }
+
+/** A single request whose caller waits in `Effect.async`: it resumes with the decoded answer. */
+class Resumed extends Single {
+  constructor(
+    operation: string,
+    /** What the answer is turned into before the caller gets it. */
+    readonly decode: ((response: Protocol.Response) => unknown) | undefined,
+    /** What a failure becomes in the caller's fiber; undefined: the failure as is. */
+    readonly recover: ((error: StoreError) => Effect.Effect<never, StoreError>) | undefined,
+    readonly resume: (effect: Effect.Effect<unknown, StoreError>) => void
+  ) {
+    super(operation)
+  }
+  complete(answer: unknown, error: StoreError | undefined): void {
+    this.resume(
+      error === undefined
+        ? Effect.succeed(this.decode === undefined ? answer : this.decode(answer as Protocol.Response))
+        : failure(error, this.recover)
+    )
+  }
+}
+
+/** A single request whose caller gave a callback (`read`). */
+class Replied extends Single {
+  constructor(operation: string, readonly reply: Reply) {
+    super(operation)
+  }
+  complete(answer: unknown, error: StoreError | undefined): void {
+    this.reply(answer as Protocol.Response | undefined, error)
+  }
+}
+
+/** What a failure becomes in the caller's fiber: `recover`'s effect, or the failure as is. */
+const failure = (
+  error: StoreError,
+  recover: ((error: StoreError) => Effect.Effect<never, StoreError>) | undefined
+): Effect.Effect<never, StoreError> => recover === undefined ? Effect.fail(error) : Effect.suspend(() => recover(error))
 
 /** A FIFO over an array with a moving head, compacted as it drains. */
 class Fifo<A> {
@@ -207,19 +248,13 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
         ...(cause === undefined ? {} : { cause })
       })
 
-    const finish = (job: Job, effect: Effect.Effect<unknown, StoreError>) => {
+    const finish = (job: Job, answer: unknown, error: StoreError | undefined) => {
       if (job.done) return
       job.done = true
-      job.resume(effect)
+      job.complete(answer, error)
     }
 
-    const failure = (
-      error: StoreError,
-      recover: ((error: StoreError) => Effect.Effect<never, StoreError>) | undefined
-    ): Effect.Effect<never, StoreError> =>
-      recover === undefined ? Effect.fail(error) : Effect.suspend(() => recover(error))
-
-    const fail = (job: Job, error: StoreError) => finish(job, failure(error, job.recover))
+    const fail = (job: Job, error: StoreError) => finish(job, undefined, error)
 
     /**
      * Fails every request in flight, as one event: the oldest gets `first` when given (the request
@@ -267,12 +302,12 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
       if (job.done) return
       if (entry.index >= 0) {
         if (job.results === undefined) {
-          finish(job, Effect.succeed(job.decode === undefined ? response : job.decode(response)))
+          finish(job, response, undefined)
           return
         }
         job.results[entry.index] = response
       }
-      if (--job.remaining === 0) finish(job, Effect.succeed(job.results))
+      if (--job.remaining === 0) finish(job, job.results, undefined)
     }
 
     const violation = (detail: string) => {
@@ -422,49 +457,46 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
         state === "closed" ? "connection closed" : "not connected (reconnecting)"
       )
 
-    const send = <A>(
-      request: Protocol.Request,
-      operation: string,
-      decode: ((response: Protocol.Response) => A) | undefined,
-      recover: ((error: StoreError) => Effect.Effect<never, StoreError>) | undefined
-    ): Effect.Effect<A, StoreError> =>
-      Effect.async<A, StoreError>((resume) => {
-        if (state === "down" || state === "closed") return resume(failure(unavailable(operation), recover))
-        const opaque = nextOpaque(request)
-        let line: string
-        try {
-          line = Protocol.encodeLine(request, opaque)
-        } catch (e) {
-          if (e instanceof Protocol.EncodingProblem) {
-            return resume(failure(storeError(operation, "command", e.detail), recover))
-          }
-          throw e
-        }
-        pending.push(
-          new Single(
-            operation,
-            decode,
-            recover,
-            resume as Job["resume"],
-            opaque,
-            Protocol.quietDefault(request),
-            request._tag,
-            now()
-          )
-        )
-        write(request, line)
-        scheduleFlush()
-      })
+    /** Queues a single request, or fails it at once when it cannot be sent. */
+    const submit = (request: Protocol.Request, job: Single): void => {
+      if (state === "down" || state === "closed") return fail(job, unavailable(job.operation))
+      const opaque = nextOpaque(request)
+      let line: string
+      try {
+        line = Protocol.encodeLine(request, opaque)
+      } catch (e) {
+        if (e instanceof Protocol.EncodingProblem) return fail(job, storeError(job.operation, "command", e.detail))
+        throw e
+      }
+      job.opaque = opaque
+      job.quiet = Protocol.quietDefault(request)
+      job.kind = request._tag
+      job.at = now()
+      pending.push(job)
+      write(request, line)
+      scheduleFlush()
+    }
 
     const execute = (request: Protocol.Request, operation: string): Effect.Effect<Protocol.Response, StoreError> =>
-      send(request, operation, undefined, undefined)
+      Effect.async<Protocol.Response, StoreError>((resume) =>
+        submit(request, new Resumed(operation, undefined, undefined, resume as Resumed["resume"]))
+      )
 
     const executeWith = <A>(
       request: Protocol.Request,
       operation: string,
       decode: (response: Protocol.Response) => A,
       recover?: (error: StoreError) => Effect.Effect<never, StoreError>
-    ): Effect.Effect<A, StoreError> => send(request, operation, decode, recover)
+    ): Effect.Effect<A, StoreError> =>
+      Effect.async<A, StoreError>((resume) =>
+        submit(
+          request,
+          new Resumed(operation, decode as Resumed["decode"], recover, resume as Resumed["resume"])
+        )
+      )
+
+    const read = (request: Protocol.Request, operation: string, reply: Reply): void =>
+      submit(request, new Replied(operation, reply))
 
     const pipeline = (
       requests: ReadonlyArray<Protocol.Request>,
@@ -479,11 +511,10 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
         const job: Job = {
           operation,
           results: new Array(requests.length),
-          decode: undefined,
-          recover: undefined,
           remaining: requests.length + 1,
           done: false,
-          resume
+          complete: (answer, error) =>
+            resume(error === undefined ? Effect.succeed(answer as Array<Protocol.Response>) : Effect.fail(error))
         }
         const at = now()
         for (let i = 0; i < requests.length; i++) enqueue(requests[i]!, lines[i]!, opaques[i], job, i, at)
@@ -628,6 +659,7 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
       answered: () => answered,
       execute,
       executeWith,
+      read,
       pipeline
     } satisfies Connection
   })

@@ -10,6 +10,7 @@ import * as FiberSet from "effect/FiberSet"
 import * as Metric from "effect/Metric"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import { EncodeError, StoreError, UnsupportedCapability, ValueTooLarge } from "../../CacheError.js"
@@ -46,6 +47,8 @@ export const DEFAULT_ITEM_SIZE = 1024 * 1024
 
 /** Requests in flight on a connection before the pool spills over to the next one. @internal */
 const SPILL_AFTER = 256
+
+const NO_SERVER = "no memcached server is available: every server is out of the ring"
 
 /** Relative TTLs above 30 days are read by memcached as unix times. @internal */
 const MAX_RELATIVE_TTL = 60 * 60 * 24 * 30
@@ -271,10 +274,7 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
     const storeError = (operation: string, reason: StoreError["reason"], detail: string) =>
       new StoreError({ store: name, operation, reason, detail })
 
-    const noServer = (operation: string) =>
-      Effect.fail(
-        storeError(operation, "unavailable", "no memcached server is available: every server is out of the ring")
-      )
+    const noServer = (operation: string) => Effect.fail(storeError(operation, "unavailable", NO_SERVER))
 
     const countsAgainstServer = (e: StoreError): boolean =>
       (e.reason === "connection" || e.reason === "timeout" || e.reason === "protocol") && !Connection.isCollateral(e)
@@ -487,6 +487,8 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
     // a lease's stub (an empty item a vivifying `mg … N` created, flagged `W`/`Z`) is no entry
     const toOption = (r: Protocol.Response): Option.Option<CacheStore.Value> =>
       r._tag === "VA" && !(r.value.byteLength === 0 && isLeased(r.flags)) ? Option.some(r.value) : Option.none()
+    const valueOf = (r: Protocol.Response): CacheStore.Value | null =>
+      r._tag === "VA" && !(r.value.byteLength === 0 && isLeased(r.flags)) ? r.value : null
     const stored = (operation: string) => (r: Protocol.Response): Effect.Effect<void, StoreError> =>
       r._tag === "HD" ? Effect.void : unexpected(operation, r)
     const storedOrAbsent = (operation: string) => (r: Protocol.Response): Effect.Effect<void, StoreError> =>
@@ -516,6 +518,56 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
     }
     const get = (key: string): Effect.Effect<Option.Option<CacheStore.Value>, StoreFailure> =>
       Effect.suspend(() => base !== undefined ? getWith(base, key) : Effect.flatMap(ensureBase, (b) => getWith(b, key)))
+
+    /**
+     * `get` as a direct read: the reply is given from the callback that completes the request, so
+     * a reader decides there and resumes once. The breaker is consulted and told the outcome
+     * synchronously, as `get` does through its effects; what those effects log, or do to the
+     * ring, runs in the reader's fiber before it acts on the reply (`before`).
+     */
+    const readWith = (b: string, key: string, reply: CacheStore.DirectReply): void => {
+      const wire = Keys.dataKey(b, key)
+      const server = route(wire)
+      if (server === undefined) {
+        return reply(null, storeError("get", "unavailable", NO_SERVER), undefined)
+      }
+      const request: Protocol.MetaGet = { _tag: "mg", key: wire, value: true }
+      const breaker = server.breaker
+      if (breaker.state() === "closed") {
+        return pick(server).read(request, "get", (response, error) => {
+          if (error === undefined) reply(valueOf(response!), undefined, undefined)
+          else reply(null, error, Effect.ignore(Effect.suspend(() => server.onFailure(error))))
+        })
+      }
+      if (!breaker.admit()) return reply(null, breaker.refused("get"), afterFailure(server))
+      // the probe of a breaker that is not closed: its outcome closes or opens it again
+      pick(server).read(request, "get", (response, error) => {
+        if (error === undefined || !countsAgainstServer(error)) breaker.succeeded()
+        else breaker.failed(1)
+        const log = breaker.hasLog() ? breaker.flushLog : undefined
+        if (error === undefined) return reply(valueOf(response!), undefined, log)
+        reply(null, error, log === undefined ? afterFailure(server) : Effect.zipRight(log, afterFailure(server)))
+      })
+    }
+    const runtime = yield* Effect.runtime<never>()
+    const directRead: CacheStore.DirectRead = {
+      _tag: "Callback",
+      get,
+      read: (key, reply) => {
+        if (base !== undefined) return readWith(base, key, reply)
+        // No generation yet (no server answered so far): read it first, as `get` does. It is the
+        // store's work, not the reader's, so it runs on the store's runtime.
+        Runtime.runCallback(runtime)(ensureBase, {
+          onExit: (exit) => {
+            if (exit._tag === "Success") return readWith(exit.value, key, reply)
+            const error = exit.cause._tag === "Fail"
+              ? exit.cause.error
+              : storeError("get", "unavailable", "the key generation could not be read")
+            reply(null, error, undefined)
+          }
+        })
+      }
+    }
 
     /** Keys grouped by server: positions into the caller's array, per server. */
     const group = <A>(
@@ -842,7 +894,8 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
       expire,
       clear,
       keys,
-      lease
+      lease,
+      directRead
     })
 
     return {

@@ -122,57 +122,115 @@ const match = <A, E>(
   return Effect.succeed(values)
 }
 
-/** @internal */
+/** What a batch read found in the store, key by key. */
+interface Found<A> {
+  readonly fulls: ReadonlyArray<string>
+  /** The values found, aligned with the keys; the misses are filled in as they load. */
+  readonly results: Array<Option.Option<A>>
+  /** The indices that share each distinct missing key, by store key; undefined: none missing. */
+  readonly missing: Map<string, Array<number>> | undefined
+  /** Indices of stale hits, with their entries. */
+  readonly stale: ReadonlyArray<number>
+  readonly staleEntries: ReadonlyArray<Entry<A>>
+  /** Entries kept past their stale window by fail-safe, by store key: what a failed load answers with. */
+  readonly fallbacks: Map<string, Entry<A>>
+}
+
+const noneStored = Option.none<CacheStore.Value>()
+const noIndices: Array<number> = []
+const noEntries: Array<Entry<never>> = []
+
+/**
+ * Sorts what the store returned into hits, stale hits and misses, and counts them (once per batch,
+ * not per key). Synchronous: a batch of hits needs nothing more, and allocates nothing it does
+ * not return.
+ */
+const classify = <A>(
+  context: BatchContext<A>,
+  keys: ReadonlyArray<string>,
+  fulls: ReadonlyArray<string>,
+  stored: ReadonlyArray<Option.Option<CacheStore.Value>> | undefined
+): Found<A> => {
+  const { counters, reader } = context
+  const results = new Array<Option.Option<A>>(keys.length)
+  let missing: Map<string, Array<number>> | undefined
+  let stale: Array<number> = noIndices
+  let staleEntries: Array<Entry<A>> = noEntries
+  let fallbacks: Map<string, Entry<A>> | undefined
+  const t = context.now()
+  let freshHits = 0
+  for (let i = 0; i < keys.length; i++) {
+    const found = stored === undefined ? noneStored : stored[i]
+    const entry = found !== undefined && found._tag === "Some"
+      ? reader.entryOf(keys[i]!, fulls[i]!, found.value)
+      : undefined
+    const kind = entry === undefined ? EXPIRED : freshness(entry, t, context.staleWindow)
+    if (kind !== EXPIRED) {
+      results[i] = Option.some(entry!.value)
+      if (kind === STALE) {
+        if (stale === noIndices) {
+          stale = []
+          staleEntries = []
+        }
+        stale.push(i)
+        staleEntries.push(entry!)
+      } else freshHits++
+      continue
+    }
+    if (context.failSafe && entry !== undefined && t < entry.staleUntil) {
+      ;(fallbacks ??= new Map()).set(fulls[i]!, entry)
+    }
+    missing ??= new Map()
+    const same = missing.get(fulls[i]!)
+    if (same === undefined) missing.set(fulls[i]!, [i])
+    else same.push(i)
+  }
+  if (freshHits > 0) counters.hits(freshHits)
+  if (stale.length > 0) counters.staleHits(stale.length)
+  if (freshHits + stale.length < keys.length) counters.misses(keys.length - freshHits - stale.length)
+  return { fulls, results, missing, stale, staleEntries, fallbacks: fallbacks ?? new Map() }
+}
+
+/** A batch read; made as it runs (it reads the store's keys at once). @internal */
 export const getManyOrLoad = <A, X, E, R>(
   context: BatchContext<A>,
   batch: BatchRead<X, A, E, R>
+): Effect.Effect<Array<Option.Option<A>>, E | CacheError, R> => {
+  const { keys } = batch
+  const fulls = keys.map(context.fullKey)
+  return Effect.matchEffect(context.store.getMany(fulls), {
+    onFailure: (error) =>
+      Effect.flatMap(
+        context.onStoreFailure("read", error, undefined),
+        () => loadMissing(context, batch, classify(context, keys, fulls, undefined))
+      ),
+    onSuccess: (stored) => {
+      const found = classify(context, keys, fulls, stored)
+      // every key a fresh hit: the answer, with no further step (nothing decoded badly: no drops)
+      return found.missing === undefined && found.stale.length === 0
+        ? Effect.succeed(found.results)
+        : loadMissing(context, batch, found)
+    }
+  })
+}
+
+/** Refreshes the stale hits of a batch read in the background, and loads its misses. */
+const loadMissing = <A, X, E, R>(
+  context: BatchContext<A>,
+  batch: BatchRead<X, A, E, R>,
+  found: Found<A>
 ): Effect.Effect<Array<Option.Option<A>>, E | CacheError, R> =>
   Effect.gen(function*() {
-    const { counters, flights, reader, store } = context
+    const { flights, reader } = context
     const { args, keys, loadMany, loadOne } = batch
-    const fulls = keys.map(context.fullKey)
-    const stored = yield* Effect.catchAll(
-      store.getMany(fulls),
-      (error) => context.onStoreFailure("read", error, fulls.map(() => Option.none<CacheStore.Value>()))
-    )
-    const results = new Array<Option.Option<A>>(keys.length)
-    // the indices that share each distinct missing key
-    const missing = new Map<string, Array<number>>()
-    const stale: Array<number> = []
-    const staleEntries: Array<Entry<A>> = []
-    // entries kept past their stale window by fail-safe, by store key: what a failed load answers with
-    const fallbacks = new Map<string, Entry<A>>()
-    const t = context.now()
-    let freshHits = 0
-    for (let i = 0; i < keys.length; i++) {
-      const found = stored[i]
-      const entry = found !== undefined && found._tag === "Some"
-        ? reader.entryOf(keys[i]!, fulls[i]!, found.value)
-        : undefined
-      const kind = entry === undefined ? EXPIRED : freshness(entry, t, context.staleWindow)
-      if (kind !== EXPIRED) {
-        results[i] = Option.some(entry!.value)
-        if (kind === STALE) {
-          stale.push(i)
-          staleEntries.push(entry!)
-        } else freshHits++
-        continue
-      }
-      if (context.failSafe && entry !== undefined && t < entry.staleUntil) fallbacks.set(fulls[i]!, entry)
-      const same = missing.get(fulls[i]!)
-      if (same === undefined) missing.set(fulls[i]!, [i])
-      else same.push(i)
-    }
-    // counted once per batch rather than per key
-    if (freshHits > 0) counters.hits(freshHits)
-    if (stale.length > 0) counters.staleHits(stale.length)
-    if (freshHits + stale.length < keys.length) counters.misses(keys.length - freshHits - stale.length)
+    const { fallbacks, fulls, results, stale, staleEntries } = found
     yield* reader.flushDrops
     for (let j = 0; j < stale.length; j++) {
       const i = stale[j]!
       yield* context.revalidate(keys[i]!, fulls[i]!, args[i]!, loadOne, staleEntries[j]!)
     }
-    if (missing.size === 0) return results
+    const missing = found.missing
+    if (missing === undefined) return results
 
     const waits: Array<readonly [Slot<A, E>, ReadonlyArray<number>]> = []
     const batched: Array<readonly [string, string]> = []

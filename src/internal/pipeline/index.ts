@@ -14,7 +14,7 @@ import type * as CacheStore from "../../CacheStore.js"
 import { escapeGlob } from "../store.js"
 import type { TtlPolicy } from "../ttl.js"
 import { getManyOrLoad } from "./batch.js"
-import type { BatchLoader } from "./batch.js"
+import type { BatchContext, BatchLoader } from "./batch.js"
 import type { Entry } from "./envelope.js"
 import { makeCodec } from "./envelope.js"
 import { makeFlights } from "./flight.js"
@@ -26,13 +26,13 @@ import type { Superseding } from "./keyOrder.js"
 import { makeLeases, servable } from "./lease.js"
 import type { LockOptions } from "./lease.js"
 import { makeRunLoad } from "./load.js"
-import { makeReader, Request } from "./read.js"
+import { makeReader } from "./read.js"
 import type { Loader } from "./read.js"
 import { makeSingleLoads } from "./single.js"
 import { makeCounters } from "./stats.js"
 import { makeOnStoreFailure } from "./storeErrors.js"
 import type { StoreErrorMode } from "./storeErrors.js"
-import { annotateOutcome, traced } from "./tracing.js"
+import { annotateOutcome, traced, untracedTracer } from "./tracing.js"
 import { makeWriter } from "./write.js"
 
 export type { BatchLoader } from "./batch.js"
@@ -185,7 +185,9 @@ export const make = <A, I>(
 
   /** What a read found: a fresh hit, a stale hit (one refresh in the background) or a miss. */
   const decide = <X, E, R>(
-    request: Request<X, A, E, R>,
+    key: string,
+    arg: X,
+    load: Loader<X, A, E, R>,
     full: string,
     entry: Entry<A> | undefined,
     isTraced: boolean
@@ -202,7 +204,7 @@ export const make = <A, I>(
             drawEarly(t, entry.freshUntil, entry.loadTime, beta),
             (recompute) =>
               recompute
-                ? Effect.as(revalidate(request.key, full, request.arg, request.load, entry), entry.value)
+                ? Effect.as(revalidate(key, full, arg, load, entry), entry.value)
                 : Effect.succeed(entry.value)
           )
           return isTraced ? Effect.zipRight(annotateOutcome("hit"), early) : early
@@ -211,25 +213,27 @@ export const make = <A, I>(
       }
       if (found === STALE) {
         counters.staleHits(1)
-        const refresh = Effect.as(revalidate(request.key, full, request.arg, request.load, entry), entry.value)
+        const refresh = Effect.as(revalidate(key, full, arg, load, entry), entry.value)
         return isTraced ? Effect.zipRight(annotateOutcome("stale"), refresh) : refresh
       }
       if (failSafe !== undefined && t < entry.staleUntil) fallback = entry
     }
     counters.misses(1)
-    const miss = Effect.zipRight(reader.flushDrops, loadShared(request.key, full, request.arg, request.load, fallback))
+    const miss = Effect.zipRight(reader.flushDrops, loadShared(key, full, arg, load, fallback))
     return isTraced ? Effect.zipRight(annotateOutcome("miss"), miss) : miss
   }
-  const readOrLoad = reader.reading("cachekit.get", decide)
+  const readOrLoad = reader.reading("cachekit.get", decide<unknown, unknown, unknown>)
 
   const getOrLoad = <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>): Effect.Effect<A, E | CacheError, R> =>
-    readOrLoad(new Request(key, arg, load)) as Effect.Effect<A, E | CacheError, R>
+    readOrLoad(key, arg, load as Loader<unknown, A, unknown, unknown>) as Effect.Effect<A, E | CacheError, R>
 
   const readOnly = reader.reading("cachekit.read", (
-    _request: { readonly key: string },
-    _full,
-    entry,
-    isTraced
+    _key: string,
+    _arg: undefined,
+    _load: undefined,
+    _full: string,
+    entry: Entry<A> | undefined,
+    isTraced: boolean
   ): Effect.Effect<Option.Option<A>> => {
     if (entry !== undefined) {
       const found = freshness(entry, now(), staleWindow)
@@ -284,45 +288,50 @@ export const make = <A, I>(
   const refresh = <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>): Effect.Effect<A, E | CacheError, R> =>
     reload(key, fullKey(key), arg, load).pipe(traced("cachekit.refresh", spanAttributes))
 
+  // what a batch read uses of this pipeline: made once, not per read
+  const batchContext: BatchContext<A> = {
+    namespace,
+    store,
+    fullKey,
+    now,
+    staleWindow,
+    counters,
+    onStoreFailure,
+    reader,
+    flights,
+    storeLoaded,
+    loadShared,
+    runLoad,
+    startOrJoin,
+    revalidate,
+    failSafe: failSafe !== undefined,
+    rescue: rescued,
+    leases,
+    servable: isServable,
+    loadKey,
+    waitSoftly: softTimeout === undefined ? undefined : waitSoftly
+  }
+  const untraced = untracedTracer()
+
   return {
     namespace,
     store,
     fullKey,
     getOrLoad,
-    read: (key) => readOnly({ key }),
+    read: (key) => readOnly(key, undefined, undefined),
     write,
     replace,
     refresh,
     invalidate,
     clear,
     getManyOrLoad: (keys, args, loadOne, loadMany) =>
-      getManyOrLoad({
-        namespace,
-        store,
-        fullKey,
-        now,
-        staleWindow,
-        counters,
-        onStoreFailure,
-        reader,
-        flights,
-        storeLoaded,
-        loadShared,
-        runLoad,
-        startOrJoin,
-        revalidate,
-        failSafe: failSafe !== undefined,
-        rescue: rescued,
-        leases,
-        servable: isServable,
-        loadKey,
-        waitSoftly: softTimeout === undefined ? undefined : waitSoftly
-      }, {
-        keys,
-        args,
-        loadOne,
-        loadMany
-      }).pipe(traced("cachekit.getMany", { ...spanAttributes, "cache.keys": keys.length })),
+      Effect.tracerWith((tracer) => {
+        const read = getManyOrLoad(batchContext, { keys, args, loadOne, loadMany })
+        return tracer === untraced ? read : Effect.withSpan(read, "cachekit.getMany", {
+          attributes: { ...spanAttributes, "cache.keys": keys.length },
+          captureStackTrace: false
+        })
+      }),
     stats: counters.stats
   }
 }

@@ -18,14 +18,17 @@ import { isTraced, untracedTracer } from "./tracing.js"
 /** A loader called with the argument of the read; not called at all on a hit. @internal */
 export type Loader<X, A, E, R = never> = (arg: X) => Effect.Effect<A, E, R>
 
-/** A read's parameters: the caller's key, the loader and its argument. @internal */
-export class Request<X, A, E, R> {
-  constructor(readonly key: string, readonly arg: X, readonly load: Loader<X, A, E, R>) {}
-}
-
-/** What a read goes on with: the entry found (none: undefined), and whether it runs traced. @internal */
-export type Next<A, Q, B, E, R> = (
-  request: Q,
+/**
+ * What a read goes on with: the read's own parameters (the caller's key, and what the decision
+ * needs besides: a loader and its argument), the store key, the entry found (none: undefined),
+ * and whether it runs traced. The parameters are passed one by one, not as an object: a hit
+ * allocates nothing for them.
+ * @internal
+ */
+export type Next<A, X, L, B, E, R> = (
+  key: string,
+  arg: X,
+  load: L,
   full: string,
   entry: Entry<A> | undefined,
   traced: boolean
@@ -45,10 +48,10 @@ export interface ReadOptions<A> {
 /** @internal */
 export interface Reader<A> {
   /** A read of one key by the fastest path the store offers, continued by `next`. */
-  readonly reading: <Q extends { readonly key: string }, B, E, R>(
+  readonly reading: <X, L, B, E, R>(
     spanName: string,
-    next: Next<A, Q, B, E, R>
-  ) => (request: Q) => Effect.Effect<B, E | CacheError, R>
+    next: Next<A, X, L, B, E, R>
+  ) => (key: string, arg: X, load: L) => Effect.Effect<B, E | CacheError, R>
   /** The entry a stored value holds, or undefined when it holds none that decodes (then it is dropped). */
   readonly entryOf: (key: string, full: string, stored: CacheStore.Value) => Entry<A> | undefined
   /** Deletes the entries that failed to decode since the last call. */
@@ -128,58 +131,66 @@ export const makeReader = <A>(options: ReadOptions<A>): Reader<A> => {
     return undefined
   }
 
-  const reading = <Q extends { readonly key: string }, B, E, R>(
+  const reading = <X, L, B, E, R>(
     spanName: string,
-    next: Next<A, Q, B, E, R>
-  ): (request: Q) => Effect.Effect<B, E | CacheError, R> => {
+    next: Next<A, X, L, B, E, R>
+  ): (key: string, arg: X, load: L) => Effect.Effect<B, E | CacheError, R> => {
     /** The read through `get`: one Effect round trip to the store. */
-    const viaGet = (request: Q, traced: boolean): Effect.Effect<B, E | CacheError, R> => {
-      const memo = decoded.get(request.key)
-      const full = memo === undefined ? prefix + request.key : memo.full
+    const viaGet = (key: string, arg: X, load: L, traced: boolean): Effect.Effect<B, E | CacheError, R> => {
+      const memo = decoded.get(key)
+      const full = memo === undefined ? prefix + key : memo.full
       return Effect.matchEffect(store.get(full), {
         onFailure: (error) =>
-          Effect.flatMap(onStoreFailure("read", error, undefined), () => next(request, full, undefined, traced)),
+          Effect.flatMap(onStoreFailure("read", error, undefined), () => next(key, arg, load, full, undefined, traced)),
         onSuccess: (stored) =>
           next(
-            request,
+            key,
+            arg,
+            load,
             full,
-            stored._tag === "Some" ? entryOf(request.key, full, stored.value, memo) : undefined,
+            stored._tag === "Some" ? entryOf(key, full, stored.value, memo) : undefined,
             traced
           )
       })
     }
-    const viaGetTraced = (request: Q) =>
-      Effect.withSpan(viaGet(request, true), spanName, { attributes: options.spanAttributes, captureStackTrace: false })
+    const viaGetTraced = (key: string, arg: X, load: L) =>
+      Effect.withSpan(viaGet(key, arg, load, true), spanName, {
+        attributes: options.spanAttributes,
+        captureStackTrace: false
+      })
 
     if (direct?._tag === "Sync") {
       // an in-process store answers at once: a hit costs no Effect round trip to the store
       const read = direct.read
-      return (request) =>
+      return (key, arg, load) =>
         Effect.withFiberRuntime((fiber) => {
-          if (isTraced(fiber, untraced)) return viaGetTraced(request)
-          const full = prefix + request.key
+          if (isTraced(fiber, untraced)) return viaGetTraced(key, arg, load)
+          const full = prefix + key
           const stored = read(full)
-          return next(request, full, stored === undefined ? undefined : entryOf(request.key, full, stored), false)
+          return next(key, arg, load, full, stored === undefined ? undefined : entryOf(key, full, stored), false)
         })
     }
     if (direct?._tag === "Callback") {
       // a store that completes reads from a callback (a batch reply): what was read is decided
       // right there, and the reader resumes with its answer in one step
       const read = direct.read
-      return (request) =>
+      return (key, arg, load) =>
         Effect.async<B, E | CacheError, R>((resume) => {
           const fiber = Fiber.getCurrentFiber()
-          if (fiber._tag === "None") return resume(viaGet(request, false))
-          if (isTraced(fiber.value, untraced)) return resume(viaGetTraced(request))
+          if (fiber._tag === "None") return resume(viaGet(key, arg, load, false))
+          if (isTraced(fiber.value, untraced)) return resume(viaGetTraced(key, arg, load))
           // one memo lookup gives both the store key and, for the reply, the last decoded entry
-          const memo = decoded.get(request.key)
-          const full = memo === undefined ? prefix + request.key : memo.full
+          const memo = decoded.get(key)
+          const full = memo === undefined ? prefix + key : memo.full
           read(full, (value, error, before) => {
             let then: Effect.Effect<B, E | CacheError, R>
             try {
               then = error === undefined
-                ? next(request, full, value === null ? undefined : entryOf(request.key, full, value, memo), false)
-                : Effect.flatMap(onStoreFailure("read", error, undefined), () => next(request, full, undefined, false))
+                ? next(key, arg, load, full, value === null ? undefined : entryOf(key, full, value, memo), false)
+                : Effect.flatMap(
+                  onStoreFailure("read", error, undefined),
+                  () => next(key, arg, load, full, undefined, false)
+                )
             } catch (defect) {
               // a Schema whose decode throws fails this read alone, as it does on the other paths;
               // it must not stop the store from answering the other readers of its reply
@@ -189,8 +200,10 @@ export const makeReader = <A>(options: ReadOptions<A>): Reader<A> => {
           })
         })
     }
-    return (request) =>
-      Effect.withFiberRuntime((fiber) => isTraced(fiber, untraced) ? viaGetTraced(request) : viaGet(request, false))
+    return (key, arg, load) =>
+      Effect.withFiberRuntime((fiber) =>
+        isTraced(fiber, untraced) ? viaGetTraced(key, arg, load) : viaGet(key, arg, load, false)
+      )
   }
 
   return {

@@ -84,6 +84,16 @@ const evalScript = async (
   }
 }
 
+/** An MGET reply as `getMany` answers it: each value an option, in the reply's own array. */
+const toOptions = (values: Array<Buffer | null>): Array<Option.Option<CacheStore.Value>> => {
+  const out = values as unknown as Array<Option.Option<CacheStore.Value>>
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i]
+    out[i] = value === null || value === undefined ? Option.none() : Option.some(value)
+  }
+  return out
+}
+
 /** @internal */
 export const validate = (options: Options): void => {
   const c = "RedisStore"
@@ -144,13 +154,18 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
      * recorded as it completes (no Effect step of its own). An interrupted caller stops waiting;
      * the command itself cannot be taken back.
      */
-    const call = <A>(operation: string, thunk: () => Promise<A>, viaBreaker = true): Effect.Effect<A, StoreError> =>
-      Effect.async<A, StoreError>((resume) => {
+    const call = <A, B = A>(
+      operation: string,
+      thunk: () => Promise<A>,
+      viaBreaker = true,
+      map?: (a: A) => B
+    ): Effect.Effect<B, StoreError> =>
+      Effect.async<B, StoreError>((resume) => {
         const gate = viaBreaker ? breaker : undefined
         if (gate !== undefined && gate.state() !== "closed" && !gate.admit()) {
           return resume(Effect.fail(gate.refused(operation)))
         }
-        const finish = (outcome: Effect.Effect<A, StoreError>, error: StoreError | undefined) => {
+        const finish = (outcome: Effect.Effect<B, StoreError>, error: StoreError | undefined) => {
           if (gate !== undefined) {
             if (error === undefined || !CircuitBreaker.defaultIsFailure(error)) gate.succeeded()
             else gate.failed(1)
@@ -167,7 +182,8 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
         try {
           thunk().then((a) => {
             if (!deadline.settle()) return
-            finish(Effect.succeed(a), undefined)
+            // the reply is turned into what the caller wants right here, not in a step of its own
+            finish(Effect.succeed(map === undefined ? a as unknown as B : map(a)), undefined)
           }, rejected)
         } catch (cause) {
           rejected(cause)
@@ -244,9 +260,10 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
       keys: ReadonlyArray<string>
     ): Effect.Effect<Array<Option.Option<CacheStore.Value>>, StoreFailure> => {
       if (keys.length === 0) return Effect.succeed([])
-      const fullKeys = keys.map(full)
+      // the common case, one MGET: its reply array becomes the answer, turned into options in place
+      if (!cluster && keys.length <= maxBatch) return call("getMany", () => mget(keys.map(full)), true, toOptions)
       return call("getMany", async () => {
-        if (!cluster && fullKeys.length <= maxBatch) return (await mget(fullKeys)).map(Option.fromNullable)
+        const fullKeys = keys.map(full)
         const out = new Array<Option.Option<CacheStore.Value>>(keys.length)
         await Promise.all(
           groups(fullKeys).map(async (group) => {
