@@ -439,3 +439,57 @@ describe("hit rate", () => {
     expect(tiny).toBeGreaterThan(lru + 0.05)
   })
 })
+
+describe("WTinyLfuPolicy window climber", () => {
+  /** xorshift32 from a fixed seed: every run replays the same requests. */
+  const generator = (seed: number) => {
+    let x = seed >>> 0 || 1
+    return () => {
+      x ^= x << 13
+      x ^= x >>> 17
+      x ^= x << 5
+      x >>>= 0
+      return x / 4294967296
+    }
+  }
+
+  const CAPACITY = 200
+
+  /** Recency phase: a new key a quarter of the time, else the key of d requests ago (d log-uniform in 1..300). */
+  const recencyPhase = (sim: Sim, requests: number, seed: number) => {
+    const random = generator(seed)
+    const history: Array<string> = []
+    for (let i = 0; i < requests; i++) {
+      const key = history.length === 0 || random() < 0.25
+        ? `r${seed}-${i}`
+        : history[history.length - Math.min(history.length, Math.floor(Math.exp(random() * Math.log(300))))]!
+      history.push(key)
+      sim.access(key)
+    }
+  }
+
+  it("grows the window on a recency phase", () => {
+    const policy = new WTinyLfuPolicy(CAPACITY)
+    const sim = new Sim(policy, CAPACITY)
+    expect(policy.limits.window).toBe(2)
+    recencyPhase(sim, 40_000, 1)
+    expect(policy.limits.window).toBeGreaterThan(CAPACITY * 0.4)
+  })
+
+  it("settles on a stationary workload: late moves stay small", () => {
+    const policy = new WTinyLfuPolicy(CAPACITY)
+    const sim = new Sim(policy, CAPACITY)
+    const random = generator(3)
+    // A steep skew over 2,000 keys, the same distribution throughout.
+    const draw = () => `z${Math.floor(Math.pow(random(), 3) * 2000)}`
+    for (let i = 0; i < 100_000; i++) sim.access(draw())
+    const windows: Array<number> = []
+    for (let sample = 0; sample < 40; sample++) {
+      for (let i = 0; i < CAPACITY * 10; i++) sim.access(draw())
+      windows.push(policy.limits.window)
+    }
+    const spread = Math.max(...windows) - Math.min(...windows)
+    // Over 40 long samples the window wanders by less than a tenth of the cache.
+    expect(spread).toBeLessThanOrEqual(CAPACITY * 0.1)
+  })
+})
