@@ -4,6 +4,7 @@ import type { EvictionKind } from "../src/internal/eviction/index.js"
 import { LruPolicy } from "../src/internal/eviction/lru.js"
 import type { Node, Policy } from "../src/internal/eviction/policy.js"
 import { hashKey, hashString } from "../src/internal/eviction/policy.js"
+import { LruShadow } from "../src/internal/eviction/shadow.js"
 import { FrequencySketch } from "../src/internal/eviction/sketch.js"
 import {
   QUEUE_NONE,
@@ -491,5 +492,42 @@ describe("WTinyLfuPolicy window climber", () => {
     const spread = Math.max(...windows) - Math.min(...windows)
     // Over 40 long samples the window wanders by less than a tenth of the cache.
     expect(spread).toBeLessThanOrEqual(CAPACITY * 0.1)
+  })
+})
+
+describe("LruShadow", () => {
+  it("replays sampled requests exactly like an LRU of its size, across evictions and resizes", () => {
+    const shadow = new LruShadow()
+    // 128 × 4 entries: one key in four is sampled, into a shadow of 128 keys.
+    shadow.configure(512)
+    const reference = new Map<number, true>()
+    let capacity = 128
+    let state = 7
+    let expectedHits = 0
+    let requests = 0
+    for (let i = 0; i < 60_000; i++) {
+      if (i === 30_000) {
+        // A cache of 255: every key is sampled, and the shadow grows to 255 keys, keeping its own.
+        shadow.configure(255)
+        capacity = 255
+      }
+      if (i === 45_000) {
+        // A smaller one again: the shadow keeps its most recent keys, as the reference does.
+        shadow.configure(200)
+        capacity = 200
+        while (reference.size > capacity) reference.delete(reference.keys().next().value!)
+      }
+      state = (Math.imul(state, 1664525) + 1013904223) >>> 0
+      // 600 distinct hashes whose sample bits are clear, some of them colliding in the index.
+      const hash = ((state >>> 8) % 600) * 0x1003 & 0xfffff
+      requests++
+      if (reference.delete(hash)) expectedHits++
+      else if (reference.size >= capacity) reference.delete(reference.keys().next().value!)
+      reference.set(hash, true)
+      shadow.access(hash, false)
+    }
+    expect(shadow.requests).toBe(requests)
+    expect(shadow.lruHits).toBe(expectedHits)
+    expect(expectedHits).toBeGreaterThan(requests * 0.2)
   })
 })

@@ -133,6 +133,8 @@ export class WTinyLfuPolicy implements Policy {
 
   private readonly sketch: FrequencySketch
   private readonly shadow = new LruShadow()
+  /** The shadow's sample mask, kept here so a hit tests it with one field read. */
+  private shadowMask = -1
   /** The last entry moved from the window into probation: the one that has to earn its place. */
   private candidate: Node | undefined = undefined
   /** A read miss already counted this hash; the insert that usually follows must not count it twice. */
@@ -199,13 +201,13 @@ export class WTinyLfuPolicy implements Policy {
     } else {
       this.hitElsewhere(node)
     }
-    if (this.shadow.sampled(node.hash)) this.shadow.access(node.hash, true)
+    if ((node.hash & this.shadowMask) === 0) this.shadow.access(node.hash, true)
     if (--this.sampleLeft === 0) this.endSample()
   }
 
   onMiss(hash: number): void {
     this.sketch.increment(hash)
-    if (this.shadow.sampled(hash)) this.shadow.access(hash, false)
+    if ((hash & this.shadowMask) === 0) this.shadow.access(hash, false)
     // Compared as signed 32-bit integers, so a caller may pass `hashString` or `hashKey` values.
     this.pendingHash = hash | 0
     this.hasPending = true
@@ -480,6 +482,7 @@ export class WTinyLfuPolicy implements Policy {
     this.sketchCeiling = Math.min(m, FrequencySketch.maxEntries)
     this.climbPeriod = Math.max(MIN_SAMPLE, m * SHADOW_SAMPLE_FACTOR)
     this.shadow.configure(m)
+    this.shadowMask = this.shadow.sampleMask
     if (m === Infinity) {
       // Nothing is known about the size yet: keep everything in one LRU until the first eviction.
       this.windowMax = Infinity
