@@ -477,6 +477,27 @@ describe("WTinyLfuPolicy window climber", () => {
     expect(policy.limits.window).toBeGreaterThan(CAPACITY * 0.4)
   })
 
+  /** Frequency phase: keys drawn log-uniformly from 20,000 (Zipf-like, s ≈ 1): popularity, not recency, pays. */
+  const frequencyPhase = (sim: Sim, requests: number, seed: number) => {
+    const random = generator(seed)
+    for (let i = 0; i < requests; i++) sim.access(`f${Math.floor(Math.exp(random() * Math.log(20_000)))}`)
+  }
+
+  it("shrinks the window again on a frequency phase that follows a recency phase", () => {
+    const policy = new WTinyLfuPolicy(CAPACITY)
+    const sim = new Sim(policy, CAPACITY)
+    recencyPhase(sim, 40_000, 1)
+    const afterRecency = policy.limits.window
+    expect(afterRecency).toBeGreaterThan(CAPACITY * 0.4)
+    frequencyPhase(sim, 40_000, 3)
+    const afterFrequency = policy.limits.window
+    expect(afterFrequency).toBeLessThan(CAPACITY * 0.25)
+    expect(afterFrequency).toBeLessThan(afterRecency / 2)
+    // And it grows again when recency returns.
+    recencyPhase(sim, 40_000, 5)
+    expect(policy.limits.window).toBeGreaterThan(CAPACITY * 0.4)
+  })
+
   it("settles on a stationary workload: late moves stay small", () => {
     const policy = new WTinyLfuPolicy(CAPACITY)
     const sim = new Sim(policy, CAPACITY)

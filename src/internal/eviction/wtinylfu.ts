@@ -61,11 +61,17 @@ const CLIMB_STEP = 0.0625
 /** Step bounds: the climber never stops exploring entirely, and never jumps by more than a quarter. */
 const CLIMB_MIN_STEP = 0.01
 const CLIMB_MAX_STEP = 0.25
-/** A step that paid off grows the next one; a reversal halves it, so the window settles. */
+/** A step that paid off grows the next one; one that cost hits is reversed and halved, so the window settles. */
 const CLIMB_GROW = 1.25
 const CLIMB_SHRINK = 0.5
 /** A hit-rate change this large means the workload changed: the step is at least a full one again. */
 const CLIMB_RESTART = 0.05
+/**
+ * A long sample's hit rate moving by less than this (0.2 points) is no evidence either way: the
+ * climber keeps its direction and its step, where before any non-negative change grew the step,
+ * so on a flat or drifting workload the window no longer wandered off in ever larger strides.
+ */
+const CLIMB_NOISE = 0.002
 /** The shadow LRU must lead by more than this share of the sampled requests to move the window. */
 const SHADOW_MARGIN = 0.01
 /** A shadow-driven step grows the window by 3 × the lead (at least one step, at most half the cache). */
@@ -81,6 +87,19 @@ const SHADOW_FIRST_MUTE = 8
 const SHADOW_MUTE_GROWTH = 4
 /** Fewer sampled requests than this in a short sample say nothing. */
 const MIN_SHADOW_REQUESTS = 32
+/**
+ * The shadow costs a little on every sampled hit, so it rests while it has nothing to say: after
+ * this many short samples in a row without a shadow-driven step it stops sampling for 8 short
+ * samples, then twice as long each time it still had nothing to say, up to 64.
+ */
+const SHADOW_CALM_SAMPLES = 4
+const SHADOW_FIRST_QUIET = 8
+const SHADOW_MAX_QUIET = 64
+/**
+ * A resting shadow wakes early when a short sample's hit rate moved this much from the one it went
+ * quiet on (the workload changed). Its first sample after waking only refreshes its contents.
+ */
+const SHADOW_WAKE_CHANGE = 0.05
 
 const sentinel = (): Node => {
   const s: Node = { key: "", hash: 0, size: 0, prev: undefined, next: undefined, queue: QUEUE_NONE }
@@ -133,8 +152,20 @@ export class WTinyLfuPolicy implements Policy {
 
   private readonly sketch: FrequencySketch
   private readonly shadow = new LruShadow()
-  /** The shadow's sample mask, kept here so a hit tests it with one field read. */
+  /**
+   * The shadow's sample mask, kept here so a hit tests it with one field read; all ones (nothing
+   * but the hash 0 is sampled) until the cache is first full and while the shadow rests.
+   */
   private shadowMask = -1
+  /** Short samples in a row without a shadow-driven step. */
+  private calm = 0
+  /** Short samples left before a resting shadow samples again, and the next rest's length. */
+  private quietLeft = 0
+  private quietLength = SHADOW_FIRST_QUIET
+  /** The hit rate of the short sample on which the shadow went to rest. */
+  private quietHitRate = 0
+  /** The shadow just woke: its contents are stale, so its next short sample is not judged. */
+  private shadowWarming = false
   /** The last entry moved from the window into probation: the one that has to earn its place. */
   private candidate: Node | undefined = undefined
   /** A read miss already counted this hash; the insert that usually follows must not count it twice. */
@@ -242,7 +273,10 @@ export class WTinyLfuPolicy implements Policy {
       this.maximum = fits
       this.resize()
     }
-    this.full = true
+    if (!this.full) {
+      this.full = true
+      this.armShadow()
+    }
     let victim: Node | undefined
     if (this.probationCount > 0) {
       victim = this.probation.next!
@@ -301,6 +335,10 @@ export class WTinyLfuPolicy implements Policy {
     this.shadowStepped = false
     this.muted = 0
     this.muteLength = SHADOW_FIRST_MUTE
+    this.calm = 0
+    this.quietLeft = 0
+    this.quietLength = SHADOW_FIRST_QUIET
+    this.shadowWarming = false
     this.longHits = 0
     this.longRequests = 0
     this.resize()
@@ -482,7 +520,7 @@ export class WTinyLfuPolicy implements Policy {
     this.sketchCeiling = Math.min(m, FrequencySketch.maxEntries)
     this.climbPeriod = Math.max(MIN_SAMPLE, m * SHADOW_SAMPLE_FACTOR)
     this.shadow.configure(m)
-    this.shadowMask = this.shadow.sampleMask
+    this.armShadow()
     if (m === Infinity) {
       // Nothing is known about the size yet: keep everything in one LRU until the first eviction.
       this.windowMax = Infinity
@@ -518,9 +556,7 @@ export class WTinyLfuPolicy implements Policy {
    */
   private climb(sampleHits: number, sampleRequests: number): void {
     let hitRate = sampleHits / sampleRequests
-    const shadow = this.shadow
-    const lead = shadow.requests >= MIN_SHADOW_REQUESTS ? (shadow.lruHits - shadow.ownHits) / shadow.requests : 0
-    shadow.reset()
+    const lead = this.shadowLead(hitRate)
     if (this.shadowStepped && hitRate - this.previousHitRate < -SHADOW_MISJUDGED) {
       this.muted = this.muteLength
       this.muteLength *= SHADOW_MUTE_GROWTH
@@ -535,8 +571,17 @@ export class WTinyLfuPolicy implements Policy {
       this.previousHitRate = hitRate
       this.longHits = 0
       this.longRequests = 0
+      this.calm = 0
+      this.quietLength = SHADOW_FIRST_QUIET
       this.setWindowShare(this.windowShare + Math.min(SHADOW_MAX_JUMP, Math.max(CLIMB_STEP, lead * SHADOW_GAIN)))
       return
+    }
+    if (this.quietLeft === 0 && !this.shadowWarming && ++this.calm >= SHADOW_CALM_SAMPLES) {
+      this.calm = 0
+      this.quietLeft = this.quietLength
+      this.quietLength = Math.min(SHADOW_MAX_QUIET, this.quietLength * 2)
+      this.quietHitRate = hitRate
+      this.armShadow()
     }
     if (this.muted > 0) this.muted--
     this.longHits += sampleHits
@@ -558,16 +603,46 @@ export class WTinyLfuPolicy implements Policy {
     }
     const change = hitRate - this.previousHitRate
     this.previousHitRate = hitRate
-    if (change < 0) {
+    if (change < -CLIMB_NOISE) {
       this.direction = -this.direction
       this.step *= CLIMB_SHRINK
-    } else {
+    } else if (change > CLIMB_NOISE) {
       this.step *= CLIMB_GROW
     }
     if (Math.abs(change) >= CLIMB_RESTART) this.step = Math.max(this.step, CLIMB_STEP)
     this.step = Math.min(CLIMB_MAX_STEP, Math.max(CLIMB_MIN_STEP, this.step))
     // At a bound the step cannot be taken: explore the other way next time.
     if (!this.setWindowShare(this.windowShare + this.direction * this.step)) this.direction = -this.direction
+  }
+
+  /**
+   * The shadow LRU's lead over the real cache in the short sample that just ended, as a share of
+   * the sampled requests; 0 while the shadow rests or refreshes after a rest.
+   */
+  private shadowLead(hitRate: number): number {
+    const shadow = this.shadow
+    const lead = shadow.requests >= MIN_SHADOW_REQUESTS ? (shadow.lruHits - shadow.ownHits) / shadow.requests : 0
+    shadow.reset()
+    if (this.quietLeft > 0) {
+      const changed = Math.abs(hitRate - this.quietHitRate) >= SHADOW_WAKE_CHANGE
+      if (changed) this.quietLength = SHADOW_FIRST_QUIET
+      this.quietLeft = changed ? 0 : this.quietLeft - 1
+      if (this.quietLeft === 0) {
+        this.shadowWarming = true
+        this.armShadow()
+      }
+      return 0
+    }
+    if (this.shadowWarming) {
+      this.shadowWarming = false
+      return 0
+    }
+    return lead
+  }
+
+  /** Samples into the shadow only once the cache has filled, and not while the shadow rests. */
+  private armShadow(): void {
+    this.shadowMask = this.full && this.quietLeft === 0 ? this.shadow.sampleMask : -1
   }
 
   /** Moves the window share within its bounds; false when it is already at the bound asked for. */
