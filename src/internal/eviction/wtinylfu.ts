@@ -223,14 +223,17 @@ export class WTinyLfuPolicy implements Policy {
 
   onHit(node: Node): void {
     this.sketch.increment(node.hash)
-    // Protected first, and kept small enough for V8 to inline: in a warm cache most hits land here.
-    if (node.queue === QUEUE_PROTECTED) {
-      if (this.protected.prev !== node) {
+    // Protected and window hits (nearly all hits in a warm cache: protected when the window is
+    // small, the window when recency made it large) only refresh the node within its queue.
+    const queue = node.queue
+    if (queue === QUEUE_PROTECTED || queue === QUEUE_WINDOW) {
+      const list = queue === QUEUE_PROTECTED ? this.protected : this.window
+      if (list.prev !== node) {
         detach(node)
-        append(this.protected, node)
+        append(list, node)
       }
-    } else {
-      this.hitElsewhere(node)
+    } else if (queue === QUEUE_PROBATION) {
+      this.promote(node)
     }
     if ((node.hash & this.shadowMask) === 0) this.shadow.access(node.hash, true)
     if (--this.sampleLeft === 0) this.endSample()
@@ -373,20 +376,15 @@ export class WTinyLfuPolicy implements Policy {
     return this.sketch.frequency(hash)
   }
 
-  /** A hit in the window (refresh) or in probation (a second look earns protection). */
-  private hitElsewhere(node: Node): void {
-    if (node.queue === QUEUE_PROBATION) {
-      detach(node)
-      this.probationCount--
-      append(this.protected, node)
-      node.queue = QUEUE_PROTECTED
-      this.protectedCount++
-      if (node === this.candidate) this.candidate = undefined
-      if (this.protectedCount > this.protectedMax) this.demote()
-    } else if (node.queue === QUEUE_WINDOW && this.window.prev !== node) {
-      detach(node)
-      append(this.window, node)
-    }
+  /** A hit in probation: a second look earns protection. */
+  private promote(node: Node): void {
+    detach(node)
+    this.probationCount--
+    append(this.protected, node)
+    node.queue = QUEUE_PROTECTED
+    this.protectedCount++
+    if (node === this.candidate) this.candidate = undefined
+    if (this.protectedCount > this.protectedMax) this.demote()
   }
 
   /** The admission test: does the candidate deserve the victim's place? */
