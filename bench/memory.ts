@@ -56,9 +56,21 @@ for (let i = 0; i < ENTRIES; i++) {
   values.push(new Uint8Array(16))
 }
 
+/**
+ * Caches are measured full, as they run in production: one key more than fits is written, so the
+ * policy has evicted once (W-TinyLFU only starts its window bookkeeping then), and whichever
+ * measured key that pushed out is written back in place of the extra one.
+ */
+const SPARE = "k:spare-key-0000"
+
 const buildCore = (eviction: EvictionKind, entries: number) => () => {
   const core = new MemoryCore({ capacity: entries, maxBytes: Infinity, eviction })
   for (let i = 0; i < entries; i++) core.write(keys[i]!, values[i]!, 16 + 32, Infinity)
+  core.write(SPARE, values[0]!, 16 + 32, Infinity)
+  core.delete(SPARE)
+  for (let i = 0; i < entries; i++) {
+    if (core.peek(keys[i]!, 0) === undefined) core.write(keys[i]!, values[i]!, 16 + 32, Infinity)
+  }
   return core
 }
 
@@ -71,12 +83,21 @@ interface PolicyHarness {
 const buildPolicyOnly = (eviction: EvictionKind, entries: number) => (): PolicyHarness => {
   const map = new Map<string, Node>()
   const policy = makePolicy(eviction, entries)
-  for (let i = 0; i < entries; i++) {
-    const key = keys[i]!
+  const add = (key: string) => {
     const node: Node = { key, hash: hashKey(key), size: 48, prev: undefined, next: undefined, queue: 0 }
     map.set(key, node)
     policy.onAdd(node)
   }
+  for (let i = 0; i < entries; i++) add(keys[i]!)
+  // Full, as in production (see SPARE): one eviction, then the measured key set is whole again.
+  add(SPARE)
+  map.delete(policy.evict()!.key)
+  const spare = map.get(SPARE)
+  if (spare !== undefined) {
+    map.delete(SPARE)
+    policy.onRemove(spare)
+  }
+  for (let i = 0; i < entries; i++) if (!map.has(keys[i]!)) add(keys[i]!)
   return { map, policy }
 }
 

@@ -4,6 +4,7 @@ import type { EvictionKind } from "../src/internal/eviction/index.js"
 import { LruPolicy } from "../src/internal/eviction/lru.js"
 import type { Node, Policy } from "../src/internal/eviction/policy.js"
 import { hashKey, hashString } from "../src/internal/eviction/policy.js"
+import { LruShadow } from "../src/internal/eviction/shadow.js"
 import { FrequencySketch } from "../src/internal/eviction/sketch.js"
 import {
   QUEUE_NONE,
@@ -437,5 +438,117 @@ describe("hit rate", () => {
     const lru = run(new LruPolicy())
     const tiny = run(new WTinyLfuPolicy(100))
     expect(tiny).toBeGreaterThan(lru + 0.05)
+  })
+})
+
+describe("WTinyLfuPolicy window climber", () => {
+  /** xorshift32 from a fixed seed: every run replays the same requests. */
+  const generator = (seed: number) => {
+    let x = seed >>> 0 || 1
+    return () => {
+      x ^= x << 13
+      x ^= x >>> 17
+      x ^= x << 5
+      x >>>= 0
+      return x / 4294967296
+    }
+  }
+
+  const CAPACITY = 200
+
+  /** Recency phase: a new key a quarter of the time, else the key of d requests ago (d log-uniform in 1..300). */
+  const recencyPhase = (sim: Sim, requests: number, seed: number) => {
+    const random = generator(seed)
+    const history: Array<string> = []
+    for (let i = 0; i < requests; i++) {
+      const key = history.length === 0 || random() < 0.25
+        ? `r${seed}-${i}`
+        : history[history.length - Math.min(history.length, Math.floor(Math.exp(random() * Math.log(300))))]!
+      history.push(key)
+      sim.access(key)
+    }
+  }
+
+  it("grows the window on a recency phase", () => {
+    const policy = new WTinyLfuPolicy(CAPACITY)
+    const sim = new Sim(policy, CAPACITY)
+    expect(policy.limits.window).toBe(2)
+    recencyPhase(sim, 40_000, 1)
+    expect(policy.limits.window).toBeGreaterThan(CAPACITY * 0.4)
+  })
+
+  /** Frequency phase: keys drawn log-uniformly from 20,000 (Zipf-like, s ≈ 1): popularity, not recency, pays. */
+  const frequencyPhase = (sim: Sim, requests: number, seed: number) => {
+    const random = generator(seed)
+    for (let i = 0; i < requests; i++) sim.access(`f${Math.floor(Math.exp(random() * Math.log(20_000)))}`)
+  }
+
+  it("shrinks the window again on a frequency phase that follows a recency phase", () => {
+    const policy = new WTinyLfuPolicy(CAPACITY)
+    const sim = new Sim(policy, CAPACITY)
+    recencyPhase(sim, 40_000, 1)
+    const afterRecency = policy.limits.window
+    expect(afterRecency).toBeGreaterThan(CAPACITY * 0.4)
+    frequencyPhase(sim, 40_000, 3)
+    const afterFrequency = policy.limits.window
+    expect(afterFrequency).toBeLessThan(CAPACITY * 0.25)
+    expect(afterFrequency).toBeLessThan(afterRecency / 2)
+    // And it grows again when recency returns.
+    recencyPhase(sim, 40_000, 5)
+    expect(policy.limits.window).toBeGreaterThan(CAPACITY * 0.4)
+  })
+
+  it("settles on a stationary workload: late moves stay small", () => {
+    const policy = new WTinyLfuPolicy(CAPACITY)
+    const sim = new Sim(policy, CAPACITY)
+    const random = generator(3)
+    // A steep skew over 2,000 keys, the same distribution throughout.
+    const draw = () => `z${Math.floor(Math.pow(random(), 3) * 2000)}`
+    for (let i = 0; i < 100_000; i++) sim.access(draw())
+    const windows: Array<number> = []
+    for (let sample = 0; sample < 40; sample++) {
+      for (let i = 0; i < CAPACITY * 10; i++) sim.access(draw())
+      windows.push(policy.limits.window)
+    }
+    const spread = Math.max(...windows) - Math.min(...windows)
+    // Over 40 long samples the window wanders by less than a tenth of the cache.
+    expect(spread).toBeLessThanOrEqual(CAPACITY * 0.1)
+  })
+})
+
+describe("LruShadow", () => {
+  it("replays sampled requests exactly like an LRU of its size, across evictions and resizes", () => {
+    const shadow = new LruShadow()
+    // 128 × 4 entries: one key in four is sampled, into a shadow of 128 keys.
+    shadow.configure(512)
+    const reference = new Map<number, true>()
+    let capacity = 128
+    let state = 7
+    let expectedHits = 0
+    let requests = 0
+    for (let i = 0; i < 60_000; i++) {
+      if (i === 30_000) {
+        // A cache of 255: every key is sampled, and the shadow grows to 255 keys, keeping its own.
+        shadow.configure(255)
+        capacity = 255
+      }
+      if (i === 45_000) {
+        // A smaller one again: the shadow keeps its most recent keys, as the reference does.
+        shadow.configure(200)
+        capacity = 200
+        while (reference.size > capacity) reference.delete(reference.keys().next().value!)
+      }
+      state = (Math.imul(state, 1664525) + 1013904223) >>> 0
+      // 600 distinct hashes whose sample bits are clear, some of them colliding in the index.
+      const hash = ((state >>> 8) % 600) * 0x1003 & 0xfffff
+      requests++
+      if (reference.delete(hash)) expectedHits++
+      else if (reference.size >= capacity) reference.delete(reference.keys().next().value!)
+      reference.set(hash, true)
+      shadow.access(hash, false)
+    }
+    expect(shadow.requests).toBe(requests)
+    expect(shadow.lruHits).toBe(expectedHits)
+    expect(expectedHits).toBeGreaterThan(requests * 0.2)
   })
 })

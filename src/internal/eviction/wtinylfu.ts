@@ -1,4 +1,5 @@
 import type { Node, Policy } from "./policy.js"
+import { LruShadow } from "./shadow.js"
 import { FrequencySketch } from "./sketch.js"
 
 /**
@@ -30,12 +31,12 @@ const INITIAL_WINDOW_SHARE = 0.01
 /** Protected's share of the main area (window excluded), as in segmented LRU; probation has the rest. */
 const PROTECTED_SHARE = 0.8
 /**
- * The hill climber may grow the window to nearly the whole cache: on purely recency-driven
- * traffic the best W-TinyLFU can do is to become an LRU. (Caffeine stops near 80 %; letting it go
- * further measured 4–7 points better on such traffic and made no difference on the other
- * workloads in docs/eviction.md.)
+ * The window may grow to the whole cache but one entry: on purely recency-driven traffic the best
+ * W-TinyLFU can do is to become an LRU. (Caffeine stops near 80 %; a window fixed at 99 % still
+ * measured up to 0.56 points below LRU on the recency workloads of docs/eviction.md, one at all but
+ * one entry within 0.06.)
  */
-const MAX_WINDOW_SHARE = 0.99
+const MAX_WINDOW_SHARE = 1
 /** The sketch starts this small and grows with the entry count, so a large empty cache costs little. */
 const INITIAL_SKETCH_ENTRIES = 1024
 /** Requests per entry of capacity between two agings of the sketch (the paper's W = 10 × C). */
@@ -46,14 +47,59 @@ const SAMPLE_FACTOR = 10
  */
 const WARM_CANDIDATE = 6
 const RANDOM_ADMIT_MASK = 127
-/** The hill climber samples the hit rate over this many requests per entry of capacity. */
+/**
+ * The climber's short sample: a shadow comparison every `maximum` requests (at least 1,000).
+ */
+const SHADOW_SAMPLE_FACTOR = 1
+const MIN_SAMPLE = 1000
+/** The hill climber judges its steps over this many requests per entry: short samples are noisy. */
 const CLIMB_SAMPLE_FACTOR = 10
+/** Long samples ignored after the cache first fills, while its contents still reflect the fill order. */
+const CLIMB_WARMUP_SAMPLES = 2
 /** First (and restart) step of the window size, as a share of the capacity. */
 const CLIMB_STEP = 0.0625
-/** A hit-rate change this large means the workload changed: restart with a full step. */
+/** Step bounds: the climber never stops exploring entirely, and never jumps by more than a quarter. */
+const CLIMB_MIN_STEP = 0.01
+const CLIMB_MAX_STEP = 0.25
+/** A step that paid off grows the next one; one that cost hits is reversed and halved, so the window settles. */
+const CLIMB_GROW = 1.25
+const CLIMB_SHRINK = 0.5
+/** A hit-rate change this large means the workload changed: the step is at least a full one again. */
 const CLIMB_RESTART = 0.05
-/** Otherwise each step is a little smaller than the last, so the window settles. */
-const CLIMB_DECAY = 0.98
+/**
+ * A long sample's hit rate moving by less than this (0.2 points) is no evidence either way: the
+ * climber keeps its direction and its step, where before any non-negative change grew the step,
+ * so on a flat or drifting workload the window no longer wandered off in ever larger strides.
+ */
+const CLIMB_NOISE = 0.002
+/** The shadow LRU must lead by more than this share of the sampled requests to move the window. */
+const SHADOW_MARGIN = 0.01
+/** A shadow-driven step grows the window by 3 × the lead (at least one step, at most half the cache). */
+const SHADOW_GAIN = 3
+const SHADOW_MAX_JUMP = 0.5
+/**
+ * A shadow-driven step after which the hit rate fell by this much was a misjudgement (hash
+ * sampling can misread a loop just over the capacity): the shadow is ignored for a while, 8 short
+ * samples the first time and four times longer each time after.
+ */
+const SHADOW_MISJUDGED = 0.02
+const SHADOW_FIRST_MUTE = 8
+const SHADOW_MUTE_GROWTH = 4
+/** Fewer sampled requests than this in a short sample say nothing. */
+const MIN_SHADOW_REQUESTS = 32
+/**
+ * The shadow costs a little on every sampled hit, so it rests while it has nothing to say: after
+ * this many short samples in a row without a shadow-driven step it stops sampling for 8 short
+ * samples, then twice as long each time it still had nothing to say, up to 64.
+ */
+const SHADOW_CALM_SAMPLES = 4
+const SHADOW_FIRST_QUIET = 8
+const SHADOW_MAX_QUIET = 64
+/**
+ * A resting shadow wakes early when a short sample's hit rate moved this much from the one it went
+ * quiet on (the workload changed). Its first sample after waking only refreshes its contents.
+ */
+const SHADOW_WAKE_CHANGE = 0.05
 
 const sentinel = (): Node => {
   const s: Node = { key: "", hash: 0, size: 0, prev: undefined, next: undefined, queue: QUEUE_NONE }
@@ -105,6 +151,21 @@ export class WTinyLfuPolicy implements Policy {
   private count = 0
 
   private readonly sketch: FrequencySketch
+  private readonly shadow = new LruShadow()
+  /**
+   * The shadow's sample mask, kept here so a hit tests it with one field read; all ones (nothing
+   * but the hash 0 is sampled) until the cache is first full and while the shadow rests.
+   */
+  private shadowMask = -1
+  /** Short samples in a row without a shadow-driven step. */
+  private calm = 0
+  /** Short samples left before a resting shadow samples again, and the next rest's length. */
+  private quietLeft = 0
+  private quietLength = SHADOW_FIRST_QUIET
+  /** The hit rate of the short sample on which the shadow went to rest. */
+  private quietHitRate = 0
+  /** The shadow just woke: its contents are stale, so its next short sample is not judged. */
+  private shadowWarming = false
   /** The last entry moved from the window into probation: the one that has to earn its place. */
   private candidate: Node | undefined = undefined
   /** A read miss already counted this hash; the insert that usually follows must not count it twice. */
@@ -113,22 +174,35 @@ export class WTinyLfuPolicy implements Policy {
 
   /** Sketch increments between agings, and how many are left before the next one. */
   private samplePeriod = 0
+  private agingLeft = 0
+  /** Increments left before the next event (an aging or the end of a climber sample). */
   private sampleLeft = 0
   /** What `sampleLeft` counted down from, so finished spans can be added up without a hit counter. */
   private sampleSpan = 0
 
   /**
-   * The hill climber's sample: increments in finished spans, and among them read misses and
+   * The climber's short sample: increments in finished spans, and among them read misses and
    * inserts that no miss announced. Hits are what remains, so a hit only decrements `sampleLeft`.
    */
   private increments = 0
   private misses = 0
   private unannounced = 0
+  /** Requests in a short sample. */
   private climbPeriod = Infinity
   private full = false
   private warm = false
   private previousHitRate = 0
   private step = CLIMB_STEP
+  private direction = 1
+  private warmups = 0
+  /** The last short sample moved the window on the shadow's word. */
+  private shadowStepped = false
+  /** Short samples left during which the shadow is ignored. */
+  private muted = 0
+  private muteLength = SHADOW_FIRST_MUTE
+  /** The hill climber's long sample, added up from short ones. */
+  private longHits = 0
+  private longRequests = 0
 
   private random: number
 
@@ -149,20 +223,25 @@ export class WTinyLfuPolicy implements Policy {
 
   onHit(node: Node): void {
     this.sketch.increment(node.hash)
-    // Protected first, and kept small enough for V8 to inline: in a warm cache most hits land here.
-    if (node.queue === QUEUE_PROTECTED) {
-      if (this.protected.prev !== node) {
+    // Protected and window hits (nearly all hits in a warm cache: protected when the window is
+    // small, the window when recency made it large) only refresh the node within its queue.
+    const queue = node.queue
+    if (queue === QUEUE_PROTECTED || queue === QUEUE_WINDOW) {
+      const list = queue === QUEUE_PROTECTED ? this.protected : this.window
+      if (list.prev !== node) {
         detach(node)
-        append(this.protected, node)
+        append(list, node)
       }
-    } else {
-      this.hitElsewhere(node)
+    } else if (queue === QUEUE_PROBATION) {
+      this.promote(node)
     }
+    if ((node.hash & this.shadowMask) === 0) this.shadow.access(node.hash, true)
     if (--this.sampleLeft === 0) this.endSample()
   }
 
   onMiss(hash: number): void {
     this.sketch.increment(hash)
+    if ((hash & this.shadowMask) === 0) this.shadow.access(hash, false)
     // Compared as signed 32-bit integers, so a caller may pass `hashString` or `hashKey` values.
     this.pendingHash = hash | 0
     this.hasPending = true
@@ -197,7 +276,10 @@ export class WTinyLfuPolicy implements Policy {
       this.maximum = fits
       this.resize()
     }
-    this.full = true
+    if (!this.full) {
+      this.full = true
+      this.armShadow()
+    }
     let victim: Node | undefined
     if (this.probationCount > 0) {
       victim = this.probation.next!
@@ -241,6 +323,7 @@ export class WTinyLfuPolicy implements Policy {
     this.candidate = undefined
     this.hasPending = false
     this.sketch.clear()
+    this.shadow.clear()
     this.maximum = this.capacity
     this.windowShare = INITIAL_WINDOW_SHARE
     this.increments = 0
@@ -250,9 +333,22 @@ export class WTinyLfuPolicy implements Policy {
     this.warm = false
     this.previousHitRate = 0
     this.step = CLIMB_STEP
+    this.direction = 1
+    this.warmups = 0
+    this.shadowStepped = false
+    this.muted = 0
+    this.muteLength = SHADOW_FIRST_MUTE
+    this.calm = 0
+    this.quietLeft = 0
+    this.quietLength = SHADOW_FIRST_QUIET
+    this.shadowWarming = false
+    this.longHits = 0
+    this.longRequests = 0
     this.resize()
-    this.sampleLeft = this.samplePeriod
-    this.sampleSpan = this.samplePeriod
+    this.agingLeft = this.samplePeriod
+    this.sampleLeft = 1
+    this.sampleSpan = 1
+    this.rearm()
   }
 
   /** Entries per queue, for tests and diagnostics. */
@@ -280,20 +376,15 @@ export class WTinyLfuPolicy implements Policy {
     return this.sketch.frequency(hash)
   }
 
-  /** A hit in the window (refresh) or in probation (a second look earns protection). */
-  private hitElsewhere(node: Node): void {
-    if (node.queue === QUEUE_PROBATION) {
-      detach(node)
-      this.probationCount--
-      append(this.protected, node)
-      node.queue = QUEUE_PROTECTED
-      this.protectedCount++
-      if (node === this.candidate) this.candidate = undefined
-      if (this.protectedCount > this.protectedMax) this.demote()
-    } else if (node.queue === QUEUE_WINDOW && this.window.prev !== node) {
-      detach(node)
-      append(this.window, node)
-    }
+  /** A hit in probation: a second look earns protection. */
+  private promote(node: Node): void {
+    detach(node)
+    this.probationCount--
+    append(this.protected, node)
+    node.queue = QUEUE_PROTECTED
+    this.protectedCount++
+    if (node === this.candidate) this.candidate = undefined
+    if (this.protectedCount > this.protectedMax) this.demote()
   }
 
   /** The admission test: does the candidate deserve the victim's place? */
@@ -368,10 +459,23 @@ export class WTinyLfuPolicy implements Policy {
   private syncSamplePeriod(): void {
     const period = SAMPLE_FACTOR * Math.min(this.maximum, this.sketch.entries)
     if (period === this.samplePeriod) return
-    const left = Math.max(1, this.sampleLeft + period - this.samplePeriod)
-    this.sampleSpan += left - this.sampleLeft
-    this.sampleLeft = left
+    this.agingLeft += period - this.samplePeriod
     this.samplePeriod = period
+    this.rearm()
+  }
+
+  /**
+   * Books the increments counted down so far and sets the countdown to the next event: the next
+   * aging or the end of the climber's sample, whichever comes first.
+   */
+  private rearm(): void {
+    const done = this.sampleSpan - this.sampleLeft
+    this.increments += done
+    this.agingLeft -= done
+    const climbLeft = this.climbPeriod - (this.increments - this.unannounced)
+    const span = Math.max(1, Math.min(this.agingLeft, climbLeft))
+    this.sampleSpan = span
+    this.sampleLeft = span
   }
 
   /**
@@ -379,22 +483,29 @@ export class WTinyLfuPolicy implements Policy {
    * agings come every half period; the hill climber takes a step when its own sample is complete.
    */
   private endSample(): void {
-    this.sketch.age()
     this.increments += this.sampleSpan
-    this.sampleSpan = Math.max(1, this.samplePeriod >>> 1)
-    this.sampleLeft = this.sampleSpan
+    this.agingLeft -= this.sampleSpan
+    this.sampleSpan = 0
+    this.sampleLeft = 0
+    if (this.agingLeft <= 0) {
+      this.sketch.age()
+      this.agingLeft = Math.max(1, this.samplePeriod >>> 1)
+    }
     const requests = this.increments - this.unannounced
     if (!this.full) {
       // Hit rates while the cache is filling say nothing about the window size.
-      this.increments = 0
-      this.misses = 0
-      this.unannounced = 0
+      if (requests >= this.climbPeriod) {
+        this.increments = 0
+        this.misses = 0
+        this.unannounced = 0
+      }
     } else if (requests >= this.climbPeriod) {
-      this.climb((requests - this.misses) / requests)
+      this.climb(requests - this.misses, requests)
       this.increments = 0
       this.misses = 0
       this.unannounced = 0
     }
+    this.rearm()
   }
 
   /**
@@ -405,7 +516,9 @@ export class WTinyLfuPolicy implements Policy {
   private resize(): void {
     const m = this.maximum
     this.sketchCeiling = Math.min(m, FrequencySketch.maxEntries)
-    this.climbPeriod = m * CLIMB_SAMPLE_FACTOR
+    this.climbPeriod = Math.max(MIN_SAMPLE, m * SHADOW_SAMPLE_FACTOR)
+    this.shadow.configure(m)
+    this.armShadow()
     if (m === Infinity) {
       // Nothing is known about the size yet: keep everything in one LRU until the first eviction.
       this.windowMax = Infinity
@@ -433,10 +546,53 @@ export class WTinyLfuPolicy implements Policy {
   }
 
   /**
-   * One hill-climbing step: keep moving the window size in the direction that raised the hit
-   * rate, turn around when it fell, and shrink the step as it settles.
+   * Runs at the end of every short sample. First the shadow: when plain LRU would have hit more
+   * often on the sampled keys, the window (the LRU part of the cache) grows at once, by more the
+   * larger LRU's lead. Otherwise the hill climber adds the sample to its long one and, when that
+   * is complete, keeps moving the window size in the direction that raised the hit rate, turns
+   * around when it fell, and grows or halves its step accordingly.
    */
-  private climb(hitRate: number): void {
+  private climb(sampleHits: number, sampleRequests: number): void {
+    let hitRate = sampleHits / sampleRequests
+    const lead = this.shadowLead(hitRate)
+    if (this.shadowStepped && hitRate - this.previousHitRate < -SHADOW_MISJUDGED) {
+      this.muted = this.muteLength
+      this.muteLength *= SHADOW_MUTE_GROWTH
+    }
+    this.shadowStepped = false
+    if (lead > SHADOW_MARGIN && this.muted === 0 && this.windowShare < MAX_WINDOW_SHARE) {
+      this.shadowStepped = true
+      this.warm = true
+      this.warmups = CLIMB_WARMUP_SAMPLES
+      this.direction = 1
+      this.step = CLIMB_STEP
+      this.previousHitRate = hitRate
+      this.longHits = 0
+      this.longRequests = 0
+      this.calm = 0
+      this.quietLength = SHADOW_FIRST_QUIET
+      this.setWindowShare(this.windowShare + Math.min(SHADOW_MAX_JUMP, Math.max(CLIMB_STEP, lead * SHADOW_GAIN)))
+      return
+    }
+    if (this.quietLeft === 0 && !this.shadowWarming && ++this.calm >= SHADOW_CALM_SAMPLES) {
+      this.calm = 0
+      this.quietLeft = this.quietLength
+      this.quietLength = Math.min(SHADOW_MAX_QUIET, this.quietLength * 2)
+      this.quietHitRate = hitRate
+      this.armShadow()
+    }
+    if (this.muted > 0) this.muted--
+    this.longHits += sampleHits
+    this.longRequests += sampleRequests
+    if (this.longRequests < CLIMB_SAMPLE_FACTOR * this.maximum) return
+    hitRate = this.longHits / this.longRequests
+    this.longHits = 0
+    this.longRequests = 0
+    if (this.warmups < CLIMB_WARMUP_SAMPLES) {
+      this.warmups++
+      this.previousHitRate = hitRate
+      return
+    }
     if (!this.warm) {
       // The first full sample is the baseline.
       this.warm = true
@@ -444,13 +600,55 @@ export class WTinyLfuPolicy implements Policy {
       return
     }
     const change = hitRate - this.previousHitRate
-    const amount = change >= 0 ? this.step : -this.step
-    this.step = Math.abs(change) >= CLIMB_RESTART ? (amount >= 0 ? CLIMB_STEP : -CLIMB_STEP) : amount * CLIMB_DECAY
     this.previousHitRate = hitRate
-    const share = Math.min(MAX_WINDOW_SHARE, Math.max(0, this.windowShare + amount))
-    if (share !== this.windowShare) {
-      this.windowShare = share
-      this.resize()
+    if (change < -CLIMB_NOISE) {
+      this.direction = -this.direction
+      this.step *= CLIMB_SHRINK
+    } else if (change > CLIMB_NOISE) {
+      this.step *= CLIMB_GROW
     }
+    if (Math.abs(change) >= CLIMB_RESTART) this.step = Math.max(this.step, CLIMB_STEP)
+    this.step = Math.min(CLIMB_MAX_STEP, Math.max(CLIMB_MIN_STEP, this.step))
+    // At a bound the step cannot be taken: explore the other way next time.
+    if (!this.setWindowShare(this.windowShare + this.direction * this.step)) this.direction = -this.direction
+  }
+
+  /**
+   * The shadow LRU's lead over the real cache in the short sample that just ended, as a share of
+   * the sampled requests; 0 while the shadow rests or refreshes after a rest.
+   */
+  private shadowLead(hitRate: number): number {
+    const shadow = this.shadow
+    const lead = shadow.requests >= MIN_SHADOW_REQUESTS ? (shadow.lruHits - shadow.ownHits) / shadow.requests : 0
+    shadow.reset()
+    if (this.quietLeft > 0) {
+      const changed = Math.abs(hitRate - this.quietHitRate) >= SHADOW_WAKE_CHANGE
+      if (changed) this.quietLength = SHADOW_FIRST_QUIET
+      this.quietLeft = changed ? 0 : this.quietLeft - 1
+      if (this.quietLeft === 0) {
+        this.shadowWarming = true
+        this.armShadow()
+      }
+      return 0
+    }
+    if (this.shadowWarming) {
+      this.shadowWarming = false
+      return 0
+    }
+    return lead
+  }
+
+  /** Samples into the shadow only once the cache has filled, and not while the shadow rests. */
+  private armShadow(): void {
+    this.shadowMask = this.full && this.quietLeft === 0 ? this.shadow.sampleMask : -1
+  }
+
+  /** Moves the window share within its bounds; false when it is already at the bound asked for. */
+  private setWindowShare(share: number): boolean {
+    const bounded = Math.min(MAX_WINDOW_SHARE, Math.max(0, share))
+    if (bounded === this.windowShare) return false
+    this.windowShare = bounded
+    this.resize()
+    return true
   }
 }
