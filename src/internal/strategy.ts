@@ -16,6 +16,14 @@ import { fromInput } from "./ttl.js"
 export const DEFAULT_REFRESH_CONCURRENCY = 16
 
 /**
+ * How long a version read from the store is trusted when `versionWindow` is not given: short
+ * enough that an invalidation from another process lands within a second, long enough that a
+ * busy tag is read once a second rather than on every hit.
+ * @internal
+ */
+export const DEFAULT_VERSION_WINDOW_MILLIS = 1000
+
+/**
  * Validates the options every strategy shares; throws `InvalidOptions` on nonsense, before any
  * layer is built.
  * @internal
@@ -101,7 +109,10 @@ export const resolve = <A, I>(component: string, options: Cache.Options<A, I>): 
     loadTimeoutMillis: hardMillis,
     softTimeoutMillis: softMillis,
     earlyRecomputeBeta: beta,
-    tags: options.tags
+    tags: options.tags,
+    versionWindowMillis: options.versionWindow === undefined
+      ? DEFAULT_VERSION_WINDOW_MILLIS
+      : Duration.toMillis(duration(component, "versionWindow", options.versionWindow))
   }
 }
 
@@ -128,7 +139,8 @@ const sameOptions = <A, I>(a: Pipeline.PipelineOptions<A, I>, b: Pipeline.Pipeli
   a.failSafe?.maxStaleMillis === b.failSafe?.maxStaleMillis &&
   a.failSafe?.throttleMillis === b.failSafe?.throttleMillis && a.onStoreError === b.onStoreError &&
   a.loadTimeoutMillis === b.loadTimeoutMillis && a.softTimeoutMillis === b.softTimeoutMillis &&
-  a.earlyRecomputeBeta === b.earlyRecomputeBeta && a.tags === b.tags
+  a.earlyRecomputeBeta === b.earlyRecomputeBeta && a.tags === b.tags &&
+  a.versionWindowMillis === b.versionWindowMillis
 
 const forkers = new WeakMap<CacheStoreNs.Service, Pipeline.Forker>()
 

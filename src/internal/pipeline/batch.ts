@@ -19,6 +19,7 @@ import type { RunLoad } from "./load.js"
 import type { Loader, Reader } from "./read.js"
 import type { Counters } from "./stats.js"
 import type { OnStoreFailure } from "./storeErrors.js"
+import type { TagChecks } from "./tags.js"
 
 /**
  * Loads the keys at the given indices of a batch read in one call, answering with each value
@@ -40,6 +41,8 @@ export interface BatchContext<A> {
   readonly counters: Counters
   readonly onStoreFailure: OnStoreFailure
   readonly reader: Reader<A>
+  /** What entries with tags are worth once their tags' versions are compared. */
+  readonly tagChecks: TagChecks
   readonly flights: Flights<A>
   /** Stores loaded values whose loads are still current. */
   readonly storeLoaded: (
@@ -136,12 +139,26 @@ export const getManyOrLoad = <A, X, E, R>(
     // entries kept past their stale window by fail-safe, by store key: what a failed load answers with
     const fallbacks = new Map<string, Entry<A>>()
     const t = context.now()
-    let freshHits = 0
+    let entries = new Array<Entry<A> | undefined>(keys.length)
+    let tagged = false
     for (let i = 0; i < keys.length; i++) {
       const found = stored[i]
       const entry = found !== undefined && found._tag === "Some"
         ? reader.entryOf(keys[i]!, fulls[i]!, found.value)
         : undefined
+      entries[i] = entry
+      if (entry !== undefined && entry.tags.length > 0) tagged = true
+    }
+    if (tagged) {
+      // the versions of every tag the batch's entries carry, in one read when not known here
+      entries = yield* Effect.catchAll(
+        context.tagChecks.checkAll(entries, t),
+        (error) => context.onStoreFailure("read", error, entries.map((e) => e?.tags.length === 0 ? e : undefined))
+      )
+    }
+    let freshHits = 0
+    for (let i = 0; i < keys.length; i++) {
+      const entry = entries[i]
       const kind = entry === undefined ? EXPIRED : freshness(entry, t, context.staleWindow)
       if (kind !== EXPIRED) {
         results[i] = Option.some(entry!.value)

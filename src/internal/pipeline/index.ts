@@ -12,6 +12,7 @@ import type * as CacheMetrics from "../../CacheMetrics.js"
 import type * as CacheStore from "../../CacheStore.js"
 import { escapeGlob } from "../store.js"
 import type { TtlPolicy } from "../ttl.js"
+import { versionsOf } from "../versions.js"
 import { getManyOrLoad } from "./batch.js"
 import type { BatchLoader } from "./batch.js"
 import type { Entry } from "./envelope.js"
@@ -29,6 +30,7 @@ import { makeSingleLoads } from "./single.js"
 import { makeCounters } from "./stats.js"
 import { makeOnStoreFailure } from "./storeErrors.js"
 import type { StoreErrorMode } from "./storeErrors.js"
+import { makeTagChecks, UNKNOWN } from "./tags.js"
 import { annotateOutcome, traced } from "./tracing.js"
 import { makeWriter } from "./write.js"
 
@@ -57,6 +59,8 @@ export interface PipelineOptions<A, I> {
   readonly onStoreError: StoreErrorMode
   readonly loadTimeoutMillis: number | undefined
   readonly tags: ((value: A, key: string) => ReadonlyArray<string>) | undefined
+  /** How long a version (of a tag) read from the store is trusted before it is read again. */
+  readonly versionWindowMillis: number
 }
 
 /** @internal */
@@ -75,12 +79,20 @@ export interface Pipeline<A> {
   readonly getOrLoad: <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>) => Effect.Effect<A, E | CacheError, R>
   /** Read only: a fresh (or servable stale) value, or none. */
   readonly read: (key: string) => Effect.Effect<Option.Option<A>, CacheError>
-  /** An explicit write; a load under way for the key will not overwrite it. */
-  readonly write: (key: string, value: A) => Effect.Effect<void, CacheError>
+  /**
+   * An explicit write, with tags of its own besides the namespace's; a load under way for the key
+   * will not overwrite it.
+   */
+  readonly write: (key: string, value: A, tags?: ReadonlyArray<string>) => Effect.Effect<void, CacheError>
   /** Loads again now, joining a load already under way, and writes the result. */
   readonly refresh: <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>) => Effect.Effect<A, E | CacheError, R>
   /** Removes the entry (true when it existed); a load under way for the key will not store its value. */
   readonly invalidate: (key: string) => Effect.Effect<boolean, CacheError>
+  /**
+   * Makes the entry stale (true when there was a fresh one): stale-while-revalidate and fail-safe
+   * may still serve it; a load under way for the key will not store its value.
+   */
+  readonly expire: (key: string) => Effect.Effect<boolean, CacheError>
   /**
    * Removes every entry of the namespace (how many were found), on stores that can scan keys;
    * loads under way will not store their values.
@@ -111,6 +123,7 @@ export const make = <A, I>(
   const spanAttributes = { "cache.namespace": namespace, "cache.store": store.name }
   const counters = makeCounters(namespace, store.name)
   const onStoreFailure = makeOnStoreFailure(options.onStoreError, namespace, store.name, counters)
+  const tagChecks = makeTagChecks(versionsOf(store), options.versionWindowMillis)
   const reader = makeReader({ namespace, store, codec, prefix, counters, onStoreFailure, spanAttributes })
   const writer = makeWriter({
     namespace,
@@ -122,6 +135,7 @@ export const make = <A, I>(
     // fail-safe keeps entries in the store past the stale window, for as long as it may serve them
     staleWindowMillis: Math.max(options.staleWhileRevalidateMillis, options.failSafe?.maxStaleMillis ?? 0),
     tags: options.tags,
+    tagChecks,
     counters,
     onStoreFailure
   })
@@ -165,13 +179,36 @@ export const make = <A, I>(
   // -----------------------------------------------------------------------------------------------
   // reads
 
+  /**
+   * What a tagged entry is worth once its tags' versions are read (a miss when they cannot be),
+   * then `next` with it: the slow path of a tag check, taken once per version window.
+   */
+  const checkedThen = <B, E, R>(
+    entry: Entry<A>,
+    next: (entry: Entry<A> | undefined) => Effect.Effect<B, E, R>
+  ): Effect.Effect<B, E | CacheError, R> =>
+    Effect.flatMap(
+      Effect.catchAll(
+        Effect.map(tagChecks.checkAll([entry], now()), (checked) => checked[0]),
+        (error) => onStoreFailure("read", error, undefined)
+      ),
+      next
+    )
+
   /** What a read found: a fresh hit, a stale hit (one refresh in the background) or a miss. */
   const decide = <X, E, R>(
     request: Request<X, A, E, R>,
     full: string,
-    entry: Entry<A> | undefined,
+    found: Entry<A> | undefined,
     isTraced: boolean
   ): Effect.Effect<A, E | CacheError, R> => {
+    let entry = found
+    // an entry with tags is worth what its tags' versions say; one without pays nothing here
+    if (entry !== undefined && entry.tags.length > 0) {
+      const checked = tagChecks.check(entry, now())
+      if (checked === UNKNOWN) return checkedThen(entry, (e) => decide(request, full, e, isTraced))
+      entry = checked
+    }
     let fallback: Entry<A> | undefined
     if (entry !== undefined) {
       const t = now()
@@ -207,12 +244,18 @@ export const make = <A, I>(
   const getOrLoad = <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>): Effect.Effect<A, E | CacheError, R> =>
     readOrLoad(new Request(key, arg, load)) as Effect.Effect<A, E | CacheError, R>
 
-  const readOnly = reader.reading("cachekit.read", (
-    _request: { readonly key: string },
-    _full,
-    entry,
-    isTraced
-  ): Effect.Effect<Option.Option<A>> => {
+  const readEntry = (
+    request: { readonly key: string },
+    full: string,
+    found: Entry<A> | undefined,
+    isTraced: boolean
+  ): Effect.Effect<Option.Option<A>, CacheError> => {
+    let entry = found
+    if (entry !== undefined && entry.tags.length > 0) {
+      const checked = tagChecks.check(entry, now())
+      if (checked === UNKNOWN) return checkedThen(entry, (e) => readEntry(request, full, e, isTraced))
+      entry = checked
+    }
     if (entry !== undefined) {
       const found = freshness(entry, now(), staleWindow)
       if (found !== EXPIRED) {
@@ -226,13 +269,14 @@ export const make = <A, I>(
     counters.misses(1)
     const miss = Effect.as(reader.flushDrops, Option.none<A>())
     return isTraced ? Effect.zipRight(annotateOutcome("miss"), miss) : miss
-  })
+  }
+  const readOnly = reader.reading("cachekit.read", readEntry)
 
   // -----------------------------------------------------------------------------------------------
   // writes
 
-  const write = (key: string, value: A): Effect.Effect<void, CacheError> =>
-    Effect.zipRight(order.supersede(fullKey(key)), writer.write(key, value)).pipe(
+  const write = (key: string, value: A, tags?: ReadonlyArray<string>): Effect.Effect<void, CacheError> =>
+    Effect.zipRight(order.supersede(fullKey(key)), writer.write(key, value, tags)).pipe(
       traced("cachekit.set", spanAttributes)
     )
 
@@ -244,6 +288,26 @@ export const make = <A, I>(
         Effect.catchAll(store.delete(full), (error) => onStoreFailure("delete", error, false))
       )
     }).pipe(traced("cachekit.invalidate", spanAttributes))
+
+  const expire = (key: string): Effect.Effect<boolean, CacheError> =>
+    Effect.suspend(() => {
+      const full = fullKey(key)
+      // the rewrite is a loaded write of its own: a write or invalidation of the key that comes
+      // while it reads supersedes it, so it never puts back an older value over a newer one
+      const rewrite: Superseding = { full, superseded: false }
+      return order.supersede(full).pipe(
+        Effect.zipRight(Effect.sync(() => order.register(rewrite))),
+        Effect.zipRight(Effect.catchAll(store.get(full), (error) => onStoreFailure("expire", error, Option.none()))),
+        Effect.flatMap((stored) => {
+          const entry = stored._tag === "Some" ? reader.entryOf(key, full, stored.value) : undefined
+          const t = now()
+          if (entry === undefined || t >= entry.freshUntil) return Effect.as(reader.flushDrops, false)
+          // fresh no more from now on; kept, as it was, until its own staleUntil
+          return Effect.as(order.writeLoaded([{ load: rewrite }], () => writer.keep(key, entry, t)), true)
+        }),
+        Effect.ensuring(Effect.sync(() => order.unregister(rewrite)))
+      )
+    }).pipe(traced("cachekit.expire", spanAttributes))
 
   const clear: Effect.Effect<number, CacheError> = Effect.zipRight(
     order.supersedePrefix(prefix),
@@ -270,6 +334,7 @@ export const make = <A, I>(
     write,
     refresh,
     invalidate,
+    expire,
     clear,
     getManyOrLoad: (keys, args, loadOne, loadMany) =>
       getManyOrLoad({
@@ -281,6 +346,7 @@ export const make = <A, I>(
         counters,
         onStoreFailure,
         reader,
+        tagChecks,
         flights,
         storeLoaded,
         loadShared,

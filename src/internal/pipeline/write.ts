@@ -15,6 +15,7 @@ import { Entry } from "./envelope.js"
 import { lifetime } from "./freshness.js"
 import type { Counters } from "./stats.js"
 import type { OnStoreFailure } from "./storeErrors.js"
+import type { TagChecks } from "./tags.js"
 
 /** @internal */
 export interface WriteOptions<A> {
@@ -26,6 +27,7 @@ export interface WriteOptions<A> {
   readonly ttl: TtlPolicy<A> | undefined
   readonly staleWindowMillis: number
   readonly tags: ((value: A, key: string) => ReadonlyArray<string>) | undefined
+  readonly tagChecks: TagChecks
   readonly counters: Counters
   readonly onStoreFailure: OnStoreFailure
 }
@@ -42,8 +44,11 @@ export interface Writer<A> {
     pairs: ReadonlyArray<readonly [key: string, value: A]>,
     loadTime: number
   ) => Effect.Effect<void, CacheError>
-  /** An explicit write: a value that does not encode fails it, store failures follow the policy. */
-  readonly write: (key: string, value: A) => Effect.Effect<void, CacheError>
+  /**
+   * An explicit write, with tags of its own besides the namespace's: a value that does not encode
+   * fails it, store failures follow the policy.
+   */
+  readonly write: (key: string, value: A, tags?: ReadonlyArray<string>) => Effect.Effect<void, CacheError>
   /**
    * Writes an entry back unchanged but for its `freshUntil` (fail-safe's throttle), stored until
    * its own `staleUntil`; never fails.
@@ -56,10 +61,31 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
   const { codec, counters, namespace, now, onStoreFailure, store } = options
   const live = store.capabilities.live
 
-  const prepare = (key: string, value: A, loadTime: number): Effect.Effect<Prepared, EncodeError> =>
+  const noVersions: ReadonlyArray<string> = []
+
+  /** The tags of a value and the versions it records of them (none: no work). */
+  const tagsOf = (
+    key: string,
+    value: A,
+    extra: ReadonlyArray<string> | undefined,
+    t: number
+  ): Effect.Effect<readonly [ReadonlyArray<string>, ReadonlyArray<string>], StoreFailure> => {
+    const own = options.tags === undefined ? noVersions : options.tags(value, key)
+    const tags = extra === undefined || extra.length === 0 ? own : own.length === 0 ? extra : [...own, ...extra]
+    return tags.length === 0
+      ? Effect.succeed([tags, noVersions] as const)
+      : Effect.map(options.tagChecks.stamp(tags, t), (versions) => [tags, versions] as const)
+  }
+
+  const prepare = (
+    key: string,
+    value: A,
+    loadTime: number,
+    extraTags?: ReadonlyArray<string>
+  ): Effect.Effect<Prepared, EncodeError | StoreFailure> =>
     Effect.flatMap(
       options.ttl === undefined ? Effect.succeed(undefined) : options.ttl.compute(value, key),
-      (ttl): Effect.Effect<Prepared, EncodeError> => {
+      (ttl): Effect.Effect<Prepared, EncodeError | StoreFailure> => {
         const full = options.fullKey(key)
         if (ttl !== undefined && ttl <= 0) return Effect.succeed({ full, stored: undefined, ttl: 0 as const })
         const encoded = codec.encode(value)
@@ -73,20 +99,22 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
           return Effect.fail(new EncodeError({ namespace, key, detail }))
         }
         const t = now()
-        const { freshUntil, staleUntil } = lifetime(t, ttl, options.staleWindowMillis)
-        const tags = options.tags === undefined ? [] : options.tags(value, key)
-        const entry = new Entry(
-          kept.right,
-          t,
-          freshUntil,
-          staleUntil,
-          loadTime,
-          tags,
-          codec.fingerprint,
-          encoded.right.length
-        )
-        const stored = live ? entry : codec.toBytes(entry, encoded.right)
-        return Effect.succeed({ full, stored, ttl: staleUntil === Infinity ? undefined : staleUntil - t })
+        return Effect.map(tagsOf(key, value, extraTags, t), ([tags, versions]): Prepared => {
+          const { freshUntil, staleUntil } = lifetime(t, ttl, options.staleWindowMillis)
+          const entry = new Entry(
+            kept.right,
+            t,
+            freshUntil,
+            staleUntil,
+            loadTime,
+            tags,
+            versions,
+            codec.fingerprint,
+            encoded.right.length
+          )
+          const stored = live ? entry : codec.toBytes(entry, encoded.right)
+          return { full, stored, ttl: staleUntil === Infinity ? undefined : staleUntil - t }
+        })
       }
     )
 
@@ -113,13 +141,16 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
     Effect.forEach(pairs, ([key, value]) =>
       Effect.catchAll(
         prepare(key, value, loadTime),
-        (error) =>
-          Effect.as(
-            Effect.logWarning("a loaded value could not be encoded; it is returned but not cached").pipe(
-              Effect.annotateLogs({ namespace, key, error: error.detail })
-            ),
-            undefined
-          )
+        (error): Effect.Effect<undefined, CacheError> =>
+          error._tag === "EncodeError"
+            ? Effect.as(
+              Effect.logWarning("a loaded value could not be encoded; it is returned but not cached").pipe(
+                Effect.annotateLogs({ namespace, key, error: error.detail })
+              ),
+              undefined
+            )
+            // its tags' versions could not be read: it is not cached
+            : onStoreFailure("write", error, undefined)
       )).pipe(
         Effect.flatMap((prepared) => {
           const ready = prepared.filter((p): p is Prepared => p !== undefined)
@@ -129,16 +160,12 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
         })
       )
 
-  const write = (key: string, value: A): Effect.Effect<void, CacheError> =>
-    Effect.flatMap(
-      prepare(key, value, 0),
-      (prepared) =>
-        Effect.catchAll(
-          persist([prepared]),
-          (error): Effect.Effect<void, CacheError> =>
-            // a key or value the store refuses is the caller's to hear of; an unreachable store is not
-            error._tag === "StoreError" ? onStoreFailure("write", error, undefined) : Effect.fail(error)
-        )
+  const write = (key: string, value: A, tags?: ReadonlyArray<string>): Effect.Effect<void, CacheError> =>
+    Effect.flatMap(prepare(key, value, 0, tags), (prepared) => persist([prepared])).pipe(
+      Effect.catchAll((error): Effect.Effect<void, CacheError> =>
+        // a key or value the store refuses is the caller's to hear of; an unreachable store is not
+        error._tag === "StoreError" ? onStoreFailure("write", error, undefined) : Effect.fail(error)
+      )
     )
 
   const keep = (key: string, entry: Entry<A>, freshUntil: number): Effect.Effect<void, CacheError> =>
@@ -152,6 +179,7 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
         entry.staleUntil,
         entry.loadTime,
         entry.tags,
+        entry.versions,
         entry.fingerprint,
         entry[SizeHint]
       )
