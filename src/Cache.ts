@@ -80,6 +80,12 @@ export interface Options<A, I = unknown> {
    * invalidation made in this process is seen at once.
    */
   readonly versionWindow?: Duration.DurationInput | undefined
+  /**
+   * A version of the namespace is part of every key, so `Invalidation.bumpVersion(namespace)`
+   * makes every entry of the namespace a miss with one write to the store, on every store. The
+   * version is read once per `versionWindow`; entries of an old version are left to their TTL.
+   */
+  readonly versioned?: boolean | undefined
 }
 
 /**

@@ -1,5 +1,5 @@
 /**
- * Invalidation beyond one key: by tag, over the `CacheStore` in context.
+ * Invalidation beyond one key, over the `CacheStore` in context: by tag and by namespace version.
  *
  * Tags work by versions, not by sets of members: each entry records, when it is written, the
  * current version (a random token) of each of its tags, and a read compares them with the
@@ -61,3 +61,36 @@ export const invalidateTag = (tags: string | Iterable<string>): Effect.Effect<vo
  */
 export const expireTag = (tags: string | Iterable<string>): Effect.Effect<void, CacheError, CacheStore> =>
   Effect.flatMap(CacheStore, (store) => internal.tags(store, internal.tagList(tags), false))
+
+/**
+ * Gives a namespace a new version, over the store in context: every entry of the caches made
+ * with `versioned: true` on that namespace is a miss from then on — one write to the store,
+ * however many entries, on every store. The version is part of every key of such a cache, so the
+ * old entries are never read again and leave with their TTL (or the store's eviction). A lost
+ * version reads as a fresh one: it can only make entries miss. This process sees the bump at
+ * once, others within their `versionWindow`.
+ *
+ * @since 0.1.0
+ * @category invalidation
+ * @example
+ * ```ts
+ * import { Invalidation, MemoryStore, ReadThrough } from "effect-cachekit"
+ * import { Effect, Schema } from "effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   const prices = yield* ReadThrough.make({
+ *     namespace: "price",
+ *     value: Schema.Number,
+ *     lookup: (sku: string) => Effect.succeed(9.99),
+ *     ttl: "1 hour",
+ *     versioned: true
+ *   })
+ *   yield* prices.get("sku-1")
+ *   yield* Invalidation.bumpVersion("price") // every price loads again
+ * })
+ *
+ * Effect.runPromise(program.pipe(Effect.scoped, Effect.provide(MemoryStore.layer())))
+ * ```
+ */
+export const bumpVersion = (namespace: string): Effect.Effect<void, CacheError, CacheStore> =>
+  Effect.flatMap(CacheStore, (store) => internal.bumpVersion(store, namespace))

@@ -46,6 +46,11 @@ export interface ReadThrough<in K, A, E = never> {
   /** `Invalidation.expireTag` over this cache's store: every entry of the tags, in every namespace, is stale. */
   readonly expireTag: (tags: string | Iterable<string>) => Effect.Effect<void, CacheError>
   /**
+   * `Invalidation.bumpVersion` of this cache's namespace: with `versioned: true`, every entry of
+   * the namespace misses from then on.
+   */
+  readonly bumpVersion: Effect.Effect<void, CacheError>
+  /**
    * Removes every entry of this namespace and nothing else; how many there were. Needs a store
    * that can list keys (memory, Redis); on Memcached it fails with `UnsupportedCapability`.
    */
@@ -141,6 +146,7 @@ export const make = <K, A, I, E, R>(
       expire: (key) => pipeline.expire(keyOf(key)),
       invalidateTag: (tags) => invalidation.tags(pipeline.store, invalidation.tagList(tags), true),
       expireTag: (tags) => invalidation.tags(pipeline.store, invalidation.tagList(tags), false),
+      bumpVersion: invalidation.bumpVersion(pipeline.store, pipeline.namespace),
       clear: pipeline.clear,
       stats: pipeline.stats
     }

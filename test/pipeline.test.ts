@@ -545,6 +545,122 @@ for (const path of readPaths) {
           )
         }
 
+        scenario(
+          "bumpVersion makes every entry of a versioned namespace a miss, and no other namespace's",
+          () =>
+            Effect.gen(function*() {
+              const { lookup } = yield* versioned
+              const items = yield* strategy.make({
+                namespace: "item",
+                value: Item,
+                lookup,
+                ttl: "1 hour",
+                versioned: true
+              })
+              const others = yield* strategy.make({
+                namespace: "other",
+                value: Item,
+                lookup,
+                ttl: "1 hour",
+                versioned: true
+              })
+              yield* items.get("a")
+              yield* items.get("b")
+              yield* others.get("a")
+              yield* settle
+              yield* Invalidation.bumpVersion("item")
+              expect((yield* items.get("a")).n).toBe(4)
+              expect((yield* items.get("b")).n).toBe(5)
+              expect((yield* others.get("a")).n).toBe(3)
+              yield* settle
+              expect((yield* items.get("a")).n).toBe(4)
+              if (strategy.name === "ReadThrough") {
+                yield* Invalidation.bumpVersion("item")
+                const found = yield* items.getMany!(["a", "b"])
+                expect(found.map((o) => Option.getOrThrow(o).n)).toEqual([6, 7])
+              }
+            })
+        )
+
+        scenario(
+          "deleting or evicting a namespace's version after a bump brings back 0 entries",
+          (store) =>
+            Effect.gen(function*() {
+              const { calls, lookup } = yield* versioned
+              const cache = yield* strategy.make({
+                namespace: "item",
+                value: Item,
+                lookup,
+                ttl: "1 hour",
+                versioned: true
+              })
+              const keys = Array.from({ length: 100 }, (_, i) => `k${i}`)
+              for (const key of keys) yield* cache.get(key)
+              yield* settle
+              yield* Invalidation.bumpVersion("item")
+              // the new version is lost, and this process's copy of it is past its window
+              yield* store.delete(":nv:item")
+              yield* TestClock.adjust("2 seconds")
+              let revived = 0
+              for (const key of keys) {
+                if ((yield* cache.get(key)).n <= 100) revived++
+              }
+              expect(revived).toBe(0)
+              expect(yield* Ref.get(calls)).toBe(200)
+            })
+        )
+
+        scenario(
+          "a bump by another process is seen within versionWindow, and not later",
+          (store) =>
+            Effect.gen(function*() {
+              const { calls, lookup } = yield* versioned
+              const cache = yield* strategy.make({
+                namespace: "item",
+                value: Item,
+                lookup,
+                ttl: "1 hour",
+                versioned: true,
+                versionWindow: "5 seconds"
+              })
+              yield* cache.get("a")
+              yield* settle
+              yield* store.set(":nv:item", new TextEncoder().encode("another-process"))
+              yield* TestClock.adjust("4 seconds")
+              expect((yield* cache.get("a")).n).toBe(1)
+              yield* TestClock.adjust("1 second")
+              expect((yield* cache.get("a")).n).toBe(2)
+              expect(yield* Ref.get(calls)).toBe(2)
+            })
+        )
+
+        if (strategy.name !== "Cache.cached") {
+          scenario(
+            "clear of a versioned namespace removes its entries of every version, and nothing else",
+            (store) =>
+              Effect.gen(function*() {
+                const { lookup } = yield* versioned
+                const cache = yield* strategy.make({
+                  namespace: "item",
+                  value: Item,
+                  lookup,
+                  ttl: "1 hour",
+                  versioned: true
+                })
+                const plain = yield* strategy.make({ namespace: "item", value: Item, lookup, ttl: "1 hour" })
+                yield* cache.get("a")
+                yield* settle
+                yield* Invalidation.bumpVersion("item")
+                yield* cache.get("a")
+                yield* plain.get("a")
+                yield* settle
+                expect(yield* cache.clear!).toBe(2)
+                // the unversioned handle of the same name keeps its entry: its keys are apart
+                expect((yield* store.keys("item:*")).length).toBe(1)
+              })
+          )
+        }
+
         // 10,000 keys in process; 1,000 over the real Redis, where each key costs round trips
         const massExpiry = path.name.includes("redis") ? 1_000 : 10_000
         scenario(

@@ -8,8 +8,9 @@ import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import type { StoreFailure } from "../CacheError.js"
 import type * as CacheStore from "../CacheStore.js"
+import { versionedBase } from "./pipeline/key.js"
 import { keyOrderOf } from "./pipeline/keyOrder.js"
-import { hardTagKey, softTagKey, versionsOf } from "./versions.js"
+import { hardTagKey, namespaceKey, softTagKey, versionsOf } from "./versions.js"
 
 /**
  * Gives tags new versions: their entries, in every namespace over the store, become misses
@@ -26,6 +27,17 @@ export const tags = (
     keyOrderOf(store).supersedePrefix(""),
     Effect.flatMap(Clock.currentTimeMillis, (now) =>
       versionsOf(store).bump(tags.map(hard ? hardTagKey : softTagKey), now))
+  )
+
+/**
+ * Gives a namespace a new version: every entry of its versioned handles is a miss from then on,
+ * for one write. Loads under way in this process for the namespace do not store their values.
+ * @internal
+ */
+export const bumpVersion = (store: CacheStore.Service, namespace: string): Effect.Effect<void, StoreFailure> =>
+  Effect.zipRight(
+    keyOrderOf(store).supersedePrefix(versionedBase(namespace)),
+    Effect.flatMap(Clock.currentTimeMillis, (now) => versionsOf(store).bump([namespaceKey(namespace)], now))
   )
 
 /** Tags given as one or many. @internal */

@@ -112,7 +112,8 @@ export const resolve = <A, I>(component: string, options: Cache.Options<A, I>): 
     tags: options.tags,
     versionWindowMillis: options.versionWindow === undefined
       ? DEFAULT_VERSION_WINDOW_MILLIS
-      : Duration.toMillis(duration(component, "versionWindow", options.versionWindow))
+      : Duration.toMillis(duration(component, "versionWindow", options.versionWindow)),
+    versioned: options.versioned === true
   }
 }
 
@@ -140,7 +141,7 @@ const sameOptions = <A, I>(a: Pipeline.PipelineOptions<A, I>, b: Pipeline.Pipeli
   a.failSafe?.throttleMillis === b.failSafe?.throttleMillis && a.onStoreError === b.onStoreError &&
   a.loadTimeoutMillis === b.loadTimeoutMillis && a.softTimeoutMillis === b.softTimeoutMillis &&
   a.earlyRecomputeBeta === b.earlyRecomputeBeta && a.tags === b.tags &&
-  a.versionWindowMillis === b.versionWindowMillis
+  a.versionWindowMillis === b.versionWindowMillis && a.versioned === b.versioned
 
 const forkers = new WeakMap<CacheStoreNs.Service, Pipeline.Forker>()
 

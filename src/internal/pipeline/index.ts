@@ -12,7 +12,7 @@ import type * as CacheMetrics from "../../CacheMetrics.js"
 import type * as CacheStore from "../../CacheStore.js"
 import { escapeGlob } from "../store.js"
 import type { TtlPolicy } from "../ttl.js"
-import { versionsOf } from "../versions.js"
+import { freshToken, namespaceKey, versionsOf } from "../versions.js"
 import { getManyOrLoad } from "./batch.js"
 import type { BatchLoader } from "./batch.js"
 import type { Entry } from "./envelope.js"
@@ -20,12 +20,12 @@ import { makeCodec } from "./envelope.js"
 import { makeFlights } from "./flight.js"
 import type { Forker } from "./fork.js"
 import { drawEarly, EXPIRED, FRESH, freshness, mayRecomputeEarly, STALE } from "./freshness.js"
-import { namespacePrefix } from "./key.js"
+import { namespacePrefix, versionedBase, versionedPrefix } from "./key.js"
 import { keyOrderOf } from "./keyOrder.js"
 import type { Superseding } from "./keyOrder.js"
 import { makeRunLoad } from "./load.js"
 import { makeReader, Request } from "./read.js"
-import type { Loader } from "./read.js"
+import type { Loader, Reader } from "./read.js"
 import { makeSingleLoads } from "./single.js"
 import { makeCounters } from "./stats.js"
 import { makeOnStoreFailure } from "./storeErrors.js"
@@ -59,8 +59,10 @@ export interface PipelineOptions<A, I> {
   readonly onStoreError: StoreErrorMode
   readonly loadTimeoutMillis: number | undefined
   readonly tags: ((value: A, key: string) => ReadonlyArray<string>) | undefined
-  /** How long a version (of a tag) read from the store is trusted before it is read again. */
+  /** How long a version (of a tag, of the namespace) read from the store is trusted before it is read again. */
   readonly versionWindowMillis: number
+  /** A version of the namespace is part of every key: `bumpVersion` makes them all misses at once. */
+  readonly versioned: boolean
 }
 
 /** @internal */
@@ -117,19 +119,16 @@ export const make = <A, I>(
 ): Pipeline<A> => {
   const { namespace } = options
   const codec = makeCodec(options.schema, options.schemaVersion)
-  const prefix = namespacePrefix(namespace)
-  const fullKey = (key: string) => prefix + key
   const now = () => clock.unsafeCurrentTimeMillis()
   const spanAttributes = { "cache.namespace": namespace, "cache.store": store.name }
   const counters = makeCounters(namespace, store.name)
   const onStoreFailure = makeOnStoreFailure(options.onStoreError, namespace, store.name, counters)
-  const tagChecks = makeTagChecks(versionsOf(store), options.versionWindowMillis)
-  const reader = makeReader({ namespace, store, codec, prefix, counters, onStoreFailure, spanAttributes })
+  const versions = versionsOf(store)
+  const tagChecks = makeTagChecks(versions, options.versionWindowMillis)
   const writer = makeWriter({
     namespace,
     store,
     codec,
-    fullKey,
     now,
     ttl: options.ttl,
     // fail-safe keeps entries in the store past the stale window, for as long as it may serve them
@@ -154,7 +153,10 @@ export const make = <A, I>(
     loaded: ReadonlyArray<{ readonly load: Superseding; readonly key: string; readonly value: A }>,
     elapsed: number
   ): Effect.Effect<void, CacheError> =>
-    order.writeLoaded(loaded, (current) => writer.writeLoaded(current.map((l) => [l.key, l.value] as const), elapsed))
+    order.writeLoaded(
+      loaded,
+      (current) => writer.writeLoaded(current.map((l) => ({ key: l.key, full: l.load.full, value: l.value })), elapsed)
+    )
   const staleWindow = options.staleWhileRevalidateMillis
   const failSafe = options.failSafe
   const softTimeout = options.softTimeoutMillis
@@ -236,13 +238,12 @@ export const make = <A, I>(
       if (failSafe !== undefined && t < entry.staleUntil) fallback = entry
     }
     counters.misses(1)
-    const miss = Effect.zipRight(reader.flushDrops, loadShared(request.key, full, request.arg, request.load, fallback))
+    const miss = Effect.zipRight(
+      gen.reader.flushDrops,
+      loadShared(request.key, full, request.arg, request.load, fallback)
+    )
     return isTraced ? Effect.zipRight(annotateOutcome("miss"), miss) : miss
   }
-  const readOrLoad = reader.reading("cachekit.get", decide)
-
-  const getOrLoad = <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>): Effect.Effect<A, E | CacheError, R> =>
-    readOrLoad(new Request(key, arg, load)) as Effect.Effect<A, E | CacheError, R>
 
   const readEntry = (
     request: { readonly key: string },
@@ -267,22 +268,93 @@ export const make = <A, I>(
       }
     }
     counters.misses(1)
-    const miss = Effect.as(reader.flushDrops, Option.none<A>())
+    const miss = Effect.as(gen.reader.flushDrops, Option.none<A>())
     return isTraced ? Effect.zipRight(annotateOutcome("miss"), miss) : miss
   }
-  const readOnly = reader.reading("cachekit.read", readEntry)
+
+  // -----------------------------------------------------------------------------------------------
+  // the namespace's version
+
+  /**
+   * The keys of the namespace at one version, and the reads over them. An unversioned namespace
+   * has one generation for ever; a versioned one a new generation whenever its version changes.
+   */
+  interface Generation {
+    readonly token: string | undefined
+    readonly prefix: string
+    readonly reader: Reader<A>
+    readonly readOrLoad: <X, E, R>(request: Request<X, A, E, R>) => Effect.Effect<A, E | CacheError, R>
+    readonly readOnly: (request: { readonly key: string }) => Effect.Effect<Option.Option<A>, CacheError>
+  }
+  const generation = (token: string | undefined): Generation => {
+    const prefix = token === undefined ? namespacePrefix(namespace) : versionedPrefix(namespace, token)
+    const reader = makeReader({ namespace, store, codec, prefix, counters, onStoreFailure, spanAttributes })
+    return {
+      token,
+      prefix,
+      reader,
+      // one function for every loader type: `decide` passes the request's own types through
+      readOrLoad: reader.reading("cachekit.get", decide) as Generation["readOrLoad"],
+      readOnly: reader.reading("cachekit.read", readEntry)
+    }
+  }
+  const versioned = options.versioned
+  let gen = generation(undefined)
+  const versionKey = namespaceKey(namespace)
+  const versionWindow = options.versionWindowMillis
+
+  /** The generation of the namespace's version known here within the window, if any. */
+  const knownGeneration = (): Generation | undefined => {
+    const token = versions.known(versionKey, now(), versionWindow)
+    if (token === undefined) return undefined
+    if (token !== gen.token) gen = generation(token)
+    return gen
+  }
+  /** The generation of the namespace's current version, read from the store when not known here. */
+  const currentGeneration: Effect.Effect<Generation, CacheError> = Effect.matchEffect(
+    Effect.suspend(() => versions.fetch([versionKey], now())),
+    {
+      onFailure: (error) =>
+        // the store cannot tell: keep to the last version known, or to a version of this process
+        // alone, where nothing is found
+        Effect.zipRight(
+          onStoreFailure("read", error, undefined),
+          gen.token !== undefined ? Effect.succeed(gen) : Effect.map(freshToken, (token) => (gen = generation(token)))
+        ),
+      onSuccess: ([token]) => Effect.sync(() => token === gen.token ? gen : (gen = generation(token!)))
+    }
+  )
+  /** Runs `f` with the current generation: no work for an unversioned namespace. */
+  const withGeneration = <B, E, R>(
+    f: (g: Generation) => Effect.Effect<B, E, R>
+  ): Effect.Effect<B, E | CacheError, R> => {
+    if (!versioned) return f(gen)
+    const known = knownGeneration()
+    return known !== undefined ? f(known) : Effect.flatMap(currentGeneration, f)
+  }
+
+  const getOrLoad = <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>): Effect.Effect<A, E | CacheError, R> =>
+    versioned
+      ? withGeneration((g) => g.readOrLoad(new Request(key, arg, load)))
+      : gen.readOrLoad(new Request(key, arg, load))
+
+  const read = (key: string): Effect.Effect<Option.Option<A>, CacheError> =>
+    versioned ? withGeneration((g) => g.readOnly({ key })) : gen.readOnly({ key })
 
   // -----------------------------------------------------------------------------------------------
   // writes
 
   const write = (key: string, value: A, tags?: ReadonlyArray<string>): Effect.Effect<void, CacheError> =>
-    Effect.zipRight(order.supersede(fullKey(key)), writer.write(key, value, tags)).pipe(
+    withGeneration((g) => {
+      const full = g.prefix + key
+      return Effect.zipRight(order.supersede(full), writer.write(key, full, value, tags))
+    }).pipe(
       traced("cachekit.set", spanAttributes)
     )
 
   const invalidate = (key: string): Effect.Effect<boolean, CacheError> =>
-    Effect.suspend(() => {
-      const full = fullKey(key)
+    withGeneration((g) => {
+      const full = g.prefix + key
       return Effect.zipRight(
         order.supersede(full),
         Effect.catchAll(store.delete(full), (error) => onStoreFailure("delete", error, false))
@@ -290,8 +362,8 @@ export const make = <A, I>(
     }).pipe(traced("cachekit.invalidate", spanAttributes))
 
   const expire = (key: string): Effect.Effect<boolean, CacheError> =>
-    Effect.suspend(() => {
-      const full = fullKey(key)
+    withGeneration((g) => {
+      const full = g.prefix + key
       // the rewrite is a loaded write of its own: a write or invalidation of the key that comes
       // while it reads supersedes it, so it never puts back an older value over a newer one
       const rewrite: Superseding = { full, superseded: false }
@@ -299,20 +371,22 @@ export const make = <A, I>(
         Effect.zipRight(Effect.sync(() => order.register(rewrite))),
         Effect.zipRight(Effect.catchAll(store.get(full), (error) => onStoreFailure("expire", error, Option.none()))),
         Effect.flatMap((stored) => {
-          const entry = stored._tag === "Some" ? reader.entryOf(key, full, stored.value) : undefined
+          const entry = stored._tag === "Some" ? g.reader.entryOf(key, full, stored.value) : undefined
           const t = now()
-          if (entry === undefined || t >= entry.freshUntil) return Effect.as(reader.flushDrops, false)
+          if (entry === undefined || t >= entry.freshUntil) return Effect.as(g.reader.flushDrops, false)
           // fresh no more from now on; kept, as it was, until its own staleUntil
-          return Effect.as(order.writeLoaded([{ load: rewrite }], () => writer.keep(key, entry, t)), true)
+          return Effect.as(order.writeLoaded([{ load: rewrite }], () => writer.keep(full, entry, t)), true)
         }),
         Effect.ensuring(Effect.sync(() => order.unregister(rewrite)))
       )
     }).pipe(traced("cachekit.expire", spanAttributes))
 
+  // a versioned namespace's entries of every version
+  const clearPrefix = versioned ? versionedBase(namespace) : namespacePrefix(namespace)
   const clear: Effect.Effect<number, CacheError> = Effect.zipRight(
-    order.supersedePrefix(prefix),
+    order.supersedePrefix(clearPrefix),
     Effect.flatMap(
-      store.keys(escapeGlob(prefix) + "*"),
+      store.keys(escapeGlob(clearPrefix) + "*"),
       (keys) => keys.length === 0 ? Effect.succeed(0) : store.deleteMany(keys)
     ).pipe(
       Effect.catchAll((error): Effect.Effect<number, CacheError> =>
@@ -323,45 +397,47 @@ export const make = <A, I>(
   ).pipe(traced("cachekit.clear", spanAttributes))
 
   const refresh = <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>): Effect.Effect<A, E | CacheError, R> =>
-    loadShared(key, fullKey(key), arg, load).pipe(traced("cachekit.refresh", spanAttributes))
+    withGeneration((g) => loadShared(key, g.prefix + key, arg, load)).pipe(traced("cachekit.refresh", spanAttributes))
 
   return {
     namespace,
     store,
-    fullKey,
+    fullKey: (key) => gen.prefix + key,
     getOrLoad,
-    read: (key) => readOnly({ key }),
+    read,
     write,
     refresh,
     invalidate,
     expire,
     clear,
     getManyOrLoad: (keys, args, loadOne, loadMany) =>
-      getManyOrLoad({
-        namespace,
-        store,
-        fullKey,
-        now,
-        staleWindow,
-        counters,
-        onStoreFailure,
-        reader,
-        tagChecks,
-        flights,
-        storeLoaded,
-        loadShared,
-        runLoad,
-        startOrJoin,
-        revalidate,
-        failSafe: failSafe !== undefined,
-        rescue: rescued,
-        waitSoftly: softTimeout === undefined ? undefined : waitSoftly
-      }, {
-        keys,
-        args,
-        loadOne,
-        loadMany
-      }).pipe(traced("cachekit.getMany", { ...spanAttributes, "cache.keys": keys.length })),
+      withGeneration((g) =>
+        getManyOrLoad({
+          namespace,
+          store,
+          fullKey: (key) => g.prefix + key,
+          now,
+          staleWindow,
+          counters,
+          onStoreFailure,
+          reader: g.reader,
+          tagChecks,
+          flights,
+          storeLoaded,
+          loadShared,
+          runLoad,
+          startOrJoin,
+          revalidate,
+          failSafe: failSafe !== undefined,
+          rescue: rescued,
+          waitSoftly: softTimeout === undefined ? undefined : waitSoftly
+        }, {
+          keys,
+          args,
+          loadOne,
+          loadMany
+        })
+      ).pipe(traced("cachekit.getMany", { ...spanAttributes, "cache.keys": keys.length })),
     stats: counters.stats
   }
 }

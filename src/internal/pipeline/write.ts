@@ -22,7 +22,6 @@ export interface WriteOptions<A> {
   readonly namespace: string
   readonly store: CacheStore.Service
   readonly codec: Codec<A>
-  readonly fullKey: (key: string) => string
   readonly now: () => number
   readonly ttl: TtlPolicy<A> | undefined
   readonly staleWindowMillis: number
@@ -39,21 +38,26 @@ type Prepared =
 
 /** @internal */
 export interface Writer<A> {
-  /** Stores loaded values; never fails the callers waiting for them. */
+  /** Stores loaded values under the store keys their loads read; never fails the callers waiting for them. */
   readonly writeLoaded: (
-    pairs: ReadonlyArray<readonly [key: string, value: A]>,
+    loaded: ReadonlyArray<{ readonly key: string; readonly full: string; readonly value: A }>,
     loadTime: number
   ) => Effect.Effect<void, CacheError>
   /**
    * An explicit write, with tags of its own besides the namespace's: a value that does not encode
    * fails it, store failures follow the policy.
    */
-  readonly write: (key: string, value: A, tags?: ReadonlyArray<string>) => Effect.Effect<void, CacheError>
+  readonly write: (
+    key: string,
+    full: string,
+    value: A,
+    tags?: ReadonlyArray<string>
+  ) => Effect.Effect<void, CacheError>
   /**
    * Writes an entry back unchanged but for its `freshUntil` (fail-safe's throttle), stored until
    * its own `staleUntil`; never fails.
    */
-  readonly keep: (key: string, entry: Entry<A>, freshUntil: number) => Effect.Effect<void, CacheError>
+  readonly keep: (full: string, entry: Entry<A>, freshUntil: number) => Effect.Effect<void, CacheError>
 }
 
 /** @internal */
@@ -79,6 +83,7 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
 
   const prepare = (
     key: string,
+    full: string,
     value: A,
     loadTime: number,
     extraTags?: ReadonlyArray<string>
@@ -86,7 +91,6 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
     Effect.flatMap(
       options.ttl === undefined ? Effect.succeed(undefined) : options.ttl.compute(value, key),
       (ttl): Effect.Effect<Prepared, EncodeError | StoreFailure> => {
-        const full = options.fullKey(key)
         if (ttl !== undefined && ttl <= 0) return Effect.succeed({ full, stored: undefined, ttl: 0 as const })
         const encoded = codec.encode(value)
         // a live store keeps what a byte store would give back, not the caller's object
@@ -135,12 +139,12 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
   }
 
   const writeLoaded = (
-    pairs: ReadonlyArray<readonly [key: string, value: A]>,
+    loaded: ReadonlyArray<{ readonly key: string; readonly full: string; readonly value: A }>,
     loadTime: number
   ): Effect.Effect<void, CacheError> =>
-    Effect.forEach(pairs, ([key, value]) =>
+    Effect.forEach(loaded, ({ full, key, value }) =>
       Effect.catchAll(
-        prepare(key, value, loadTime),
+        prepare(key, full, value, loadTime),
         (error): Effect.Effect<undefined, CacheError> =>
           error._tag === "EncodeError"
             ? Effect.as(
@@ -160,15 +164,15 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
         })
       )
 
-  const write = (key: string, value: A, tags?: ReadonlyArray<string>): Effect.Effect<void, CacheError> =>
-    Effect.flatMap(prepare(key, value, 0, tags), (prepared) => persist([prepared])).pipe(
+  const write = (key: string, full: string, value: A, tags?: ReadonlyArray<string>): Effect.Effect<void, CacheError> =>
+    Effect.flatMap(prepare(key, full, value, 0, tags), (prepared) => persist([prepared])).pipe(
       Effect.catchAll((error): Effect.Effect<void, CacheError> =>
         // a key or value the store refuses is the caller's to hear of; an unreachable store is not
         error._tag === "StoreError" ? onStoreFailure("write", error, undefined) : Effect.fail(error)
       )
     )
 
-  const keep = (key: string, entry: Entry<A>, freshUntil: number): Effect.Effect<void, CacheError> =>
+  const keep = (full: string, entry: Entry<A>, freshUntil: number): Effect.Effect<void, CacheError> =>
     Effect.suspend(() => {
       const ttl = entry.staleUntil - now()
       if (!(ttl > 0)) return Effect.void
@@ -190,7 +194,7 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
         stored = codec.toBytes(kept, encoded.right)
       }
       return Effect.catchAll(
-        store.set(options.fullKey(key), stored, ttl === Infinity ? undefined : Math.max(1, Math.ceil(ttl))),
+        store.set(full, stored, ttl === Infinity ? undefined : Math.max(1, Math.ceil(ttl))),
         (error) => onStoreFailure("write", error, undefined)
       )
     })
