@@ -1,5 +1,6 @@
 /**
- * Invalidation beyond one key, over the `CacheStore` in context: by tag and by namespace version.
+ * Invalidation beyond one key, over the `CacheStore` in context: by tag and by namespace version;
+ * and the escaping of user input for the handles' `invalidatePattern`.
  *
  * Tags work by versions, not by sets of members: each entry records, when it is written, the
  * current version (a random token) of each of its tags, and a read compares them with the
@@ -18,6 +19,7 @@ import * as Effect from "effect/Effect"
 import type { CacheError } from "./CacheError.js"
 import { CacheStore } from "./CacheStore.js"
 import * as internal from "./internal/invalidation.js"
+import { escapeGlob } from "./internal/store.js"
 
 /**
  * Makes every entry of the tags a miss, in every namespace over the store in context: one write
@@ -94,3 +96,20 @@ export const expireTag = (tags: string | Iterable<string>): Effect.Effect<void, 
  */
 export const bumpVersion = (namespace: string): Effect.Effect<void, CacheError, CacheStore> =>
   Effect.flatMap(CacheStore, (store) => internal.bumpVersion(store, namespace))
+
+/**
+ * Escapes text for a glob pattern (`invalidatePattern`, `CacheStore.keys`): `*`, `?`, `[`, `]` and
+ * `\` are preceded by `\`, so the text matches only itself. Use it for every part of a pattern
+ * that comes from outside.
+ *
+ * @since 0.1.0
+ * @category utils
+ * @example
+ * ```ts
+ * import { Invalidation } from "effect-cachekit"
+ *
+ * const userId = "a*b" // from a request
+ * const pattern = `user:${Invalidation.escapePattern(userId)}:*` // "user:a\\*b:*"
+ * ```
+ */
+export const escapePattern = (text: string): string => escapeGlob(text)

@@ -51,6 +51,14 @@ export interface ReadThrough<in K, A, E = never> {
    */
   readonly bumpVersion: Effect.Effect<void, CacheError>
   /**
+   * Removes this cache's entries whose keys match a glob pattern (`*`, `?`, `[…]`, `\` escapes),
+   * and nothing of another namespace; how many there were. Put user input through
+   * `Invalidation.escapePattern` so that it matches literally. Needs a store that can scan keys
+   * (memory, Redis: SCAN on every master, never KEYS); on Memcached it fails with
+   * `UnsupportedCapability`.
+   */
+  readonly invalidatePattern: (pattern: string) => Effect.Effect<number, CacheError>
+  /**
    * Removes every entry of this namespace and nothing else; how many there were. Needs a store
    * that can list keys (memory, Redis); on Memcached it fails with `UnsupportedCapability`.
    */
@@ -147,6 +155,7 @@ export const make = <K, A, I, E, R>(
       invalidateTag: (tags) => invalidation.tags(pipeline.store, invalidation.tagList(tags), true),
       expireTag: (tags) => invalidation.tags(pipeline.store, invalidation.tagList(tags), false),
       bumpVersion: invalidation.bumpVersion(pipeline.store, pipeline.namespace),
+      invalidatePattern: pipeline.invalidatePattern,
       clear: pipeline.clear,
       stats: pipeline.stats
     }

@@ -65,6 +65,7 @@ interface Handle<K, A, E> {
   readonly get: (key: K) => Effect.Effect<A, E | CacheError.CacheError>
   readonly invalidate?: (key: K) => Effect.Effect<boolean, CacheError.CacheError>
   readonly expire?: (key: K) => Effect.Effect<boolean, CacheError.CacheError>
+  readonly invalidatePattern?: (pattern: string) => Effect.Effect<number, CacheError.CacheError>
   readonly refresh?: (key: K) => Effect.Effect<A, E | CacheError.CacheError>
   readonly clear?: Effect.Effect<number, CacheError.CacheError>
   readonly getMany?: (keys: ReadonlyArray<K>) => Effect.Effect<Array<Option.Option<A>>, E | CacheError.CacheError>
@@ -92,6 +93,7 @@ const strategies: ReadonlyArray<Strategy> = [
         get: (key: string) => aside.getOrLoad(key, options.lookup(key)),
         invalidate: aside.invalidate,
         expire: aside.expire,
+        invalidatePattern: aside.invalidatePattern,
         clear: aside.clear,
         stats: aside.stats
       }))
@@ -657,6 +659,73 @@ for (const path of readPaths) {
                 expect(yield* cache.clear!).toBe(2)
                 // the unversioned handle of the same name keeps its entry: its keys are apart
                 expect((yield* store.keys("item:*")).length).toBe(1)
+              })
+          )
+        }
+
+        if (strategy.name !== "Cache.cached") {
+          scenario(
+            "invalidatePattern removes the matching entries of its namespace, and never another's",
+            (store) =>
+              Effect.gen(function*() {
+                const { lookup } = yield* versioned
+                const make = (namespace: string) => strategy.make({ namespace, value: Item, lookup, ttl: "1 hour" })
+                const items = yield* make("item")
+                const near = [yield* make("item:user"), yield* make("ite"), yield* make("items"), yield* make("*")]
+                for (const key of ["user:1", "user:2", "team:1"]) yield* items.get(key)
+                for (const cache of near) yield* cache.get("user:1")
+                yield* settle
+                expect(yield* items.invalidatePattern!("user:*")).toBe(2)
+                expect(yield* items.invalidatePattern!("*")).toBe(1)
+                // "*" of the namespace "*" is its own entries only
+                expect(yield* near[3]!.invalidatePattern!("*")).toBe(1)
+                expect((yield* store.keys("*")).filter((k) => !k.startsWith(":")).sort()).toEqual([
+                  "ite:user:1",
+                  "item\\:user:user:1",
+                  "items:user:1"
+                ])
+              })
+          )
+
+          scenario(
+            "invalidatePattern: *, ?, [, ] and \\ in escaped input match only literally",
+            () =>
+              Effect.gen(function*() {
+                const { lookup } = yield* versioned
+                const cache = yield* strategy.make({ namespace: "item", value: Item, lookup, ttl: "1 hour" })
+                const keys = ["a*b", "axb", "a?b", "a[b]", "ab]", "a\\b", "a\\\\b", "a*", "a"]
+                for (const special of ["a*b", "a?b", "a[b]", "a\\b", "a*"]) {
+                  for (const key of keys) yield* cache.get(key)
+                  yield* settle
+                  expect(yield* cache.invalidatePattern!(Invalidation.escapePattern(special)), special).toBe(1)
+                  // every other key is still there: a hit, no load
+                  const before = yield* cache.stats
+                  for (const key of keys.filter((k) => k !== special)) yield* cache.get(key)
+                  const after = yield* cache.stats
+                  expect(after.loads - before.loads, special).toBe(0)
+                }
+              })
+          )
+
+          scenario(
+            "invalidatePattern of a versioned namespace removes the current version's matching entries",
+            () =>
+              Effect.gen(function*() {
+                const { calls, lookup } = yield* versioned
+                const cache = yield* strategy.make({
+                  namespace: "item",
+                  value: Item,
+                  lookup,
+                  ttl: "1 hour",
+                  versioned: true
+                })
+                yield* cache.get("u1")
+                yield* cache.get("t1")
+                yield* settle
+                expect(yield* cache.invalidatePattern!("u*")).toBe(1)
+                expect((yield* cache.get("u1")).n).toBe(3)
+                expect((yield* cache.get("t1")).n).toBe(2)
+                expect(yield* Ref.get(calls)).toBe(3)
               })
           )
         }

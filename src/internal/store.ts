@@ -52,6 +52,9 @@ export const invalidTtl = (store: string, operation: string, ttl: Duration.Durat
     detail: `the TTL ${Array.isArray(ttl) ? `[${ttl.join(", ")}]` : String(ttl)} is not a duration`
   })
 
+/** Keys per `deleteMany` when a store deletes what `keys` listed. @internal */
+export const DELETE_BATCH = 1000
+
 /** @internal */
 export const escapeGlob = (s: string): string => s.replace(/[*?[\]\\]/g, "\\$&")
 

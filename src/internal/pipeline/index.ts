@@ -10,6 +10,7 @@ import type * as Schema from "effect/Schema"
 import type { CacheError } from "../../CacheError.js"
 import type * as CacheMetrics from "../../CacheMetrics.js"
 import type * as CacheStore from "../../CacheStore.js"
+import { deleteMatchingOf } from "../../CacheStore.js"
 import { escapeGlob } from "../store.js"
 import type { TtlPolicy } from "../ttl.js"
 import { freshToken, namespaceKey, versionsOf } from "../versions.js"
@@ -100,6 +101,11 @@ export interface Pipeline<A> {
    * loads under way will not store their values.
    */
   readonly clear: Effect.Effect<number, CacheError>
+  /**
+   * Removes the entries whose keys match a glob pattern (how many), on stores that can scan keys;
+   * the namespace's prefix is put before the pattern, so it never reaches another namespace.
+   */
+  readonly invalidatePattern: (pattern: string) => Effect.Effect<number, CacheError>
   /** Reads many keys in one store round trip and loads the misses, in one batch when `loadMany` is given. */
   readonly getManyOrLoad: <X, E, R>(
     keys: ReadonlyArray<string>,
@@ -396,6 +402,22 @@ export const make = <A, I>(
     )
   ).pipe(traced("cachekit.clear", spanAttributes))
 
+  const invalidatePattern = (pattern: string): Effect.Effect<number, CacheError> =>
+    withGeneration((g) =>
+      Effect.zipRight(
+        // which loads under way the pattern covers is not worth working out: none of them stores
+        order.supersedePrefix(g.prefix),
+        Effect.catchAll(
+          deleteMatchingOf(store)(escapeGlob(g.prefix) + pattern),
+          (error): Effect.Effect<number, CacheError> =>
+            // a store that cannot scan, or a pattern it refuses, says so; an unreachable one follows the policy
+            error._tag === "StoreError" && error.reason !== "command"
+              ? onStoreFailure("invalidatePattern", error, 0)
+              : Effect.fail(error)
+        )
+      )
+    ).pipe(traced("cachekit.invalidatePattern", { ...spanAttributes, "cache.pattern": pattern }))
+
   const refresh = <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>): Effect.Effect<A, E | CacheError, R> =>
     withGeneration((g) => loadShared(key, g.prefix + key, arg, load)).pipe(traced("cachekit.refresh", spanAttributes))
 
@@ -410,6 +432,7 @@ export const make = <A, I>(
     invalidate,
     expire,
     clear,
+    invalidatePattern,
     getManyOrLoad: (keys, args, loadOne, loadMany) =>
       withGeneration((g) =>
         getManyOrLoad({

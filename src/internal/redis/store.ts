@@ -374,6 +374,23 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
         ).pipe(Effect.map(() => [...found]))
       }).pipe(Effect.withSpan("RedisStore.keys", { attributes: { store: name, pattern }, captureStackTrace: false }))
 
+    /** Each page of the SCAN is unlinked as it comes: the keys are never all held at once. */
+    const deleteMatching = (pattern: string): Effect.Effect<number, StoreFailure> =>
+      Effect.suspend(() => {
+        const glob = Glob.compile(pattern)
+        if (typeof glob === "string") return Effect.fail(Glob.refused(name, pattern, glob))
+        let removed = 0
+        return guarded(
+          "deleteMatching",
+          scanAll("deleteMatching", globPrefix + pattern, (page) =>
+            Effect.map(call("deleteMatching", () => unlinkAll(page), false), (n) => {
+              removed += n
+            }))
+        ).pipe(Effect.map(() => removed))
+      }).pipe(
+        Effect.withSpan("RedisStore.deleteMatching", { attributes: { store: name, pattern }, captureStackTrace: false })
+      )
+
     const service = CacheStore.make({
       name,
       capabilities: { live: false, scan: true, clear: true, maxValueBytes },
@@ -387,6 +404,7 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
       expire,
       clear,
       keys,
+      deleteMatching,
       directRead: batcher === undefined ? undefined : { _tag: "Callback", get, read: batcher.read }
     })
     const store: RedisStore = {
