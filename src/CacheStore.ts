@@ -194,7 +194,9 @@ export const deleteMatchingOf = (store: Service): (pattern: string) => Effect.Ef
   store.deleteMatching ?? ((pattern) =>
     Effect.flatMap(store.keys(pattern), (keys) => {
       const batches: Array<ReadonlyArray<string>> = []
-      for (let i = 0; i < keys.length; i += internal.DELETE_BATCH) batches.push(keys.slice(i, i + internal.DELETE_BATCH))
+      for (let i = 0; i < keys.length; i += internal.DELETE_BATCH) {
+        batches.push(keys.slice(i, i + internal.DELETE_BATCH))
+      }
       return Effect.map(
         Effect.forEach(batches, store.deleteMany),
         (counts) => counts.reduce((a, b) => a + b, 0)

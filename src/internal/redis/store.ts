@@ -386,7 +386,9 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
             Effect.map(call("deleteMatching", () => unlinkAll(page), false), (n) => {
               removed += n
             }))
-        ).pipe(Effect.map(() => removed))
+        ).pipe(Effect.map(() =>
+          removed
+        ))
       }).pipe(
         Effect.withSpan("RedisStore.deleteMatching", { attributes: { store: name, pattern }, captureStackTrace: false })
       )
