@@ -155,3 +155,38 @@ describe("invalidateTag at scale on real Redis", () => {
     600_000
   )
 })
+
+describe("invalidatePattern on a Redis Cluster", () => {
+  it.scopedLive("scans every master (never KEYS) and unlinks what matches in this namespace only", () =>
+    Effect.gen(function*() {
+      const { ports, redis } = cluster()
+      const store = yield* Effect.provideService(RedisStore.make({ prefix: "pat" }), Redis.RedisClient, redis)
+      const make = (namespace: string) =>
+        ReadThrough.make({
+          namespace,
+          value: Item,
+          lookup: (id: string) => Effect.succeed({ id, n: 0 }),
+          ttl: "1 hour"
+        }).pipe(Effect.provideService(CacheStore, store))
+      const users = yield* make("user")
+      const others = yield* make("user:x")
+      const keys = Array.from({ length: 3000 }, (_, i) => (i % 3 === 0 ? `a:${i}` : `b:${i}`))
+      yield* users.getMany(keys)
+      yield* others.getMany(keys.slice(0, 300))
+      yield* resetStats(ports)
+      expect(yield* users.invalidatePattern("a:*")).toBe(1000)
+      const calls = yield* commandCalls(ports)
+      console.log("invalidatePattern of 1,000 of 3,000 keys on a Cluster:", Object.fromEntries(calls))
+      expect(calls.get("keys") ?? 0).toBe(0)
+      // every master was scanned
+      for (const port of ports) {
+        const info = yield* redisCli(port, "info", "commandstats")
+        expect(info).toMatch(/cmdstat_scan:calls=\d+/)
+      }
+      expect(calls.get("unlink") ?? 0).toBeGreaterThan(0)
+      // the rest of the namespace and the other namespace are untouched
+      expect((yield* store.keys("user:b:*")).length).toBe(2000)
+      expect((yield* store.keys("user\\\\:x:a:*")).length).toBe(100)
+      expect((yield* store.keys("user:a:*")).length).toBe(0)
+    }))
+})
