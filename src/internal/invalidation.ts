@@ -8,6 +8,7 @@ import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import type { StoreFailure } from "../CacheError.js"
 import type * as CacheStore from "../CacheStore.js"
+import { announce } from "./invalidationBus.js"
 import { versionedBase } from "./pipeline/key.js"
 import { keyOrderOf } from "./pipeline/keyOrder.js"
 import { hardTagKey, namespaceKey, softTagKey, versionsOf } from "./versions.js"
@@ -27,7 +28,7 @@ export const tags = (
     keyOrderOf(store).supersedePrefix(""),
     Effect.flatMap(Clock.currentTimeMillis, (now) =>
       versionsOf(store).bump(tags.map(hard ? hardTagKey : softTagKey), now))
-  )
+  ).pipe(Effect.zipRight(announce(store, { _tag: "Tags", tags, hard })))
 
 /**
  * Gives a namespace a new version: every entry of its versioned handles is a miss from then on,
@@ -38,7 +39,7 @@ export const bumpVersion = (store: CacheStore.Service, namespace: string): Effec
   Effect.zipRight(
     keyOrderOf(store).supersedePrefix(versionedBase(namespace)),
     Effect.flatMap(Clock.currentTimeMillis, (now) => versionsOf(store).bump([namespaceKey(namespace)], now))
-  )
+  ).pipe(Effect.zipRight(announce(store, { _tag: "Version", namespace })))
 
 /** Tags given as one or many. @internal */
 export const tagList = (tags: string | Iterable<string>): ReadonlyArray<string> =>

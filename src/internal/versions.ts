@@ -55,6 +55,11 @@ export interface Versions {
    * to the store (one `setMany`).
    */
   readonly bump: (keys: ReadonlyArray<string>, now: number) => Effect.Effect<void, StoreFailure>
+  /**
+   * Forgets what is known here of version keys (all of them when none are given): the next read
+   * that needs them reads them from the store. A read under way does not keep what it read.
+   */
+  readonly forget: (keys?: ReadonlyArray<string>) => void
 }
 
 const encoder = new TextEncoder()
@@ -75,7 +80,7 @@ const tokenOf = (value: CacheStore.Value): string | undefined => {
 
 const make = (store: CacheStore.Service): Versions => {
   const known = new Map<string, Known>()
-  /** Bumps made here so far: a read that overlapped one does not remember what it read. */
+  /** Bumps and forgets made here so far: a read that overlapped one does not remember what it read. */
   let bumps = 0
   const remember = (key: string, token: string, at: number) => {
     known.delete(key)
@@ -114,6 +119,11 @@ const make = (store: CacheStore.Service): Versions => {
             })
           }, { concurrency: "unbounded" }))
       }),
+    forget: (keys) => {
+      bumps++
+      if (keys === undefined) known.clear()
+      else for (const key of keys) known.delete(key)
+    },
     bump: (keys, now) =>
       Effect.flatMap(
         Effect.forEach(keys, () => freshToken),

@@ -11,6 +11,7 @@ import type { CacheError } from "../../CacheError.js"
 import type * as CacheMetrics from "../../CacheMetrics.js"
 import type * as CacheStore from "../../CacheStore.js"
 import { deleteMatchingOf } from "../../CacheStore.js"
+import { announce } from "../invalidationBus.js"
 import { escapeGlob } from "../store.js"
 import type { TtlPolicy } from "../ttl.js"
 import { freshToken, namespaceKey, versionsOf } from "../versions.js"
@@ -364,7 +365,7 @@ export const make = <A, I>(
       return Effect.zipRight(
         order.supersede(full),
         Effect.catchAll(store.delete(full), (error) => onStoreFailure("delete", error, false))
-      )
+      ).pipe(Effect.tap(() => announce(store, { _tag: "Keys", namespace, keys: [key] })))
     }).pipe(traced("cachekit.invalidate", spanAttributes))
 
   const expire = (key: string): Effect.Effect<boolean, CacheError> =>
@@ -391,16 +392,16 @@ export const make = <A, I>(
   const clearPrefix = versioned ? versionedBase(namespace) : namespacePrefix(namespace)
   const clear: Effect.Effect<number, CacheError> = Effect.zipRight(
     order.supersedePrefix(clearPrefix),
-    Effect.flatMap(
-      store.keys(escapeGlob(clearPrefix) + "*"),
-      (keys) => keys.length === 0 ? Effect.succeed(0) : store.deleteMany(keys)
-    ).pipe(
+    deleteMatchingOf(store)(escapeGlob(clearPrefix) + "*").pipe(
       Effect.catchAll((error): Effect.Effect<number, CacheError> =>
         // a store that cannot list keys says so; an unreachable one follows the policy
         error._tag === "StoreError" ? onStoreFailure("clear", error, 0) : Effect.fail(error)
       )
     )
-  ).pipe(traced("cachekit.clear", spanAttributes))
+  ).pipe(
+    Effect.tap(() => announce(store, { _tag: "Clear", namespace })),
+    traced("cachekit.clear", spanAttributes)
+  )
 
   const invalidatePattern = (pattern: string): Effect.Effect<number, CacheError> =>
     withGeneration((g) =>
@@ -415,7 +416,7 @@ export const make = <A, I>(
               ? onStoreFailure("invalidatePattern", error, 0)
               : Effect.fail(error)
         )
-      )
+      ).pipe(Effect.tap(() => announce(store, { _tag: "Pattern", namespace, pattern })))
     ).pipe(traced("cachekit.invalidatePattern", { ...spanAttributes, "cache.pattern": pattern }))
 
   const refresh = <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>): Effect.Effect<A, E | CacheError, R> =>
