@@ -143,3 +143,11 @@ export const connect: Layer.Layer<never, never, CacheStore | InvalidationBus> = 
     )
   })
 )
+
+/**
+ * Disconnections of bus subscribers (Redis pub/sub), each followed by `Missed` once reconnected.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const disconnections = internal.disconnections

@@ -23,8 +23,11 @@ import type { Cluster, ClusterOptions as IoClusterOptions, Redis, RedisOptions a
 import type { ConnectionOptions as TlsOptions } from "node:tls"
 import type { StoreError } from "./CacheError.js"
 import * as internalOptions from "./internal/options.js"
+import * as bus from "./internal/redis/bus.js"
 import * as internal from "./internal/redis/client.js"
 import { toStoreError } from "./internal/redis/errors.js"
+import type * as InvalidationBus from "./InvalidationBus.js"
+import { InvalidationBus as InvalidationBusTag } from "./InvalidationBus.js"
 
 /**
  * Options every connection shares.
@@ -296,3 +299,57 @@ export const layerSentinelConfig = (
 export const layerFromClient = <E, R>(
   acquire: Effect.Effect<Redis | Cluster, E, R>
 ): Layer.Layer<RedisClient, E, Exclude<R, Scope.Scope>> => Layer.scoped(RedisClient, Effect.map(acquire, fromClient))
+
+/**
+ * Options of the Redis pub/sub invalidation bus.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface InvalidationBusOptions {
+  /** The channel (default `effect-cachekit:invalidation`): processes that share a store share it. */
+  readonly channel?: string | undefined
+  /** When to try again after the subscriber lost its connection (default: from 50 ms, doubling, at most 5 s). */
+  readonly reconnect?: Schedule.Schedule<unknown, unknown> | undefined
+}
+
+/**
+ * An invalidation bus over Redis pub/sub, on the client in context (standalone, Sentinel or
+ * Cluster, where a message published on one node reaches every node). It subscribes on a
+ * connection of its own, closed with the scope; a subscriber that loses its connection reconnects
+ * on `reconnect`, counts the disconnection (`InvalidationBus.disconnections`) and, once back,
+ * delivers `Missed`: the listeners assume they missed events and drop what they keep.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeInvalidationBus = (
+  options: InvalidationBusOptions = {}
+): Effect.Effect<InvalidationBus.Service, never, RedisClient | Scope.Scope> =>
+  Effect.flatMap(RedisClient, (redis) => bus.make(redis, options))
+
+/**
+ * The Redis pub/sub invalidation bus as a layer. Attach it to the store with
+ * `InvalidationBus.connect`.
+ *
+ * @since 0.1.0
+ * @category layers
+ * @example
+ * ```ts
+ * import { CacheStore, InvalidationBus } from "effect-cachekit"
+ * import * as Redis from "effect-cachekit/Redis"
+ * import * as RedisStore from "effect-cachekit/RedisStore"
+ * import { Layer } from "effect"
+ *
+ * // one client for the store and the bus's publishes; the bus subscribes on a connection of its own
+ * const CacheLive = InvalidationBus.connect.pipe(
+ *   Layer.provideMerge(Layer.scoped(CacheStore.CacheStore, RedisStore.make({ prefix: "app" }))),
+ *   Layer.provideMerge(Redis.layerInvalidationBus()),
+ *   Layer.provideMerge(Redis.layer({ url: "redis://127.0.0.1:6379" }))
+ * )
+ * ```
+ */
+export const layerInvalidationBus = (
+  options: InvalidationBusOptions = {}
+): Layer.Layer<InvalidationBus.InvalidationBus, never, RedisClient> =>
+  Layer.scoped(InvalidationBusTag, makeInvalidationBus(options))

@@ -4,6 +4,7 @@
  * applies other processes' events to what this process keeps of the store's versions.
  */
 import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
 import * as Schema from "effect/Schema"
 import type * as CacheStore from "../CacheStore.js"
 import { hardTagKey, namespaceKey, softTagKey, versionsOf } from "./versions.js"
@@ -67,3 +68,9 @@ export const apply = (store: CacheStore.Service, event: Event): void => {
       return
   }
 }
+
+/** Disconnections of bus subscribers (each one followed by `Missed` once reconnected). @internal */
+export const disconnections = Metric.counter("effect_cachekit_bus_disconnections", {
+  description: "Disconnections of invalidation bus subscribers; each is followed by Missed once reconnected",
+  incremental: true
+})
