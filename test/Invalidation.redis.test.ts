@@ -88,7 +88,8 @@ const scenario = (
       value: Item,
       lookup: (id: string) => Effect.sync(() => ({ id, n: ++loads })),
       ttl: "1 hour",
-      tags: () => ["big"]
+      tags: () => ["big"],
+      onStoreError: "fail"
     }).pipe(Effect.provideService(CacheStore, store))
     yield* cache.get("seed")
     yield* fill(`${prefix}:item:seed`, `${prefix}:item:k`)
