@@ -9,6 +9,7 @@ import { CacheStore } from "effect-cachekit/CacheStore"
 import * as ReadThrough from "effect-cachekit/ReadThrough"
 import * as Redis from "effect-cachekit/Redis"
 import * as RedisStore from "effect-cachekit/RedisStore"
+import { slotOf, SLOTS } from "../src/internal/redis/slot.js"
 import { fixture } from "./harness/fixture.js"
 import { redisCli, redisCluster, redisServer } from "./harness/redis.js"
 
@@ -61,6 +62,28 @@ const dbsize = (ports: ReadonlyArray<number>) =>
   )
 
 const TOTAL = 1_000_000
+
+/** For each Cluster slot, a short hash tag that hashes to it. */
+const slotTags: ReadonlyArray<string> = (() => {
+  const tags = new Array<string>(SLOTS)
+  let found = 0
+  for (let n = 0; found < SLOTS; n++) {
+    const tag = n.toString(36)
+    const slot = slotOf(tag)
+    if (tags[slot] === undefined) {
+      tags[slot] = tag
+      found++
+    }
+  }
+  return tags
+})()
+
+/** The copies k0…k999999 split over the slots in runs: the indices of a slot, and a copy's slot. */
+const perSlot = Math.ceil(1_000_000 / SLOTS)
+const slotRange = Object.assign(
+  (slot: number): readonly [number, number] => [slot * perSlot, Math.min(1_000_000, (slot + 1) * perSlot) - 1],
+  { slotOfIndex: (i: number) => Math.floor(i / perSlot) }
+)
 const SAMPLE = 1_000
 
 const Item = Schema.Struct({ id: Schema.String, n: Schema.Number })
@@ -72,7 +95,8 @@ const Item = Schema.Struct({ id: Schema.String, n: Schema.Number })
 const scenario = (
   env: () => { readonly ports: ReadonlyArray<number>; readonly redis: Redis.RedisClientService },
   prefix: string,
-  fill: (seedKey: string, keyPrefix: string) => Effect.Effect<void, unknown>
+  fill: (seedKey: string, keyPrefix: string) => Effect.Effect<void, unknown>,
+  keyAt: (i: number) => string = (i) => `k${i}`
 ) =>
   Effect.gen(function*() {
     const { ports, redis } = env()
@@ -94,7 +118,7 @@ const scenario = (
     yield* cache.get("seed")
     yield* fill(`${prefix}:item:seed`, `${prefix}:item:k`)
     expect(yield* dbsize(ports)).toBeGreaterThanOrEqual(TOTAL)
-    const sample = Array.from({ length: SAMPLE }, (_, i) => `k${Math.floor(i * (TOTAL / SAMPLE)) + 7}`)
+    const sample = Array.from({ length: SAMPLE }, (_, i) => keyAt(Math.floor(i * (TOTAL / SAMPLE)) + 7))
     // the copies are live entries of the tag: hits, no load
     const before = yield* cache.getMany(sample)
     expect(before.every((o) => Option.isSome(o) && o.value.n === 1)).toBe(true)
@@ -142,22 +166,26 @@ describe("invalidateTag at scale on real Redis", () => {
   it.scopedLive(
     `cluster: a tag over ${TOTAL.toLocaleString("en")} keys on every slot is invalidated in a handful of commands`,
     () =>
-      scenario(cluster, "bigc", (seed) =>
-        Effect.gen(function*() {
-          // keys of a Cluster live on many slots: a script cannot write them, pipelined writes can
-          const store = yield* Effect.provideService(
-            RedisStore.make({ prefix: "bigc" }),
-            Redis.RedisClient,
-            cluster().redis
-          )
-          const value = Option.getOrThrow(yield* store.get(seed.slice("bigc:".length)))
-          const chunk = 1_000
-          for (let start = 0; start < TOTAL; start += chunk) {
-            yield* store.setMany(
-              Array.from({ length: Math.min(chunk, TOTAL - start) }, (_, i) => ({ key: `item:k${start + i}`, value }))
-            )
-          }
-        })),
+      scenario(
+        cluster,
+        "bigc",
+        (seed) =>
+          Effect.gen(function*() {
+            // a script on a Cluster may only touch keys of one slot: one script per slot, each
+            // writing that slot's share of the copies under keys with the slot's hash tag
+            const client = cluster().redis.client
+            const value = yield* Effect.promise(() => client.getBuffer(seed))
+            const script = "for i = tonumber(ARGV[1]), tonumber(ARGV[2]) do " +
+              "redis.call('SET', KEYS[1] .. i, ARGV[3]) end return 1"
+            yield* Effect.forEach(slotTags, (tag, slot) => {
+              const [from, to] = slotRange(slot)
+              return from > to
+                ? Effect.void
+                : Effect.promise(() => client.eval(script, 1, `bigc:item:{${tag}}:`, from, to, value!))
+            }, { concurrency: 64, discard: true })
+          }),
+        (i) => `{${slotTags[slotRange.slotOfIndex(i)]}}:${i}`
+      ),
     600_000
   )
 })
