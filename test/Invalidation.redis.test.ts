@@ -15,13 +15,14 @@ import { redisCli, redisCluster, redisServer } from "./harness/redis.js"
 
 const standalone = fixture(Effect.gen(function*() {
   const server = yield* redisServer()
-  const redis = yield* Redis.make({ port: server.port })
+  // a million keys on a machine shared with other tests: the client gets time, not the default deadline
+  const redis = yield* Redis.make({ port: server.port, commandTimeout: "30 seconds" })
   return { ports: [server.port], redis }
 }))
 
 const cluster = fixture(Effect.gen(function*() {
   const c = yield* redisCluster()
-  const redis = yield* Redis.makeCluster({ nodes: c.startupNodes })
+  const redis = yield* Redis.makeCluster({ nodes: c.startupNodes, commandTimeout: "30 seconds" })
   // the masters: a replica counts again every write it applies
   const roles = yield* Effect.forEach(c.nodes, (n) => redisCli(n.port, "role"))
   return { ports: c.nodes.filter((_, i) => roles[i]!.startsWith("master")).map((n) => n.port), redis }
