@@ -76,8 +76,24 @@ export interface Options<A, I = unknown> {
    * longer fails with `CacheError.LoadTimeout` (as `loadTimeout`). For `get` and `getMany` alike.
    */
   readonly timeouts?: TimeoutOptions | undefined
-  /** Tags recorded with each entry. Nothing reads them yet: invalidation by tag is not built. */
+  /**
+   * The tags of an entry, recorded with the current version of each tag when it is written:
+   * `Invalidation.invalidateTag(tag)` makes every entry of the tag a miss, `expireTag(tag)` makes
+   * them stale. A tag names entries of every namespace over the store. See docs/invalidation.md.
+   */
   readonly tags?: ((value: A, key: string) => ReadonlyArray<string>) | undefined
+  /**
+   * How long a version of a tag read from the store is trusted before a read checks it again (1
+   * second by default): how late this process can see an invalidation made by another one. An
+   * invalidation made in this process is seen at once.
+   */
+  readonly versionWindow?: Duration.DurationInput | undefined
+  /**
+   * A version of the namespace is part of every key, so `Invalidation.bumpVersion(namespace)`
+   * makes every entry of the namespace a miss with one write to the store, on every store. The
+   * version is read once per `versionWindow`; entries of an old version are left to their TTL.
+   */
+  readonly versioned?: boolean | undefined
 }
 
 /**
@@ -150,6 +166,8 @@ export interface Cached<A> {
   <E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | CacheError, R | CacheStore>
   /** Removes the entry (true when there was one); a run under way will not store its value. */
   readonly invalidate: Effect.Effect<boolean, CacheError, CacheStore>
+  /** Makes the entry stale (true when it was fresh): served while stale-while-revalidate or fail-safe allow. */
+  readonly expire: Effect.Effect<boolean, CacheError, CacheStore>
   /** Counters of this cached effect over the store in context. */
   readonly stats: Effect.Effect<CacheMetrics.Stats, never, CacheStore>
 }
@@ -187,6 +205,7 @@ export const cached = <A, I>(options: CachedOptions<A, I>): Cached<A> => {
     <E, R>(self: Effect.Effect<A, E, R>) => Effect.flatMap(pipeline, (p) => p.getOrLoad(key, self, runEffect)),
     {
       invalidate: Effect.flatMap(pipeline, (p) => p.invalidate(key)),
+      expire: Effect.flatMap(pipeline, (p) => p.expire(key)),
       stats: Effect.flatMap(pipeline, (p) => p.stats)
     }
   )
@@ -214,6 +233,8 @@ export interface CachedFunction<Args extends ReadonlyArray<unknown>, A, E, R> {
   (...args: Args): Effect.Effect<A, E | CacheError, R | CacheStore>
   /** Removes the entry of these arguments (true when there was one). */
   readonly invalidate: (...args: Args) => Effect.Effect<boolean, CacheError, CacheStore>
+  /** Makes the entry of these arguments stale (true when it was fresh). */
+  readonly expire: (...args: Args) => Effect.Effect<boolean, CacheError, CacheStore>
   /** Counters of this cached function over the store in context. */
   readonly stats: Effect.Effect<CacheMetrics.Stats, never, CacheStore>
 }
@@ -244,6 +265,7 @@ export const cachedFunction = <Args extends ReadonlyArray<unknown>, A, I, E, R>(
     (...args: Args) => Effect.flatMap(pipeline, (p) => p.getOrLoad(keyOf(...args), args, call)),
     {
       invalidate: (...args: Args) => Effect.flatMap(pipeline, (p) => p.invalidate(keyOf(...args))),
+      expire: (...args: Args) => Effect.flatMap(pipeline, (p) => p.expire(keyOf(...args))),
       stats: Effect.flatMap(pipeline, (p) => p.stats)
     }
   )

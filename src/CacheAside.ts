@@ -12,6 +12,7 @@ import type * as Cache from "./Cache.js"
 import type { CacheError } from "./CacheError.js"
 import type * as CacheMetrics from "./CacheMetrics.js"
 import type { CacheStore } from "./CacheStore.js"
+import * as invalidation from "./internal/invalidation.js"
 import * as strategy from "./internal/strategy.js"
 
 /**
@@ -25,10 +26,35 @@ export interface CacheAside<in K, A> {
   readonly get: (key: K) => Effect.Effect<Option.Option<A>, CacheError>
   /** The cached value, or the result of `load` (run once per key at a time), which is then stored. */
   readonly getOrLoad: <E, R>(key: K, load: Effect.Effect<A, E, R>) => Effect.Effect<A, E | CacheError, R>
-  /** Stores a value; fails with `EncodeError` (leaving the old entry untouched) when it does not encode. */
-  readonly set: (key: K, value: A) => Effect.Effect<void, CacheError>
+  /**
+   * Stores a value, with tags of its own besides those of the `tags` option; fails with
+   * `EncodeError` (leaving the old entry untouched) when it does not encode.
+   */
+  readonly set: (key: K, value: A, options?: SetOptions) => Effect.Effect<void, CacheError>
   /** Removes a key's entry; true when there was one. */
   readonly invalidate: (key: K) => Effect.Effect<boolean, CacheError>
+  /**
+   * Makes a key's entry stale (true when it was fresh): served while stale-while-revalidate or
+   * fail-safe allow.
+   */
+  readonly expire: (key: K) => Effect.Effect<boolean, CacheError>
+  /** `Invalidation.invalidateTag` over this cache's store: every entry of the tags, in every namespace, misses. */
+  readonly invalidateTag: (tags: string | Iterable<string>) => Effect.Effect<void, CacheError>
+  /** `Invalidation.expireTag` over this cache's store: every entry of the tags, in every namespace, is stale. */
+  readonly expireTag: (tags: string | Iterable<string>) => Effect.Effect<void, CacheError>
+  /**
+   * `Invalidation.bumpVersion` of this cache's namespace: with `versioned: true`, every entry of
+   * the namespace misses from then on.
+   */
+  readonly bumpVersion: Effect.Effect<void, CacheError>
+  /**
+   * Removes this cache's entries whose keys match a glob pattern (`*`, `?`, `[…]`, `\` escapes),
+   * and nothing of another namespace; how many there were. Put user input through
+   * `Invalidation.escapePattern` so that it matches literally. Needs a store that can scan keys
+   * (memory, Redis: SCAN on every master, never KEYS); on Memcached it fails with
+   * `UnsupportedCapability`.
+   */
+  readonly invalidatePattern: (pattern: string) => Effect.Effect<number, CacheError>
   /**
    * Removes every entry of this namespace and nothing else; how many there were. Needs a store
    * that can list keys (memory, Redis); on Memcached it fails with `UnsupportedCapability`.
@@ -36,6 +62,17 @@ export interface CacheAside<in K, A> {
   readonly clear: Effect.Effect<number, CacheError>
   /** Counters of this cache since it was made. */
   readonly stats: Effect.Effect<CacheMetrics.Stats>
+}
+
+/**
+ * Options of one `set`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SetOptions {
+  /** Tags of this entry, recorded besides those the `tags` option gives. */
+  readonly tags?: ReadonlyArray<string> | undefined
 }
 
 /**
@@ -79,8 +116,13 @@ export const make = <K, A, I>(
   return Effect.map(strategy.makeScoped(resolved), (pipeline) => ({
     get: (key) => pipeline.read(keyOf(key)),
     getOrLoad: (key, load) => pipeline.getOrLoad(keyOf(key), load, run),
-    set: (key, value) => pipeline.write(keyOf(key), value),
+    set: (key, value, options) => pipeline.write(keyOf(key), value, options?.tags),
     invalidate: (key) => pipeline.invalidate(keyOf(key)),
+    expire: (key) => pipeline.expire(keyOf(key)),
+    invalidateTag: (tags) => invalidation.tags(pipeline.store, invalidation.tagList(tags), true),
+    expireTag: (tags) => invalidation.tags(pipeline.store, invalidation.tagList(tags), false),
+    bumpVersion: invalidation.bumpVersion(pipeline.store, pipeline.namespace),
+    invalidatePattern: pipeline.invalidatePattern,
     clear: pipeline.clear,
     stats: pipeline.stats
   }))

@@ -139,6 +139,13 @@ export interface Service {
    */
   readonly keys: (pattern: string) => Effect.Effect<ReadonlyArray<string>, StoreFailure>
   /**
+   * Removes the keys (without prefix) that match a glob pattern, as `keys` lists them; how many
+   * there were. Optional: a store that has no faster way (Redis deletes each page of its SCAN as
+   * it comes, never holding every key) gets `keys` then `deleteMany` in batches
+   * (`deleteMatchingOf`). Fails with `UnsupportedCapability` where `keys` does.
+   */
+  readonly deleteMatching?: ((pattern: string) => Effect.Effect<number, StoreFailure>) | undefined
+  /**
    * Optional fast path: a read that answers without an Effect round trip, with the same effect as
    * `get`. The strategies use it on every read when it belongs to this store's `get`.
    */
@@ -210,6 +217,26 @@ export const directReadOf = (store: Service): DirectRead | undefined => {
 }
 
 /**
+ * How a store removes the keys that match a pattern: its own `deleteMatching` when it has one,
+ * else `keys` then `deleteMany` in batches of 1,000.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const deleteMatchingOf = (store: Service): (pattern: string) => Effect.Effect<number, StoreFailure> =>
+  store.deleteMatching ?? ((pattern) =>
+    Effect.flatMap(store.keys(pattern), (keys) => {
+      const batches: Array<ReadonlyArray<string>> = []
+      for (let i = 0; i < keys.length; i += internal.DELETE_BATCH) {
+        batches.push(keys.slice(i, i + internal.DELETE_BATCH))
+      }
+      return Effect.map(
+        Effect.forEach(batches, store.deleteMany),
+        (counts) => counts.reduce((a, b) => a + b, 0)
+      )
+    }))
+
+/**
  * The `CacheStore` tag. Provide one store layer (`MemoryStore.layer()`, `RedisStore.layer(…)`,
  * `MemcachedStore.layer(…)`) and every strategy in the program uses it.
  *
@@ -237,6 +264,7 @@ export interface MakeOptions {
   readonly deleteMany?: Service["deleteMany"]
   readonly clear?: Service["clear"]
   readonly keys?: Service["keys"]
+  readonly deleteMatching?: Service["deleteMatching"]
   readonly directRead?: Service["directRead"]
   readonly lease?: Service["lease"]
   readonly scope?: Service["scope"]
@@ -304,6 +332,7 @@ export const make = (options: MakeOptions): Service => {
         )),
     clear: options.clear ?? unsupported("clear"),
     keys: options.keys ?? (() => unsupported("keys")),
+    deleteMatching: options.deleteMatching,
     directRead: options.directRead,
     lease: options.lease,
     scope: options.scope

@@ -13,6 +13,7 @@ import type * as Cache from "./Cache.js"
 import type { CacheError } from "./CacheError.js"
 import type * as CacheMetrics from "./CacheMetrics.js"
 import type { CacheStore } from "./CacheStore.js"
+import * as invalidation from "./internal/invalidation.js"
 import * as strategy from "./internal/strategy.js"
 
 /**
@@ -34,6 +35,28 @@ export interface ReadThrough<in K, A, E = never> {
   readonly refresh: (key: K) => Effect.Effect<A, E | CacheError>
   /** Removes a key's entry; true when there was one. */
   readonly invalidate: (key: K) => Effect.Effect<boolean, CacheError>
+  /**
+   * Makes a key's entry stale (true when it was fresh): served while stale-while-revalidate or
+   * fail-safe allow, and refreshed.
+   */
+  readonly expire: (key: K) => Effect.Effect<boolean, CacheError>
+  /** `Invalidation.invalidateTag` over this cache's store: every entry of the tags, in every namespace, misses. */
+  readonly invalidateTag: (tags: string | Iterable<string>) => Effect.Effect<void, CacheError>
+  /** `Invalidation.expireTag` over this cache's store: every entry of the tags, in every namespace, is stale. */
+  readonly expireTag: (tags: string | Iterable<string>) => Effect.Effect<void, CacheError>
+  /**
+   * `Invalidation.bumpVersion` of this cache's namespace: with `versioned: true`, every entry of
+   * the namespace misses from then on.
+   */
+  readonly bumpVersion: Effect.Effect<void, CacheError>
+  /**
+   * Removes this cache's entries whose keys match a glob pattern (`*`, `?`, `[…]`, `\` escapes),
+   * and nothing of another namespace; how many there were. Put user input through
+   * `Invalidation.escapePattern` so that it matches literally. Needs a store that can scan keys
+   * (memory, Redis: SCAN on every master, never KEYS); on Memcached it fails with
+   * `UnsupportedCapability`.
+   */
+  readonly invalidatePattern: (pattern: string) => Effect.Effect<number, CacheError>
   /**
    * Removes every entry of this namespace and nothing else; how many there were. Needs a store
    * that can list keys (memory, Redis); on Memcached it fails with `UnsupportedCapability`.
@@ -125,6 +148,11 @@ export const make = <K, A, I, E, R>(
       getMany,
       refresh: (key) => pipeline.refresh(keyOf(key), key, lookup),
       invalidate: (key) => pipeline.invalidate(keyOf(key)),
+      expire: (key) => pipeline.expire(keyOf(key)),
+      invalidateTag: (tags) => invalidation.tags(pipeline.store, invalidation.tagList(tags), true),
+      expireTag: (tags) => invalidation.tags(pipeline.store, invalidation.tagList(tags), false),
+      bumpVersion: invalidation.bumpVersion(pipeline.store, pipeline.namespace),
+      invalidatePattern: pipeline.invalidatePattern,
       clear: pipeline.clear,
       stats: pipeline.stats
     }

@@ -24,9 +24,12 @@ import { hostname } from "node:os"
 import type { ConnectionOptions as TlsOptions } from "node:tls"
 import type { StoreError } from "./CacheError.js"
 import * as internalOptions from "./internal/options.js"
+import * as bus from "./internal/redis/bus.js"
 import * as internal from "./internal/redis/client.js"
 import { toStoreError } from "./internal/redis/errors.js"
 import * as internalJournal from "./internal/redis/journal.js"
+import type * as InvalidationBus from "./InvalidationBus.js"
+import { InvalidationBus as InvalidationBusTag } from "./InvalidationBus.js"
 import type * as WriteBehind from "./WriteBehind.js"
 
 /**
@@ -366,3 +369,57 @@ export const journal = (options: JournalOptions): Effect.Effect<WriteBehind.Jour
       claimIdleMillis: claimIdle
     }))
 }
+
+/**
+ * Options of the Redis pub/sub invalidation bus.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface InvalidationBusOptions {
+  /** The channel (default `effect-cachekit:invalidation`): processes that share a store share it. */
+  readonly channel?: string | undefined
+  /** When to try again after the subscriber lost its connection (default: from 50 ms, doubling, at most 5 s). */
+  readonly reconnect?: Schedule.Schedule<unknown, unknown> | undefined
+}
+
+/**
+ * An invalidation bus over Redis pub/sub, on the client in context (standalone, Sentinel or
+ * Cluster, where a message published on one node reaches every node). It subscribes on a
+ * connection of its own, closed with the scope; a subscriber that loses its connection reconnects
+ * on `reconnect`, counts the disconnection (`InvalidationBus.disconnections`) and, once back,
+ * delivers `Missed`: the listeners assume they missed events and drop what they keep.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeInvalidationBus = (
+  options: InvalidationBusOptions = {}
+): Effect.Effect<InvalidationBus.Service, never, RedisClient | Scope.Scope> =>
+  Effect.flatMap(RedisClient, (redis) => bus.make(redis, options))
+
+/**
+ * The Redis pub/sub invalidation bus as a layer. Attach it to the store with
+ * `InvalidationBus.connect`.
+ *
+ * @since 0.1.0
+ * @category layers
+ * @example
+ * ```ts
+ * import { CacheStore, InvalidationBus } from "effect-cachekit"
+ * import * as Redis from "effect-cachekit/Redis"
+ * import * as RedisStore from "effect-cachekit/RedisStore"
+ * import { Layer } from "effect"
+ *
+ * // one client for the store and the bus's publishes; the bus subscribes on a connection of its own
+ * const CacheLive = InvalidationBus.connect.pipe(
+ *   Layer.provideMerge(Layer.scoped(CacheStore.CacheStore, RedisStore.make({ prefix: "app" }))),
+ *   Layer.provideMerge(Redis.layerInvalidationBus()),
+ *   Layer.provideMerge(Redis.layer({ url: "redis://127.0.0.1:6379" }))
+ * )
+ * ```
+ */
+export const layerInvalidationBus = (
+  options: InvalidationBusOptions = {}
+): Layer.Layer<InvalidationBus.InvalidationBus, never, RedisClient> =>
+  Layer.scoped(InvalidationBusTag, makeInvalidationBus(options))

@@ -40,6 +40,16 @@ export * as HashRing from "./HashRing.js"
 /**
  * @since 0.1.0
  */
+export * as Invalidation from "./Invalidation.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as InvalidationBus from "./InvalidationBus.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as MemoryStore from "./MemoryStore.js"
 
 /**

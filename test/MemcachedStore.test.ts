@@ -409,6 +409,29 @@ describe("MemcachedStore", () => {
       expect(loads()).toBe(loaded)
     }))
 
+  it.scopedLive("invalidatePattern fails typed with UnsupportedCapability; tags and namespace versions work on memcached", () =>
+    Effect.gen(function*() {
+      const store = yield* MemcachedStore.make({ servers: addresses(), prefix: uniquePrefix("inval") })
+      let calls = 0
+      const cache = yield* ReadThrough.make({
+        namespace: "item",
+        value: Schema.String,
+        lookup: (key: string) => Effect.sync(() => `${key}#${++calls}`),
+        ttl: "5 minutes",
+        tags: (_value, key) => [`t:${key[0]}`],
+        versioned: true
+      }).pipe(Effect.provideService(CacheStore, store))
+      expect(yield* cache.get("x")).toBe("x#1")
+      const error = yield* Effect.flip(cache.invalidatePattern("*"))
+      expect(error._tag).toBe("UnsupportedCapability")
+      expect(yield* cache.get("x")).toBe("x#1")
+      yield* cache.invalidateTag("t:x")
+      expect(yield* cache.get("x")).toBe("x#2")
+      yield* cache.bumpVersion
+      expect(yield* cache.get("x")).toBe("x#3")
+      expect(yield* cache.get("x")).toBe("x#3")
+    }))
+
   it("rejects nonsense options with InvalidOptions at construction", () => {
     const bad: Array<MemcachedStore.Options> = [
       { servers: [] },

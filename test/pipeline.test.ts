@@ -26,7 +26,7 @@ import {
   TestServices,
   Tracer
 } from "effect"
-import { Cache, CacheAside, CacheMetrics, CacheStore, MemoryStore, ReadThrough } from "effect-cachekit"
+import { Cache, CacheAside, CacheMetrics, CacheStore, Invalidation, MemoryStore, ReadThrough } from "effect-cachekit"
 import type { CacheError } from "effect-cachekit"
 import * as Redis from "effect-cachekit/Redis"
 import * as RedisStore from "effect-cachekit/RedisStore"
@@ -64,6 +64,8 @@ const readPaths: ReadonlyArray<ReadPath> = [
 interface Handle<K, A, E> {
   readonly get: (key: K) => Effect.Effect<A, E | CacheError.CacheError>
   readonly invalidate?: (key: K) => Effect.Effect<boolean, CacheError.CacheError>
+  readonly expire?: (key: K) => Effect.Effect<boolean, CacheError.CacheError>
+  readonly invalidatePattern?: (pattern: string) => Effect.Effect<number, CacheError.CacheError>
   readonly refresh?: (key: K) => Effect.Effect<A, E | CacheError.CacheError>
   readonly clear?: Effect.Effect<number, CacheError.CacheError>
   readonly getMany?: (keys: ReadonlyArray<K>) => Effect.Effect<Array<Option.Option<A>>, E | CacheError.CacheError>
@@ -90,6 +92,8 @@ const strategies: ReadonlyArray<Strategy> = [
       Effect.map(CacheAside.make(options), (aside) => ({
         get: (key: string) => aside.getOrLoad(key, options.lookup(key)),
         invalidate: aside.invalidate,
+        expire: aside.expire,
+        invalidatePattern: aside.invalidatePattern,
         clear: aside.clear,
         stats: aside.stats
       }))
@@ -106,6 +110,8 @@ const strategies: ReadonlyArray<Strategy> = [
           ),
         invalidate: (key: string) =>
           Effect.provideService(Cache.cached({ ...options, key }).invalidate, CacheStore.CacheStore, store),
+        expire: (key: string) =>
+          Effect.provideService(Cache.cached({ ...options, key }).expire, CacheStore.CacheStore, store),
         stats: Effect.provideService(Cache.cached({ ...options, key: "" }).stats, CacheStore.CacheStore, store)
       }))
   }
@@ -382,6 +388,347 @@ for (const path of readPaths) {
               expect(yield* Ref.get(version)).toBe(2)
             })
         )
+
+        /** A lookup whose values count its calls (`n`), and whose entries carry the tag `t:<first letter>`. */
+        const versioned = Effect.gen(function*() {
+          const calls = yield* Ref.make(0)
+          const lookup = (id: string) => Effect.map(Ref.updateAndGet(calls, (n) => n + 1), (n) => item(id, n))
+          const tags = (value: Item) => [`t:${value.id[0]}`]
+          return { calls, lookup, tags }
+        })
+
+        scenario(
+          "invalidateTag makes every entry of the tag a miss, in every namespace; other entries stay hits",
+          () =>
+            Effect.gen(function*() {
+              const { calls, lookup, tags } = yield* versioned
+              const items = yield* strategy.make({ namespace: "item", value: Item, lookup, ttl: "5 minutes", tags })
+              const others = yield* strategy.make({ namespace: "other", value: Item, lookup, ttl: "5 minutes", tags })
+              const plain = yield* strategy.make({ namespace: "plain", value: Item, lookup, ttl: "5 minutes" })
+              for (const key of ["a1", "a2", "b1"]) yield* items.get(key)
+              yield* others.get("a9")
+              yield* plain.get("a1")
+              expect(yield* Ref.get(calls)).toBe(5)
+              yield* Invalidation.invalidateTag("t:a")
+              // the tag's entries load again, in both namespaces; b1 and the untagged entry are hits
+              expect((yield* items.get("a1")).n).toBe(6)
+              expect((yield* items.get("a2")).n).toBe(7)
+              expect((yield* others.get("a9")).n).toBe(8)
+              expect((yield* items.get("b1")).n).toBe(3)
+              expect((yield* plain.get("a1")).n).toBe(5)
+              // reloaded entries carry the new version: hits again
+              yield* settle
+              expect((yield* items.get("a1")).n).toBe(6)
+              expect(yield* Ref.get(calls)).toBe(8)
+            })
+        )
+
+        scenario(
+          "hard vs soft: after expireTag stale-while-revalidate serves the old value once; after invalidateTag never",
+          () =>
+            Effect.gen(function*() {
+              const { calls, lookup, tags } = yield* versioned
+              const cache = yield* strategy.make({
+                namespace: "item",
+                value: Item,
+                lookup,
+                ttl: "5 minutes",
+                staleWhileRevalidate: "1 minute",
+                tags
+              })
+              expect((yield* cache.get("a")).n).toBe(1)
+              yield* Invalidation.expireTag("t:a")
+              // stale: the old value at once, one refresh in the background
+              expect((yield* cache.get("a")).n).toBe(1)
+              yield* settleUntil(Effect.map(Ref.get(calls), (n) => n === 2))
+              yield* settleUntil(Effect.map(cache.get("a"), (r) => r.n === 2))
+              yield* Invalidation.invalidateTag("t:a")
+              // hard: a miss, the caller waits for the new value
+              expect((yield* cache.get("a")).n).toBe(3)
+              expect(yield* Ref.get(calls)).toBe(3)
+            })
+        )
+
+        scenario(
+          "deleting or evicting a tag's version after an invalidation brings back 0 entries",
+          (store) =>
+            Effect.gen(function*() {
+              const { calls, lookup, tags } = yield* versioned
+              const cache = yield* strategy.make({ namespace: "item", value: Item, lookup, ttl: "1 hour", tags })
+              const keys = Array.from({ length: 100 }, (_, i) => `a${i}`)
+              for (const key of keys) yield* cache.get(key)
+              yield* settle
+              yield* Invalidation.invalidateTag("t:a")
+              // the new versions are lost (as an eviction would lose them), and this process's copy
+              // of them is past its window: the entries written before the invalidation stay misses
+              yield* store.deleteMany([":th:t:a", ":ts:t:a"])
+              yield* TestClock.adjust("2 seconds")
+              let revived = 0
+              for (const key of keys) {
+                if ((yield* cache.get(key)).n <= 100) revived++
+              }
+              expect(revived).toBe(0)
+              expect(yield* Ref.get(calls)).toBe(200)
+              // and once more, with no invalidation at all: a lost version can only make entries miss
+              yield* settle
+              yield* store.deleteMany([":th:t:a", ":ts:t:a"])
+              yield* TestClock.adjust("2 seconds")
+              for (const key of keys) {
+                if ((yield* cache.get(key)).n <= 200) revived++
+              }
+              expect(revived).toBe(0)
+            })
+        )
+
+        scenario(
+          "an invalidation by another process is seen within versionWindow, and not later",
+          (store) =>
+            Effect.gen(function*() {
+              const { calls, lookup, tags } = yield* versioned
+              const cache = yield* strategy.make({
+                namespace: "item",
+                value: Item,
+                lookup,
+                ttl: "1 hour",
+                tags,
+                versionWindow: "5 seconds"
+              })
+              yield* cache.get("a")
+              yield* settle
+              // another process gives the tag a new version, straight in the store
+              yield* store.set(":th:t:a", new TextEncoder().encode("another-process"))
+              yield* TestClock.adjust("4 seconds")
+              // this process's copy of the version is 4 s old: still trusted, a hit
+              expect((yield* cache.get("a")).n).toBe(1)
+              yield* TestClock.adjust("1 second")
+              expect((yield* cache.get("a")).n).toBe(2)
+              expect(yield* Ref.get(calls)).toBe(2)
+            })
+        )
+
+        scenario(
+          "per-key: expire makes the entry stale (served once more, refreshed), invalidate a miss",
+          () =>
+            Effect.gen(function*() {
+              const { lookup } = yield* versioned
+              const cache = yield* strategy.make({
+                namespace: "item",
+                value: Item,
+                lookup,
+                ttl: "5 minutes",
+                staleWhileRevalidate: "1 minute"
+              })
+              yield* cache.get("k")
+              yield* settle
+              expect(yield* cache.expire!("k")).toBe(true)
+              expect((yield* cache.get("k")).n).toBe(1)
+              yield* settleUntil(Effect.map(cache.get("k"), (r) => r.n === 2))
+              expect(yield* cache.invalidate!("k")).toBe(true)
+              expect((yield* cache.get("k")).n).toBe(3)
+              // nothing there: expire says so
+              expect(yield* cache.expire!("none")).toBe(false)
+            })
+        )
+
+        if (strategy.name === "ReadThrough") {
+          scenario(
+            "getMany: entries of an invalidated tag load again in the batch; the others are hits",
+            () =>
+              Effect.gen(function*() {
+                const { calls, lookup, tags } = yield* versioned
+                const cache = yield* strategy.make({ namespace: "item", value: Item, lookup, ttl: "5 minutes", tags })
+                yield* cache.getMany!(["a1", "b1", "a2"])
+                yield* settle
+                yield* Invalidation.invalidateTag("t:a")
+                const found = yield* cache.getMany!(["a1", "b1", "a2"])
+                expect(found.map((o) => Option.getOrThrow(o).n).sort()).toEqual([2, 4, 5])
+                expect(yield* Ref.get(calls)).toBe(5)
+              })
+          )
+        }
+
+        scenario(
+          "bumpVersion makes every entry of a versioned namespace a miss, and no other namespace's",
+          () =>
+            Effect.gen(function*() {
+              const { lookup } = yield* versioned
+              const items = yield* strategy.make({
+                namespace: "item",
+                value: Item,
+                lookup,
+                ttl: "1 hour",
+                versioned: true
+              })
+              const others = yield* strategy.make({
+                namespace: "other",
+                value: Item,
+                lookup,
+                ttl: "1 hour",
+                versioned: true
+              })
+              yield* items.get("a")
+              yield* items.get("b")
+              yield* others.get("a")
+              yield* settle
+              yield* Invalidation.bumpVersion("item")
+              expect((yield* items.get("a")).n).toBe(4)
+              expect((yield* items.get("b")).n).toBe(5)
+              expect((yield* others.get("a")).n).toBe(3)
+              yield* settle
+              expect((yield* items.get("a")).n).toBe(4)
+              if (strategy.name === "ReadThrough") {
+                yield* Invalidation.bumpVersion("item")
+                const found = yield* items.getMany!(["a", "b"])
+                expect(found.map((o) => Option.getOrThrow(o).n)).toEqual([6, 7])
+              }
+            })
+        )
+
+        scenario(
+          "deleting or evicting a namespace's version after a bump brings back 0 entries",
+          (store) =>
+            Effect.gen(function*() {
+              const { calls, lookup } = yield* versioned
+              const cache = yield* strategy.make({
+                namespace: "item",
+                value: Item,
+                lookup,
+                ttl: "1 hour",
+                versioned: true
+              })
+              const keys = Array.from({ length: 100 }, (_, i) => `k${i}`)
+              for (const key of keys) yield* cache.get(key)
+              yield* settle
+              yield* Invalidation.bumpVersion("item")
+              // the new version is lost, and this process's copy of it is past its window
+              yield* store.delete(":nv:item")
+              yield* TestClock.adjust("2 seconds")
+              let revived = 0
+              for (const key of keys) {
+                if ((yield* cache.get(key)).n <= 100) revived++
+              }
+              expect(revived).toBe(0)
+              expect(yield* Ref.get(calls)).toBe(200)
+            })
+        )
+
+        scenario(
+          "a bump by another process is seen within versionWindow, and not later",
+          (store) =>
+            Effect.gen(function*() {
+              const { calls, lookup } = yield* versioned
+              const cache = yield* strategy.make({
+                namespace: "item",
+                value: Item,
+                lookup,
+                ttl: "1 hour",
+                versioned: true,
+                versionWindow: "5 seconds"
+              })
+              yield* cache.get("a")
+              yield* settle
+              yield* store.set(":nv:item", new TextEncoder().encode("another-process"))
+              yield* TestClock.adjust("4 seconds")
+              expect((yield* cache.get("a")).n).toBe(1)
+              yield* TestClock.adjust("1 second")
+              expect((yield* cache.get("a")).n).toBe(2)
+              expect(yield* Ref.get(calls)).toBe(2)
+            })
+        )
+
+        if (strategy.name !== "Cache.cached") {
+          scenario(
+            "clear of a versioned namespace removes its entries of every version, and nothing else",
+            (store) =>
+              Effect.gen(function*() {
+                const { lookup } = yield* versioned
+                const cache = yield* strategy.make({
+                  namespace: "item",
+                  value: Item,
+                  lookup,
+                  ttl: "1 hour",
+                  versioned: true
+                })
+                const plain = yield* strategy.make({ namespace: "item", value: Item, lookup, ttl: "1 hour" })
+                yield* cache.get("a")
+                yield* settle
+                yield* Invalidation.bumpVersion("item")
+                yield* cache.get("a")
+                yield* plain.get("a")
+                yield* settle
+                expect(yield* cache.clear!).toBe(2)
+                // the unversioned handle of the same name keeps its entry: its keys are apart
+                expect((yield* store.keys("item:*")).length).toBe(1)
+              })
+          )
+        }
+
+        if (strategy.name !== "Cache.cached") {
+          scenario(
+            "invalidatePattern removes the matching entries of its namespace, and never another's",
+            (store) =>
+              Effect.gen(function*() {
+                const { lookup } = yield* versioned
+                const make = (namespace: string) => strategy.make({ namespace, value: Item, lookup, ttl: "1 hour" })
+                const items = yield* make("item")
+                const near = [yield* make("item:user"), yield* make("ite"), yield* make("items"), yield* make("*")]
+                for (const key of ["user:1", "user:2", "team:1"]) yield* items.get(key)
+                for (const cache of near) yield* cache.get("user:1")
+                yield* settle
+                expect(yield* items.invalidatePattern!("user:*")).toBe(2)
+                expect(yield* items.invalidatePattern!("*")).toBe(1)
+                // "*" of the namespace "*" is its own entries only
+                expect(yield* near[3]!.invalidatePattern!("*")).toBe(1)
+                expect((yield* store.keys("*")).filter((k) => !k.startsWith(":")).sort()).toEqual([
+                  "ite:user:1",
+                  "item\\:user:user:1",
+                  "items:user:1"
+                ])
+              })
+          )
+
+          scenario(
+            "invalidatePattern: *, ?, [, ] and \\ in escaped input match only literally",
+            () =>
+              Effect.gen(function*() {
+                const { lookup } = yield* versioned
+                const cache = yield* strategy.make({ namespace: "item", value: Item, lookup, ttl: "1 hour" })
+                const keys = ["a*b", "axb", "a?b", "a[b]", "ab]", "a\\b", "a\\\\b", "a*", "a"]
+                for (const special of ["a*b", "a?b", "a[b]", "a\\b", "a*"]) {
+                  for (const key of keys) yield* cache.get(key)
+                  yield* settle
+                  expect(yield* cache.invalidatePattern!(Invalidation.escapePattern(special)), special).toBe(1)
+                  // every other key is still there: a hit, no load
+                  const before = yield* cache.stats
+                  for (const key of keys.filter((k) => k !== special)) yield* cache.get(key)
+                  const after = yield* cache.stats
+                  expect(after.loads - before.loads, special).toBe(0)
+                }
+              })
+          )
+
+          scenario(
+            "invalidatePattern of a versioned namespace removes the current version's matching entries",
+            () =>
+              Effect.gen(function*() {
+                const { calls, lookup } = yield* versioned
+                const cache = yield* strategy.make({
+                  namespace: "item",
+                  value: Item,
+                  lookup,
+                  ttl: "1 hour",
+                  versioned: true
+                })
+                yield* cache.get("u1")
+                yield* cache.get("t1")
+                yield* settle
+                expect(yield* cache.invalidatePattern!("u*")).toBe(1)
+                expect((yield* cache.get("u1")).n).toBe(3)
+                expect((yield* cache.get("t1")).n).toBe(2)
+                expect(yield* Ref.get(calls)).toBe(3)
+              })
+          )
+        }
 
         // 10,000 keys in process; 1,000 over the real Redis, where each key costs round trips
         const massExpiry = path.name.includes("redis") ? 1_000 : 10_000

@@ -75,6 +75,8 @@ export const leaseMillis = (
   }
   return Math.ceil(millis)
 }
+/** Keys per `deleteMany` when a store deletes what `keys` listed. @internal */
+export const DELETE_BATCH = 1000
 
 /** @internal */
 export const escapeGlob = (s: string): string => s.replace(/[*?[\]\\]/g, "\\$&")

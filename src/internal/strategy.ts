@@ -20,6 +20,14 @@ import { fromInput } from "./ttl.js"
 export const DEFAULT_REFRESH_CONCURRENCY = 16
 
 /**
+ * How long a version read from the store is trusted when `versionWindow` is not given: short
+ * enough that an invalidation from another process lands within a second, long enough that a
+ * busy tag is read once a second rather than on every hit.
+ * @internal
+ */
+export const DEFAULT_VERSION_WINDOW_MILLIS = 1000
+
+/**
  * Validates the options every strategy shares; throws `InvalidOptions` on nonsense, before any
  * layer is built.
  * @internal
@@ -120,7 +128,11 @@ export const resolve = <A, I>(component: string, options: Cache.Options<A, I>): 
       onTimeout: lock.onTimeout ?? "load"
     },
     earlyRecomputeBeta: beta,
-    tags: options.tags
+    tags: options.tags,
+    versionWindowMillis: options.versionWindow === undefined
+      ? DEFAULT_VERSION_WINDOW_MILLIS
+      : Duration.toMillis(duration(component, "versionWindow", options.versionWindow)),
+    versioned: options.versioned === true
   }
 }
 
@@ -149,7 +161,8 @@ const sameOptions = <A, I>(a: Pipeline.PipelineOptions<A, I>, b: Pipeline.Pipeli
   a.loadTimeoutMillis === b.loadTimeoutMillis && a.softTimeoutMillis === b.softTimeoutMillis &&
   a.earlyRecomputeBeta === b.earlyRecomputeBeta && a.tags === b.tags &&
   a.lock?.ttlMillis === b.lock?.ttlMillis && a.lock?.waitMillis === b.lock?.waitMillis &&
-  a.lock?.onTimeout === b.lock?.onTimeout
+  a.lock?.onTimeout === b.lock?.onTimeout &&
+  a.versionWindowMillis === b.versionWindowMillis && a.versioned === b.versioned
 
 const forkers = new WeakMap<CacheStoreNs.Service, Pipeline.Forker>()
 

@@ -28,6 +28,11 @@ export class Entry<A> {
     /** How long the load that produced the value took, in millis. */
     readonly loadTime: number,
     readonly tags: ReadonlyArray<string>,
+    /**
+     * The versions of the tags when the value was written, two per tag in the order of `tags`:
+     * the hard one (a change makes the entry a miss) and the soft one (a change makes it stale).
+     */
+    readonly versions: ReadonlyArray<string>,
     /** Fingerprint of the Schema the value was encoded with. */
     readonly fingerprint: string,
     size: number
@@ -59,9 +64,10 @@ const decoder = new TextDecoder("utf-8", { fatal: true })
 
 /**
  * Envelope format version, bumped when the byte layout changes. 2: the value is either plain
- * JSON (`"v"`) or tagged JSON (`"x"`) for what plain JSON cannot say.
+ * JSON (`"v"`) or tagged JSON (`"x"`) for what plain JSON cannot say. 3: the versions of the
+ * entry's tags (`"g"`, two per tag) are stored with them.
  */
-const FORMAT = 2
+const FORMAT = 3
 
 const finiteOrNull = (n: number): number | null => Number.isFinite(n) ? n : null
 
@@ -225,6 +231,7 @@ interface Envelope {
   readonly s?: unknown
   readonly l?: unknown
   readonly t?: unknown
+  readonly g?: unknown
   readonly v?: unknown
   readonly x?: unknown
 }
@@ -237,6 +244,9 @@ const malformed = (env: Envelope): string | undefined => {
   if (!isTime(env.u) || !isTime(env.s)) return "its freshness fields are missing or not numbers"
   if (typeof env.l !== "number" || Number.isNaN(env.l)) return "its load time is missing"
   if (!Array.isArray(env.t) || !env.t.every((t) => typeof t === "string")) return "its tags are malformed"
+  if (
+    !Array.isArray(env.g) || env.g.length !== 2 * env.t.length || !env.g.every((g) => typeof g === "string")
+  ) return "its tag versions are malformed"
   if (("v" in env) === ("x" in env)) return "it holds no value, or two"
   return undefined
 }
@@ -267,7 +277,7 @@ export const makeCodec = <A, I>(schema: Schema.Schema<A, I, never>, schemaVersio
           JSON.stringify(finiteOrNull(entry.freshUntil))
         },"s":${JSON.stringify(finiteOrNull(entry.staleUntil))},"l":${entry.loadTime},"t":${
           JSON.stringify(entry.tags)
-        },${field}}`
+        },"g":${JSON.stringify(entry.versions)},${field}}`
       ),
     fromBytes: (bytes) => {
       let raw: unknown
@@ -299,6 +309,7 @@ export const makeCodec = <A, I>(schema: Schema.Schema<A, I, never>, schemaVersio
           env.s === null ? Infinity : env.s as number,
           env.l as number,
           env.t as Array<string>,
+          env.g as Array<string>,
           fingerprint,
           bytes.byteLength
         )

@@ -11,8 +11,11 @@ import type * as Schema from "effect/Schema"
 import type { CacheError } from "../../CacheError.js"
 import type * as CacheMetrics from "../../CacheMetrics.js"
 import type * as CacheStore from "../../CacheStore.js"
+import { deleteMatchingOf } from "../../CacheStore.js"
+import { announce } from "../invalidationBus.js"
 import { escapeGlob } from "../store.js"
 import type { TtlPolicy } from "../ttl.js"
+import { freshToken, namespaceKey, versionsOf } from "../versions.js"
 import { getManyOrLoad } from "./batch.js"
 import type { BatchContext, BatchLoader } from "./batch.js"
 import type { Entry } from "./envelope.js"
@@ -20,18 +23,19 @@ import { makeCodec } from "./envelope.js"
 import { makeFlights } from "./flight.js"
 import type { Forker } from "./fork.js"
 import { drawEarly, EXPIRED, FRESH, freshness, mayRecomputeEarly, STALE } from "./freshness.js"
-import { namespacePrefix } from "./key.js"
+import { namespacePrefix, versionedBase, versionedPrefix } from "./key.js"
 import { keyOrderOf } from "./keyOrder.js"
 import type { Superseding } from "./keyOrder.js"
 import { makeLeases, servable } from "./lease.js"
 import type { LockOptions } from "./lease.js"
 import { makeRunLoad } from "./load.js"
 import { makeReader } from "./read.js"
-import type { Loader } from "./read.js"
+import type { Loader, Reader } from "./read.js"
 import { makeSingleLoads } from "./single.js"
 import { makeCounters } from "./stats.js"
 import { makeOnStoreFailure } from "./storeErrors.js"
 import type { StoreErrorMode } from "./storeErrors.js"
+import { makeTagChecks, UNKNOWN } from "./tags.js"
 import { annotateOutcome, traced, untracedTracer } from "./tracing.js"
 import { makeWriter } from "./write.js"
 
@@ -63,6 +67,10 @@ export interface PipelineOptions<A, I> {
   readonly onStoreError: StoreErrorMode
   readonly loadTimeoutMillis: number | undefined
   readonly tags: ((value: A, key: string) => ReadonlyArray<string>) | undefined
+  /** How long a version (of a tag, of the namespace) read from the store is trusted before it is read again. */
+  readonly versionWindowMillis: number
+  /** A version of the namespace is part of every key: `bumpVersion` makes them all misses at once. */
+  readonly versioned: boolean
 }
 
 /** @internal */
@@ -81,8 +89,11 @@ export interface Pipeline<A> {
   readonly getOrLoad: <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>) => Effect.Effect<A, E | CacheError, R>
   /** Read only: a fresh (or servable stale) value, or none. */
   readonly read: (key: string) => Effect.Effect<Option.Option<A>, CacheError>
-  /** An explicit write; a load under way for the key will not overwrite it. */
-  readonly write: (key: string, value: A) => Effect.Effect<void, CacheError>
+  /**
+   * An explicit write, with tags of its own besides the namespace's; a load under way for the key
+   * will not overwrite it.
+   */
+  readonly write: (key: string, value: A, tags?: ReadonlyArray<string>) => Effect.Effect<void, CacheError>
   /**
    * A write the source of truth already holds: like `write`, but a value that cannot be stored
    * removes the old entry instead of leaving it.
@@ -93,10 +104,20 @@ export interface Pipeline<A> {
   /** Removes the entry (true when it existed); a load under way for the key will not store its value. */
   readonly invalidate: (key: string) => Effect.Effect<boolean, CacheError>
   /**
+   * Makes the entry stale (true when there was a fresh one): stale-while-revalidate and fail-safe
+   * may still serve it; a load under way for the key will not store its value.
+   */
+  readonly expire: (key: string) => Effect.Effect<boolean, CacheError>
+  /**
    * Removes every entry of the namespace (how many were found), on stores that can scan keys;
    * loads under way will not store their values.
    */
   readonly clear: Effect.Effect<number, CacheError>
+  /**
+   * Removes the entries whose keys match a glob pattern (how many), on stores that can scan keys;
+   * the namespace's prefix is put before the pattern, so it never reaches another namespace.
+   */
+  readonly invalidatePattern: (pattern: string) => Effect.Effect<number, CacheError>
   /** Reads many keys in one store round trip and loads the misses, in one batch when `loadMany` is given. */
   readonly getManyOrLoad: <X, E, R>(
     keys: ReadonlyArray<string>,
@@ -116,23 +137,22 @@ export const make = <A, I>(
 ): Pipeline<A> => {
   const { namespace } = options
   const codec = makeCodec(options.schema, options.schemaVersion)
-  const prefix = namespacePrefix(namespace)
-  const fullKey = (key: string) => prefix + key
   const now = () => clock.unsafeCurrentTimeMillis()
   const spanAttributes = { "cache.namespace": namespace, "cache.store": store.name }
   const counters = makeCounters(namespace, store.name)
   const onStoreFailure = makeOnStoreFailure(options.onStoreError, namespace, store.name, counters)
-  const reader = makeReader({ namespace, store, codec, prefix, counters, onStoreFailure, spanAttributes })
+  const versions = versionsOf(store)
+  const tagChecks = makeTagChecks(versions, options.versionWindowMillis)
   const writer = makeWriter({
     namespace,
     store,
     codec,
-    fullKey,
     now,
     ttl: options.ttl,
     // fail-safe keeps entries in the store past the stale window, for as long as it may serve them
     staleWindowMillis: Math.max(options.staleWhileRevalidateMillis, options.failSafe?.maxStaleMillis ?? 0),
     tags: options.tags,
+    tagChecks,
     counters,
     onStoreFailure
   })
@@ -151,7 +171,10 @@ export const make = <A, I>(
     loaded: ReadonlyArray<{ readonly load: Superseding; readonly key: string; readonly value: A }>,
     elapsed: number
   ): Effect.Effect<void, CacheError> =>
-    order.writeLoaded(loaded, (current) => writer.writeLoaded(current.map((l) => [l.key, l.value] as const), elapsed))
+    order.writeLoaded(
+      loaded,
+      (current) => writer.writeLoaded(current.map((l) => ({ key: l.key, full: l.load.full, value: l.value })), elapsed)
+    )
   const staleWindow = options.staleWhileRevalidateMillis
   const failSafe = options.failSafe
   const softTimeout = options.softTimeoutMillis
@@ -160,9 +183,20 @@ export const make = <A, I>(
   // in flight, so more stale reads of it join it instead of queueing another
   const refreshPermits = Effect.unsafeMakeSemaphore(options.refreshConcurrency)
 
+  // the lease stage decodes with the reader of the namespace's current version
   const leases = options.lock === undefined
     ? undefined
-    : makeLeases<A>({ namespace, store, lock: options.lock, now, reader, onStoreFailure })
+    : makeLeases<A>({
+      namespace,
+      store,
+      lock: options.lock,
+      now,
+      reader: {
+        entryOf: (key, full, stored) => gen.reader.entryOf(key, full, stored),
+        flushDrops: Effect.suspend(() => gen.reader.flushDrops)
+      },
+      onStoreFailure
+    })
   const isServable = servable(staleWindow, now)
 
   const { loadKey, loadShared, reload, rescued, revalidate, startOrJoin, waitSoftly } = makeSingleLoads<A>({
@@ -183,15 +217,38 @@ export const make = <A, I>(
   // -----------------------------------------------------------------------------------------------
   // reads
 
+  /**
+   * What a tagged entry is worth once its tags' versions are read (a miss when they cannot be),
+   * then `next` with it: the slow path of a tag check, taken once per version window.
+   */
+  const checkedThen = <B, E, R>(
+    entry: Entry<A>,
+    next: (entry: Entry<A> | undefined) => Effect.Effect<B, E, R>
+  ): Effect.Effect<B, E | CacheError, R> =>
+    Effect.flatMap(
+      Effect.catchAll(
+        Effect.map(tagChecks.checkAll([entry], now()), (checked) => checked[0]),
+        (error) => onStoreFailure("read", error, undefined)
+      ),
+      next
+    )
+
   /** What a read found: a fresh hit, a stale hit (one refresh in the background) or a miss. */
   const decide = <X, E, R>(
     key: string,
     arg: X,
     load: Loader<X, A, E, R>,
     full: string,
-    entry: Entry<A> | undefined,
+    found: Entry<A> | undefined,
     isTraced: boolean
   ): Effect.Effect<A, E | CacheError, R> => {
+    let entry = found
+    // an entry with tags is worth what its tags' versions say; one without pays nothing here
+    if (entry !== undefined && entry.tags.length > 0) {
+      const checked = tagChecks.check(entry, now())
+      if (checked === UNKNOWN) return checkedThen(entry, (e) => decide(key, arg, load, full, e, isTraced))
+      entry = checked
+    }
     let fallback: Entry<A> | undefined
     if (entry !== undefined) {
       const t = now()
@@ -219,22 +276,27 @@ export const make = <A, I>(
       if (failSafe !== undefined && t < entry.staleUntil) fallback = entry
     }
     counters.misses(1)
-    const miss = Effect.zipRight(reader.flushDrops, loadShared(key, full, arg, load, fallback))
+    const miss = Effect.zipRight(
+      gen.reader.flushDrops,
+      loadShared(key, full, arg, load, fallback)
+    )
     return isTraced ? Effect.zipRight(annotateOutcome("miss"), miss) : miss
   }
-  const readOrLoad = reader.reading("cachekit.get", decide<unknown, unknown, unknown>)
 
-  const getOrLoad = <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>): Effect.Effect<A, E | CacheError, R> =>
-    readOrLoad(key, arg, load as Loader<unknown, A, unknown, unknown>) as Effect.Effect<A, E | CacheError, R>
-
-  const readOnly = reader.reading("cachekit.read", (
-    _key: string,
+  const readEntry = (
+    key: string,
     _arg: undefined,
     _load: undefined,
-    _full: string,
-    entry: Entry<A> | undefined,
+    full: string,
+    found: Entry<A> | undefined,
     isTraced: boolean
-  ): Effect.Effect<Option.Option<A>> => {
+  ): Effect.Effect<Option.Option<A>, CacheError> => {
+    let entry = found
+    if (entry !== undefined && entry.tags.length > 0) {
+      const checked = tagChecks.check(entry, now())
+      if (checked === UNKNOWN) return checkedThen(entry, (e) => readEntry(key, undefined, undefined, full, e, isTraced))
+      entry = checked
+    }
     if (entry !== undefined) {
       const found = freshness(entry, now(), staleWindow)
       if (found !== EXPIRED) {
@@ -246,92 +308,214 @@ export const make = <A, I>(
       }
     }
     counters.misses(1)
-    const miss = Effect.as(reader.flushDrops, Option.none<A>())
+    const miss = Effect.as(gen.reader.flushDrops, Option.none<A>())
     return isTraced ? Effect.zipRight(annotateOutcome("miss"), miss) : miss
-  })
+  }
+
+  // -----------------------------------------------------------------------------------------------
+  // the namespace's version
+
+  /**
+   * The keys of the namespace at one version, and the reads over them. An unversioned namespace
+   * has one generation for ever; a versioned one a new generation whenever its version changes.
+   */
+  interface Generation {
+    readonly token: string | undefined
+    readonly prefix: string
+    readonly reader: Reader<A>
+    readonly readOrLoad: (
+      key: string,
+      arg: unknown,
+      load: Loader<unknown, A, unknown, unknown>
+    ) => Effect.Effect<A, unknown, unknown>
+    readonly readOnly: (key: string, arg: undefined, load: undefined) => Effect.Effect<Option.Option<A>, CacheError>
+    /** What a batch read uses of this pipeline at this version: made once, not per read. */
+    readonly batch: BatchContext<A>
+  }
+  const generation = (token: string | undefined): Generation => {
+    const prefix = token === undefined ? namespacePrefix(namespace) : versionedPrefix(namespace, token)
+    const reader = makeReader({ namespace, store, codec, prefix, counters, onStoreFailure, spanAttributes })
+    return {
+      token,
+      prefix,
+      reader,
+      // one function for every loader type: `decide` passes the loader's own types through
+      readOrLoad: reader.reading("cachekit.get", decide<unknown, unknown, unknown>),
+      readOnly: reader.reading("cachekit.read", readEntry),
+      batch: {
+        namespace,
+        store,
+        fullKey: (key) => prefix + key,
+        now,
+        staleWindow,
+        counters,
+        onStoreFailure,
+        reader,
+        tagChecks,
+        flights,
+        storeLoaded,
+        loadShared,
+        runLoad,
+        startOrJoin,
+        revalidate,
+        failSafe: failSafe !== undefined,
+        rescue: rescued,
+        leases,
+        servable: isServable,
+        loadKey,
+        waitSoftly: softTimeout === undefined ? undefined : waitSoftly
+      }
+    }
+  }
+  const untraced = untracedTracer()
+  const versioned = options.versioned
+  let gen = generation(undefined)
+  const versionKey = namespaceKey(namespace)
+  const versionWindow = options.versionWindowMillis
+
+  /** The generation of the namespace's version known here within the window, if any. */
+  const knownGeneration = (): Generation | undefined => {
+    const token = versions.known(versionKey, now(), versionWindow)
+    if (token === undefined) return undefined
+    if (token !== gen.token) gen = generation(token)
+    return gen
+  }
+  /** The generation of the namespace's current version, read from the store when not known here. */
+  const currentGeneration: Effect.Effect<Generation, CacheError> = Effect.matchEffect(
+    Effect.suspend(() => versions.fetch([versionKey], now())),
+    {
+      onFailure: (error) =>
+        // the store cannot tell: keep to the last version known, or to a version of this process
+        // alone, where nothing is found
+        Effect.zipRight(
+          onStoreFailure("read", error, undefined),
+          gen.token !== undefined ? Effect.succeed(gen) : Effect.map(freshToken, (token) => (gen = generation(token)))
+        ),
+      onSuccess: ([token]) => Effect.sync(() => token === gen.token ? gen : (gen = generation(token!)))
+    }
+  )
+  /** Runs `f` with the current generation: no work for an unversioned namespace. */
+  const withGeneration = <B, E, R>(
+    f: (g: Generation) => Effect.Effect<B, E, R>
+  ): Effect.Effect<B, E | CacheError, R> => {
+    if (!versioned) return f(gen)
+    const known = knownGeneration()
+    return known !== undefined ? f(known) : Effect.flatMap(currentGeneration, f)
+  }
+
+  const getOrLoad = <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>): Effect.Effect<A, E | CacheError, R> =>
+    versioned
+      ? withGeneration((g) =>
+        g.readOrLoad(key, arg, load as Loader<unknown, A, unknown, unknown>) as Effect.Effect<A, E | CacheError, R>
+      )
+      : gen.readOrLoad(key, arg, load as Loader<unknown, A, unknown, unknown>) as Effect.Effect<A, E | CacheError, R>
+
+  const read = (key: string): Effect.Effect<Option.Option<A>, CacheError> =>
+    versioned ? withGeneration((g) => g.readOnly(key, undefined, undefined)) : gen.readOnly(key, undefined, undefined)
 
   // -----------------------------------------------------------------------------------------------
   // writes
 
-  const write = (key: string, value: A): Effect.Effect<void, CacheError> =>
-    Effect.zipRight(order.supersede(fullKey(key)), writer.write(key, value)).pipe(
+  const write = (key: string, value: A, tags?: ReadonlyArray<string>): Effect.Effect<void, CacheError> =>
+    withGeneration((g) => {
+      const full = g.prefix + key
+      return Effect.zipRight(order.supersede(full), writer.write(key, full, value, tags))
+    }).pipe(
       traced("cachekit.set", spanAttributes)
     )
 
   const replace = (key: string, value: A): Effect.Effect<void, CacheError> =>
-    Effect.zipRight(order.supersede(fullKey(key)), writer.replace(key, value)).pipe(
-      traced("cachekit.set", spanAttributes)
-    )
+    withGeneration((g) => {
+      const full = g.prefix + key
+      return Effect.zipRight(order.supersede(full), writer.replace(key, full, value))
+    }).pipe(traced("cachekit.set", spanAttributes))
 
   const invalidate = (key: string): Effect.Effect<boolean, CacheError> =>
-    Effect.suspend(() => {
-      const full = fullKey(key)
+    withGeneration((g) => {
+      const full = g.prefix + key
       return Effect.zipRight(
         order.supersede(full),
         Effect.catchAll(store.delete(full), (error) => onStoreFailure("delete", error, false))
-      )
+      ).pipe(Effect.tap(() => announce(store, { _tag: "Keys", namespace, keys: [key] })))
     }).pipe(traced("cachekit.invalidate", spanAttributes))
 
+  const expire = (key: string): Effect.Effect<boolean, CacheError> =>
+    withGeneration((g) => {
+      const full = g.prefix + key
+      // the rewrite is a loaded write of its own: a write or invalidation of the key that comes
+      // while it reads supersedes it, so it never puts back an older value over a newer one
+      const rewrite: Superseding = { full, superseded: false }
+      return order.supersede(full).pipe(
+        Effect.zipRight(Effect.sync(() => order.register(rewrite))),
+        Effect.zipRight(Effect.catchAll(store.get(full), (error) => onStoreFailure("expire", error, Option.none()))),
+        Effect.flatMap((stored) => {
+          const entry = stored._tag === "Some" ? g.reader.entryOf(key, full, stored.value) : undefined
+          const t = now()
+          if (entry === undefined || t >= entry.freshUntil) return Effect.as(g.reader.flushDrops, false)
+          // fresh no more from now on; kept, as it was, until its own staleUntil
+          return Effect.as(order.writeLoaded([{ load: rewrite }], () => writer.keep(full, entry, t)), true)
+        }),
+        Effect.ensuring(Effect.sync(() => order.unregister(rewrite)))
+      )
+    }).pipe(traced("cachekit.expire", spanAttributes))
+
+  // a versioned namespace's entries of every version
+  const clearPrefix = versioned ? versionedBase(namespace) : namespacePrefix(namespace)
   const clear: Effect.Effect<number, CacheError> = Effect.zipRight(
-    order.supersedePrefix(prefix),
-    Effect.flatMap(
-      store.keys(escapeGlob(prefix) + "*"),
-      (keys) => keys.length === 0 ? Effect.succeed(0) : store.deleteMany(keys)
-    ).pipe(
+    order.supersedePrefix(clearPrefix),
+    deleteMatchingOf(store)(escapeGlob(clearPrefix) + "*").pipe(
       Effect.catchAll((error): Effect.Effect<number, CacheError> =>
         // a store that cannot list keys says so; an unreachable one follows the policy
         error._tag === "StoreError" ? onStoreFailure("clear", error, 0) : Effect.fail(error)
       )
     )
-  ).pipe(traced("cachekit.clear", spanAttributes))
+  ).pipe(
+    Effect.tap(() => announce(store, { _tag: "Clear", namespace })),
+    traced("cachekit.clear", spanAttributes)
+  )
+
+  const invalidatePattern = (pattern: string): Effect.Effect<number, CacheError> =>
+    withGeneration((g) =>
+      Effect.zipRight(
+        // which loads under way the pattern covers is not worth working out: none of them stores
+        order.supersedePrefix(g.prefix),
+        Effect.catchAll(
+          deleteMatchingOf(store)(escapeGlob(g.prefix) + pattern),
+          (error): Effect.Effect<number, CacheError> =>
+            // a store that cannot scan, or a pattern it refuses, says so; an unreachable one follows the policy
+            error._tag === "StoreError" && error.reason !== "command"
+              ? onStoreFailure("invalidatePattern", error, 0)
+              : Effect.fail(error)
+        )
+      ).pipe(Effect.tap(() => announce(store, { _tag: "Pattern", namespace, pattern })))
+    ).pipe(traced("cachekit.invalidatePattern", { ...spanAttributes, "cache.pattern": pattern }))
 
   const refresh = <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>): Effect.Effect<A, E | CacheError, R> =>
-    reload(key, fullKey(key), arg, load).pipe(traced("cachekit.refresh", spanAttributes))
-
-  // what a batch read uses of this pipeline: made once, not per read
-  const batchContext: BatchContext<A> = {
-    namespace,
-    store,
-    fullKey,
-    now,
-    staleWindow,
-    counters,
-    onStoreFailure,
-    reader,
-    flights,
-    storeLoaded,
-    loadShared,
-    runLoad,
-    startOrJoin,
-    revalidate,
-    failSafe: failSafe !== undefined,
-    rescue: rescued,
-    leases,
-    servable: isServable,
-    loadKey,
-    waitSoftly: softTimeout === undefined ? undefined : waitSoftly
-  }
-  const untraced = untracedTracer()
+    withGeneration((g) => reload(key, g.prefix + key, arg, load)).pipe(traced("cachekit.refresh", spanAttributes))
 
   return {
     namespace,
     store,
-    fullKey,
+    fullKey: (key) => gen.prefix + key,
     getOrLoad,
-    read: (key) => readOnly(key, undefined, undefined),
+    read,
     write,
     replace,
     refresh,
     invalidate,
+    expire,
     clear,
+    invalidatePattern,
     getManyOrLoad: (keys, args, loadOne, loadMany) =>
-      Effect.tracerWith((tracer) => {
-        const read = getManyOrLoad(batchContext, { keys, args, loadOne, loadMany })
-        return tracer === untraced ? read : Effect.withSpan(read, "cachekit.getMany", {
-          attributes: { ...spanAttributes, "cache.keys": keys.length },
-          captureStackTrace: false
+      withGeneration((g) =>
+        Effect.tracerWith((tracer) => {
+          const read = getManyOrLoad(g.batch, { keys, args, loadOne, loadMany })
+          return tracer === untraced ? read : Effect.withSpan(read, "cachekit.getMany", {
+            attributes: { ...spanAttributes, "cache.keys": keys.length },
+            captureStackTrace: false
+          })
         })
-      }),
+      ),
     stats: counters.stats
   }
 }

@@ -42,7 +42,8 @@ export interface LeaseOptions<A> {
   readonly store: CacheStore.Service
   readonly lock: LockOptions
   readonly now: () => number
-  readonly reader: Reader<A>
+  /** How entries read from the store decode. */
+  readonly reader: Pick<Reader<A>, "entryOf" | "flushDrops">
   readonly onStoreFailure: OnStoreFailure
 }
 

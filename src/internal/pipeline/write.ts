@@ -15,17 +15,18 @@ import { Entry } from "./envelope.js"
 import { lifetime } from "./freshness.js"
 import type { Counters } from "./stats.js"
 import type { OnStoreFailure } from "./storeErrors.js"
+import type { TagChecks } from "./tags.js"
 
 /** @internal */
 export interface WriteOptions<A> {
   readonly namespace: string
   readonly store: CacheStore.Service
   readonly codec: Codec<A>
-  readonly fullKey: (key: string) => string
   readonly now: () => number
   readonly ttl: TtlPolicy<A> | undefined
   readonly staleWindowMillis: number
   readonly tags: ((value: A, key: string) => ReadonlyArray<string>) | undefined
+  readonly tagChecks: TagChecks
   readonly counters: Counters
   readonly onStoreFailure: OnStoreFailure
 }
@@ -37,25 +38,33 @@ type Prepared =
 
 /** @internal */
 export interface Writer<A> {
-  /** Stores loaded values; never fails the callers waiting for them. */
+  /** Stores loaded values under the store keys their loads read; never fails the callers waiting for them. */
   readonly writeLoaded: (
-    pairs: ReadonlyArray<readonly [key: string, value: A]>,
+    loaded: ReadonlyArray<{ readonly key: string; readonly full: string; readonly value: A }>,
     loadTime: number
   ) => Effect.Effect<void, CacheError>
-  /** An explicit write: a value that does not encode fails it, store failures follow the policy. */
-  readonly write: (key: string, value: A) => Effect.Effect<void, CacheError>
+  /**
+   * An explicit write, with tags of its own besides the namespace's: a value that does not encode
+   * fails it, store failures follow the policy.
+   */
+  readonly write: (
+    key: string,
+    full: string,
+    value: A,
+    tags?: ReadonlyArray<string>
+  ) => Effect.Effect<void, CacheError>
   /**
    * A write the source of truth already holds: when the value cannot be stored (it does not
    * encode, the store fails), the key's old entry is removed instead, so the cache never keeps a
    * value older than the source's; a removal that fails too is counted and logged as an error.
    * The failure then follows the store-failure policy (an `EncodeError` is always logged only).
    */
-  readonly replace: (key: string, value: A) => Effect.Effect<void, CacheError>
+  readonly replace: (key: string, full: string, value: A) => Effect.Effect<void, CacheError>
   /**
    * Writes an entry back unchanged but for its `freshUntil` (fail-safe's throttle), stored until
    * its own `staleUntil`; never fails.
    */
-  readonly keep: (key: string, entry: Entry<A>, freshUntil: number) => Effect.Effect<void, CacheError>
+  readonly keep: (full: string, entry: Entry<A>, freshUntil: number) => Effect.Effect<void, CacheError>
 }
 
 /** @internal */
@@ -63,11 +72,32 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
   const { codec, counters, namespace, now, onStoreFailure, store } = options
   const live = store.capabilities.live
 
-  const prepare = (key: string, value: A, loadTime: number): Effect.Effect<Prepared, EncodeError> =>
+  const noVersions: ReadonlyArray<string> = []
+
+  /** The tags of a value and the versions it records of them (none: no work). */
+  const tagsOf = (
+    key: string,
+    value: A,
+    extra: ReadonlyArray<string> | undefined,
+    t: number
+  ): Effect.Effect<readonly [ReadonlyArray<string>, ReadonlyArray<string>], StoreFailure> => {
+    const own = options.tags === undefined ? noVersions : options.tags(value, key)
+    const tags = extra === undefined || extra.length === 0 ? own : own.length === 0 ? extra : [...own, ...extra]
+    return tags.length === 0
+      ? Effect.succeed([tags, noVersions] as const)
+      : Effect.map(options.tagChecks.stamp(tags, t), (versions) => [tags, versions] as const)
+  }
+
+  const prepare = (
+    key: string,
+    full: string,
+    value: A,
+    loadTime: number,
+    extraTags?: ReadonlyArray<string>
+  ): Effect.Effect<Prepared, EncodeError | StoreFailure> =>
     Effect.flatMap(
       options.ttl === undefined ? Effect.succeed(undefined) : options.ttl.compute(value, key),
-      (ttl): Effect.Effect<Prepared, EncodeError> => {
-        const full = options.fullKey(key)
+      (ttl): Effect.Effect<Prepared, EncodeError | StoreFailure> => {
         if (ttl !== undefined && ttl <= 0) return Effect.succeed({ full, stored: undefined, ttl: 0 as const })
         const encoded = codec.encode(value)
         // a live store keeps what a byte store would give back, not the caller's object
@@ -80,20 +110,22 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
           return Effect.fail(new EncodeError({ namespace, key, detail }))
         }
         const t = now()
-        const { freshUntil, staleUntil } = lifetime(t, ttl, options.staleWindowMillis)
-        const tags = options.tags === undefined ? [] : options.tags(value, key)
-        const entry = new Entry(
-          kept.right,
-          t,
-          freshUntil,
-          staleUntil,
-          loadTime,
-          tags,
-          codec.fingerprint,
-          encoded.right.length
-        )
-        const stored = live ? entry : codec.toBytes(entry, encoded.right)
-        return Effect.succeed({ full, stored, ttl: staleUntil === Infinity ? undefined : staleUntil - t })
+        return Effect.map(tagsOf(key, value, extraTags, t), ([tags, versions]): Prepared => {
+          const { freshUntil, staleUntil } = lifetime(t, ttl, options.staleWindowMillis)
+          const entry = new Entry(
+            kept.right,
+            t,
+            freshUntil,
+            staleUntil,
+            loadTime,
+            tags,
+            versions,
+            codec.fingerprint,
+            encoded.right.length
+          )
+          const stored = live ? entry : codec.toBytes(entry, encoded.right)
+          return { full, stored, ttl: staleUntil === Infinity ? undefined : staleUntil - t }
+        })
       }
     )
 
@@ -114,19 +146,22 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
   }
 
   const writeLoaded = (
-    pairs: ReadonlyArray<readonly [key: string, value: A]>,
+    loaded: ReadonlyArray<{ readonly key: string; readonly full: string; readonly value: A }>,
     loadTime: number
   ): Effect.Effect<void, CacheError> =>
-    Effect.forEach(pairs, ([key, value]) =>
+    Effect.forEach(loaded, ({ full, key, value }) =>
       Effect.catchAll(
-        prepare(key, value, loadTime),
-        (error) =>
-          Effect.as(
-            Effect.logWarning("a loaded value could not be encoded; it is returned but not cached").pipe(
-              Effect.annotateLogs({ namespace, key, error: error.detail })
-            ),
-            undefined
-          )
+        prepare(key, full, value, loadTime),
+        (error): Effect.Effect<undefined, CacheError> =>
+          error._tag === "EncodeError"
+            ? Effect.as(
+              Effect.logWarning("a loaded value could not be encoded; it is returned but not cached").pipe(
+                Effect.annotateLogs({ namespace, key, error: error.detail })
+              ),
+              undefined
+            )
+            // its tags' versions could not be read: it is not cached
+            : onStoreFailure("write", error, undefined)
       )).pipe(
         Effect.flatMap((prepared) => {
           const ready = prepared.filter((p): p is Prepared => p !== undefined)
@@ -136,23 +171,18 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
         })
       )
 
-  const write = (key: string, value: A): Effect.Effect<void, CacheError> =>
-    Effect.flatMap(
-      prepare(key, value, 0),
-      (prepared) =>
-        Effect.catchAll(
-          persist([prepared]),
-          (error): Effect.Effect<void, CacheError> =>
-            // a key or value the store refuses is the caller's to hear of; an unreachable store is not
-            error._tag === "StoreError" ? onStoreFailure("write", error, undefined) : Effect.fail(error)
-        )
+  const write = (key: string, full: string, value: A, tags?: ReadonlyArray<string>): Effect.Effect<void, CacheError> =>
+    Effect.flatMap(prepare(key, full, value, 0, tags), (prepared) => persist([prepared])).pipe(
+      Effect.catchAll((error): Effect.Effect<void, CacheError> =>
+        // a key or value the store refuses is the caller's to hear of; an unreachable store is not
+        error._tag === "StoreError" ? onStoreFailure("write", error, undefined) : Effect.fail(error)
+      )
     )
 
-  const replace = (key: string, value: A): Effect.Effect<void, CacheError> =>
+  const replace = (key: string, full: string, value: A): Effect.Effect<void, CacheError> =>
     Effect.catchAll(
-      Effect.flatMap(prepare(key, value, 0), (prepared) => persist([prepared])),
+      Effect.flatMap(prepare(key, full, value, 0), (prepared) => persist([prepared])),
       (error): Effect.Effect<void, CacheError> => {
-        const full = options.fullKey(key)
         const dropped = Effect.catchAll(store.delete(full), (deleteError) => {
           counters.storeError()
           return Effect.logError("a write the source holds could not be cached nor its old entry removed").pipe(
@@ -170,7 +200,7 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
       }
     )
 
-  const keep = (key: string, entry: Entry<A>, freshUntil: number): Effect.Effect<void, CacheError> =>
+  const keep = (full: string, entry: Entry<A>, freshUntil: number): Effect.Effect<void, CacheError> =>
     Effect.suspend(() => {
       const ttl = entry.staleUntil - now()
       if (!(ttl > 0)) return Effect.void
@@ -181,6 +211,7 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
         entry.staleUntil,
         entry.loadTime,
         entry.tags,
+        entry.versions,
         entry.fingerprint,
         entry[SizeHint]
       )
@@ -191,7 +222,7 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
         stored = codec.toBytes(kept, encoded.right)
       }
       return Effect.catchAll(
-        store.set(options.fullKey(key), stored, ttl === Infinity ? undefined : Math.max(1, Math.ceil(ttl))),
+        store.set(full, stored, ttl === Infinity ? undefined : Math.max(1, Math.ceil(ttl))),
         (error) => onStoreFailure("write", error, undefined)
       )
     })

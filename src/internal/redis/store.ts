@@ -455,6 +455,25 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
           (n) => n === 1
         )
     }
+    /** Each page of the SCAN is unlinked as it comes: the keys are never all held at once. */
+    const deleteMatching = (pattern: string): Effect.Effect<number, StoreFailure> =>
+      Effect.suspend(() => {
+        const glob = Glob.compile(pattern)
+        if (typeof glob === "string") return Effect.fail(Glob.refused(name, pattern, glob))
+        let removed = 0
+        return guarded(
+          "deleteMatching",
+          scanAll("deleteMatching", globPrefix + pattern, (page) =>
+            Effect.map(
+              call("deleteMatching", () => unlinkAll(page), false),
+              (n) => {
+                removed += n
+              }
+            ))
+        ).pipe(Effect.map(() => removed))
+      }).pipe(
+        Effect.withSpan("RedisStore.deleteMatching", { attributes: { store: name, pattern }, captureStackTrace: false })
+      )
 
     const service = CacheStore.make({
       name,
@@ -470,6 +489,7 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
       clear,
       keys,
       lease,
+      deleteMatching,
       directRead: batcher === undefined ? undefined : { _tag: "Callback", get, read: batcher.read }
     })
     const store: RedisStore = {
