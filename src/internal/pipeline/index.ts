@@ -7,36 +7,30 @@
 import type * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import type * as Schema from "effect/Schema"
 import type { CacheError } from "../../CacheError.js"
-import type * as CacheMetrics from "../../CacheMetrics.js"
 import type * as CacheStore from "../../CacheStore.js"
-import { deleteMatchingOf } from "../../CacheStore.js"
-import { announce } from "../invalidationBus.js"
-import { escapeGlob } from "../store.js"
-import type { TtlPolicy } from "../ttl.js"
 import { freshToken, namespaceKey, versionsOf } from "../versions.js"
 import { getManyOrLoad } from "./batch.js"
-import type { BatchContext, BatchLoader } from "./batch.js"
+import type { BatchContext } from "./batch.js"
 import type { Entry } from "./envelope.js"
 import { makeCodec } from "./envelope.js"
 import { makeFlights } from "./flight.js"
 import type { Forker } from "./fork.js"
 import { drawEarly, EXPIRED, FRESH, freshness, mayRecomputeEarly, STALE } from "./freshness.js"
-import { namespacePrefix, versionedBase, versionedPrefix } from "./key.js"
+import { makeInvalidation } from "./invalidation.js"
+import { namespacePrefix, versionedPrefix } from "./key.js"
 import { keyOrderOf } from "./keyOrder.js"
 import type { Superseding } from "./keyOrder.js"
 import { makeLeases, servable } from "./lease.js"
-import type { LockOptions } from "./lease.js"
 import { makeRunLoad } from "./load.js"
 import { makeReader } from "./read.js"
 import type { Loader, Reader } from "./read.js"
 import { makeSingleLoads } from "./single.js"
 import { makeCounters } from "./stats.js"
 import { makeOnStoreFailure } from "./storeErrors.js"
-import type { StoreErrorMode } from "./storeErrors.js"
 import { makeTagChecks, UNKNOWN } from "./tags.js"
 import { annotateOutcome, traced, untracedTracer } from "./tracing.js"
+import type { Pipeline, PipelineOptions } from "./types.js"
 import { makeWriter } from "./write.js"
 
 export type { BatchLoader } from "./batch.js"
@@ -45,88 +39,7 @@ export { daemonForker, forkerIn } from "./fork.js"
 export type { LockOptions } from "./lease.js"
 export type { Loader } from "./read.js"
 export type { StoreErrorMode } from "./storeErrors.js"
-
-/** @internal */
-export interface PipelineOptions<A, I> {
-  readonly namespace: string
-  readonly schema: Schema.Schema<A, I, never>
-  /** Replaces the Schema's structural fingerprint when given. */
-  readonly schemaVersion: string | number | undefined
-  readonly ttl: TtlPolicy<A> | undefined
-  readonly staleWhileRevalidateMillis: number
-  /** Most background refreshes (stale-while-revalidate, early recompute) running at once. */
-  readonly refreshConcurrency: number
-  /** When a load fails, answer with the entry kept up to `maxStaleMillis` past its expiry. */
-  readonly failSafe: FailSafe | undefined
-  /** XFetch's β: fresh reads close to expiry recompute early, with probability exp(−τ/(β·δ)). */
-  readonly earlyRecomputeBeta: number | undefined
-  /** A caller holding a value kept by fail-safe waits this long for a load, then gets that value. */
-  readonly softTimeoutMillis: number | undefined
-  /** The distributed lock: one loader per key across the processes sharing the store. */
-  readonly lock: LockOptions | undefined
-  readonly onStoreError: StoreErrorMode
-  readonly loadTimeoutMillis: number | undefined
-  readonly tags: ((value: A, key: string) => ReadonlyArray<string>) | undefined
-  /** How long a version (of a tag, of the namespace) read from the store is trusted before it is read again. */
-  readonly versionWindowMillis: number
-  /** A version of the namespace is part of every key: `bumpVersion` makes them all misses at once. */
-  readonly versioned: boolean
-}
-
-/** @internal */
-export interface FailSafe {
-  readonly maxStaleMillis: number
-  readonly throttleMillis: number
-}
-
-/** @internal */
-export interface Pipeline<A> {
-  readonly namespace: string
-  readonly store: CacheStore.Service
-  /** The store key of a caller's key. */
-  readonly fullKey: (key: string) => string
-  /** Read; on a miss, load through the single flight and write. */
-  readonly getOrLoad: <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>) => Effect.Effect<A, E | CacheError, R>
-  /** Read only: a fresh (or servable stale) value, or none. */
-  readonly read: (key: string) => Effect.Effect<Option.Option<A>, CacheError>
-  /**
-   * An explicit write, with tags of its own besides the namespace's; a load under way for the key
-   * will not overwrite it.
-   */
-  readonly write: (key: string, value: A, tags?: ReadonlyArray<string>) => Effect.Effect<void, CacheError>
-  /**
-   * A write the source of truth already holds: like `write`, but a value that cannot be stored
-   * removes the old entry instead of leaving it.
-   */
-  readonly replace: (key: string, value: A) => Effect.Effect<void, CacheError>
-  /** Loads again now, joining a load already under way, and writes the result. */
-  readonly refresh: <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>) => Effect.Effect<A, E | CacheError, R>
-  /** Removes the entry (true when it existed); a load under way for the key will not store its value. */
-  readonly invalidate: (key: string) => Effect.Effect<boolean, CacheError>
-  /**
-   * Makes the entry stale (true when there was a fresh one): stale-while-revalidate and fail-safe
-   * may still serve it; a load under way for the key will not store its value.
-   */
-  readonly expire: (key: string) => Effect.Effect<boolean, CacheError>
-  /**
-   * Removes every entry of the namespace (how many were found), on stores that can scan keys;
-   * loads under way will not store their values.
-   */
-  readonly clear: Effect.Effect<number, CacheError>
-  /**
-   * Removes the entries whose keys match a glob pattern (how many), on stores that can scan keys;
-   * the namespace's prefix is put before the pattern, so it never reaches another namespace.
-   */
-  readonly invalidatePattern: (pattern: string) => Effect.Effect<number, CacheError>
-  /** Reads many keys in one store round trip and loads the misses, in one batch when `loadMany` is given. */
-  readonly getManyOrLoad: <X, E, R>(
-    keys: ReadonlyArray<string>,
-    args: ReadonlyArray<X>,
-    loadOne: Loader<X, A, E, R>,
-    loadMany: BatchLoader<A, E, R> | undefined
-  ) => Effect.Effect<Array<Option.Option<A>>, E | CacheError, R>
-  readonly stats: Effect.Effect<CacheMetrics.Stats>
-}
+export type { FailSafe, Pipeline, PipelineOptions } from "./types.js"
 
 /** @internal */
 export const make = <A, I>(
@@ -430,65 +343,17 @@ export const make = <A, I>(
       return Effect.zipRight(order.supersede(full), writer.replace(key, full, value))
     }).pipe(traced("cachekit.set", spanAttributes))
 
-  const invalidate = (key: string): Effect.Effect<boolean, CacheError> =>
-    withGeneration((g) => {
-      const full = g.prefix + key
-      return Effect.zipRight(
-        order.supersede(full),
-        Effect.catchAll(store.delete(full), (error) => onStoreFailure("delete", error, false))
-      ).pipe(Effect.tap(() => announce(store, { _tag: "Keys", namespace, keys: [key] })))
-    }).pipe(traced("cachekit.invalidate", spanAttributes))
-
-  const expire = (key: string): Effect.Effect<boolean, CacheError> =>
-    withGeneration((g) => {
-      const full = g.prefix + key
-      // the rewrite is a loaded write of its own: a write or invalidation of the key that comes
-      // while it reads supersedes it, so it never puts back an older value over a newer one
-      const rewrite: Superseding = { full, superseded: false }
-      return order.supersede(full).pipe(
-        Effect.zipRight(Effect.sync(() => order.register(rewrite))),
-        Effect.zipRight(Effect.catchAll(store.get(full), (error) => onStoreFailure("expire", error, Option.none()))),
-        Effect.flatMap((stored) => {
-          const entry = stored._tag === "Some" ? g.reader.entryOf(key, full, stored.value) : undefined
-          const t = now()
-          if (entry === undefined || t >= entry.freshUntil) return Effect.as(g.reader.flushDrops, false)
-          // fresh no more from now on; kept, as it was, until its own staleUntil
-          return Effect.as(order.writeLoaded([{ load: rewrite }], () => writer.keep(full, entry, t)), true)
-        }),
-        Effect.ensuring(Effect.sync(() => order.unregister(rewrite)))
-      )
-    }).pipe(traced("cachekit.expire", spanAttributes))
-
-  // a versioned namespace's entries of every version
-  const clearPrefix = versioned ? versionedBase(namespace) : namespacePrefix(namespace)
-  const clear: Effect.Effect<number, CacheError> = Effect.zipRight(
-    order.supersedePrefix(clearPrefix),
-    deleteMatchingOf(store)(escapeGlob(clearPrefix) + "*").pipe(
-      Effect.catchAll((error): Effect.Effect<number, CacheError> =>
-        // a store that cannot list keys says so; an unreachable one follows the policy
-        error._tag === "StoreError" ? onStoreFailure("clear", error, 0) : Effect.fail(error)
-      )
-    )
-  ).pipe(
-    Effect.tap(() => announce(store, { _tag: "Clear", namespace })),
-    traced("cachekit.clear", spanAttributes)
-  )
-
-  const invalidatePattern = (pattern: string): Effect.Effect<number, CacheError> =>
-    withGeneration((g) =>
-      Effect.zipRight(
-        // which loads under way the pattern covers is not worth working out: none of them stores
-        order.supersedePrefix(g.prefix),
-        Effect.catchAll(
-          deleteMatchingOf(store)(escapeGlob(g.prefix) + pattern),
-          (error): Effect.Effect<number, CacheError> =>
-            // a store that cannot scan, or a pattern it refuses, says so; an unreachable one follows the policy
-            error._tag === "StoreError" && error.reason !== "command"
-              ? onStoreFailure("invalidatePattern", error, 0)
-              : Effect.fail(error)
-        )
-      ).pipe(Effect.tap(() => announce(store, { _tag: "Pattern", namespace, pattern })))
-    ).pipe(traced("cachekit.invalidatePattern", { ...spanAttributes, "cache.pattern": pattern }))
+  const { clear, expire, invalidate, invalidatePattern } = makeInvalidation<A>({
+    namespace,
+    store,
+    now,
+    order,
+    writer,
+    onStoreFailure,
+    spanAttributes,
+    versioned,
+    withGeneration
+  })
 
   const refresh = <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>): Effect.Effect<A, E | CacheError, R> =>
     withGeneration((g) => reload(key, g.prefix + key, arg, load)).pipe(traced("cachekit.refresh", spanAttributes))

@@ -8,12 +8,12 @@ import type { CacheError } from "../../CacheError.js"
 import type { Entry } from "./envelope.js"
 import { isRetry } from "./flight.js"
 import type { Abandoned, Absent, Flights, Slot } from "./flight.js"
-import type { FailSafe } from "./index.js"
 import type { Superseding } from "./keyOrder.js"
 import type { Leases } from "./lease.js"
 import type { RunLoad } from "./load.js"
 import type { Loader } from "./read.js"
 import type { Counters } from "./stats.js"
+import type { FailSafe } from "./types.js"
 import type { Writer } from "./write.js"
 
 /** What single loads use of their pipeline. @internal */
