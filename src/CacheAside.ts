@@ -14,6 +14,7 @@ import type * as CacheMetrics from "./CacheMetrics.js"
 import type { CacheStore } from "./CacheStore.js"
 import * as invalidation from "./internal/invalidation.js"
 import * as strategy from "./internal/strategy.js"
+import type * as Invalidation from "./Invalidation.js"
 
 /**
  * A cache-aside handle for values of type `A` by key `K`.
@@ -21,7 +22,7 @@ import * as strategy from "./internal/strategy.js"
  * @since 0.1.0
  * @category models
  */
-export interface CacheAside<in K, A> {
+export interface CacheAside<in K, A> extends Invalidation.Invalidating<K> {
   /** The cached value of a key, if fresh (or servable stale). Never loads. */
   readonly get: (key: K) => Effect.Effect<Option.Option<A>, CacheError>
   /** The cached value, or the result of `load` (run once per key at a time), which is then stored. */
@@ -31,35 +32,6 @@ export interface CacheAside<in K, A> {
    * `EncodeError` (leaving the old entry untouched) when it does not encode.
    */
   readonly set: (key: K, value: A, options?: SetOptions) => Effect.Effect<void, CacheError>
-  /** Removes a key's entry; true when there was one. */
-  readonly invalidate: (key: K) => Effect.Effect<boolean, CacheError>
-  /**
-   * Makes a key's entry stale (true when it was fresh): served while stale-while-revalidate or
-   * fail-safe allow.
-   */
-  readonly expire: (key: K) => Effect.Effect<boolean, CacheError>
-  /** `Invalidation.invalidateTag` over this cache's store: every entry of the tags, in every namespace, misses. */
-  readonly invalidateTag: (tags: string | Iterable<string>) => Effect.Effect<void, CacheError>
-  /** `Invalidation.expireTag` over this cache's store: every entry of the tags, in every namespace, is stale. */
-  readonly expireTag: (tags: string | Iterable<string>) => Effect.Effect<void, CacheError>
-  /**
-   * `Invalidation.bumpVersion` of this cache's namespace: with `versioned: true`, every entry of
-   * the namespace misses from then on.
-   */
-  readonly bumpVersion: Effect.Effect<void, CacheError>
-  /**
-   * Removes this cache's entries whose keys match a glob pattern (`*`, `?`, `[…]`, `\` escapes),
-   * and nothing of another namespace; how many there were. Put user input through
-   * `Invalidation.escapePattern` so that it matches literally. Needs a store that can scan keys
-   * (memory, Redis: SCAN on every master, never KEYS); on Memcached it fails with
-   * `UnsupportedCapability`.
-   */
-  readonly invalidatePattern: (pattern: string) => Effect.Effect<number, CacheError>
-  /**
-   * Removes every entry of this namespace and nothing else; how many there were. Needs a store
-   * that can list keys (memory, Redis); on Memcached it fails with `UnsupportedCapability`.
-   */
-  readonly clear: Effect.Effect<number, CacheError>
   /** Counters of this cache since it was made. */
   readonly stats: Effect.Effect<CacheMetrics.Stats>
 }

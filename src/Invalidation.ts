@@ -22,6 +22,44 @@ import * as internal from "./internal/invalidation.js"
 import { escapeGlob } from "./internal/store.js"
 
 /**
+ * The invalidation verbs every cache handle has (`ReadThrough`, `CacheAside`), for keys of type `K`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Invalidating<in K> {
+  /** Removes a key's entry; true when there was one. */
+  readonly invalidate: (key: K) => Effect.Effect<boolean, CacheError>
+  /**
+   * Makes a key's entry stale (true when it was fresh): served while stale-while-revalidate or
+   * fail-safe allow (a read-through cache refreshes it).
+   */
+  readonly expire: (key: K) => Effect.Effect<boolean, CacheError>
+  /** `Invalidation.invalidateTag` over this cache's store: every entry of the tags, in every namespace, misses. */
+  readonly invalidateTag: (tags: string | Iterable<string>) => Effect.Effect<void, CacheError>
+  /** `Invalidation.expireTag` over this cache's store: every entry of the tags, in every namespace, is stale. */
+  readonly expireTag: (tags: string | Iterable<string>) => Effect.Effect<void, CacheError>
+  /**
+   * `Invalidation.bumpVersion` of this cache's namespace: with `versioned: true`, every entry of
+   * the namespace misses from then on.
+   */
+  readonly bumpVersion: Effect.Effect<void, CacheError>
+  /**
+   * Removes this cache's entries whose keys match a glob pattern (`*`, `?`, `[…]`, `\` escapes),
+   * and nothing of another namespace; how many there were. Put user input through
+   * `Invalidation.escapePattern` so that it matches literally. Needs a store that can scan keys
+   * (memory, Redis: SCAN on every master, never KEYS); on Memcached it fails with
+   * `UnsupportedCapability`.
+   */
+  readonly invalidatePattern: (pattern: string) => Effect.Effect<number, CacheError>
+  /**
+   * Removes every entry of this namespace and nothing else; how many there were. Needs a store
+   * that can list keys (memory, Redis); on Memcached it fails with `UnsupportedCapability`.
+   */
+  readonly clear: Effect.Effect<number, CacheError>
+}
+
+/**
  * Makes every entry of the tags a miss, in every namespace over the store in context: one write
  * to the store per tag. This process sees it at once; others within their `versionWindow`.
  * Loads under way in this process answer their callers but do not store their values.

@@ -15,6 +15,7 @@ import type * as CacheMetrics from "./CacheMetrics.js"
 import type { CacheStore } from "./CacheStore.js"
 import * as invalidation from "./internal/invalidation.js"
 import * as strategy from "./internal/strategy.js"
+import type * as Invalidation from "./Invalidation.js"
 
 /**
  * A read-through cache of `A` by key `K`, whose loader fails with `E`.
@@ -22,7 +23,7 @@ import * as strategy from "./internal/strategy.js"
  * @since 0.1.0
  * @category models
  */
-export interface ReadThrough<in K, A, E = never> {
+export interface ReadThrough<in K, A, E = never> extends Invalidation.Invalidating<K> {
   /** The value of a key: from the store when fresh, else from `lookup` (one load per key at a time). */
   readonly get: (key: K) => Effect.Effect<A, E | CacheError>
   /**
@@ -33,35 +34,6 @@ export interface ReadThrough<in K, A, E = never> {
   readonly getMany: (keys: Iterable<K>) => Effect.Effect<Array<Option.Option<A>>, E | CacheError>
   /** Loads a key now (joining a load already under way) and stores the result. */
   readonly refresh: (key: K) => Effect.Effect<A, E | CacheError>
-  /** Removes a key's entry; true when there was one. */
-  readonly invalidate: (key: K) => Effect.Effect<boolean, CacheError>
-  /**
-   * Makes a key's entry stale (true when it was fresh): served while stale-while-revalidate or
-   * fail-safe allow, and refreshed.
-   */
-  readonly expire: (key: K) => Effect.Effect<boolean, CacheError>
-  /** `Invalidation.invalidateTag` over this cache's store: every entry of the tags, in every namespace, misses. */
-  readonly invalidateTag: (tags: string | Iterable<string>) => Effect.Effect<void, CacheError>
-  /** `Invalidation.expireTag` over this cache's store: every entry of the tags, in every namespace, is stale. */
-  readonly expireTag: (tags: string | Iterable<string>) => Effect.Effect<void, CacheError>
-  /**
-   * `Invalidation.bumpVersion` of this cache's namespace: with `versioned: true`, every entry of
-   * the namespace misses from then on.
-   */
-  readonly bumpVersion: Effect.Effect<void, CacheError>
-  /**
-   * Removes this cache's entries whose keys match a glob pattern (`*`, `?`, `[…]`, `\` escapes),
-   * and nothing of another namespace; how many there were. Put user input through
-   * `Invalidation.escapePattern` so that it matches literally. Needs a store that can scan keys
-   * (memory, Redis: SCAN on every master, never KEYS); on Memcached it fails with
-   * `UnsupportedCapability`.
-   */
-  readonly invalidatePattern: (pattern: string) => Effect.Effect<number, CacheError>
-  /**
-   * Removes every entry of this namespace and nothing else; how many there were. Needs a store
-   * that can list keys (memory, Redis); on Memcached it fails with `UnsupportedCapability`.
-   */
-  readonly clear: Effect.Effect<number, CacheError>
   /** Counters of this cache since it was made. */
   readonly stats: Effect.Effect<CacheMetrics.Stats>
 }

@@ -41,6 +41,20 @@ export class Entry<A> {
   }
 }
 
+/** The same entry with another end of freshness (made stale, or kept by fail-safe's throttle). @internal */
+export const withFreshUntil = <A>(entry: Entry<A>, freshUntil: number): Entry<A> =>
+  new Entry(
+    entry.value,
+    entry.createdAt,
+    freshUntil,
+    entry.staleUntil,
+    entry.loadTime,
+    entry.tags,
+    entry.versions,
+    entry.fingerprint,
+    entry[SizeHint]
+  )
+
 /** @internal */
 export interface Codec<A> {
   readonly fingerprint: string

@@ -10,10 +10,10 @@
  */
 import * as Effect from "effect/Effect"
 import type { StoreFailure } from "../../CacheError.js"
-import { SizeHint } from "../store.js"
 import { hardTagKey, softTagKey } from "../versions.js"
 import type { Versions } from "../versions.js"
-import { Entry } from "./envelope.js"
+import type { Entry } from "./envelope.js"
+import { withFreshUntil } from "./envelope.js"
 
 /** Some versions an entry needs are not known locally: they have to be read first. @internal */
 export const UNKNOWN: unique symbol = Symbol("effect-cachekit/tags/unknown")
@@ -36,17 +36,7 @@ export interface TagChecks {
 
 /** An entry made stale now: its value kept, its freshness ended. */
 const staled = <A>(entry: Entry<A>, now: number): Entry<A> =>
-  now >= entry.freshUntil ? entry : new Entry(
-    entry.value,
-    entry.createdAt,
-    now,
-    entry.staleUntil,
-    entry.loadTime,
-    entry.tags,
-    entry.versions,
-    entry.fingerprint,
-    entry[SizeHint]
-  )
+  now >= entry.freshUntil ? entry : withFreshUntil(entry, now)
 
 /** @internal */
 export const makeTagChecks = (versions: Versions, window: number): TagChecks => {

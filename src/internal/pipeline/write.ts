@@ -8,10 +8,9 @@ import * as Either from "effect/Either"
 import { EncodeError } from "../../CacheError.js"
 import type { CacheError, StoreFailure } from "../../CacheError.js"
 import type * as CacheStore from "../../CacheStore.js"
-import { SizeHint } from "../store.js"
 import type { TtlPolicy } from "../ttl.js"
 import type { Codec } from "./envelope.js"
-import { Entry } from "./envelope.js"
+import { Entry, withFreshUntil } from "./envelope.js"
 import { lifetime } from "./freshness.js"
 import type { Counters } from "./stats.js"
 import type { OnStoreFailure } from "./storeErrors.js"
@@ -204,17 +203,7 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
     Effect.suspend(() => {
       const ttl = entry.staleUntil - now()
       if (!(ttl > 0)) return Effect.void
-      const kept = new Entry(
-        entry.value,
-        entry.createdAt,
-        freshUntil,
-        entry.staleUntil,
-        entry.loadTime,
-        entry.tags,
-        entry.versions,
-        entry.fingerprint,
-        entry[SizeHint]
-      )
+      const kept = withFreshUntil(entry, freshUntil)
       let stored: CacheStore.Value = kept
       if (!live) {
         const encoded = codec.encode(entry.value)
