@@ -9,7 +9,10 @@ import * as Schema from "effect/Schema"
 import type * as CacheStore from "../CacheStore.js"
 import { hardTagKey, namespaceKey, softTagKey, versionsOf } from "./versions.js"
 
-/** @internal */
+// Not marked internal: the public `InvalidationBus.Event` and `Message` are declared from these,
+// so their declarations must stay in the published types.
+
+/** The events of the bus: what was invalidated, never a value. */
 export const Event = Schema.Union(
   Schema.TaggedStruct("Keys", { namespace: Schema.String, keys: Schema.Array(Schema.String) }),
   Schema.TaggedStruct("Tags", { tags: Schema.Array(Schema.String), hard: Schema.Boolean }),
@@ -19,13 +22,13 @@ export const Event = Schema.Union(
   Schema.TaggedStruct("Missed", {})
 )
 
-/** @internal */
+/** An event of the bus. */
 export type Event = typeof Event.Type
 
-/** @internal */
+/** An event with the process that published it. */
 export const Message = Schema.Struct({ origin: Schema.String, event: Event })
 
-/** @internal */
+/** A message of the bus. */
 export type Message = typeof Message.Type
 
 /** @internal */
