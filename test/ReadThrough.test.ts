@@ -209,6 +209,31 @@ describe("ReadThrough", () => {
       expect(yield* Ref.get(calls)).toBe(3)
     }))
 
+  it.scoped("an invalidation the store refused fails with StoreError, even when reads fall back: the old value never comes back", () =>
+    Effect.gen(function*() {
+      let version = 1
+      const { faults, store } = yield* Effect.flatMap(MemoryStore.make(), Testing.faulty)
+      const users = yield* ReadThrough.make({
+        namespace: "user",
+        value: Schema.String,
+        lookup: (id: string) => Effect.sync(() => `${id}@v${version}`),
+        ttl: "5 minutes"
+      }).pipe(Effect.provideService(CacheStore.CacheStore, store))
+      expect(yield* users.get("a")).toBe("a@v1")
+      version = 2
+      yield* faults.inject(Testing.failure("connection"), ["delete", "deleteMany", "keys", "get"])
+      // not acknowledged: the caller learns that the old entry may still be there
+      expect((yield* Effect.flip(users.invalidate("a")))._tag).toBe("StoreError")
+      expect((yield* Effect.flip(users.expire("a")))._tag).toBe("StoreError")
+      expect((yield* Effect.flip(users.clear))._tag).toBe("StoreError")
+      expect((yield* Effect.flip(users.invalidatePattern("*")))._tag).toBe("StoreError")
+      // reads still fall back to the loader while the store fails
+      expect(yield* users.get("a")).toBe("a@v2")
+      yield* faults.heal()
+      yield* users.invalidate("a")
+      expect(yield* users.get("a")).toBe("a@v2")
+    }))
+
   it.scoped("onStoreError: \"fail\" surfaces store failures as StoreError", () =>
     Effect.gen(function*() {
       const { lookup } = yield* counting

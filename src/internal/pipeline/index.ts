@@ -349,7 +349,9 @@ export const make = <A, I>(
     now,
     order,
     writer,
-    onStoreFailure,
+    // an invalidation the store did not carry out is never acknowledged, whatever `onStoreError`
+    // says of reads: the entry it was meant to remove could be served again once the store is back
+    onStoreFailure: makeOnStoreFailure("fail", namespace, store.name, counters),
     spanAttributes,
     versioned,
     withGeneration

@@ -31,6 +31,7 @@ export interface InvalidationOptions<A> {
   readonly now: () => number
   readonly order: KeyOrder
   readonly writer: Writer<A>
+  /** What a store failure becomes: the invalidations fail with it, so that none is acknowledged undone. */
   readonly onStoreFailure: OnStoreFailure
   readonly spanAttributes: Record<string, string>
   /** Whether a version of the namespace is part of every key. */
@@ -80,7 +81,7 @@ export const makeInvalidation = <A>(options: InvalidationOptions<A>) => {
     order.supersedePrefix(clearPrefix),
     deleteMatchingOf(store)(escapeGlob(clearPrefix) + "*").pipe(
       Effect.catchAll((error): Effect.Effect<number, CacheError> =>
-        // a store that cannot list keys says so; an unreachable one follows the policy
+        // a store that cannot list keys says so; an unreachable one too
         error._tag === "StoreError" ? onStoreFailure("clear", error, 0) : Effect.fail(error)
       )
     )
@@ -97,7 +98,7 @@ export const makeInvalidation = <A>(options: InvalidationOptions<A>) => {
         Effect.catchAll(
           deleteMatchingOf(store)(escapeGlob(g.prefix) + pattern),
           (error): Effect.Effect<number, CacheError> =>
-            // a store that cannot scan, or a pattern it refuses, says so; an unreachable one follows the policy
+            // a store that cannot scan, or a pattern it refuses, says so; an unreachable one too
             error._tag === "StoreError" && error.reason !== "command"
               ? onStoreFailure("invalidatePattern", error, 0)
               : Effect.fail(error)
