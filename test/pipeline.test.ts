@@ -157,6 +157,21 @@ const gated = Effect.gen(function*() {
   return { calls, lookup, open: Deferred.succeed(gate, undefined) }
 })
 
+/**
+ * A lookup whose n-th load returns version n of the item; every load after the first waits until
+ * `open` (so a background refresh can be watched while it runs).
+ */
+const versionsGatedAfterFirst = Effect.gen(function*() {
+  const version = yield* Ref.make(0)
+  const gate = yield* Deferred.make<void>()
+  const lookup = (id: string) =>
+    Ref.updateAndGet(version, (n) => n + 1).pipe(
+      Effect.tap((n) => n > 1 ? Deferred.await(gate) : Effect.void),
+      Effect.map((n) => item(id, n))
+    )
+  return { version, lookup, open: Deferred.succeed(gate, undefined) }
+})
+
 /** A logger that keeps the messages logged at warning level or above. */
 const capturingLogger = () => {
   const warnings: Array<string> = []
@@ -330,16 +345,11 @@ for (const path of readPaths) {
           "stale-while-revalidate serves the stale value and refreshes once in the background",
           () =>
             Effect.gen(function*() {
-              const version = yield* Ref.make(0)
-              const gate = yield* Deferred.make<void>()
+              const { lookup, open, version } = yield* versionsGatedAfterFirst
               const cache = yield* strategy.make({
                 namespace: "item",
                 value: Item,
-                lookup: (id: string) =>
-                  Ref.updateAndGet(version, (n) => n + 1).pipe(
-                    Effect.tap((n) => n > 1 ? Deferred.await(gate) : Effect.void),
-                    Effect.map((n) => item(id, n))
-                  ),
+                lookup,
                 ttl: "1 minute",
                 staleWhileRevalidate: "1 minute"
               })
@@ -351,7 +361,7 @@ for (const path of readPaths) {
               expect((yield* cache.get("k")).n).toBe(1)
               yield* settle
               expect(yield* Ref.get(version)).toBe(2)
-              yield* Deferred.succeed(gate, undefined)
+              yield* open
               yield* settle
               expect((yield* cache.get("k")).n).toBe(2)
               expect(yield* Ref.get(version)).toBe(2)
@@ -362,16 +372,11 @@ for (const path of readPaths) {
           "1,000 concurrent stale reads are all served the stale value and start exactly one refresh",
           () =>
             Effect.gen(function*() {
-              const version = yield* Ref.make(0)
-              const gate = yield* Deferred.make<void>()
+              const { lookup, open, version } = yield* versionsGatedAfterFirst
               const cache = yield* strategy.make({
                 namespace: "item",
                 value: Item,
-                lookup: (id: string) =>
-                  Ref.updateAndGet(version, (n) => n + 1).pipe(
-                    Effect.tap((n) => n > 1 ? Deferred.await(gate) : Effect.void),
-                    Effect.map((n) => item(id, n))
-                  ),
+                lookup,
                 ttl: "1 minute",
                 staleWhileRevalidate: "1 minute"
               })
@@ -383,7 +388,7 @@ for (const path of readPaths) {
               expect(results.filter((r) => r.n === 1).length).toBe(1000)
               yield* settle
               expect(yield* Ref.get(version)).toBe(2)
-              yield* Deferred.succeed(gate, undefined)
+              yield* open
               yield* settleUntil(Effect.map(cache.get("k"), (r) => r.n === 2))
               expect(yield* Ref.get(version)).toBe(2)
             })

@@ -8,6 +8,7 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
 import * as TestContext from "effect/TestContext"
+import { randomUUID } from "node:crypto"
 import * as Cache from "../../Cache.js"
 import * as CacheStore from "../../CacheStore.js"
 import type { Value } from "../../CacheStore.js"
@@ -129,10 +130,11 @@ const badGlobs = [
 const maxTtl = CacheStore.maxTtl
 
 // Prefixes must differ between the processes that run the suite against one backend at the same
-// time, so they come from the wall clock and Math.random, not from Effect's (test) Clock and Random.
+// time, so each run of this module draws its own random id (not from Effect's test Random, which
+// every process seeds alike); a counter keeps the cases of one run apart.
+const runId = randomUUID().slice(0, 8)
 let counter = 0
-const uniquePrefix = (name: string) =>
-  `suite-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}-${counter++}-${name}`
+const uniquePrefix = (name: string) => `suite-${runId}-${counter++}-${name}`
 
 /** Runs one case as a promise that rejects with the case's own error (an assertion error, say). @internal */
 const runCase = (effect: Effect.Effect<void, unknown, Scope.Scope>, clock: "test" | "real"): Promise<void> =>
