@@ -29,7 +29,9 @@ export interface CacheAside<in K, A> extends Invalidation.Invalidating<K> {
   readonly getOrLoad: <E, R>(key: K, load: Effect.Effect<A, E, R>) => Effect.Effect<A, E | CacheError, R>
   /**
    * Stores a value, with tags of its own besides those of the `tags` option; fails with
-   * `EncodeError` (leaving the old entry untouched) when it does not encode.
+   * `EncodeError` (leaving the old entry untouched) when it does not encode. When the store
+   * refuses the write, the key's old entry is removed instead; when that fails too, `set` fails
+   * with `StoreError` whatever `onStoreError` says, since the old value may still be served.
    */
   readonly set: (key: K, value: A, options?: SetOptions) => Effect.Effect<void, CacheError>
   /** Counters of this cache since it was made. */

@@ -96,7 +96,7 @@ export const encodeFailures = Metric.counter(internal.names.encodeFailures, {
 })
 
 /**
- * Store operations that failed (the pipeline fell back to the loader or skipped the write).
+ * Store operations that failed (the pipeline fell back to the loader, or removed the entry a refused write was meant to replace).
  *
  * @since 0.1.0
  * @category metrics

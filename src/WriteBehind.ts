@@ -49,7 +49,8 @@ export interface WriteBehind<K, A, E = never> {
   readonly read: (key: K) => Effect.Effect<Option.Option<A>, E | CacheError>
   /**
    * Caches the value and queues it for the source; waits while `maxPending` writes are queued.
-   * A value the cache cannot store is still queued (its old entry is removed).
+   * A value the cache cannot store is still queued (its old entry is removed); when the old entry
+   * cannot be removed either, the write is queued and fails with `StoreError`.
    */
   readonly write: (key: K, value: A) => Effect.Effect<void, CacheError>
   /** Flushes every write queued now, and returns when that flush is over (saved or reported). */

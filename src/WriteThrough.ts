@@ -34,7 +34,9 @@ export interface WriteThrough<in K, A, E = never> {
   readonly read: (key: K) => Effect.Effect<Option.Option<A>, E | CacheError>
   /**
    * Saves the value to the source, then caches it. When `save` fails the cache is untouched and
-   * the error is the caller's; when caching fails after the save, the key's entry is removed.
+   * the error is the caller's; when caching fails after the save, the key's entry is removed, and
+   * when that fails too the write fails with `StoreError` (the source has the value, the cache
+   * may still hold the old one).
    */
   readonly write: (key: K, value: A) => Effect.Effect<void, E | CacheError>
   /**

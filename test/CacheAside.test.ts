@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Option, Ref, Schema, TestClock } from "effect"
 import { Cache, CacheAside, CacheStore, MemoryStore, Ttl } from "effect-cachekit"
+import * as Testing from "effect-cachekit/testing"
 import { bytesOnlyStore } from "./utils.js"
 
 const Memory = MemoryStore.layer()
@@ -28,6 +29,27 @@ describe("CacheAside", () => {
       expect(yield* numbers.get("k")).toEqual(Option.some(5))
       expect((yield* numbers.stats).encodeFailures).toBe(1)
     }).pipe(Effect.provide(Memory)))
+
+  it.scoped("a set the store refused is never acknowledged while the old entry may remain; one it could undo is", () =>
+    Effect.gen(function*() {
+      const { faults, store } = yield* Effect.flatMap(MemoryStore.make(), Testing.faulty)
+      const prices = yield* CacheAside.make({ namespace: "price", value: Schema.Number, ttl: "5 minutes" }).pipe(
+        Effect.provideService(CacheStore.CacheStore, store)
+      )
+      yield* prices.set("p1", 10)
+      // the write fails and so does the removal of the old entry: the caller must hear of it,
+      // under the default fallback policy too, or 10 is served once the store is back
+      yield* faults.inject(Testing.failure("connection"), ["set", "delete"])
+      expect((yield* Effect.flip(prices.set("p1", 20)))._tag).toBe("StoreError")
+      yield* faults.heal()
+      expect(yield* prices.get("p1")).toEqual(Option.some(10))
+      // the write fails but the old entry can be removed: acknowledged, and the key misses
+      yield* faults.inject(Testing.failure("connection"), ["set"])
+      yield* prices.set("p1", 30)
+      yield* faults.heal()
+      expect(yield* prices.get("p1")).toEqual(Option.none())
+      expect((yield* prices.stats).storeErrors).toBe(3) // the refused set and removal, then the refused set
+    }))
 
   it.scoped("a value that cannot be stored as data fails with EncodeError, on a live store too", () =>
     Effect.gen(function*() {

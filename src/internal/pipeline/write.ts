@@ -44,7 +44,8 @@ export interface Writer<A> {
   ) => Effect.Effect<void, CacheError>
   /**
    * An explicit write, with tags of its own besides the namespace's: a value that does not encode
-   * fails it, store failures follow the policy.
+   * fails it and leaves the old entry; when the store fails, the old entry is removed and the
+   * failure follows the policy, or, when it cannot be removed either, fails the write.
    */
   readonly write: (
     key: string,
@@ -55,8 +56,8 @@ export interface Writer<A> {
   /**
    * A write the source of truth already holds: when the value cannot be stored (it does not
    * encode, the store fails), the key's old entry is removed instead, so the cache never keeps a
-   * value older than the source's; a removal that fails too is counted and logged as an error.
-   * The failure then follows the store-failure policy (an `EncodeError` is always logged only).
+   * value older than the source's, and the failure follows the store-failure policy (an
+   * `EncodeError` is logged only); a removal that fails too fails the write with `StoreError`.
    */
   readonly replace: (key: string, full: string, value: A) => Effect.Effect<void, CacheError>
   /**
@@ -170,33 +171,51 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
         })
       )
 
+  /**
+   * An explicit write the store did not take: its key's old entry is removed instead, so no read
+   * finds a value older than the write. When that works the failure follows the store-failure
+   * policy (an `EncodeError` is logged only when `logged`, else the caller's); when the old entry
+   * may still be there the caller always hears of it: the write is never acknowledged.
+   */
+  const undo = (
+    key: string,
+    full: string,
+    error: EncodeError | StoreFailure,
+    logged: boolean
+  ): Effect.Effect<void, CacheError> => {
+    if (error._tag === "EncodeError" && !logged) return Effect.fail(error)
+    return Effect.matchEffect(store.delete(full), {
+      onFailure: (deleteError) => {
+        // both store failures are counted
+        if (error._tag !== "EncodeError") counters.storeError()
+        counters.storeError()
+        return Effect.zipRight(
+          Effect.logError("a write could not be cached nor its old entry removed").pipe(
+            Effect.annotateLogs({ namespace, key, error: error.message, removal: deleteError.message })
+          ),
+          Effect.fail(error._tag === "EncodeError" ? deleteError : error)
+        )
+      },
+      onSuccess: () =>
+        error._tag === "EncodeError"
+          ? Effect.logWarning("a written value could not be encoded; its entry was removed instead").pipe(
+            Effect.annotateLogs({ namespace, key, error: error.detail })
+          )
+          : onStoreFailure("write", error, undefined)
+    })
+  }
+
   const write = (key: string, full: string, value: A, tags?: ReadonlyArray<string>): Effect.Effect<void, CacheError> =>
-    Effect.flatMap(prepare(key, full, value, 0, tags), (prepared) => persist([prepared])).pipe(
-      Effect.catchAll((error): Effect.Effect<void, CacheError> =>
-        // a key or value the store refuses is the caller's to hear of; an unreachable store is not
-        error._tag === "StoreError" ? onStoreFailure("write", error, undefined) : Effect.fail(error)
-      )
+    Effect.catchAll(
+      Effect.flatMap(prepare(key, full, value, 0, tags), (prepared) => persist([prepared])),
+      // a key or value the store refuses is the caller's to hear of, and the old entry stays
+      (error) => error._tag === "StoreError" ? undo(key, full, error, false) : Effect.fail(error)
     )
 
   const replace = (key: string, full: string, value: A): Effect.Effect<void, CacheError> =>
     Effect.catchAll(
       Effect.flatMap(prepare(key, full, value, 0), (prepared) => persist([prepared])),
-      (error): Effect.Effect<void, CacheError> => {
-        const dropped = Effect.catchAll(store.delete(full), (deleteError) => {
-          counters.storeError()
-          return Effect.logError("a write the source holds could not be cached nor its old entry removed").pipe(
-            Effect.annotateLogs({ namespace, key, error: error.message, removal: deleteError.message })
-          )
-        })
-        return Effect.zipRight(
-          dropped,
-          error._tag === "EncodeError"
-            ? Effect.logWarning("a written value could not be encoded; its entry was removed instead").pipe(
-              Effect.annotateLogs({ namespace, key, error: error.detail })
-            )
-            : onStoreFailure("write", error, undefined)
-        )
-      }
+      (error) => undo(key, full, error, true)
     )
 
   const keep = (full: string, entry: Entry<A>, freshUntil: number): Effect.Effect<void, CacheError> =>
