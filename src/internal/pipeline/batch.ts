@@ -13,12 +13,13 @@ import type * as CacheStore from "../../CacheStore.js"
 import { classify, sortTagged } from "./batchSort.js"
 import type { Found } from "./batchSort.js"
 import type { Entry } from "./envelope.js"
-import type { Abandoned, Flights, Slot, SlotExit } from "./flight.js"
+import type { Flights, Slot, SlotExit } from "./flight.js"
 import { Absent, absent, isRetry } from "./flight.js"
 import type { Superseding } from "./keyOrder.js"
 import type { Leases } from "./lease.js"
 import type { RunLoad } from "./load.js"
 import type { Loader, Reader } from "./read.js"
+import type { SingleLoads } from "./single.js"
 import type { Counters } from "./stats.js"
 import type { OnStoreFailure } from "./storeErrors.js"
 import type { TagChecks } from "./tags.js"
@@ -52,46 +53,23 @@ export interface BatchContext<A> {
     elapsed: number
   ) => Effect.Effect<void, CacheError>
   /** Loads one key through the single flight, as a single read does. */
-  readonly loadShared: <X, E, R>(
-    key: string,
-    full: string,
-    arg: X,
-    load: Loader<X, A, E, R>
-  ) => Effect.Effect<A, E | CacheError, R>
+  readonly loadShared: SingleLoads<A>["loadShared"]
   readonly runLoad: RunLoad
-  readonly startOrJoin: <X, E, R>(
-    key: string,
-    full: string,
-    arg: X,
-    load: Loader<X, A, E, R>,
-    fallback?: Entry<A>
-  ) => Effect.Effect<Slot<A, E>, never, R>
+  readonly startOrJoin: SingleLoads<A>["startOrJoin"]
   /** Whether fail-safe is on: a failed load answers with an entry kept past its expiry. */
   readonly failSafe: boolean
   /** Fail-safe's answer to a failed load of a key whose caller read `fallback`. */
-  readonly rescue: <E, R>(
-    slot: Slot<A, E>,
-    fallback: Entry<A> | undefined,
-    loading: Effect.Effect<A, E | CacheError, R>
-  ) => Effect.Effect<A, E | CacheError, R>
+  readonly rescue: SingleLoads<A>["rescued"]
   /** The soft timeout's wait for a key whose caller holds a kept value (no soft timeout: undefined). */
-  readonly waitSoftly:
-    | (<E>(slot: Slot<A, E>, fallback: Entry<A>) => Effect.Effect<A, E | CacheError | Absent | Abandoned>)
-    | undefined
+  readonly waitSoftly: SingleLoads<A>["waitSoftly"] | undefined
   /** The distributed lock (`lock`): each key of a batch load is loaded under its lease. */
   readonly leases: Leases<A> | undefined
   /** Whether an entry read from the store answers a miss. */
   readonly servable: (entry: Entry<A>) => boolean
   /** The load of one key's slot through `lookup`: the loader stack, then the write. */
-  readonly loadKey: <X, E, R>(slot: Slot<A, E>, arg: X, load: Loader<X, A, E, R>) => Effect.Effect<A, E | CacheError, R>
+  readonly loadKey: SingleLoads<A>["loadKey"]
   /** Refreshes a stale key in the background (bounded), unless it is loading already. */
-  readonly revalidate: <X, E, R>(
-    key: string,
-    full: string,
-    arg: X,
-    load: Loader<X, A, E, R>,
-    entry: Entry<A>
-  ) => Effect.Effect<void, never, R>
+  readonly revalidate: SingleLoads<A>["revalidate"]
 }
 
 /** One batch read. @internal */

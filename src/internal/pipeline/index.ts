@@ -6,17 +6,16 @@
  */
 import type * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
+import type * as Option from "effect/Option"
 import type { CacheError } from "../../CacheError.js"
 import type * as CacheStore from "../../CacheStore.js"
 import { freshToken, namespaceKey, versionsOf } from "../versions.js"
 import { getManyOrLoad } from "./batch.js"
 import type { BatchContext } from "./batch.js"
-import type { Entry } from "./envelope.js"
+import { makeDecisions } from "./decide.js"
 import { makeCodec } from "./envelope.js"
 import { makeFlights } from "./flight.js"
 import type { Forker } from "./fork.js"
-import { drawEarly, EXPIRED, FRESH, freshness, mayRecomputeEarly, STALE } from "./freshness.js"
 import { makeInvalidation } from "./invalidation.js"
 import { namespacePrefix, versionedPrefix } from "./key.js"
 import { keyOrderOf } from "./keyOrder.js"
@@ -28,8 +27,8 @@ import type { Loader, Reader } from "./read.js"
 import { makeSingleLoads } from "./single.js"
 import { makeCounters } from "./stats.js"
 import { makeOnStoreFailure } from "./storeErrors.js"
-import { makeTagChecks, UNKNOWN } from "./tags.js"
-import { annotateOutcome, traced, untracedTracer } from "./tracing.js"
+import { makeTagChecks } from "./tags.js"
+import { traced, untracedTracer } from "./tracing.js"
 import type { Pipeline, PipelineOptions } from "./types.js"
 import { makeWriter } from "./write.js"
 
@@ -127,103 +126,18 @@ export const make = <A, I>(
     servable: isServable
   })
 
-  // -----------------------------------------------------------------------------------------------
-  // reads
-
-  /**
-   * What a tagged entry is worth once its tags' versions are read (a miss when they cannot be),
-   * then `next` with it: the slow path of a tag check, taken once per version window.
-   */
-  const checkedThen = <B, E, R>(
-    entry: Entry<A>,
-    next: (entry: Entry<A> | undefined) => Effect.Effect<B, E, R>
-  ): Effect.Effect<B, E | CacheError, R> =>
-    Effect.flatMap(
-      Effect.catchAll(
-        Effect.map(tagChecks.checkAll([entry], now()), (checked) => checked[0]),
-        (error) => onStoreFailure("read", error, undefined)
-      ),
-      next
-    )
-
-  /** What a read found: a fresh hit, a stale hit (one refresh in the background) or a miss. */
-  const decide = <X, E, R>(
-    key: string,
-    arg: X,
-    load: Loader<X, A, E, R>,
-    full: string,
-    found: Entry<A> | undefined,
-    isTraced: boolean
-  ): Effect.Effect<A, E | CacheError, R> => {
-    let entry = found
-    // an entry with tags is worth what its tags' versions say; one without pays nothing here
-    if (entry !== undefined && entry.tags.length > 0) {
-      const checked = tagChecks.check(entry, now())
-      if (checked === UNKNOWN) return checkedThen(entry, (e) => decide(key, arg, load, full, e, isTraced))
-      entry = checked
-    }
-    let fallback: Entry<A> | undefined
-    if (entry !== undefined) {
-      const t = now()
-      const found = freshness(entry, t, staleWindow)
-      if (found === FRESH) {
-        counters.hits(1)
-        if (beta !== undefined && mayRecomputeEarly(entry, t, beta)) {
-          // close to expiry: XFetch decides whether this read recomputes in the background
-          const early = Effect.flatMap(
-            drawEarly(t, entry.freshUntil, entry.loadTime, beta),
-            (recompute) =>
-              recompute
-                ? Effect.as(revalidate(key, full, arg, load, entry), entry.value)
-                : Effect.succeed(entry.value)
-          )
-          return isTraced ? Effect.zipRight(annotateOutcome("hit"), early) : early
-        }
-        return isTraced ? Effect.as(annotateOutcome("hit"), entry.value) : Effect.succeed(entry.value)
-      }
-      if (found === STALE) {
-        counters.staleHits(1)
-        const refresh = Effect.as(revalidate(key, full, arg, load, entry), entry.value)
-        return isTraced ? Effect.zipRight(annotateOutcome("stale"), refresh) : refresh
-      }
-      if (failSafe !== undefined && t < entry.staleUntil) fallback = entry
-    }
-    counters.misses(1)
-    const miss = Effect.zipRight(
-      gen.reader.flushDrops,
-      loadShared(key, full, arg, load, fallback)
-    )
-    return isTraced ? Effect.zipRight(annotateOutcome("miss"), miss) : miss
-  }
-
-  const readEntry = (
-    key: string,
-    _arg: undefined,
-    _load: undefined,
-    full: string,
-    found: Entry<A> | undefined,
-    isTraced: boolean
-  ): Effect.Effect<Option.Option<A>, CacheError> => {
-    let entry = found
-    if (entry !== undefined && entry.tags.length > 0) {
-      const checked = tagChecks.check(entry, now())
-      if (checked === UNKNOWN) return checkedThen(entry, (e) => readEntry(key, undefined, undefined, full, e, isTraced))
-      entry = checked
-    }
-    if (entry !== undefined) {
-      const found = freshness(entry, now(), staleWindow)
-      if (found !== EXPIRED) {
-        if (found === FRESH) counters.hits(1)
-        else counters.staleHits(1)
-        return isTraced
-          ? Effect.as(annotateOutcome(found === FRESH ? "hit" : "stale"), Option.some(entry.value))
-          : Effect.succeed(Option.some(entry.value))
-      }
-    }
-    counters.misses(1)
-    const miss = Effect.as(gen.reader.flushDrops, Option.none<A>())
-    return isTraced ? Effect.zipRight(annotateOutcome("miss"), miss) : miss
-  }
+  const { decide, readEntry } = makeDecisions<A>({
+    now,
+    staleWindow,
+    beta,
+    failSafe: failSafe !== undefined,
+    counters,
+    tagChecks,
+    onStoreFailure,
+    flushDrops: Effect.suspend(() => gen.reader.flushDrops),
+    revalidate,
+    loadShared
+  })
 
   // -----------------------------------------------------------------------------------------------
   // the namespace's version

@@ -203,3 +203,6 @@ export const makeSingleLoads = <A>(options: SingleLoadOptions<A>) => {
 
   return { startOrJoin, loadKey, loadShared, reload, revalidate, rescued, waitSoftly }
 }
+
+/** The single loads of a pipeline: what its reads and batch reads load through. @internal */
+export type SingleLoads<A> = ReturnType<typeof makeSingleLoads<A>>
