@@ -135,6 +135,14 @@ const Item = Schema.Struct({ id: Schema.String, n: Schema.Number })
 type Item = typeof Item.Type
 const item = (id: string, n = 0): Item => ({ id, n })
 
+/** The usual handle of a scenario: items in namespace "item", kept 5 minutes unless `options` say otherwise. */
+const itemsOf = <E>(
+  strategy: Strategy,
+  lookup: (key: string) => Effect.Effect<Item, E>,
+  options?: Partial<Omit<HandleOptions<Item, typeof Item.Encoded, E>, "lookup" | "value">>
+) =>
+  strategy.make<Item, typeof Item.Encoded, E>({ namespace: "item", ttl: "5 minutes", ...options, value: Item, lookup })
+
 class NotFound extends Schema.TaggedError<NotFound>()("NotFound", { id: Schema.String }) {}
 
 /** A lookup that counts its calls; ids starting with "missing" fail with NotFound. */
@@ -220,7 +228,7 @@ for (const path of readPaths) {
         scenario("a miss loads and stores; the next get is a hit without the loader", () =>
           Effect.gen(function*() {
             const { calls, lookup } = yield* counting
-            const cache = yield* strategy.make({ namespace: "item", value: Item, lookup, ttl: "5 minutes" })
+            const cache = yield* itemsOf(strategy, lookup)
             expect(yield* cache.get("a")).toEqual(item("a"))
             expect(yield* cache.get("a")).toEqual(item("a"))
             expect(yield* Ref.get(calls)).toBe(1)
@@ -229,7 +237,7 @@ for (const path of readPaths) {
         scenario("1,000 concurrent gets of a cold key call the loader exactly once", () =>
           Effect.gen(function*() {
             const { calls, lookup, open } = yield* gated
-            const cache = yield* strategy.make({ namespace: "item", value: Item, lookup, ttl: "5 minutes" })
+            const cache = yield* itemsOf(strategy, lookup)
             const fibers = yield* Effect.forEach(Array.from({ length: 1000 }), () => Effect.fork(cache.get("cold")))
             yield* settle
             yield* open
@@ -244,7 +252,7 @@ for (const path of readPaths) {
           () =>
             Effect.gen(function*() {
               const { calls, lookup, open } = yield* gated
-              const cache = yield* strategy.make({ namespace: "item", value: Item, lookup, ttl: "5 minutes" })
+              const cache = yield* itemsOf(strategy, lookup)
               const impatient = yield* Effect.fork(cache.get("k"))
               const patient = yield* Effect.fork(cache.get("k"))
               yield* settle
@@ -285,7 +293,7 @@ for (const path of readPaths) {
           () =>
             Effect.gen(function*() {
               const { calls, lookup } = yield* counting
-              const cache = yield* strategy.make({ namespace: "item", value: Item, lookup, ttl: "5 minutes" })
+              const cache = yield* itemsOf(strategy, lookup)
               const first = yield* Effect.flip(cache.get("missing-1"))
               expect(first).toBeInstanceOf(NotFound)
               const second = yield* Effect.flip(cache.get("missing-1"))
@@ -297,7 +305,7 @@ for (const path of readPaths) {
         scenario("bytes that do not decode are a miss: dropped and reloaded", (store) =>
           Effect.gen(function*() {
             const { calls, lookup } = yield* counting
-            const cache = yield* strategy.make({ namespace: "item", value: Item, lookup, ttl: "5 minutes" })
+            const cache = yield* itemsOf(strategy, lookup)
             yield* store.set("item:garbage", new TextEncoder().encode("{not json"))
             expect(yield* cache.get("garbage")).toEqual(item("garbage"))
             expect(yield* Ref.get(calls)).toBe(1)
@@ -310,7 +318,7 @@ for (const path of readPaths) {
           (store) =>
             Effect.gen(function*() {
               const { calls, lookup } = yield* counting
-              const cache = yield* strategy.make({ namespace: "item", value: Item, lookup, ttl: "5 minutes" })
+              const cache = yield* itemsOf(strategy, lookup)
               yield* cache.get("k")
               const stored = yield* store.get("item:k")
               if (!store.capabilities.live) {
@@ -331,7 +339,7 @@ for (const path of readPaths) {
         scenario("entries expire after their TTL on the TestClock", () =>
           Effect.gen(function*() {
             const { calls, lookup } = yield* counting
-            const cache = yield* strategy.make({ namespace: "item", value: Item, lookup, ttl: "5 minutes" })
+            const cache = yield* itemsOf(strategy, lookup)
             yield* cache.get("a")
             yield* TestClock.adjust("4 minutes")
             yield* cache.get("a")
@@ -346,13 +354,7 @@ for (const path of readPaths) {
           () =>
             Effect.gen(function*() {
               const { lookup, open, version } = yield* versionsGatedAfterFirst
-              const cache = yield* strategy.make({
-                namespace: "item",
-                value: Item,
-                lookup,
-                ttl: "1 minute",
-                staleWhileRevalidate: "1 minute"
-              })
+              const cache = yield* itemsOf(strategy, lookup, { ttl: "1 minute", staleWhileRevalidate: "1 minute" })
               expect((yield* cache.get("k")).n).toBe(1)
               yield* TestClock.adjust("90 seconds")
               // stale: served at once, one refresh starts for all three readers
@@ -373,13 +375,7 @@ for (const path of readPaths) {
           () =>
             Effect.gen(function*() {
               const { lookup, open, version } = yield* versionsGatedAfterFirst
-              const cache = yield* strategy.make({
-                namespace: "item",
-                value: Item,
-                lookup,
-                ttl: "1 minute",
-                staleWhileRevalidate: "1 minute"
-              })
+              const cache = yield* itemsOf(strategy, lookup, { ttl: "1 minute", staleWhileRevalidate: "1 minute" })
               yield* cache.get("k")
               yield* TestClock.adjust("90 seconds")
               const results = yield* Effect.forEach(Array.from({ length: 1000 }), () => cache.get("k"), {
@@ -407,7 +403,7 @@ for (const path of readPaths) {
           () =>
             Effect.gen(function*() {
               const { calls, lookup, tags } = yield* versioned
-              const items = yield* strategy.make({ namespace: "item", value: Item, lookup, ttl: "5 minutes", tags })
+              const items = yield* itemsOf(strategy, lookup, { ttl: "5 minutes", tags })
               const others = yield* strategy.make({ namespace: "other", value: Item, lookup, ttl: "5 minutes", tags })
               const plain = yield* strategy.make({ namespace: "plain", value: Item, lookup, ttl: "5 minutes" })
               for (const key of ["a1", "a2", "b1"]) yield* items.get(key)
@@ -433,10 +429,7 @@ for (const path of readPaths) {
           () =>
             Effect.gen(function*() {
               const { calls, lookup, tags } = yield* versioned
-              const cache = yield* strategy.make({
-                namespace: "item",
-                value: Item,
-                lookup,
+              const cache = yield* itemsOf(strategy, lookup, {
                 ttl: "5 minutes",
                 staleWhileRevalidate: "1 minute",
                 tags
@@ -459,7 +452,7 @@ for (const path of readPaths) {
           (store) =>
             Effect.gen(function*() {
               const { calls, lookup, tags } = yield* versioned
-              const cache = yield* strategy.make({ namespace: "item", value: Item, lookup, ttl: "1 hour", tags })
+              const cache = yield* itemsOf(strategy, lookup, { ttl: "1 hour", tags })
               const keys = Array.from({ length: 100 }, (_, i) => `a${i}`)
               for (const key of keys) yield* cache.get(key)
               yield* settle
@@ -490,14 +483,7 @@ for (const path of readPaths) {
           (store) =>
             Effect.gen(function*() {
               const { calls, lookup, tags } = yield* versioned
-              const cache = yield* strategy.make({
-                namespace: "item",
-                value: Item,
-                lookup,
-                ttl: "1 hour",
-                tags,
-                versionWindow: "5 seconds"
-              })
+              const cache = yield* itemsOf(strategy, lookup, { ttl: "1 hour", tags, versionWindow: "5 seconds" })
               yield* cache.get("a")
               yield* settle
               // another process gives the tag a new version, straight in the store
@@ -516,13 +502,7 @@ for (const path of readPaths) {
           () =>
             Effect.gen(function*() {
               const { lookup } = yield* versioned
-              const cache = yield* strategy.make({
-                namespace: "item",
-                value: Item,
-                lookup,
-                ttl: "5 minutes",
-                staleWhileRevalidate: "1 minute"
-              })
+              const cache = yield* itemsOf(strategy, lookup, { ttl: "5 minutes", staleWhileRevalidate: "1 minute" })
               yield* cache.get("k")
               yield* settle
               expect(yield* cache.expire!("k")).toBe(true)
@@ -541,7 +521,7 @@ for (const path of readPaths) {
             () =>
               Effect.gen(function*() {
                 const { calls, lookup, tags } = yield* versioned
-                const cache = yield* strategy.make({ namespace: "item", value: Item, lookup, ttl: "5 minutes", tags })
+                const cache = yield* itemsOf(strategy, lookup, { ttl: "5 minutes", tags })
                 yield* cache.getMany!(["a1", "b1", "a2"])
                 yield* settle
                 yield* Invalidation.invalidateTag("t:a")
@@ -557,13 +537,7 @@ for (const path of readPaths) {
           () =>
             Effect.gen(function*() {
               const { lookup } = yield* versioned
-              const items = yield* strategy.make({
-                namespace: "item",
-                value: Item,
-                lookup,
-                ttl: "1 hour",
-                versioned: true
-              })
+              const items = yield* itemsOf(strategy, lookup, { ttl: "1 hour", versioned: true })
               const others = yield* strategy.make({
                 namespace: "other",
                 value: Item,
@@ -594,13 +568,7 @@ for (const path of readPaths) {
           (store) =>
             Effect.gen(function*() {
               const { calls, lookup } = yield* versioned
-              const cache = yield* strategy.make({
-                namespace: "item",
-                value: Item,
-                lookup,
-                ttl: "1 hour",
-                versioned: true
-              })
+              const cache = yield* itemsOf(strategy, lookup, { ttl: "1 hour", versioned: true })
               const keys = Array.from({ length: 100 }, (_, i) => `k${i}`)
               for (const key of keys) yield* cache.get(key)
               yield* settle
@@ -622,10 +590,7 @@ for (const path of readPaths) {
           (store) =>
             Effect.gen(function*() {
               const { calls, lookup } = yield* versioned
-              const cache = yield* strategy.make({
-                namespace: "item",
-                value: Item,
-                lookup,
+              const cache = yield* itemsOf(strategy, lookup, {
                 ttl: "1 hour",
                 versioned: true,
                 versionWindow: "5 seconds"
@@ -647,14 +612,8 @@ for (const path of readPaths) {
             (store) =>
               Effect.gen(function*() {
                 const { lookup } = yield* versioned
-                const cache = yield* strategy.make({
-                  namespace: "item",
-                  value: Item,
-                  lookup,
-                  ttl: "1 hour",
-                  versioned: true
-                })
-                const plain = yield* strategy.make({ namespace: "item", value: Item, lookup, ttl: "1 hour" })
+                const cache = yield* itemsOf(strategy, lookup, { ttl: "1 hour", versioned: true })
+                const plain = yield* itemsOf(strategy, lookup, { ttl: "1 hour" })
                 yield* cache.get("a")
                 yield* settle
                 yield* Invalidation.bumpVersion("item")
@@ -697,7 +656,7 @@ for (const path of readPaths) {
             () =>
               Effect.gen(function*() {
                 const { lookup } = yield* versioned
-                const cache = yield* strategy.make({ namespace: "item", value: Item, lookup, ttl: "1 hour" })
+                const cache = yield* itemsOf(strategy, lookup, { ttl: "1 hour" })
                 const keys = ["a*b", "axb", "a?b", "a[b]", "ab]", "a\\b", "a\\\\b", "a*", "a"]
                 for (const special of ["a*b", "a?b", "a[b]", "a\\b", "a*"]) {
                   for (const key of keys) yield* cache.get(key)
@@ -717,13 +676,7 @@ for (const path of readPaths) {
             () =>
               Effect.gen(function*() {
                 const { calls, lookup } = yield* versioned
-                const cache = yield* strategy.make({
-                  namespace: "item",
-                  value: Item,
-                  lookup,
-                  ttl: "1 hour",
-                  versioned: true
-                })
+                const cache = yield* itemsOf(strategy, lookup, { ttl: "1 hour", versioned: true })
                 yield* cache.get("u1")
                 yield* cache.get("t1")
                 yield* settle
@@ -878,10 +831,7 @@ for (const path of readPaths) {
             Effect.gen(function*() {
               const { calls, failing, lookup } = yield* switchable
               const { layer, warnings } = capturingLogger()
-              const cache = yield* strategy.make({
-                namespace: "item",
-                value: Item,
-                lookup,
+              const cache = yield* itemsOf(strategy, lookup, {
                 ttl: "1 minute",
                 failSafe: { maxStale: "1 hour", throttle: "30 seconds" }
               })
@@ -916,10 +866,7 @@ for (const path of readPaths) {
           () =>
             Effect.gen(function*() {
               const { failing, lookup } = yield* switchable
-              const cache = yield* strategy.make({
-                namespace: "item",
-                value: Item,
-                lookup,
+              const cache = yield* itemsOf(strategy, lookup, {
                 ttl: "1 minute",
                 failSafe: { maxStale: "5 minutes", throttle: "30 seconds" }
               })
@@ -936,10 +883,7 @@ for (const path of readPaths) {
         scenario("fail-safe never serves a value older than an invalidation", () =>
           Effect.gen(function*() {
             const { failing, lookup } = yield* switchable
-            const cache = yield* strategy.make({
-              namespace: "item",
-              value: Item,
-              lookup,
+            const cache = yield* itemsOf(strategy, lookup, {
               ttl: "1 minute",
               failSafe: { maxStale: "1 hour", throttle: "30 seconds" }
             })
@@ -1217,7 +1161,7 @@ for (const path of readPaths) {
           scenario("invalidate removes the entry; the next get loads again", () =>
             Effect.gen(function*() {
               const { calls, lookup } = yield* counting
-              const cache = yield* strategy.make({ namespace: "item", value: Item, lookup, ttl: "5 minutes" })
+              const cache = yield* itemsOf(strategy, lookup)
               yield* cache.get("a")
               expect(yield* cache.invalidate!("a")).toBe(true)
               expect(yield* cache.invalidate!("a")).toBe(false)
@@ -1367,11 +1311,7 @@ for (const path of readPaths) {
             () =>
               Effect.gen(function*() {
                 const { calls, lookup } = yield* counting
-                const cache = yield* strategy.make({
-                  namespace: "item",
-                  value: Item,
-                  lookup,
-                  // as SQL's IN (…) does: rows in any order
+                const cache = yield* itemsOf(strategy, lookup, { // as SQL's IN (…) does: rows in any order
                   lookupMany: (ids) => Effect.succeed([...ids].reverse().map((id) => [id, item(id)] as const)),
                   ttl: "5 minutes"
                 })
@@ -1411,7 +1351,7 @@ for (const path of readPaths) {
           scenario("refresh reloads now and stores the result", () =>
             Effect.gen(function*() {
               const { calls, lookup } = yield* counting
-              const cache = yield* strategy.make({ namespace: "item", value: Item, lookup, ttl: "5 minutes" })
+              const cache = yield* itemsOf(strategy, lookup)
               yield* cache.get("a")
               yield* cache.refresh!("a")
               expect(yield* Ref.get(calls)).toBe(2)
@@ -1430,7 +1370,7 @@ describe("pipeline: a store that fails", () => {
       Effect.gen(function*() {
         const { calls, lookup } = yield* counting
         const { faults, store } = yield* Effect.flatMap(MemoryStore.make(), Testing.faulty)
-        const cache = yield* strategy.make({ namespace: "item", value: Item, lookup, ttl: "5 minutes" }).pipe(
+        const cache = yield* itemsOf(strategy, lookup).pipe(
           Effect.provideService(CacheStore.CacheStore, store)
         )
         const get = (key: string) => Effect.provideService(cache.get(key), CacheStore.CacheStore, store)
