@@ -1,4 +1,4 @@
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, it, layer } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Option, Ref, Schema, TestClock } from "effect"
 import { Cache, CacheAside, CacheStore, MemoryStore, Ttl } from "effect-cachekit"
 import * as Testing from "effect-cachekit/testing"
@@ -6,7 +6,8 @@ import { bytesOnlyStore } from "./utils.js"
 
 const Memory = MemoryStore.layer()
 
-describe("CacheAside", () => {
+// every test shares one memory store (each in a namespace of its own) unless it makes its own
+layer(Memory)("CacheAside", (it) => {
   it.scoped("set, get and invalidate by key", () =>
     Effect.gen(function*() {
       const sessions = yield* CacheAside.make({ namespace: "session", value: Schema.String, ttl: "30 minutes" })
@@ -16,7 +17,7 @@ describe("CacheAside", () => {
       expect(yield* sessions.invalidate("s1")).toBe(true)
       expect(yield* sessions.get("s1")).toEqual(Option.none())
       expect(yield* sessions.stats).toMatchObject({ hits: 1, misses: 2 })
-    }).pipe(Effect.provide(Memory)))
+    }))
 
   it.scoped("a value the Schema cannot encode fails set with EncodeError and leaves the old entry", () =>
     Effect.gen(function*() {
@@ -28,7 +29,7 @@ describe("CacheAside", () => {
       expect(error.message).toMatch(/cannot encode the value of n:k/)
       expect(yield* numbers.get("k")).toEqual(Option.some(5))
       expect((yield* numbers.stats).encodeFailures).toBe(1)
-    }).pipe(Effect.provide(Memory)))
+    }))
 
   it.scoped("a set the store refused is never acknowledged while the old entry may remain; one it could undo is", () =>
     Effect.gen(function*() {
@@ -58,7 +59,7 @@ describe("CacheAside", () => {
       expect(error._tag).toBe("EncodeError")
       expect(error.message).toMatch(/Map cannot be stored/)
       expect(yield* things.get("k")).toEqual(Option.none())
-    }).pipe(Effect.provide(Memory)))
+    }))
 
   it.scoped("getOrLoad shares one load among concurrent callers and stores the result", () =>
     Effect.gen(function*() {
@@ -75,7 +76,7 @@ describe("CacheAside", () => {
       expect((yield* Fiber.joinAll(fibers)).every((p) => p === 9.5)).toBe(true)
       expect(yield* Ref.get(calls)).toBe(1)
       expect(yield* prices.get("sku")).toEqual(Option.some(9.5))
-    }).pipe(Effect.provide(Memory)))
+    }))
 
   it.scoped("Ttl.fromValue sets the TTL from the value; zero means do not keep", () =>
     Effect.gen(function*() {
@@ -96,7 +97,7 @@ describe("CacheAside", () => {
       })
       yield* never.set("k", 1)
       expect(yield* never.get("k")).toEqual(Option.none())
-    }).pipe(Effect.provide(Memory)))
+    }))
 
   it.scoped("over a byte store, entries round-trip as bytes; changed bytes are decoded afresh, never served stale", () =>
     Effect.gen(function*() {
@@ -131,7 +132,7 @@ describe("CacheAside", () => {
       yield* byId.set({ a: 1, b: 2 }, "x")
       const store = yield* CacheStore.CacheStore
       expect(Option.isSome(yield* store.get("pair:1/2"))).toBe(true)
-    }).pipe(Effect.provide(Memory)))
+    }))
 })
 
 describe("Cache.cached and Cache.cachedFunction", () => {
