@@ -91,13 +91,7 @@ export const make = <K, A, I>(
     get: (key) => pipeline.read(keyOf(key)),
     getOrLoad: (key, load) => pipeline.getOrLoad(keyOf(key), load, run),
     set: (key, value, options) => pipeline.write(keyOf(key), value, options?.tags),
-    invalidate: (key) => pipeline.invalidate(keyOf(key)),
-    expire: (key) => pipeline.expire(keyOf(key)),
-    invalidateTag: (tags) => invalidation.tags(pipeline.store, invalidation.tagList(tags), true),
-    expireTag: (tags) => invalidation.tags(pipeline.store, invalidation.tagList(tags), false),
-    bumpVersion: invalidation.bumpVersion(pipeline.store, pipeline.namespace),
-    invalidatePattern: pipeline.invalidatePattern,
-    clear: pipeline.clear,
+    ...invalidation.verbsOf(pipeline, keyOf),
     stats: pipeline.stats
   }))
 }

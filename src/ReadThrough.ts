@@ -119,13 +119,7 @@ export const make = <K, A, I, E, R>(
       get: (key) => pipeline.getOrLoad(keyOf(key), key, lookup),
       getMany,
       refresh: (key) => pipeline.refresh(keyOf(key), key, lookup),
-      invalidate: (key) => pipeline.invalidate(keyOf(key)),
-      expire: (key) => pipeline.expire(keyOf(key)),
-      invalidateTag: (tags) => invalidation.tags(pipeline.store, invalidation.tagList(tags), true),
-      expireTag: (tags) => invalidation.tags(pipeline.store, invalidation.tagList(tags), false),
-      bumpVersion: invalidation.bumpVersion(pipeline.store, pipeline.namespace),
-      invalidatePattern: pipeline.invalidatePattern,
-      clear: pipeline.clear,
+      ...invalidation.verbsOf(pipeline, keyOf),
       stats: pipeline.stats
     }
   })

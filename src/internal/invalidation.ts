@@ -8,7 +8,9 @@ import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import type { StoreFailure } from "../CacheError.js"
 import type * as CacheStore from "../CacheStore.js"
+import type { Invalidating } from "../Invalidation.js"
 import { announce } from "./invalidationBus.js"
+import type { Pipeline } from "./pipeline/index.js"
 import { versionedBase } from "./pipeline/key.js"
 import { keyOrderOf } from "./pipeline/keyOrder.js"
 import { hardTagKey, namespaceKey, softTagKey, versionsOf } from "./versions.js"
@@ -44,3 +46,18 @@ export const bumpVersion = (store: CacheStore.Service, namespace: string): Effec
 /** Tags given as one or many. @internal */
 export const tagList = (tags: string | Iterable<string>): ReadonlyArray<string> =>
   typeof tags === "string" ? [tags] : Array.from(tags)
+
+/**
+ * The invalidation verbs of a handle (`Invalidation.Invalidating`) over its pipeline, its keys
+ * made store keys by `keyOf`.
+ * @internal
+ */
+export const verbsOf = <K, A>(pipeline: Pipeline<A>, keyOf: (key: K) => string): Invalidating<K> => ({
+  invalidate: (key) => pipeline.invalidate(keyOf(key)),
+  expire: (key) => pipeline.expire(keyOf(key)),
+  invalidateTag: (given) => tags(pipeline.store, tagList(given), true),
+  expireTag: (given) => tags(pipeline.store, tagList(given), false),
+  bumpVersion: bumpVersion(pipeline.store, pipeline.namespace),
+  invalidatePattern: pipeline.invalidatePattern,
+  clear: pipeline.clear
+})
