@@ -142,6 +142,55 @@ export const softTimeouts = Metric.counter(internal.names.softTimeouts, {
 })
 
 /**
+ * Leases of keys granted to a cache with `lock`: one per load this process ran (or took over)
+ * under the distributed lock.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const locksAcquired = Metric.counter(internal.names.locksAcquired, {
+  description: "Key leases granted to loads under the lock",
+  incremental: true
+})
+
+/**
+ * Loads under `lock` that found their key's lease held by another loader (another process, or
+ * another cache over the same store) and waited for it instead of loading. Each wait ends with the
+ * holder's value, a takeover (`lockTakeovers`) or a timeout (`lockTimeouts`).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const lockWaits = Metric.counter(internal.names.lockWaits, {
+  description: "Loads that waited for another holder of their key's lease",
+  incremental: true
+})
+
+/**
+ * Waits for a key's lease that reached the lock's `wait` without the holder's value: answered
+ * with a kept value, by loading anyway (`onTimeout: "load"`) or with `LockTimeout`.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const lockTimeouts = Metric.counter(internal.names.lockTimeouts, {
+  description: "Lease waits that ended at the lock's wait without the holder's value",
+  incremental: true
+})
+
+/**
+ * Waits that took the key's lease over and loaded: the holder's lease ended (it lapsed, its
+ * process having died or stalled, or was released after a failed load) with no value written.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const lockTakeovers = Metric.counter(internal.names.lockTakeovers, {
+  description: "Lease waits that took the lease over and loaded, its holder gone without a value",
+  incremental: true
+})
+
+/**
  * Entries evicted by a bounded store to make room.
  *
  * @since 0.1.0
@@ -274,6 +323,14 @@ export interface Stats {
   readonly failSafeServes: number
   /** Reads answered with a kept value after the soft timeout, while the load went on. */
   readonly softTimeouts: number
+  /** Key leases granted to loads under `lock`. */
+  readonly locksAcquired: number
+  /** Loads under `lock` that found their key's lease held and waited for its holder. */
+  readonly lockWaits: number
+  /** Lease waits that reached `wait` without the holder's value. */
+  readonly lockTimeouts: number
+  /** Lease waits that took the lease over and loaded, the holder gone without a value. */
+  readonly lockTakeovers: number
   /** (hits + stale hits) / reads, 0 when nothing was read. */
   readonly hitRate: number
 }

@@ -40,6 +40,10 @@ describe("CacheMetrics", () => {
         refreshFailures: 0,
         failSafeServes: 0,
         softTimeouts: 0,
+        locksAcquired: 0,
+        lockWaits: 0,
+        lockTimeouts: 0,
+        lockTakeovers: 0,
         hitRate: 0.5
       })
       expect(yield* values.stats).toEqual(snap)

@@ -1,12 +1,16 @@
 /**
- * The distributed lock (`lock`) on the memory store, under TestClock. Two handles over one store
- * stand for two processes: each has its own single flight, so only the lease stops the second
- * from loading too.
+ * The distributed lock (`lock`) on the memory store, under TestClock, and its counters on a real
+ * Redis (real short times). Two handles over one store stand for two processes: each has its own
+ * single flight, so only the lease stops the second from loading too.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Duration, Effect, Exit, Fiber, Option, Ref, Schema, TestClock } from "effect"
-import { Cache, CacheStore, MemoryStore, ReadThrough } from "effect-cachekit"
+import { Cache, CacheMetrics, CacheStore, MemoryStore, ReadThrough } from "effect-cachekit"
+import * as Redis from "effect-cachekit/Redis"
+import * as RedisStore from "effect-cachekit/RedisStore"
 import * as Testing from "effect-cachekit/testing"
+import { fixture } from "./harness/fixture.js"
+import { redisServer } from "./harness/redis.js"
 
 const Memory = MemoryStore.layer()
 
@@ -40,6 +44,10 @@ const handle = <E>(
     ...options
   })
 
+/** The lock's counters of a handle's stats, in one line. */
+const lockStats = (stats: CacheMetrics.Stats) =>
+  `acquired ${stats.locksAcquired}, waits ${stats.lockWaits}, timeouts ${stats.lockTimeouts}, takeovers ${stats.lockTakeovers}`
+
 /** Takes the lease of a key as a holder that never extends nor releases it (a process that died). */
 const foreignHolder = (key: string, ttl: Duration.DurationInput) =>
   Effect.flatMap(CacheStore.CacheStore, (store) => store.lease!.acquire(fullKey(key), ttl))
@@ -60,6 +68,9 @@ describe("lock (distributed lease) on the memory store", () => {
       expect(new Set(values)).toEqual(new Set(["a:k"]))
       expect(yield* Ref.get(a.calls)).toBe(1)
       expect(yield* Ref.get(b.calls)).toBe(0)
+      // the 50 gets of the second handle share one flight: one wait, answered by the holder's value
+      expect(lockStats(yield* first.stats)).toBe("acquired 1, waits 0, timeouts 0, takeovers 0")
+      expect(lockStats(yield* second.stats)).toBe("acquired 0, waits 1, timeouts 0, takeovers 0")
       // the holder released the lease after writing: the next load of the key takes it at once
       const store = yield* CacheStore.CacheStore
       expect(Option.isSome(yield* store.lease!.acquire(fullKey("k"), "1 second"))).toBe(true)
@@ -91,6 +102,27 @@ describe("lock (distributed lease) on the memory store", () => {
       yield* TestClock.adjust("2 seconds")
       expect(yield* Fiber.join(waiter)).toBe("b:k")
       expect(yield* Ref.get(b.calls)).toBe(1)
+      expect(lockStats(yield* second.stats)).toBe("acquired 1, waits 1, timeouts 0, takeovers 1")
+    }).pipe(Effect.provide(Memory)))
+
+  it.scoped("a holder whose load fails releases the lease and a waiter takes the load over; the counters are metrics too", () =>
+    Effect.gen(function*() {
+      const b = yield* slow("b", 1_000)
+      const failing = (key: string) => Effect.zipRight(Effect.sleep("1 second"), Effect.fail(`no ${key}`))
+      const options: Partial<Cache.Options<string, string>> = { namespace: "lock-counted" }
+      const first = yield* handle(failing, options)
+      const second = yield* handle(b.lookup, options)
+      const holder = yield* Effect.fork(first.get("k"))
+      yield* TestClock.adjust("1 millis")
+      const waiter = yield* Effect.fork(second.get("k"))
+      yield* TestClock.adjust("3 seconds")
+      expect(yield* Effect.flip(Fiber.join(holder))).toBe("no k")
+      expect(yield* Fiber.join(waiter)).toBe("b:k")
+      expect(yield* Ref.get(b.calls)).toBe(1)
+      expect(lockStats(yield* first.stats)).toBe("acquired 1, waits 0, timeouts 0, takeovers 0")
+      expect(lockStats(yield* second.stats)).toBe("acquired 1, waits 1, timeouts 0, takeovers 1")
+      const metrics = yield* CacheMetrics.snapshot({ namespace: "lock-counted", store: "memory" })
+      expect(lockStats(metrics)).toBe("acquired 2, waits 1, timeouts 0, takeovers 1")
     }).pipe(Effect.provide(Memory)))
 
   it.scoped("onTimeout \"fail\": when wait ends first, LockTimeout and no load", () =>
@@ -105,6 +137,7 @@ describe("lock (distributed lease) on the memory store", () => {
       const exit = yield* Fiber.await(waiter)
       expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag).toBe("LockTimeout")
       expect(yield* Ref.get(b.calls)).toBe(0)
+      expect(lockStats(yield* second.stats)).toBe("acquired 0, waits 1, timeouts 1, takeovers 0")
     }).pipe(Effect.provide(Memory)))
 
   it.scoped("onTimeout \"load\" (the default): when wait ends first, the loader runs anyway", () =>
@@ -119,6 +152,8 @@ describe("lock (distributed lease) on the memory store", () => {
       expect(yield* Ref.get(b.calls)).toBe(1)
       yield* TestClock.adjust("1 second")
       expect(yield* Fiber.join(waiter)).toBe("b:k")
+      // loaded anyway, without the lease: a timeout, neither a lease nor a takeover
+      expect(lockStats(yield* second.stats)).toBe("acquired 0, waits 1, timeouts 1, takeovers 0")
     }).pipe(Effect.provide(Memory)))
 
   it.scoped("when wait ends and a value is kept (failSafe), it is served and the loader does not run", () =>
@@ -139,6 +174,8 @@ describe("lock (distributed lease) on the memory store", () => {
       yield* TestClock.adjust("2 seconds")
       expect(yield* Fiber.join(waiter)).toBe("b:k")
       expect(yield* Ref.get(b.calls)).toBe(1)
+      // the wait timed out and the kept value answered: no lease taken for it
+      expect(lockStats(yield* second.stats)).toBe("acquired 1, waits 1, timeouts 1, takeovers 0")
     }).pipe(Effect.provide(Memory)))
 
   it.scoped("stale-while-revalidate across two handles: both serve the stale value, 1 refresh load", () =>
@@ -186,6 +223,8 @@ describe("lock (distributed lease) on the memory store", () => {
       expect(yield* Fiber.join(holder)).toEqual([Option.some("a:x"), Option.some("a:y")])
       expect(yield* Fiber.join(waiter)).toEqual([Option.some("a:x"), Option.some("a:y"), Option.some("b:z")])
       expect(yield* Ref.get(batches)).toEqual(["a:x,y", "b:z"])
+      expect(lockStats(yield* first.stats)).toBe("acquired 2, waits 0, timeouts 0, takeovers 0")
+      expect(lockStats(yield* second.stats)).toBe("acquired 1, waits 2, timeouts 0, takeovers 0")
     }).pipe(Effect.provide(Memory)))
 
   it.scoped("a loader that reads other keys of its cache under the lock does not deadlock", () =>
@@ -274,4 +313,38 @@ describe("lock (distributed lease) on the memory store", () => {
       })
     }
   })
+})
+
+const redis = fixture(redisServer())
+
+/** A Redis store over a client of its own, standing for one process. */
+const redisStore = (prefix: string) =>
+  Effect.flatMap(
+    Redis.make({ port: redis().port }),
+    (client) => Effect.provideService(RedisStore.make({ prefix }), Redis.RedisClient, client)
+  )
+
+describe("lock counters on a real Redis", () => {
+  it.scopedLive("a held lease makes the other process wait, and a lapsed one is taken over: both counted", () =>
+    Effect.gen(function*() {
+      const one = yield* redisStore("lock-counters")
+      const two = yield* redisStore("lock-counters")
+      const a = yield* slow("a", 300)
+      const b = yield* slow("b", 300)
+      const lock = { ttl: "1 second", wait: "10 seconds" } as const
+      const first = yield* Effect.provideService(handle(a.lookup, { lock }), CacheStore.CacheStore, one)
+      const second = yield* Effect.provideService(handle(b.lookup, { lock }), CacheStore.CacheStore, two)
+      const holder = yield* Effect.fork(first.get("k"))
+      yield* Deferred.await(a.started)
+      const waiters = yield* Effect.forEach(Array.from({ length: 20 }), () => Effect.fork(second.get("k")))
+      expect(yield* Fiber.join(holder)).toBe("a:k")
+      expect(new Set(yield* Fiber.joinAll(waiters))).toEqual(new Set(["a:k"]))
+      expect(yield* Ref.get(b.calls)).toBe(0)
+      // a holder that never comes back: its 500 ms lease lapses, and the waiting handle loads
+      expect(Option.isSome(yield* one.lease!.acquire(fullKey("gone"), "500 millis"))).toBe(true)
+      expect(yield* second.get("gone")).toBe("b:gone")
+      expect(yield* Ref.get(b.calls)).toBe(1)
+      expect(lockStats(yield* first.stats)).toBe("acquired 1, waits 0, timeouts 0, takeovers 0")
+      expect(lockStats(yield* second.stats)).toBe("acquired 1, waits 2, timeouts 0, takeovers 1")
+    }))
 })

@@ -22,6 +22,10 @@ export const names = {
   refreshFailures: "effect_cachekit_refresh_failures_total",
   failSafeServes: "effect_cachekit_fail_safe_serves_total",
   softTimeouts: "effect_cachekit_soft_timeouts_total",
+  locksAcquired: "effect_cachekit_locks_acquired_total",
+  lockWaits: "effect_cachekit_lock_waits_total",
+  lockTimeouts: "effect_cachekit_lock_timeouts_total",
+  lockTakeovers: "effect_cachekit_lock_takeovers_total",
   evictions: "effect_cachekit_evictions_total",
   entries: "effect_cachekit_entries",
   bytes: "effect_cachekit_bytes",
@@ -47,6 +51,10 @@ export type NamespaceField =
   | "refreshFailures"
   | "failSafeServes"
   | "softTimeouts"
+  | "locksAcquired"
+  | "lockWaits"
+  | "lockTimeouts"
+  | "lockTakeovers"
 
 /** The metrics tagged `store` alone. @internal */
 export type StoreField = "evictions" | "entries" | "bytes"
@@ -66,7 +74,11 @@ export const namespaceFields: ReadonlyMap<string, NamespaceField> = fieldsOf<Nam
   "storeErrors",
   "refreshFailures",
   "failSafeServes",
-  "softTimeouts"
+  "softTimeouts",
+  "locksAcquired",
+  "lockWaits",
+  "lockTimeouts",
+  "lockTakeovers"
 ])
 
 /** @internal */

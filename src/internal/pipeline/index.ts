@@ -107,7 +107,8 @@ export const make = <A, I>(
         entryOf: (key, full, stored) => gen.reader.entryOf(key, full, stored),
         flushDrops: Effect.suspend(() => gen.reader.flushDrops)
       },
-      onStoreFailure
+      onStoreFailure,
+      counters
     })
   const isServable = servable(staleWindow, now)
 

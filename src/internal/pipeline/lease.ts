@@ -23,6 +23,7 @@ import type * as CacheStore from "../../CacheStore.js"
 import type { Entry } from "./envelope.js"
 import { EXPIRED, freshness } from "./freshness.js"
 import type { Reader } from "./read.js"
+import type { Counters } from "./stats.js"
 import type { OnStoreFailure } from "./storeErrors.js"
 
 /** The resolved `lock` option. @internal */
@@ -45,6 +46,7 @@ export interface LeaseOptions<A> {
   /** How entries read from the store decode. */
   readonly reader: Pick<Reader<A>, "entryOf" | "flushDrops">
   readonly onStoreFailure: OnStoreFailure
+  readonly counters: Pick<Counters, "lockAcquired" | "lockWait" | "lockTimeout" | "lockTakeover">
 }
 
 /**
@@ -94,7 +96,7 @@ type Poll<A> =
 
 /** @internal */
 export const makeLeases = <A>(options: LeaseOptions<A>): Leases<A> => {
-  const { lock, namespace, now, onStoreFailure, reader, store } = options
+  const { counters, lock, namespace, now, onStoreFailure, reader, store } = options
   const lease = store.lease
   if (lease === undefined) {
     const unsupported = Effect.fail(
@@ -165,8 +167,18 @@ export const makeLeases = <A>(options: LeaseOptions<A>): Leases<A> => {
       )
     )
 
+  /** Takes a key's lease, counting it when granted. */
+  const take = (full: string) =>
+    Effect.tap(lease.acquire(full, ttl), (token) => {
+      if (token._tag === "Some") counters.lockAcquired()
+    })
+
   const acquire = (full: string): Effect.Effect<Option.Option<string> | undefined, CacheError> =>
-    Effect.catchAll(lease.acquire(full, ttl), (error) => onStoreFailure("lease", error, undefined))
+    Effect.catchAll(take(full), (error) => onStoreFailure("lease", error, undefined))
+
+  /** A waiter's load once it holds the lease: its holder ended without a value. */
+  const takingOver = <B, E, R>(loading: Effect.Effect<B, E, R>): Effect.Effect<B, E, R> =>
+    Effect.zipRight(Effect.sync(counters.lockTakeover), loading)
 
   /**
    * Just acquired: the holder before may have written and released between this caller's read
@@ -192,6 +204,7 @@ export const makeLeases = <A>(options: LeaseOptions<A>): Leases<A> => {
   ): Effect.Effect<A, E | CacheError, R> =>
     Effect.suspend(() => {
       const { full, key } = load
+      counters.lockWait()
       const deadline = now() + lock.waitMillis
       let latest = kept
       const step: Effect.Effect<Poll<A>, CacheError> = Effect.flatMap(readEntry(key, full), (entry) => {
@@ -203,7 +216,7 @@ export const makeLeases = <A>(options: LeaseOptions<A>): Leases<A> => {
           }
         }
         return Effect.map(
-          Effect.catchAll(lease.acquire(full, ttl), () => Effect.succeed(Option.none<string>())),
+          Effect.catchAll(take(full), () => Effect.succeed(Option.none<string>())),
           (token): Poll<A> =>
             token._tag === "Some" ? { _tag: "Acquired", token: token.value } : { _tag: "Waiting", kept: latest }
         )
@@ -230,8 +243,10 @@ export const makeLeases = <A>(options: LeaseOptions<A>): Leases<A> => {
           case "Settled":
             return Effect.succeed(poll.value)
           case "Acquired":
-            return acquired(key, full, poll.token, settled, loading)
+            // the entry read once more may still hold the holder's value (written just before its release)
+            return acquired(key, full, poll.token, settled, takingOver(loading))
           case "Waiting": {
+            counters.lockTimeout()
             // the value kept is older than a write of this process since: not served
             const last = poll.kept
             if (last !== undefined && !load.superseded && now() < last.staleUntil) return Effect.succeed(last.value)

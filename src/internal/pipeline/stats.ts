@@ -21,6 +21,14 @@ export interface Counters {
   readonly refreshFailure: () => void
   readonly failSafeServe: () => void
   readonly softTimeout: () => void
+  /** The lock (`lock`): a key's lease granted to this cache. */
+  readonly lockAcquired: () => void
+  /** The lock: a load that found its key's lease held by another and waited for its holder. */
+  readonly lockWait: () => void
+  /** The lock: a wait that ended at `wait` without the holder's value. */
+  readonly lockTimeout: () => void
+  /** The lock: a waiter that took the lease over and loaded, its holder gone without a value. */
+  readonly lockTakeover: () => void
   readonly stats: Effect.Effect<CacheMetrics.Stats>
 }
 
@@ -54,6 +62,10 @@ export const makeCounters = (namespace: string, store: string): Counters => {
   const refreshFailures = tally(CacheMetrics.refreshFailures)
   const failSafeServes = tally(CacheMetrics.failSafeServes)
   const softTimeouts = tally(CacheMetrics.softTimeouts)
+  const locksAcquired = tally(CacheMetrics.locksAcquired)
+  const lockWaits = tally(CacheMetrics.lockWaits)
+  const lockTimeouts = tally(CacheMetrics.lockTimeouts)
+  const lockTakeovers = tally(CacheMetrics.lockTakeovers)
   const one = (t: Tally) => () => t.add(1)
   return {
     hits: hits.add,
@@ -70,6 +82,10 @@ export const makeCounters = (namespace: string, store: string): Counters => {
     refreshFailure: one(refreshFailures),
     failSafeServe: one(failSafeServes),
     softTimeout: one(softTimeouts),
+    lockAcquired: one(locksAcquired),
+    lockWait: one(lockWaits),
+    lockTimeout: one(lockTimeouts),
+    lockTakeover: one(lockTakeovers),
     stats: Effect.sync((): CacheMetrics.Stats => {
       const reads = hits.count + staleHits.count + misses.count
       return {
@@ -86,6 +102,10 @@ export const makeCounters = (namespace: string, store: string): Counters => {
         refreshFailures: refreshFailures.count,
         failSafeServes: failSafeServes.count,
         softTimeouts: softTimeouts.count,
+        locksAcquired: locksAcquired.count,
+        lockWaits: lockWaits.count,
+        lockTimeouts: lockTimeouts.count,
+        lockTakeovers: lockTakeovers.count,
         hitRate: reads === 0 ? 0 : (hits.count + staleHits.count) / reads
       }
     })
