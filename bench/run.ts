@@ -22,6 +22,7 @@ const scenarios: ReadonlyArray<
   { name: "stores", file: "stores.ts", node: ["--expose-gc"] },
   { name: "memory", file: "memory.ts", node: ["--expose-gc"] },
   { name: "write-behind", file: "write-behind.ts", node: ["--expose-gc"] },
+  { name: "baseline", file: "baseline.ts", node: ["--expose-gc"] },
   { name: "hitrate", file: "hitrate.ts" }
 ]
 
