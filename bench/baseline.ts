@@ -27,7 +27,7 @@ import { join } from "node:path"
 import { pathToFileURL } from "node:url"
 import { startMemcached } from "../test/harness/memcached.js"
 import { redisServer } from "../test/harness/redis.js"
-import { compare, effectPool, promisePool, ratio } from "./lib.js"
+import { compare, cpuRatioOf, effectPool, promisePool, ratio } from "./lib.js"
 import type { Contender } from "./lib.js"
 import {
   assertWarm,
@@ -70,6 +70,9 @@ const after: Build = {
   Redis: RedisNow,
   RedisStore: RedisStoreNow
 }
+
+const cpuRatio = (results: Parameters<typeof cpuRatioOf>[0], a: string, b: string) =>
+  `${cpuRatioOf(results, a, b).toFixed(2)}×`
 
 const servers = Effect.all({ redis: redisServer(), memcached: startMemcached({ memoryMb: 64 }) })
 
@@ -149,15 +152,18 @@ await withServers(servers, async ({ memcached, redis }, scope) => {
   await warmUp(1000, many.map((c) => () => Promise.resolve(c.run(32))))
   const manyResults = await compare("getMany of 100 keys, concurrency 1 (ops = batches)", many, {
     minBatch: 16,
-    versus: ["raw MGET", "raw MGET + decode"]
+    versus: ["raw MGET", "raw MGET + decode"],
+    cpu: true
   })
   for (const label of ["before", "after"]) {
+    const store = `RedisStore.getMany, ${label}`
+    const rt = `ReadThrough.getMany, ${label}`
     console.log(
-      `\n${label}: RedisStore.getMany × raw MGET ${
-        ratio(manyResults, `RedisStore.getMany, ${label}`, "raw MGET")
-      }; ReadThrough.getMany × raw MGET + decode ${
-        ratio(manyResults, `ReadThrough.getMany, ${label}`, "raw MGET + decode")
-      }`
+      `\n${label}: RedisStore.getMany × raw MGET ${ratio(manyResults, store, "raw MGET")} (by CPU ${
+        cpuRatio(manyResults, store, "raw MGET")
+      }); ReadThrough.getMany × raw MGET + decode ${ratio(manyResults, rt, "raw MGET + decode")} (by CPU ${
+        cpuRatio(manyResults, rt, "raw MGET + decode")
+      })`
     )
   }
 
@@ -175,11 +181,15 @@ await withServers(servers, async ({ memcached, redis }, scope) => {
   await warmUp(2000, gets(64).map((c) => () => Promise.resolve(c.run(512))))
   for (const concurrency of [1, 64, 1024]) {
     const results = await compare(`ReadThrough.get hit, concurrency ${concurrency}`, gets(concurrency), {
-      minBatch: concurrency * 32
+      minBatch: concurrency * 32,
+      versus: ["over Redis, before", "over Redis, after"],
+      cpu: true
     })
     for (const label of ["before", "after"]) {
+      const mc = `over memcached, ${label}`
+      const rd = `over Redis, ${label}`
       console.log(
-        `\n${label}: over memcached × over Redis ${ratio(results, `over memcached, ${label}`, `over Redis, ${label}`)}`
+        `\n${label}: over memcached × over Redis ${ratio(results, mc, rd)} (by CPU ${cpuRatio(results, mc, rd)})`
       )
     }
   }
