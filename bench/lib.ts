@@ -20,6 +20,8 @@ export interface Result {
   readonly opsPerSec: number
   /** ops/s of each round, in round order. */
   readonly samples: ReadonlyArray<number>
+  /** CPU time of the whole process per operation (µs) in each round, in round order. */
+  readonly cpuSamples: ReadonlyArray<number>
 }
 
 export interface CompareOptions {
@@ -35,6 +37,13 @@ export interface CompareOptions {
   readonly batchMs?: number
   /** Contenders to show ratios against, by name (the first contender when omitted). */
   readonly versus?: ReadonlyArray<string>
+  /**
+   * Also print CPU time per operation and the ratios by it (the median of per-round ratios of
+   * CPU µs per operation, as speeds: above 1 is less CPU). On a machine shared with other work,
+   * the wall clock of a round moves with the others' load; the CPU a process spends per operation
+   * moves far less.
+   */
+  readonly cpu?: boolean
 }
 
 const nowMs = () => performance.now()
@@ -52,9 +61,11 @@ const batchSize = async (contender: Contender, minBatch: number, batchMs: number
   }
 }
 
-const measure = async (contender: Contender, batch: number, budgetMs: number): Promise<number> => {
+/** ops/s and the process's CPU µs per operation of one measurement. */
+const measure = async (contender: Contender, batch: number, budgetMs: number): Promise<readonly [number, number]> => {
   collect()
   let ops = 0
+  const cpu = process.cpuUsage()
   const start = nowMs()
   let elapsed = 0
   while (elapsed < budgetMs) {
@@ -62,7 +73,8 @@ const measure = async (contender: Contender, batch: number, budgetMs: number): P
     ops += batch
     elapsed = nowMs() - start
   }
-  return ops / (elapsed / 1000)
+  const used = process.cpuUsage(cpu)
+  return [ops / (elapsed / 1000), (used.user + used.system) / ops]
 }
 
 export const median = (xs: ReadonlyArray<number>): number => {
@@ -86,18 +98,22 @@ export const compare = async (
     await measure(c, batch, 150)
   }
   const samples = new Map<string, Array<number>>(contenders.map((c) => [c.name, []]))
+  const cpuSamples = new Map<string, Array<number>>(contenders.map((c) => [c.name, []]))
   for (let r = 0; r < rounds; r++) {
     for (let k = 0; k < contenders.length; k++) {
       const c = contenders[(r + k) % contenders.length]!
-      samples.get(c.name)!.push(await measure(c, batches.get(c.name)!, budget))
+      const [ops, cpu] = await measure(c, batches.get(c.name)!, budget)
+      samples.get(c.name)!.push(ops)
+      cpuSamples.get(c.name)!.push(cpu)
     }
   }
   const results = contenders.map((c) => ({
     name: c.name,
     opsPerSec: median(samples.get(c.name)!),
-    samples: samples.get(c.name)!
+    samples: samples.get(c.name)!,
+    cpuSamples: cpuSamples.get(c.name)!
   }))
-  print(title, results, options.versus ?? [contenders[0]!.name])
+  print(title, results, options.versus ?? [contenders[0]!.name], options.cpu ?? false)
   return results
 }
 
@@ -115,16 +131,35 @@ export const ratioOf = (results: ReadonlyArray<Result>, a: string, b: string): n
 export const ratio = (results: ReadonlyArray<Result>, a: string, b: string): string =>
   `${ratioOf(results, a, b).toFixed(2)}×`
 
-export const print = (title: string, results: ReadonlyArray<Result>, versus: ReadonlyArray<string>): void => {
+/** The median of the per-round ratios of CPU per operation, `b / a`: how much less CPU `a` spends than `b`. */
+export const cpuRatioOf = (results: ReadonlyArray<Result>, a: string, b: string): number => {
+  const x = results.find((r) => r.name === a)!
+  const y = results.find((r) => r.name === b)!
+  return median(x.cpuSamples.map((s, i) => y.cpuSamples[i]! / s))
+}
+
+export const print = (
+  title: string,
+  results: ReadonlyArray<Result>,
+  versus: ReadonlyArray<string>,
+  cpu = false
+): void => {
   console.log(`\n### ${title}\n`)
-  console.log(`| contender | ops/s, median | min – max | ${versus.map((v) => `× ${v}`).join(" | ")} |`)
-  console.log(`| --- | ---: | ---: | ${versus.map(() => "---:").join(" | ")} |`)
+  const cpuHead = cpu ? ` | CPU µs/op | ${versus.map((v) => `× ${v}, by CPU`).join(" | ")}` : ""
+  const cpuRule = cpu ? ` | ---: | ${versus.map(() => "---:").join(" | ")}` : ""
+  console.log(`| contender | ops/s, median | min – max | ${versus.map((v) => `× ${v}`).join(" | ")}${cpuHead} |`)
+  console.log(`| --- | ---: | ---: | ${versus.map(() => "---:").join(" | ")}${cpuRule} |`)
   for (const r of results) {
     const range = `${formatOps(Math.min(...r.samples))} – ${formatOps(Math.max(...r.samples))}`
+    const cpuCells = cpu
+      ? ` | ${median(r.cpuSamples).toFixed(1)} | ${
+        versus.map((v) => `${cpuRatioOf(results, r.name, v).toFixed(2)}×`).join(" | ")
+      }`
+      : ""
     console.log(
       `| ${r.name} | ${formatOps(r.opsPerSec)} | ${range} | ${
         versus.map((v) => ratio(results, r.name, v)).join(" | ")
-      } |`
+      }${cpuCells} |`
     )
   }
 }

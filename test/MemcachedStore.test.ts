@@ -223,6 +223,86 @@ describe("MemcachedStore", () => {
       expect(store.liveServers()).toEqual(addresses())
     }))
 
+  it.scopedLive("1,500 direct reads of distinct keys in one tick, past the pool's spill point, each get their own value", () =>
+    Effect.gen(function*() {
+      const store = yield* MemcachedStore.make({ servers: addresses(), prefix: uniquePrefix("burst"), poolSize: 2 })
+      const keys = Array.from({ length: 1500 }, (_, i) => `k${i}`)
+      // every fourth key is never written: misses are interleaved with hits in the same writes
+      yield* store.setMany(keys.filter((_, i) => i % 4 !== 0).map((key) => ({ key, value: bytes(`v:${key}`) })))
+      const direct = directReadOf(store)
+      if (direct?._tag !== "Callback") throw new Error("the memcached store offers a callback read")
+      const answers = yield* Effect.async<Array<string>>((resume) => {
+        const out = new Array<string>(keys.length)
+        let left = keys.length
+        keys.forEach((key, i) =>
+          direct.read(key, (value, error) => {
+            out[i] = error !== undefined ?
+              `error ${error._tag}` :
+              value === null ?
+              "miss" :
+              text(Option.some(value)).pipe(
+                Option.getOrElse(() => "?")
+              )
+            if (--left === 0) resume(Effect.succeed(out))
+          })
+        )
+      })
+      expect(answers).toEqual(keys.map((key, i) => i % 4 === 0 ? "miss" : `v:${key}`))
+      // and through the store's own get, all at once
+      const gets = yield* Effect.forEach(keys, (key) => store.get(key), { concurrency: "unbounded" })
+      expect(gets.map(text)).toEqual(keys.map((key, i) => i % 4 === 0 ? Option.none() : Option.some(`v:${key}`)))
+    }))
+
+  it.scopedLive("after clear, reads of keys read before see the new generation's entries, not the old ones", () =>
+    Effect.gen(function*() {
+      const store = yield* MemcachedStore.make({ servers: addresses(), prefix: uniquePrefix("regen") })
+      const { cache, loads } = yield* countingCache(store)
+      const keys = Array.from({ length: 50 }, (_, i) => `k${i}`)
+      const first = yield* Effect.forEach(keys, (k) => cache.get(k), { concurrency: "unbounded" })
+      first.forEach((v, i) => expect(v).toMatch(new RegExp(`^k${i}#\\d+$`)))
+      // read again: hits, so the keys' wire forms are remembered
+      expect(yield* Effect.forEach(keys, (k) => cache.get(k), { concurrency: "unbounded" })).toEqual(first)
+      expect(loads()).toBe(50)
+      yield* store.clear
+      // the new generation holds nothing: every key loads again, and what it loads is read back
+      const second = yield* Effect.forEach(keys, (k) => cache.get(k), { concurrency: "unbounded" })
+      expect(loads()).toBe(100)
+      second.forEach((v, i) => {
+        expect(v).toMatch(new RegExp(`^k${i}#\\d+$`))
+        expect(v).not.toBe(first[i])
+      })
+      expect(yield* Effect.forEach(keys, (k) => cache.get(k), { concurrency: "unbounded" })).toEqual(second)
+      expect(loads()).toBe(100)
+    }))
+
+  it.scopedLive("an error line in a burst of ReadThrough reads: each read answers with its own key's value", () =>
+    Effect.gen(function*() {
+      const store = yield* MemcachedStore.make({
+        servers: addresses(),
+        prefix: uniquePrefix("burst-error"),
+        poolSize: 1,
+        maxValueBytes: 4 * 1024 * 1024,
+        circuitBreaker: { failureThreshold: 2, resetAfter: "30 seconds" }
+      })
+      const { cache } = yield* countingCache(store)
+      const keys = Array.from({ length: 200 }, (_, i) => `k${i}`)
+      const warm = yield* Effect.forEach(keys, (k) => cache.get(k), { concurrency: "unbounded" })
+      // a 2 MB value memcached refuses with SERVER_ERROR, in the same write as the reads
+      const big = keys.find((k) => Option.getOrThrow(store.serverFor(`item:${k}`)) === addresses()[0])!
+      const [write, ...reads] = yield* Effect.all(
+        [Effect.either(store.set(`item:${big}`, new Uint8Array(2 * 1024 * 1024))), ...keys.map((k) => cache.get(k))],
+        { concurrency: "unbounded" }
+      )
+      expect(Either.isLeft(write as Either.Either<void, unknown>)).toBe(true)
+      // the reads that shared the connection with the refused write failed with it
+      expect((yield* cache.stats).storeErrors).toBeGreaterThan(0)
+      // a read the failure reached loaded its own key again; every other one is the warm value
+      reads.forEach((v, i) => {
+        expect(v).toMatch(new RegExp(`^k${i}#\\d+$`))
+        if (Option.getOrThrow(store.serverFor(`item:${keys[i]}`)) !== addresses()[0]) expect(v).toBe(warm[i])
+      })
+    }))
+
   it.scopedLive("getMany, setMany and deleteMany spread over the three servers and stay aligned", () =>
     Effect.gen(function*() {
       const store = yield* MemcachedStore.make({ servers: addresses(), prefix: uniquePrefix("spread") })

@@ -97,6 +97,44 @@ describe("RedisStore on a standalone server", () => {
       expect(mgets).toBeLessThanOrEqual(2)
     }))
 
+  it.scopedLive("getMany and coalesced gets of ASCII, non-ASCII and unpaired-surrogate keys read what a plain client wrote", () =>
+    Effect.gen(function*() {
+      const { redis, server } = env()
+      const store = yield* Effect.provideService(RedisStore.make({ prefix: "enc" }), Redis.RedisClient, redis)
+      const raw = new IoRedis({ port: server.port, host: "127.0.0.1", lazyConnect: true })
+      yield* Effect.addFinalizer(() => Effect.sync(() => raw.disconnect()))
+      const keys = Array.from(
+        { length: 120 },
+        (_, i) => i % 4 === 0 ? `k${i}` : i % 4 === 1 ? `clé-${i}-😀` : i % 4 === 2 ? `x${i}\uD800` : `y${i}\uDC00z`
+      )
+      // every key written by the store, each value naming its key; one more written by a plain client
+      yield* store.setMany(keys.map((key, i) => ({ key, value: bytes(`v${i}`) })))
+      yield* Effect.promise(() => raw.set("enc:k0-other", "other"))
+      const many = yield* store.getMany([...keys, "absent", "k0-other"])
+      expect(many.map(text)).toEqual([...keys.map((_, i) => Option.some(`v${i}`)), Option.none(), Option.some("other")])
+      const single = yield* Effect.forEach(keys, (key) => store.get(key), { concurrency: "unbounded" })
+      expect(single.map(text)).toEqual(keys.map((_, i) => Option.some(`v${i}`)))
+      // the ASCII and UTF-8 keys are where any client finds them
+      expect(yield* Effect.promise(() => raw.get("enc:clé-1-😀"))).toBe("v1")
+      expect(yield* Effect.promise(() => raw.get("enc:k4"))).toBe("v4")
+    }))
+
+  it.scopedLive("over a client with ioredis's own keyPrefix, getMany and gets read the keys the store wrote", () =>
+    Effect.gen(function*() {
+      const { server } = env()
+      const client = yield* Redis.make({ port: server.port, ioredis: { keyPrefix: "outer:" } })
+      const store = yield* Effect.provideService(RedisStore.make({ prefix: "kp" }), Redis.RedisClient, client)
+      yield* store.setMany([{ key: "a", value: bytes("A") }, { key: "b", value: bytes("B") }])
+      expect((yield* store.getMany(["a", "b", "c"])).map(text)).toEqual([
+        Option.some("A"),
+        Option.some("B"),
+        Option.none()
+      ])
+      const both = yield* Effect.all([store.get("a"), store.get("b")], { concurrency: "unbounded" })
+      expect(both.map(text)).toEqual([Option.some("A"), Option.some("B")])
+      expect(yield* redisCli(server.port, "get", "outer:kp:a")).toBe("A\n")
+    }))
+
   it.live("a batch larger than maxBatch is split into several MGETs, each reader still gets its own key", () =>
     Effect.gen(function*() {
       const { redis, server } = env()

@@ -45,6 +45,9 @@ export const ITEM_OVERHEAD = 66
 /** The default item size limit of memcached (`-I 1m`). @internal */
 export const DEFAULT_ITEM_SIZE = 1024 * 1024
 
+/** Wire keys remembered for reads (see `wireOf`). */
+const WIRE_KEYS = 4096
+
 /** Requests in flight on a connection before the pool spills over to the next one. @internal */
 const SPILL_AFTER = 256
 
@@ -397,6 +400,24 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
       current = g
       generation = g.toString(36)
       base = `${escaped}:${generation}:`
+      wires = new Map()
+    }
+
+    /**
+     * The wire keys of keys read recently under the current base, so a read of a key read before
+     * builds no key string and scans none: a Map lookup on a string whose hash is usually known
+     * already. Emptied when the base changes, and when full.
+     */
+    let wires = new Map<string, Keys.WireKey>()
+    const wireOf = (b: string, key: string): Keys.WireKey => {
+      if (b !== base) return Keys.dataKey(b, key)
+      let wire = wires.get(key)
+      if (wire === undefined) {
+        wire = Keys.dataKey(b, key)
+        if (wires.size >= WIRE_KEYS) wires = new Map()
+        wires.set(key, wire)
+      }
+      return wire
     }
 
     /** Settles the copies on `targets` (see `Generation.settle`); adopting the result is the caller's. */
@@ -507,7 +528,7 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
     const onExpire = existed("expire")
 
     const getWith = (b: string, key: string): Effect.Effect<Option.Option<CacheStore.Value>, StoreError> => {
-      const wire = Keys.dataKey(b, key)
+      const wire = wireOf(b, key)
       const server = route(wire)
       if (server === undefined) return noServer("get")
       const request: Protocol.MetaGet = { _tag: "mg", key: wire, value: true }
@@ -526,7 +547,7 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
      * ring, runs in the reader's fiber before it acts on the reply (`before`).
      */
     const readWith = (b: string, key: string, reply: CacheStore.DirectReply): void => {
-      const wire = Keys.dataKey(b, key)
+      const wire = wireOf(b, key)
       const server = route(wire)
       if (server === undefined) {
         return reply(null, storeError("get", "unavailable", NO_SERVER), undefined)
@@ -589,8 +610,8 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
       keys: ReadonlyArray<string>
     ): Effect.Effect<Array<Option.Option<CacheStore.Value>>, StoreFailure> =>
       keys.length === 0 ? Effect.succeed([]) : withBase((b) => {
-        const wires = keys.map((k) => Keys.dataKey(b, k))
-        const groups = group(wires, (w) => w)
+        const wireKeys = keys.map((k) => wireOf(b, k))
+        const groups = group(wireKeys, (w) => w)
         if (groups === undefined) return noServer("getMany")
         const result: Array<Option.Option<CacheStore.Value>> = new Array(keys.length)
         return Effect.forEach(
@@ -598,7 +619,7 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
           ([server, positions]) => {
             const requests = positions.map((i): Protocol.Request => ({
               _tag: "mg",
-              key: wires[i]!,
+              key: wireKeys[i]!,
               value: true,
               quiet: true
             }))

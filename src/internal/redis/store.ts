@@ -20,6 +20,7 @@ import * as Timer from "../timer.js"
 import * as Batcher from "./batcher.js"
 import { contextOf, DEFAULT_COMMAND_TIMEOUT_MS, millis } from "./client.js"
 import { isRedirection, timeoutError, toStoreError } from "./errors.js"
+import * as Mget from "./mget.js"
 import { groupBySlot, slotOf } from "./slot.js"
 
 /** Redis refuses bulk strings over 512 MiB (proto-max-bulk-len). */
@@ -213,12 +214,17 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
     // ioredis's auto-pipeline, so a coalesced read is written at once instead of one more
     // event-loop turn later.
     const mget = (keys: Array<RedisKey>): Promise<Array<Buffer | null>> => client.mgetBuffer(keys)
+    /** An MGET of the store's own keys, the prefix added as the command is written (see `mget.ts`). */
+    const mgetOwn: (keys: ReadonlyArray<string>) => Promise<Array<Buffer | null>> =
+      !cluster && Mget.supported(client as Redis)
+        ? (keys) => Mget.mget(client as Redis, keyPrefix, keys)
+        : (keys) => mget(keys.map(full))
 
     /** Most keys in one multi-key command: a coalesced MGET, a `getMany` MGET, an UNLINK. */
     const maxBatch = options.maxBatch ?? CHUNK
     const batcher = options.batchGets === false ? undefined : Batcher.make({
-      // the batcher is given the store's own keys: the prefix is added here, once per key of a batch
-      fetch: (keys) => mget(keys.map(full)),
+      // the batcher is given the store's own keys: the prefix is added as the MGET is written
+      fetch: mgetOwn,
       groupOf: cluster ? (key: string) => slotOf(full(key)) : undefined,
       maxBatch,
       deadlines,
@@ -261,7 +267,7 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
     ): Effect.Effect<Array<Option.Option<CacheStore.Value>>, StoreFailure> => {
       if (keys.length === 0) return Effect.succeed([])
       // the common case, one MGET: its reply array becomes the answer, turned into options in place
-      if (!cluster && keys.length <= maxBatch) return call("getMany", () => mget(keys.map(full)), true, toOptions)
+      if (!cluster && keys.length <= maxBatch) return call("getMany", () => mgetOwn(keys), true, toOptions)
       return call("getMany", async () => {
         const fullKeys = keys.map(full)
         const out = new Array<Option.Option<CacheStore.Value>>(keys.length)
