@@ -17,13 +17,14 @@
  * - `INVALIDATEEVERY <ms> <count>` → that, `count` times, `ms` apart, then `DONE`
  * - `STATS` → `STATS <disconnections of the bus subscriber>`
  */
-import { Effect, Layer, Metric, Schedule, Schema } from "effect"
+import { Effect, Metric, Schema } from "effect"
 import { CacheStore, InvalidationBus } from "effect-cachekit"
 import * as ReadThrough from "effect-cachekit/ReadThrough"
 import * as Redis from "effect-cachekit/Redis"
 import * as RedisStore from "effect-cachekit/RedisStore"
 import { Cluster, Redis as IoRedis } from "ioredis"
 import * as readline from "node:readline"
+import { connectRedisBus } from "./bus.js"
 
 interface WorkerOptions {
   readonly port?: number | undefined
@@ -55,22 +56,7 @@ const program = Effect.gen(function*() {
     ? yield* Redis.make({ port: options.port, host: "127.0.0.1", connectionName: options.name })
     : yield* Redis.makeCluster({ nodes: options.nodes, connectionName: options.name })
   const store = yield* Effect.provideService(RedisStore.make({ prefix: options.prefix }), Redis.RedisClient, redis)
-  if (options.bus) {
-    const bus = yield* Effect.provideService(
-      Redis.makeInvalidationBus({
-        channel: options.prefix,
-        reconnect: Schedule.spaced(`${options.reconnectMillis ?? 20} millis`)
-      }),
-      Redis.RedisClient,
-      redis
-    )
-    yield* Layer.build(
-      InvalidationBus.connect.pipe(
-        Layer.provide(Layer.succeed(CacheStore.CacheStore, store)),
-        Layer.provide(Layer.succeed(InvalidationBus.InvalidationBus, bus))
-      )
-    )
-  }
+  if (options.bus) yield* connectRedisBus(redis, store, options.prefix, options.reconnectMillis)
   const cache = yield* ReadThrough.make({
     namespace: "item",
     value: Item,
