@@ -97,6 +97,40 @@ export interface Options<A, I = unknown> {
 }
 
 /**
+ * A cached value with the version it was written with (`setVersioned`); 0 for a value stored
+ * without one (a load, a plain `set`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Versioned<A> {
+  readonly value: A
+  readonly version: number
+}
+
+/**
+ * What a `setVersioned` did: `Written`, or `Outdated` when the key already held a version at least
+ * as high (`current`), which it kept.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type VersionedWrite =
+  | { readonly _tag: "Written" }
+  | { readonly _tag: "Outdated"; readonly current: number }
+
+/**
+ * Options of `getVersioned`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface GetVersionedOptions {
+  /** A value of a lower version is not returned (a miss): the reader has seen this version already. */
+  readonly minVersion?: number | undefined
+}
+
+/**
  * Options of fail-safe (`Cache.Options.failSafe`).
  *
  * @since 0.1.0

@@ -34,6 +34,28 @@ export interface CacheAside<in K, A> extends Invalidation.Invalidating<K> {
    * with `StoreError` whatever `onStoreError` says, since the old value may still be served.
    */
   readonly set: (key: K, value: A, options?: SetOptions) => Effect.Effect<void, CacheError>
+  /**
+   * The fresh value of a key with the version it was written with (0 when written without one),
+   * or none — also when its version is below `minVersion`. Tags and freshness are checked as
+   * `get` checks them; a stale value is never returned.
+   */
+  readonly getVersioned: (
+    key: K,
+    options?: Cache.GetVersionedOptions
+  ) => Effect.Effect<Option.Option<Cache.Versioned<A>>, CacheError>
+  /**
+   * Stores a value with its version (a whole number from 1), unless the key holds a version at
+   * least as high: then nothing changes and the result is `Outdated` with the version kept. The
+   * compare and the write are one atomic step across processes (a Lua script on Redis, a
+   * compare-and-swap on memcached); a store that cannot do that fails with
+   * `UnsupportedCapability`. A plain `set` or a load writes version 0, which any version replaces.
+   */
+  readonly setVersioned: (
+    key: K,
+    value: A,
+    version: number,
+    options?: SetOptions
+  ) => Effect.Effect<Cache.VersionedWrite, CacheError>
   /** Counters of this cache since it was made. */
   readonly stats: Effect.Effect<CacheMetrics.Stats>
 }
@@ -91,6 +113,8 @@ export const make = <K, A, I>(
     get: (key) => pipeline.read(keyOf(key)),
     getOrLoad: (key, load) => pipeline.getOrLoad(keyOf(key), load, run),
     set: (key, value, options) => pipeline.write(keyOf(key), value, options?.tags),
+    getVersioned: (key, options) => pipeline.getVersioned(keyOf(key), options),
+    setVersioned: (key, value, version, options) => pipeline.setVersioned(keyOf(key), value, version, options?.tags),
     ...invalidation.verbsOf(pipeline, keyOf),
     stats: pipeline.stats
   }))

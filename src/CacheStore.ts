@@ -39,6 +39,53 @@ export const SizeHint: unique symbol = internal.SizeHint
 export type SizeHint = typeof SizeHint
 
 /**
+ * The version a value was written with (`setVersioned`), for a live store's objects; a byte value
+ * carries it in its first members (`versionOf` reads both).
+ *
+ * @since 0.1.0
+ * @category symbols
+ */
+export const VersionHint: unique symbol = internal.VersionHint
+
+/**
+ * @since 0.1.0
+ * @category symbols
+ */
+export type VersionHint = typeof VersionHint
+
+/**
+ * The version a stored value was written with by a versioned write, 0 when it was written
+ * without one: for bytes, the `"n"` member right after the format (`{"f":3,"n":7,…`), for a live
+ * object its `VersionHint`. A store implementing `versioned` compares with it.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const versionOf: (value: Value) => number = internal.versionOf
+
+/**
+ * Optional capability: writes that carry a version number and never replace a newer one (the
+ * strategies' `setVersioned`). The compare and the write are one atomic step across every
+ * process sharing the store: a Lua script on Redis, a compare-and-swap on memcached, a synchronous
+ * step on the memory store.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface VersionedWrites {
+  /**
+   * Writes `value` (which carries `version`, see `versionOf`) when the key is absent or holds a
+   * lower version: none when written, else the version the key holds (equal or higher).
+   */
+  readonly setIfNewer: (
+    key: string,
+    value: Value,
+    version: number,
+    ttl?: Duration.DurationInput
+  ) => Effect.Effect<Option.Option<number>, StoreFailure>
+}
+
+/**
  * What a store can do beyond the required operations.
  *
  * @since 0.1.0
@@ -156,6 +203,11 @@ export interface Service {
    */
   readonly lease?: Lease | undefined
   /**
+   * Optional capability: versioned writes that never replace a newer version, atomically.
+   * Absent on stores that cannot make the compare and the write one step.
+   */
+  readonly versioned?: VersionedWrites | undefined
+  /**
    * The scope the store lives in, when it has one (the store layers of this package set it).
    * Background work done on the store's behalf by combinators that have no scope of their own
    * (`Cache.cached`'s stale refreshes) belongs to it and stops when the store closes.
@@ -267,6 +319,7 @@ export interface MakeOptions {
   readonly deleteMatching?: Service["deleteMatching"]
   readonly directRead?: Service["directRead"]
   readonly lease?: Service["lease"]
+  readonly versioned?: Service["versioned"]
   readonly scope?: Service["scope"]
 }
 
@@ -335,6 +388,7 @@ export const make = (options: MakeOptions): Service => {
     deleteMatching: options.deleteMatching,
     directRead: options.directRead,
     lease: options.lease,
+    versioned: options.versioned,
     scope: options.scope
   }
 }

@@ -87,6 +87,7 @@ export interface StoreSuiteRunner {
  * | `glob` | `keys(pattern)` matches with Redis's glob rules (a table of patterns a real Redis agrees with); the patterns every store refuses fail with `StoreError` reason `"command"` |
  * | `direct-read` | a direct read reads exactly what `get` reads |
  * | `live-values` | live stores keep objects by reference; byte stores refuse them with `EncodeError` |
+ * | `versioned` | a store with versioned writes (`versioned`): `setIfNewer` writes only over an absent key or a lower version (`CacheStore.versionOf`; a value written without one is version 0) and says which version is kept; a TTL of zero or less writes nothing; of 100 concurrent writes the highest version stays. A store without them: `setVersioned` fails with `UnsupportedCapability` |
  * | `lease` | a store that grants leases (`lease`): one holder at a time (of 100 concurrent acquisitions, one wins), lapsing after its TTL unless extended, extended and released only by its token (an old token never touches the next holder's lease), never read or listed as an entry; kept apart from the entry (a write, delete or clear leaves it), or, with `endsOnWrite`, ended by a write of the key and released without changing the entry; a lease that is no finite positive duration fails with `StoreError` reason `"command"`. A store without leases: a cache asking for the `lock` fails with `UnsupportedCapability` |
  *
  * @since 0.1.0
@@ -117,6 +118,7 @@ export type StoreSuiteCase =
   | "direct-read"
   | "live-values"
   | "lease"
+  | "versioned"
 
 /**
  * Every case of the suite, in the order they run.

@@ -4,10 +4,11 @@
  * subscriber whose connection is killed reconnects and assumes it missed events.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Deferred, Effect, Fiber, Layer, Metric, Ref, Schedule, Schema, Stream } from "effect"
+import { Chunk, Deferred, Effect, Fiber, Metric, Ref, Schema, Stream } from "effect"
 import { CacheStore, InvalidationBus, ReadThrough } from "effect-cachekit"
 import * as Redis from "effect-cachekit/Redis"
 import * as RedisStore from "effect-cachekit/RedisStore"
+import { connectRedisBus } from "./harness/bus.js"
 import { fixture } from "./harness/fixture.js"
 import { redisCli, redisServer } from "./harness/redis.js"
 
@@ -20,17 +21,7 @@ const processOver = (calls: Ref.Ref<number>, channel: string) =>
   Effect.gen(function*() {
     const redis = yield* Redis.make({ port: server().port })
     const store = yield* Effect.provideService(RedisStore.make({ prefix: channel }), Redis.RedisClient, redis)
-    const bus = yield* Effect.provideService(
-      Redis.makeInvalidationBus({ channel, reconnect: Schedule.spaced("20 millis") }),
-      Redis.RedisClient,
-      redis
-    )
-    yield* Layer.build(
-      InvalidationBus.connect.pipe(
-        Layer.provide(Layer.succeed(CacheStore.CacheStore, store)),
-        Layer.provide(Layer.succeed(InvalidationBus.InvalidationBus, bus))
-      )
-    )
+    const bus = yield* connectRedisBus(redis, store, channel)
     const cache = yield* ReadThrough.make({
       namespace: "item",
       value: Item,

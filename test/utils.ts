@@ -5,10 +5,11 @@ import type * as Testing from "effect-cachekit/testing"
 
 /**
  * The cases of the store conformance suite that a store keeping nothing (`NoopStore`) passes: a
- * read of a key never written, and a write with a TTL of zero. Every other case reads back what
- * it wrote; test/testing.test.ts checks that exactly these pass over the no-op store.
+ * read of a key never written, a write with a TTL of zero, and versioned writes, which it has not
+ * (so they are refused with `UnsupportedCapability`). Every other case reads back what it wrote;
+ * test/testing.test.ts checks that exactly these pass over the no-op store.
  */
-export const noopCases: ReadonlyArray<Testing.StoreSuiteCase> = ["missing-key", "zero-ttl"]
+export const noopCases: ReadonlyArray<Testing.StoreSuiteCase> = ["missing-key", "zero-ttl", "versioned"]
 
 /**
  * A real memory store that declares itself a byte store: the strategies then encode entries to

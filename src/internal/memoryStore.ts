@@ -13,7 +13,7 @@ import type { EvictionKind } from "./eviction/index.js"
 import type { Node, Policy } from "./eviction/policy.js"
 import { hashKey } from "./eviction/policy.js"
 import * as Glob from "./glob.js"
-import { approximateSize, invalidTtl, leaseMillis, ttlMillis } from "./store.js"
+import { approximateSize, invalidTtl, leaseMillis, ttlMillis, versionOf } from "./store.js"
 
 /** @internal */
 export interface MemNode extends Node {
@@ -309,6 +309,21 @@ export const make = (options: MakeOptions): Effect.Effect<CacheStore.Service, ne
     const store: CacheStore.Service = {
       name: options.name,
       lease,
+      // one synchronous step: nothing runs between the compare and the write
+      versioned: {
+        setIfNewer: (key, value, version, ttl) =>
+          Effect.suspend(() => {
+            const millis = ttlMillis(ttl)
+            const error = refusal("setIfNewer", key, value, ttl, millis)
+            if (error !== undefined) return Effect.fail(error)
+            const held = core.peek(key, now())
+            const current = held === undefined ? 0 : versionOf(held.value)
+            if (held !== undefined && current >= version) return Effect.succeed(Option.some(current))
+            apply(key, value, millis)
+            report()
+            return Effect.succeed(Option.none())
+          })
+      },
       capabilities: { live: true, scan: true, clear: true, maxValueBytes: options.maxBytes },
       get,
       directRead: { _tag: "Sync", get, read: getSync },

@@ -7,6 +7,45 @@ import type * as CacheStore from "../CacheStore.js"
 /** @internal */
 export const SizeHint: CacheStore.SizeHint = Symbol.for("effect-cachekit/CacheStore/SizeHint") as CacheStore.SizeHint
 
+/** @internal */
+export const VersionHint: CacheStore.VersionHint = Symbol.for(
+  "effect-cachekit/CacheStore/VersionHint"
+) as CacheStore.VersionHint
+
+const OPEN_BRACE = 0x7b
+const QUOTE = 0x22
+const COMMA = 0x2c
+const COLON = 0x3a
+
+/** Reads the digits at `i`; [value, index after them], or undefined when there are none. */
+const digitsAt = (bytes: Uint8Array, i: number): readonly [number, number] | undefined => {
+  let n = 0
+  const start = i
+  while (i < bytes.length && bytes[i]! >= 0x30 && bytes[i]! <= 0x39 && i - start < 16) n = n * 10 + bytes[i++]! - 0x30
+  return i === start ? undefined : [n, i]
+}
+
+/** Whether `bytes` hold `"<name>":` at `i`. */
+const fieldAt = (bytes: Uint8Array, i: number, name: number): boolean =>
+  bytes[i] === QUOTE && bytes[i + 1] === name && bytes[i + 2] === QUOTE && bytes[i + 3] === COLON
+
+/**
+ * The version a value was written with: for bytes, the `"n"` member that follows the format
+ * (`{"f":<format>,"n":<version>,…`), for a live value its `VersionHint`; 0 for a value written
+ * without one. @internal
+ */
+export const versionOf = (value: CacheStore.Value): number => {
+  if (value instanceof Uint8Array) {
+    if (value[0] !== OPEN_BRACE || !fieldAt(value, 1, 0x66)) return 0
+    const format = digitsAt(value, 5)
+    if (format === undefined || value[format[1]] !== COMMA || !fieldAt(value, format[1] + 1, 0x6e)) return 0
+    const version = digitsAt(value, format[1] + 5)
+    return version === undefined || value[version[1]] !== COMMA ? 0 : version[0]
+  }
+  const hint = (value as { [VersionHint]?: unknown })[VersionHint]
+  return typeof hint === "number" ? hint : 0
+}
+
 /**
  * The longest TTL a store keeps an entry for: 365 days. Redis refuses a PX whose deadline does not
  * fit in 64 bits and memcached's deadlines end in 2038, so no TTL can mean the same on every store

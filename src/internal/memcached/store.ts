@@ -20,7 +20,7 @@ import * as HashRing from "../../HashRing.js"
 import type * as PublicApi from "../../MemcachedStore.js"
 import * as CircuitBreaker from "../circuitBreaker.js"
 import { check, optionalDuration, optionalInteger } from "../options.js"
-import { invalidTtl, leaseMillis, ttlMillis } from "../store.js"
+import { invalidTtl, leaseMillis, ttlMillis, versionOf } from "../store.js"
 import * as Connection from "./connection.js"
 import * as Generation from "./generation.js"
 import * as Keys from "./keys.js"
@@ -889,6 +889,57 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
         })
     }
 
+    /**
+     * Versioned writes by compare-and-swap: the item is read with its CAS, its version compared,
+     * and the value written only if the CAS still matches (or, on a miss, only if still absent).
+     * Another writer in between makes the write fail and the whole step is taken again, so the
+     * compare and the write act as one. A lease stub (an empty item) holds version 0.
+     */
+    const CAS_ATTEMPTS = 64
+    const versioned: CacheStore.VersionedWrites = {
+      setIfNewer: (key, value, version, ttl) =>
+        withBase((b) => {
+          const wire = Keys.dataKey(b, key)
+          const bytes = bytesOf(key, value, wire)
+          if (!(bytes instanceof Uint8Array)) return Effect.fail(bytes)
+          const ms = ttlMillis(ttl)
+          if (Number.isNaN(ms)) return Effect.fail(invalidTtl(name, "setIfNewer", ttl))
+          const server = route(wire)
+          if (server === undefined) return noServer("setIfNewer")
+          const expiry = ms === undefined ? undefined : exptime(ms, clock.unsafeCurrentTimeMillis())
+          const attempt = (left: number): Effect.Effect<Option.Option<number>, StoreFailure> =>
+            left === 0
+              ? Effect.fail(storeError("setIfNewer", "command", `the key kept changing over ${CAS_ATTEMPTS} attempts`))
+              : Effect.flatMap(
+                execute(server, { _tag: "mg", key: wire, value: true, cas: true }, "setIfNewer"),
+                (read): Effect.Effect<Option.Option<number>, StoreFailure> => {
+                  if (read._tag !== "VA" && read._tag !== "EN") return unexpected("setIfNewer", read)
+                  const current = read._tag === "VA" ? versionOf(read.value) : 0
+                  if (read._tag === "VA" && current >= version) return Effect.succeed(Option.some(current))
+                  const base: Protocol.MetaSet = read._tag === "VA"
+                    ? { _tag: "ms", key: wire, value: bytes, compareCas: read.flags.cas ?? 0n }
+                    : { _tag: "ms", key: wire, value: bytes, mode: "add" }
+                  // an already-expired value is not written; a newer version's key goes instead
+                  const request: Protocol.Request = expiry !== undefined && ms! <= 0
+                    ? read._tag === "VA"
+                      ? { _tag: "md", key: wire, compareCas: read.flags.cas ?? 0n }
+                      : { _tag: "mn" }
+                    : expiry === undefined
+                    ? base
+                    : { ...base, ttl: expiry }
+                  return Effect.flatMap(execute(server, request, "setIfNewer"), (r) =>
+                    r._tag === "HD" || r._tag === "MN"
+                      ? Effect.succeed(Option.none())
+                      // another writer came between the read and the write: read again
+                      : r._tag === "EX" || r._tag === "NS" || r._tag === "NF"
+                      ? attempt(left - 1)
+                      : unexpected("setIfNewer", r))
+                }
+              )
+          return attempt(CAS_ATTEMPTS)
+        })
+    }
+
     // Read the generation now so the first operations do not wait for it, and keep it fresh so a
     // `clear` from another process is seen within one refresh interval.
     yield* Effect.ignore(ensureBase)
@@ -916,6 +967,7 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
       clear,
       keys,
       lease,
+      versioned,
       directRead
     })
 

@@ -7,7 +7,7 @@ import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { hashString } from "../eviction/policy.js"
-import { SizeHint } from "../store.js"
+import { SizeHint, VersionHint } from "../store.js"
 import { finiteOrNull, untag, valueField } from "./jsonForm.js"
 
 /**
@@ -17,6 +17,8 @@ import { finiteOrNull, untag, valueField } from "./jsonForm.js"
  */
 export class Entry<A> {
   readonly [SizeHint]: number
+  /** The version a versioned write gave the value; 0 for a value written without one. */
+  readonly [VersionHint]: number
   constructor(
     readonly value: A,
     /** Clock millis when the value was written. */
@@ -35,9 +37,11 @@ export class Entry<A> {
     readonly versions: ReadonlyArray<string>,
     /** Fingerprint of the Schema the value was encoded with. */
     readonly fingerprint: string,
-    size: number
+    size: number,
+    version = 0
   ) {
     this[SizeHint] = size
+    this[VersionHint] = version
   }
 }
 
@@ -52,7 +56,8 @@ export const withFreshUntil = <A>(entry: Entry<A>, freshUntil: number): Entry<A>
     entry.tags,
     entry.versions,
     entry.fingerprint,
-    entry[SizeHint]
+    entry[SizeHint],
+    entry[VersionHint]
   )
 
 /** @internal */
@@ -79,7 +84,9 @@ const decoder = new TextDecoder("utf-8", { fatal: true })
 /**
  * Envelope format version, bumped when the byte layout changes. 2: the value is either plain
  * JSON (`"v"`) or tagged JSON (`"x"`) for what plain JSON cannot say. 3: the versions of the
- * entry's tags (`"g"`, two per tag) are stored with them.
+ * entry's tags (`"g"`, two per tag) are stored with them. A versioned write's entry has its
+ * version (`"n"`) right after the format, where a store's compare (a Lua pattern, `versionOf`)
+ * finds it without parsing the rest; readers of format 3 that know nothing of it ignore it.
  */
 const FORMAT = 3
 
@@ -105,6 +112,7 @@ interface Envelope {
   readonly l?: unknown
   readonly t?: unknown
   readonly g?: unknown
+  readonly n?: unknown
   readonly v?: unknown
   readonly x?: unknown
 }
@@ -120,6 +128,7 @@ const malformed = (env: Envelope): string | undefined => {
   if (
     !Array.isArray(env.g) || env.g.length !== 2 * env.t.length || !env.g.every((g) => typeof g === "string")
   ) return "its tag versions are malformed"
+  if (env.n !== undefined && !(Number.isSafeInteger(env.n) && (env.n as number) > 0)) return "its version is malformed"
   if (("v" in env) === ("x" in env)) return "it holds no value, or two"
   return undefined
 }
@@ -146,11 +155,11 @@ export const makeCodec = <A, I>(schema: Schema.Schema<A, I, never>, schemaVersio
     },
     toBytes: (entry, field) =>
       encoder.encode(
-        `{"f":${FORMAT},"h":${JSON.stringify(entry.fingerprint)},"c":${entry.createdAt},"u":${
-          JSON.stringify(finiteOrNull(entry.freshUntil))
-        },"s":${JSON.stringify(finiteOrNull(entry.staleUntil))},"l":${entry.loadTime},"t":${
-          JSON.stringify(entry.tags)
-        },"g":${JSON.stringify(entry.versions)},${field}}`
+        `{"f":${FORMAT},${entry[VersionHint] > 0 ? `"n":${entry[VersionHint]},` : ""}"h":${
+          JSON.stringify(entry.fingerprint)
+        },"c":${entry.createdAt},"u":${JSON.stringify(finiteOrNull(entry.freshUntil))},"s":${
+          JSON.stringify(finiteOrNull(entry.staleUntil))
+        },"l":${entry.loadTime},"t":${JSON.stringify(entry.tags)},"g":${JSON.stringify(entry.versions)},${field}}`
       ),
     fromBytes: (bytes) => {
       let raw: unknown
@@ -184,7 +193,8 @@ export const makeCodec = <A, I>(schema: Schema.Schema<A, I, never>, schemaVersio
           env.t as Array<string>,
           env.g as Array<string>,
           fingerprint,
-          bytes.byteLength
+          bytes.byteLength,
+          env.n === undefined ? 0 : env.n as number
         )
       )
     }

@@ -30,6 +30,7 @@ import { makeOnStoreFailure } from "./storeErrors.js"
 import { makeTagChecks } from "./tags.js"
 import { traced, untracedTracer } from "./tracing.js"
 import type { Pipeline, PipelineOptions } from "./types.js"
+import { makeVersioned } from "./versioned.js"
 import { makeWriter } from "./write.js"
 
 export type { BatchLoader } from "./batch.js"
@@ -258,19 +259,15 @@ export const make = <A, I>(
       return Effect.zipRight(order.supersede(full), writer.replace(key, full, value))
     }).pipe(traced("cachekit.set", spanAttributes))
 
+  const keyed = { namespace, store, now, order, writer, spanAttributes, withGeneration }
   const { clear, expire, invalidate, invalidatePattern } = makeInvalidation<A>({
-    namespace,
-    store,
-    now,
-    order,
-    writer,
+    ...keyed,
     // an invalidation the store did not carry out is never acknowledged, whatever `onStoreError`
     // says of reads: the entry it was meant to remove could be served again once the store is back
     onStoreFailure: makeOnStoreFailure("fail", namespace, store.name, counters),
-    spanAttributes,
-    versioned,
-    withGeneration
+    versioned
   })
+  const { getVersioned, setVersioned } = makeVersioned<A>({ ...keyed, tagChecks, onStoreFailure })
 
   const refresh = <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>): Effect.Effect<A, E | CacheError, R> =>
     withGeneration((g) => reload(key, g.prefix + key, arg, load)).pipe(traced("cachekit.refresh", spanAttributes))
@@ -288,6 +285,8 @@ export const make = <A, I>(
     expire,
     clear,
     invalidatePattern,
+    getVersioned,
+    setVersioned,
     getManyOrLoad: (keys, args, loadOne, loadMany) =>
       withGeneration((g) =>
         Effect.tracerWith((tracer) => {

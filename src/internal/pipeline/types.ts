@@ -4,6 +4,7 @@
 import type * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
 import type * as Schema from "effect/Schema"
+import type { GetVersionedOptions, Versioned, VersionedWrite } from "../../Cache.js"
 import type { CacheError } from "../../CacheError.js"
 import type * as CacheMetrics from "../../CacheMetrics.js"
 import type * as CacheStore from "../../CacheStore.js"
@@ -86,6 +87,18 @@ export interface Pipeline<A> {
    */
   readonly invalidatePattern: (pattern: string) => Effect.Effect<number, CacheError>
   /** Reads many keys in one store round trip and loads the misses, in one batch when `loadMany` is given. */
+  /** The fresh value of a key with its version, none below `minVersion`. */
+  readonly getVersioned: (
+    key: string,
+    options?: GetVersionedOptions
+  ) => Effect.Effect<Option.Option<Versioned<A>>, CacheError>
+  /** Writes a value with its version, unless the key holds a version at least as high. */
+  readonly setVersioned: (
+    key: string,
+    value: A,
+    version: number,
+    tags?: ReadonlyArray<string>
+  ) => Effect.Effect<VersionedWrite, CacheError>
   readonly getManyOrLoad: <X, E, R>(
     keys: ReadonlyArray<string>,
     args: ReadonlyArray<X>,

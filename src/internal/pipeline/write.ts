@@ -30,8 +30,8 @@ export interface WriteOptions<A> {
   readonly onStoreFailure: OnStoreFailure
 }
 
-/** What a write sends to the store: an entry with its TTL, or a delete (a TTL of zero or less). */
-type Prepared =
+/** What a write sends to the store: an entry with its TTL, or a delete (a TTL of zero or less). @internal */
+export type Prepared =
   | { readonly full: string; readonly stored: CacheStore.Value; readonly ttl: number | undefined }
   | { readonly full: string; readonly stored: undefined; readonly ttl: 0 }
 
@@ -65,6 +65,14 @@ export interface Writer<A> {
    * its own `staleUntil`; never fails.
    */
   readonly keep: (full: string, entry: Entry<A>, freshUntil: number) => Effect.Effect<void, CacheError>
+  /** The envelope of an explicit write, with its tags and its version (0: none), and its TTL. */
+  readonly prepare: (
+    key: string,
+    full: string,
+    value: A,
+    tags: ReadonlyArray<string> | undefined,
+    version: number
+  ) => Effect.Effect<Prepared, EncodeError | StoreFailure>
 }
 
 /** @internal */
@@ -93,7 +101,8 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
     full: string,
     value: A,
     loadTime: number,
-    extraTags?: ReadonlyArray<string>
+    extraTags?: ReadonlyArray<string>,
+    version = 0
   ): Effect.Effect<Prepared, EncodeError | StoreFailure> =>
     Effect.flatMap(
       options.ttl === undefined ? Effect.succeed(undefined) : options.ttl.compute(value, key),
@@ -121,7 +130,8 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
             tags,
             versions,
             codec.fingerprint,
-            encoded.right.length
+            encoded.right.length,
+            version
           )
           const stored = live ? entry : codec.toBytes(entry, encoded.right)
           return { full, stored, ttl: staleUntil === Infinity ? undefined : staleUntil - t }
@@ -235,5 +245,11 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
       )
     })
 
-  return { writeLoaded, write, replace, keep }
+  return {
+    writeLoaded,
+    write,
+    replace,
+    keep,
+    prepare: (key, full, value, tags, version) => prepare(key, full, value, 0, tags, version)
+  }
 }

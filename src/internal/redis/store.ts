@@ -61,6 +61,23 @@ const RELEASE_SCRIPT =
 const EXTEND_SCRIPT =
   `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("pexpire", KEYS[1], ARGV[2]) else return 0 end`
 
+/**
+ * A versioned write: the stored value's version (the `"n"` member right after the format, see
+ * `CacheStore.versionOf`; 0 without one) is compared and the value written in one atomic step.
+ * ARGV: the value, its version, the TTL in ms (-1: none; 0 or less: already expired, so the key
+ * goes). Returns -1 when written, else the version the key keeps.
+ */
+const SET_IF_NEWER_SCRIPT = `local cur = redis.call("get", KEYS[1])
+if cur then
+  local n = tonumber(string.match(cur, '^{"f":%d+,"n":(%d+),') or "0")
+  if n >= tonumber(ARGV[2]) then return n end
+end
+local px = tonumber(ARGV[3])
+if px < 0 then redis.call("set", KEYS[1], ARGV[1])
+elseif px == 0 then redis.call("unlink", KEYS[1])
+else redis.call("set", KEYS[1], ARGV[1], "PX", px) end
+return -1`
+
 interface Script {
   readonly source: string
   readonly sha: string
@@ -69,13 +86,14 @@ interface Script {
 const script = (source: string): Script => ({ source, sha: createHash("sha1").update(source).digest("hex") })
 const releaseScript = script(RELEASE_SCRIPT)
 const extendScript = script(EXTEND_SCRIPT)
+const setIfNewerScript = script(SET_IF_NEWER_SCRIPT)
 
 /** Runs a script by its SHA1, sending its source once when the server does not know it yet. */
 const evalScript = async (
   client: Redis | Cluster,
   s: Script,
   key: RedisKey,
-  ...args: ReadonlyArray<string | number>
+  ...args: ReadonlyArray<string | number | Buffer>
 ): Promise<unknown> => {
   try {
     return await client.evalsha(s.sha, 1, key, ...args)
@@ -481,6 +499,21 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
         Effect.withSpan("RedisStore.deleteMatching", { attributes: { store: name, pattern }, captureStackTrace: false })
       )
 
+    const versioned: CacheStore.VersionedWrites = {
+      setIfNewer: (key, value, version, ttl) =>
+        Effect.suspend((): Effect.Effect<Option.Option<number>, StoreFailure> => {
+          const buffer = bytes(key, value)
+          if (!Buffer.isBuffer(buffer)) return Effect.fail(buffer)
+          const ms = ttlMillis(ttl)
+          if (Number.isNaN(ms)) return Effect.fail(invalidTtl(name, "setIfNewer", ttl))
+          const px = ms === undefined ? -1 : ms <= 0 ? 0 : Math.ceil(ms)
+          return Effect.map(
+            call("setIfNewer", () => evalScript(client, setIfNewerScript, full(key), buffer, version, px)),
+            (reply) => Number(reply) < 0 ? Option.none() : Option.some(Number(reply))
+          )
+        })
+    }
+
     const service = CacheStore.make({
       name,
       capabilities: { live: false, scan: true, clear: true, maxValueBytes },
@@ -495,6 +528,7 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
       clear,
       keys,
       lease,
+      versioned,
       deleteMatching,
       directRead: batcher === undefined ? undefined : { _tag: "Callback", get, read: batcher.read }
     })

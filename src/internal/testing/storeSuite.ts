@@ -10,6 +10,7 @@ import * as TestClock from "effect/TestClock"
 import * as TestContext from "effect/TestContext"
 import { randomUUID } from "node:crypto"
 import * as Cache from "../../Cache.js"
+import * as CacheAside from "../../CacheAside.js"
 import * as CacheStore from "../../CacheStore.js"
 import type { Value } from "../../CacheStore.js"
 import type { StoreSuiteCase, StoreSuiteOptions, StoreSuiteRunner } from "../../testing.js"
@@ -41,7 +42,8 @@ const everyCase: Record<StoreSuiteCase, true> = {
   "glob": true,
   "direct-read": true,
   "live-values": true,
-  "lease": true
+  "lease": true,
+  "versioned": true
 }
 
 /** The case ids, in the order the cases run. @internal */
@@ -703,6 +705,53 @@ export const storeSuite = (runner: StoreSuiteRunner, name: string, options: Stor
             { concurrency: "unbounded" }
           )
           expect(results.filter(Option.isSome).length).toBe(1)
+        }))
+  )
+
+  add(
+    "versioned",
+    "versioned writes: a lower or equal version never replaces a higher one; of 100 concurrent writes the highest stays",
+    () =>
+      withStore("versioned", (store) =>
+        Effect.gen(function*() {
+          const versioned = store.versioned
+          if (versioned === undefined) {
+            // an optional capability: without it, a versioned write is refused, typed
+            const result = yield* Effect.provideService(
+              CacheAside.make({ namespace: "n", value: Schema.String, ttl: "1 minute" }),
+              CacheStore.CacheStore,
+              store
+            ).pipe(Effect.flatMap((docs) => Effect.either(docs.setVersioned("k", "v", 1))), Effect.scoped)
+            expect(Either.isLeft(result) && result.left._tag).toBe("UnsupportedCapability")
+            return
+          }
+          const at = (version: number) => bytes(`{"f":3,"n":${version},"b":"value ${version}"}`)
+          const read = (key: string) => Effect.map(store.get(key), Option.map((v) => CacheStore.versionOf(v)))
+          expect(yield* versioned.setIfNewer("k", at(5), 5)).toEqual(Option.none())
+          expect(yield* read("k")).toEqual(Option.some(5))
+          expect(yield* versioned.setIfNewer("k", at(3), 3)).toEqual(Option.some(5))
+          expect(yield* versioned.setIfNewer("k", at(5), 5)).toEqual(Option.some(5))
+          expect(yield* versioned.setIfNewer("k", at(8), 8)).toEqual(Option.none())
+          expect(text(yield* store.get("k"))).toEqual(Option.some(`{"f":3,"n":8,"b":"value 8"}`))
+          // a value written without a version holds version 0
+          yield* store.set("plain", bytes("plain"))
+          expect(yield* versioned.setIfNewer("plain", at(1), 1)).toEqual(Option.none())
+          // an already-expired value is not kept
+          expect(yield* versioned.setIfNewer("gone", at(1), 1, 0)).toEqual(Option.none())
+          expect(yield* store.get("gone")).toEqual(Option.none())
+
+          // 100 concurrent writes, highest and lowest alternating: version 100 stays
+          const order = Array.from({ length: 100 }, (_, i) => i % 2 === 0 ? 100 - i / 2 : 1 + (i - 1) / 2)
+          const results = yield* Effect.forEach(
+            order,
+            (version) =>
+              Effect.map(versioned.setIfNewer("contended", at(version), version), (r) => [version, r] as const),
+            { concurrency: "unbounded" }
+          )
+          expect(yield* read("contended")).toEqual(Option.some(100))
+          for (const [version, result] of results) {
+            if (Option.isSome(result)) expect(result.value >= version).toBe(true)
+          }
         }))
   )
 
