@@ -26,7 +26,16 @@ import {
   TestServices,
   Tracer
 } from "effect"
-import { Cache, CacheAside, CacheMetrics, CacheStore, Invalidation, MemoryStore, ReadThrough } from "effect-cachekit"
+import {
+  Cache,
+  CacheAside,
+  CacheMetrics,
+  CacheStore,
+  Invalidation,
+  MemoryStore,
+  ReadThrough,
+  Ttl
+} from "effect-cachekit"
 import type { CacheError } from "effect-cachekit"
 import * as Redis from "effect-cachekit/Redis"
 import * as RedisStore from "effect-cachekit/RedisStore"
@@ -47,13 +56,16 @@ let prefixes = 0
 interface ReadPath {
   readonly name: string
   readonly store: Effect.Effect<CacheStore.Service, never, Scope.Scope>
+  /** Whether the store's own expiry follows the TestClock (an in-process store), not a server's clock. */
+  readonly followsTestClock: boolean
 }
 
 const readPaths: ReadonlyArray<ReadPath> = [
-  { name: "synchronous in-process read (memory)", store: MemoryStore.make() },
-  { name: "byte store without a synchronous read", store: bytesOnlyStore },
+  { name: "synchronous in-process read (memory)", store: MemoryStore.make(), followsTestClock: true },
+  { name: "byte store without a synchronous read", store: bytesOnlyStore, followsTestClock: true },
   {
     name: "batch-callback read (redis)",
+    followsTestClock: false,
     store: Effect.suspend(() =>
       Effect.provideService(RedisStore.make({ prefix: `pipe${++prefixes}` }), Redis.RedisClient, redis())
     )
@@ -340,6 +352,58 @@ for (const path of readPaths) {
             yield* cache.get("a")
             expect(yield* Ref.get(calls)).toBe(2)
           }))
+
+        scenario(
+          "a sliding TTL: hits keep the entry, the cap ends it however often it is read",
+          () =>
+            Effect.gen(function*() {
+              const { calls, lookup } = yield* counting
+              const cache = yield* strategy.make({
+                namespace: "item",
+                value: Item,
+                lookup,
+                ttl: Ttl.sliding("5 minutes", { max: "17 minutes" })
+              })
+              yield* cache.get("a")
+              for (let i = 0; i < 4; i++) {
+                yield* TestClock.adjust("4 minutes")
+                expect(yield* cache.get("a")).toEqual(item("a"))
+                if (cache.getMany !== undefined) {
+                  expect(yield* cache.getMany(["a", "a"])).toEqual([Option.some(item("a")), Option.some(item("a"))])
+                }
+                yield* settle
+              }
+              expect(yield* Ref.get(calls)).toBe(1)
+              yield* TestClock.adjust("1 minute")
+              yield* cache.get("a")
+              expect(yield* Ref.get(calls)).toBe(2)
+            })
+        )
+
+        if (path.followsTestClock) {
+          scenario(
+            "a sliding TTL: an entry nobody reads for the slide is a miss, one read keeps it",
+            () =>
+              Effect.gen(function*() {
+                const { calls, lookup } = yield* counting
+                const cache = yield* strategy.make({
+                  namespace: "item",
+                  value: Item,
+                  lookup,
+                  ttl: Ttl.sliding("5 minutes", { max: "1 hour" })
+                })
+                yield* cache.get("read")
+                yield* cache.get("idle")
+                yield* TestClock.adjust("4 minutes")
+                yield* cache.get("read")
+                yield* settle
+                yield* TestClock.adjust("1 minute")
+                yield* cache.get("read")
+                yield* cache.get("idle")
+                expect(yield* Ref.get(calls)).toBe(3)
+              })
+          )
+        }
 
         scenario(
           "stale-while-revalidate serves the stale value and refreshes once in the background",

@@ -23,6 +23,8 @@ export interface Found<A> {
   readonly staleEntries: ReadonlyArray<Entry<A>>
   /** Entries kept past their stale window by fail-safe, by store key: what a failed load answers with. */
   readonly fallbacks: Map<string, Entry<A>>
+  /** Whether fresh hits queued extensions of their sliding TTL (sent by `slider.flush`). */
+  readonly slid: boolean
 }
 
 const noneStored = Option.none<CacheStore.Value>()
@@ -50,7 +52,8 @@ export const classify = <A>(
     stale: noIndices,
     staleEntries: noEntries,
     fallbacks: undefined,
-    freshHits: 0
+    freshHits: 0,
+    slid: false
   }
   let tagged: Array<number> | undefined
   let taggedEntries: Array<Entry<A>> = noEntries
@@ -91,6 +94,7 @@ interface Sorting<A> {
   staleEntries: Array<Entry<A>>
   fallbacks: Map<string, Entry<A>> | undefined
   freshHits: number
+  slid: boolean
 }
 
 const finish = <A>(
@@ -104,6 +108,7 @@ const finish = <A>(
   stale: found.stale,
   staleEntries: found.staleEntries,
   fallbacks: found.fallbacks ?? new Map<string, Entry<A>>(),
+  slid: found.slid,
   tagged,
   taggedEntries,
   sorting: found
@@ -122,7 +127,10 @@ const place = <A>(context: BatchContext<A>, found: Sorting<A>, i: number, entry:
       }
       found.stale.push(i)
       found.staleEntries.push(entry!)
-    } else found.freshHits++
+    } else {
+      found.freshHits++
+      if (context.slider !== undefined && context.slider.hit(full, entry!, t)) found.slid = true
+    }
     return
   }
   if (context.failSafe && entry !== undefined && t < entry.staleUntil) {

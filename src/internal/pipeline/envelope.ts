@@ -17,6 +17,11 @@ import { finiteOrNull, untag, valueField } from "./jsonForm.js"
  */
 export class Entry<A> {
   readonly [SizeHint]: number
+  /**
+   * Clock millis when this process last extended the entry's life in the store (a sliding TTL),
+   * or its write time: process-local bookkeeping for the debounce, never stored.
+   */
+  slidAt: number
   constructor(
     readonly value: A,
     /** Clock millis when the value was written. */
@@ -38,6 +43,7 @@ export class Entry<A> {
     size: number
   ) {
     this[SizeHint] = size
+    this.slidAt = createdAt
   }
 }
 

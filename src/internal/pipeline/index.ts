@@ -25,6 +25,7 @@ import { makeRunLoad } from "./load.js"
 import { makeReader } from "./read.js"
 import type { Loader, Reader } from "./read.js"
 import { makeSingleLoads } from "./single.js"
+import { makeSlider } from "./slide.js"
 import { makeCounters } from "./stats.js"
 import { makeOnStoreFailure } from "./storeErrors.js"
 import { makeTagChecks } from "./tags.js"
@@ -126,8 +127,10 @@ export const make = <A, I>(
     servable: isServable
   })
 
+  const slider = makeSlider(store, options.ttl?.sliding, fork)
   const { decide, readEntry } = makeDecisions<A>({
     now,
+    slider,
     staleWindow,
     beta,
     failSafe: failSafe !== undefined,
@@ -159,9 +162,10 @@ export const make = <A, I>(
     /** What a batch read uses of this pipeline at this version: made once, not per read. */
     readonly batch: BatchContext<A>
   }
+  const readerOptions = { namespace, store, codec, counters, onStoreFailure, spanAttributes, now, slider }
   const generation = (token: string | undefined): Generation => {
     const prefix = token === undefined ? namespacePrefix(namespace) : versionedPrefix(namespace, token)
-    const reader = makeReader({ namespace, store, codec, prefix, counters, onStoreFailure, spanAttributes })
+    const reader = makeReader({ ...readerOptions, prefix })
     return {
       token,
       prefix,
@@ -185,6 +189,7 @@ export const make = <A, I>(
         runLoad,
         startOrJoin,
         revalidate,
+        slider,
         failSafe: failSafe !== undefined,
         rescue: rescued,
         leases,

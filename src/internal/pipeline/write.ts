@@ -12,6 +12,7 @@ import type { TtlPolicy } from "../ttl.js"
 import type { Codec } from "./envelope.js"
 import { Entry, withFreshUntil } from "./envelope.js"
 import { lifetime } from "./freshness.js"
+import { writtenTtl } from "./slide.js"
 import type { Counters } from "./stats.js"
 import type { OnStoreFailure } from "./storeErrors.js"
 import type { TagChecks } from "./tags.js"
@@ -71,6 +72,7 @@ export interface Writer<A> {
 export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
   const { codec, counters, namespace, now, onStoreFailure, store } = options
   const live = store.capabilities.live
+  const sliding = options.ttl?.sliding
 
   const noVersions: ReadonlyArray<string> = []
 
@@ -124,7 +126,13 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
             encoded.right.length
           )
           const stored = live ? entry : codec.toBytes(entry, encoded.right)
-          return { full, stored, ttl: staleUntil === Infinity ? undefined : staleUntil - t }
+          // a sliding entry lives its slide in the store; its freshUntil is its cap
+          const storeTtl = sliding !== undefined
+            ? writtenTtl(sliding, t, staleUntil)
+            : staleUntil === Infinity
+            ? undefined
+            : staleUntil - t
+          return { full, stored, ttl: storeTtl }
         })
       }
     )
