@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Random, Schedule, Schema, TestClock } from "effect"
-import { CacheError, CacheStore, MemoryStore, ReadThrough, Ttl } from "effect-cachekit"
+import { Duration, Effect, Fiber, Option, Random, Schedule, Schema, TestClock } from "effect"
+import { CacheAside, CacheError, CacheStore, MemoryStore, ReadThrough, Ttl } from "effect-cachekit"
 
 const minutes = (n: number) => n * 60_000
 
@@ -308,4 +308,100 @@ describe("Ttl.sliding", () => {
       expect(gets).toBe(91)
       expect(expires).toBe(9)
     }))
+})
+
+describe("negative caching", () => {
+  class NotFound extends Schema.TaggedError<NotFound>()("NotFound", { id: Schema.String }) {}
+  class Unavailable extends Schema.TaggedError<Unavailable>()("Unavailable", {}) {}
+
+  it.scoped("CacheAside.get: None is nothing cached, a cached failure fails with it, typed", () =>
+    Effect.gen(function*() {
+      const aside = yield* CacheAside.make({
+        namespace: "user",
+        value: Schema.String,
+        ttl: "5 minutes",
+        negative: { ttl: "1 minute", error: NotFound }
+      })
+      expect(yield* aside.get("7")).toEqual(Option.none())
+      let runs = 0
+      const load = Effect.suspend(() => (runs++, Effect.fail(new NotFound({ id: "7" }))))
+      expect(yield* Effect.flip(aside.getOrLoad("7", load))).toEqual(new NotFound({ id: "7" }))
+      expect(yield* Effect.flip(aside.getOrLoad("7", load))).toEqual(new NotFound({ id: "7" }))
+      expect(runs).toBe(1)
+      // the type says it: get fails with NotFound | CacheError
+      const cached: NotFound | CacheError.CacheError = yield* Effect.flip(aside.get("7"))
+      expect(cached).toBeInstanceOf(NotFound)
+      // a write replaces the cached failure
+      yield* aside.set("7", "Ada")
+      expect(yield* aside.get("7")).toEqual(Option.some("Ada"))
+      // other failures are not cached
+      yield* Effect.flip(aside.getOrLoad("8", Effect.fail(new Unavailable())))
+      expect(yield* aside.get("8")).toEqual(Option.none())
+      // expire makes a cached failure a miss, never a stale value
+      yield* Effect.flip(aside.getOrLoad("9", Effect.fail(new NotFound({ id: "9" }))))
+      expect(yield* aside.expire("9")).toBe(true)
+      expect(yield* aside.get("9")).toEqual(Option.none())
+    }).pipe(Effect.provide(MemoryStore.layer())))
+
+  it.scoped("a load timeout is never cached; the loader runs again", () =>
+    Effect.gen(function*() {
+      let loads = 0
+      const cache = yield* ReadThrough.make({
+        namespace: "slow",
+        value: Schema.String,
+        ttl: "5 minutes",
+        loadTimeout: "1 second",
+        lookup: (_: string) => Effect.zipRight(Effect.sync(() => loads++), Effect.never),
+        negative: { ttl: "1 minute", error: Schema.Unknown }
+      })
+      for (let i = 0; i < 2; i++) {
+        const fiber = yield* Effect.fork(Effect.flip(cache.get("k")))
+        yield* TestClock.adjust("1 second")
+        expect(yield* Fiber.join(fiber)).toBeInstanceOf(CacheError.LoadTimeout)
+      }
+      expect(loads).toBe(2)
+    }).pipe(Effect.provide(MemoryStore.layer())))
+
+  it.scoped("with fail-safe on, a cached failure is never the value kept", () =>
+    Effect.gen(function*() {
+      let loads = 0
+      const cache = yield* ReadThrough.make({
+        namespace: "fs",
+        value: Schema.String,
+        ttl: "1 minute",
+        failSafe: { maxStale: "1 hour", throttle: "10 seconds" },
+        lookup: (id: string): Effect.Effect<string, NotFound | Unavailable> =>
+          Effect.suspend((): Effect.Effect<string, NotFound | Unavailable> =>
+            ++loads === 1 ? Effect.fail(new NotFound({ id })) : Effect.fail(new Unavailable())
+          ),
+        negative: { ttl: "30 seconds", error: NotFound }
+      })
+      expect((yield* Effect.flip(cache.get("k")))._tag).toBe("NotFound")
+      yield* TestClock.adjust("31 seconds")
+      expect((yield* Effect.flip(cache.get("k")))._tag).toBe("Unavailable")
+      expect(loads).toBe(2)
+    }).pipe(Effect.provide(MemoryStore.layer())))
+
+  it("rejects nonsense at construction, naming the option", () => {
+    const base = {
+      namespace: "n",
+      value: Schema.String,
+      ttl: "1 minute" as const,
+      lookup: (_: string) => Effect.succeed("")
+    }
+    const cases: Array<[() => unknown, string]> = [
+      [() => ReadThrough.make({ ...base, negative: { ttl: 0, error: NotFound } }), "negative.ttl"],
+      [() => ReadThrough.make({ ...base, negative: { ttl: "1 minute", error: {} as never } }), "negative.error"],
+      [
+        () => ReadThrough.make({ ...base, negative: { ttl: "1 minute", error: NotFound, when: 3 as never } }),
+        "negative.when"
+      ],
+      [() => ReadThrough.make({ ...base, negative: "yes" as never }), "negative"]
+    ]
+    for (const [build, option] of cases) {
+      expect(build, option).toThrow(
+        expect.objectContaining({ _tag: "InvalidOptions", component: "ReadThrough", option })
+      )
+    }
+  })
 })

@@ -87,6 +87,7 @@ interface Handle<K, A, E> {
 interface HandleOptions<A, I, E> extends Cache.Options<A, I> {
   readonly lookup: (key: string) => Effect.Effect<A, E>
   readonly lookupMany?: (keys: ReadonlyArray<string>) => Effect.Effect<Iterable<readonly [string, A]>, E>
+  readonly negative?: Cache.NegativeOptions<E, any> | undefined
 }
 
 interface Strategy {
@@ -379,6 +380,56 @@ for (const path of readPaths) {
               expect(yield* Ref.get(calls)).toBe(2)
             })
         )
+
+        if (strategy.name !== "Cache.cached") {
+          scenario(
+            "negative caching: a failure the predicate accepts fails again without the loader until its TTL",
+            () =>
+              Effect.gen(function*() {
+                const { calls, lookup } = yield* counting
+                const cache = yield* strategy.make({
+                  namespace: "item",
+                  value: Item,
+                  lookup,
+                  ttl: "5 minutes",
+                  negative: { ttl: "30 seconds", error: NotFound, when: (e: NotFound) => e.id !== "missing-skip" }
+                })
+                for (let i = 0; i < 3; i++) {
+                  const error = yield* Effect.flip(cache.get("missing-1"))
+                  expect(error).toBeInstanceOf(NotFound)
+                  expect(error).toEqual(new NotFound({ id: "missing-1" }))
+                }
+                expect(yield* Ref.get(calls)).toBe(1)
+                // a failure the predicate refuses is not cached
+                yield* Effect.flip(cache.get("missing-skip"))
+                yield* Effect.flip(cache.get("missing-skip"))
+                expect(yield* Ref.get(calls)).toBe(3)
+                // values are cached as before
+                expect(yield* cache.get("a")).toEqual(item("a"))
+                expect(yield* cache.get("a")).toEqual(item("a"))
+                expect(yield* Ref.get(calls)).toBe(4)
+                yield* TestClock.adjust("29 seconds")
+                yield* Effect.flip(cache.get("missing-1"))
+                expect(yield* Ref.get(calls)).toBe(4)
+                yield* TestClock.adjust("1 second")
+                yield* Effect.flip(cache.get("missing-1"))
+                expect(yield* Ref.get(calls)).toBe(5)
+                // an invalidation ends a cached failure
+                if (cache.invalidate !== undefined) {
+                  expect(yield* cache.invalidate("missing-1")).toBe(true)
+                  yield* Effect.flip(cache.get("missing-1"))
+                  expect(yield* Ref.get(calls)).toBe(6)
+                }
+                if (cache.getMany !== undefined) {
+                  // a batch that meets a cached failure fails with it, as the load of its key would
+                  expect(yield* Effect.flip(cache.getMany(["a", "missing-1"]))).toEqual(
+                    new NotFound({ id: "missing-1" })
+                  )
+                  expect(yield* Ref.get(calls)).toBe(6)
+                }
+              })
+          )
+        }
 
         if (path.followsTestClock) {
           scenario(

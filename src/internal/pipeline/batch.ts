@@ -122,6 +122,8 @@ export const getManyOrLoad = <A, X, E, R>(
       ),
     onSuccess: (stored) => {
       const found = classify(context, keys, fulls, stored)
+      // a cached failure fails the batch, as the load of its key would (never a value)
+      if (found.failed !== undefined) return Effect.fail(found.failed.value as unknown as E)
       if (found.tagged !== undefined) {
         return Effect.flatMap(sortTagged(context, keys, found), (sorted) =>
           sorted.slid

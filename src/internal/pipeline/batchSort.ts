@@ -25,6 +25,8 @@ export interface Found<A> {
   readonly fallbacks: Map<string, Entry<A>>
   /** Whether fresh hits queued extensions of their sliding TTL (sent by `slider.flush`). */
   readonly slid: boolean
+  /** A cached failure found (negative caching): the batch fails with it, as a load of its key would. */
+  readonly failed: Entry<A> | undefined
 }
 
 const noneStored = Option.none<CacheStore.Value>()
@@ -53,7 +55,8 @@ export const classify = <A>(
     staleEntries: noEntries,
     fallbacks: undefined,
     freshHits: 0,
-    slid: false
+    slid: false,
+    failed: undefined
   }
   let tagged: Array<number> | undefined
   let taggedEntries: Array<Entry<A>> = noEntries
@@ -95,6 +98,7 @@ interface Sorting<A> {
   fallbacks: Map<string, Entry<A>> | undefined
   freshHits: number
   slid: boolean
+  failed: Entry<A> | undefined
 }
 
 const finish = <A>(
@@ -109,6 +113,7 @@ const finish = <A>(
   staleEntries: found.staleEntries,
   fallbacks: found.fallbacks ?? new Map<string, Entry<A>>(),
   slid: found.slid,
+  failed: found.failed,
   tagged,
   taggedEntries,
   sorting: found
@@ -129,11 +134,12 @@ const place = <A>(context: BatchContext<A>, found: Sorting<A>, i: number, entry:
       found.staleEntries.push(entry!)
     } else {
       found.freshHits++
-      if (context.slider !== undefined && context.slider.hit(full, entry!, t)) found.slid = true
+      if (entry!.failed) found.failed ??= entry
+      else if (context.slider !== undefined && context.slider.hit(full, entry!, t)) found.slid = true
     }
     return
   }
-  if (context.failSafe && entry !== undefined && t < entry.staleUntil) {
+  if (context.failSafe && entry !== undefined && !entry.failed && t < entry.staleUntil) {
     ;(found.fallbacks ??= new Map()).set(full, entry)
   }
   found.missing ??= new Map()

@@ -68,6 +68,12 @@ export const makeDecisions = <A>(options: DecisionOptions<A>) => {
       next
     )
 
+  /** A hit of a cached failure (negative caching): the loader's own error again, typed as it was. */
+  const failedHit = <E>(entry: Entry<A>, isTraced: boolean): Effect.Effect<never, E> =>
+    isTraced
+      ? Effect.zipRight(annotateOutcome("hit"), Effect.fail(entry.value as unknown as E))
+      : Effect.fail(entry.value as unknown as E)
+
   /** A fresh hit: its value, recomputed early in the background when XFetch says so. */
   const decideFresh = <X, E, R>(
     key: string,
@@ -114,6 +120,7 @@ export const makeDecisions = <A>(options: DecisionOptions<A>) => {
       const found = freshness(entry, t, staleWindow)
       if (found === FRESH) {
         counters.hits(1)
+        if (entry.failed) return failedHit(entry, isTraced)
         if (slider !== undefined && slider.hit(full, entry, t)) {
           // an extension is due (once per debounce): it goes out, then the hit is decided as usual
           return Effect.zipRight(slider.flush, decideFresh(key, arg, load, full, entry, t, isTraced))
@@ -125,7 +132,7 @@ export const makeDecisions = <A>(options: DecisionOptions<A>) => {
         const refresh = Effect.as(revalidate(key, full, arg, load, entry), entry.value)
         return isTraced ? Effect.zipRight(annotateOutcome("stale"), refresh) : refresh
       }
-      if (failSafe && t < entry.staleUntil) fallback = entry
+      if (failSafe && !entry.failed && t < entry.staleUntil) fallback = entry
     }
     counters.misses(1)
     const miss = Effect.zipRight(
@@ -155,6 +162,7 @@ export const makeDecisions = <A>(options: DecisionOptions<A>) => {
       if (found !== EXPIRED) {
         if (found === FRESH) counters.hits(1)
         else counters.staleHits(1)
+        if (entry.failed) return failedHit(entry, isTraced)
         const value = isTraced
           ? Effect.as(annotateOutcome(found === FRESH ? "hit" : "stale"), Option.some(entry.value))
           : Effect.succeed(Option.some(entry.value))

@@ -22,6 +22,8 @@ export class Entry<A> {
    * or its write time: process-local bookkeeping for the debounce, never stored.
    */
   slidAt: number
+  /** A cached failure (negative caching): `value` is the loader's error, not a value. */
+  readonly failed: boolean
   constructor(
     readonly value: A,
     /** Clock millis when the value was written. */
@@ -44,6 +46,7 @@ export class Entry<A> {
   ) {
     this[SizeHint] = size
     this.slidAt = createdAt
+    this.failed = fingerprint.startsWith(FAILURE)
   }
 }
 
@@ -61,9 +64,19 @@ export const withFreshUntil = <A>(entry: Entry<A>, freshUntil: number): Entry<A>
     entry[SizeHint]
   )
 
+/**
+ * The start of a cached failure's fingerprint (no Schema's fingerprint starts so): a reader
+ * without negative caching, or of another version, sees "another schema", a miss.
+ */
+const FAILURE = "n:"
+
 /** @internal */
 export interface Codec<A> {
   readonly fingerprint: string
+  /** The fingerprint of cached failures (negative caching), when the namespace caches them. */
+  readonly failureFingerprint: string | undefined
+  /** A failure as its envelope's value field and what a byte store would give back, or why it cannot be stored. */
+  readonly encodeFailure: (error: unknown) => Either.Either<readonly [field: string, normalized: unknown], string>
   /**
    * Encodes the value with its Schema into the value field of the envelope (`"v":…` or `"x":…`),
    * or an error message when the value cannot be stored.
@@ -131,12 +144,30 @@ const malformed = (env: Envelope): string | undefined => {
 }
 
 /** @internal */
-export const makeCodec = <A, I>(schema: Schema.Schema<A, I, never>, schemaVersion?: string | number): Codec<A> => {
+export const makeCodec = <A, I>(
+  schema: Schema.Schema<A, I, never>,
+  schemaVersion?: string | number,
+  errorSchema?: Schema.Schema.AnyNoContext
+): Codec<A> => {
   const fingerprint = fingerprintOf(schema, schemaVersion)
   const encodeValue = Schema.encodeEither(schema)
   const decodeValue = Schema.decodeUnknownEither(schema)
+  const failureFingerprint = errorSchema === undefined
+    ? undefined
+    : `${FAILURE}${fingerprintOf(errorSchema)}:${fingerprint}`
+  const encodeError = errorSchema === undefined ? undefined : Schema.encodeEither(errorSchema)
+  const decodeError = errorSchema === undefined ? undefined : Schema.decodeUnknownEither(errorSchema)
   return {
     fingerprint,
+    failureFingerprint,
+    encodeFailure: (error) => {
+      if (encodeError === undefined) return Either.left("this namespace caches no failures")
+      const encoded = encodeError(error)
+      if (Either.isLeft(encoded)) return Either.left(ParseResult.TreeFormatter.formatErrorSync(encoded.left))
+      const decoded = decodeError!(encoded.right)
+      if (Either.isLeft(decoded)) return Either.left(ParseResult.TreeFormatter.formatErrorSync(decoded.left))
+      return Either.map(valueField(encoded.right), (field) => [field, decoded.right] as const)
+    },
     encode: (value) => {
       const encoded = encodeValue(value)
       if (Either.isLeft(encoded)) return Either.left(ParseResult.TreeFormatter.formatErrorSync(encoded.left))
@@ -169,7 +200,8 @@ export const makeCodec = <A, I>(schema: Schema.Schema<A, I, never>, schemaVersio
         return Either.left("not an entry envelope of this format")
       }
       const env = raw as Envelope
-      if (env.h !== fingerprint) return Either.left("written with a different schema")
+      const failed = env.h === failureFingerprint && failureFingerprint !== undefined
+      if (env.h !== fingerprint && !failed) return Either.left("written with a different schema")
       const problem = malformed(env)
       if (problem !== undefined) return Either.left(`a malformed envelope: ${problem}`)
       let encoded: unknown
@@ -178,7 +210,7 @@ export const makeCodec = <A, I>(schema: Schema.Schema<A, I, never>, schemaVersio
       } catch (e) {
         return Either.left(`a malformed envelope: ${e instanceof Error ? e.message : String(e)}`)
       }
-      const decoded = decodeValue(encoded)
+      const decoded: Either.Either<A, ParseResult.ParseError> = failed ? decodeError!(encoded) : decodeValue(encoded)
       if (Either.isLeft(decoded)) return Either.left(ParseResult.TreeFormatter.formatErrorSync(decoded.left))
       return Either.right(
         new Entry(
@@ -189,7 +221,7 @@ export const makeCodec = <A, I>(schema: Schema.Schema<A, I, never>, schemaVersio
           env.l as number,
           env.t as Array<string>,
           env.g as Array<string>,
-          fingerprint,
+          failed ? failureFingerprint : fingerprint,
           bytes.byteLength
         )
       )

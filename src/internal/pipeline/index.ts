@@ -39,7 +39,7 @@ export { daemonForker, forkerIn } from "./fork.js"
 export type { LockOptions } from "./lease.js"
 export type { Loader } from "./read.js"
 export type { StoreErrorMode } from "./storeErrors.js"
-export type { FailSafe, Pipeline, PipelineOptions } from "./types.js"
+export type { FailSafe, Negative, Pipeline, PipelineOptions } from "./types.js"
 
 /** @internal */
 export const make = <A, I>(
@@ -49,7 +49,7 @@ export const make = <A, I>(
   options: PipelineOptions<A, I>
 ): Pipeline<A> => {
   const { namespace } = options
-  const codec = makeCodec(options.schema, options.schemaVersion)
+  const codec = makeCodec(options.schema, options.schemaVersion, options.negative?.schema)
   const now = () => clock.unsafeCurrentTimeMillis()
   const spanAttributes = { "cache.namespace": namespace, "cache.store": store.name }
   const counters = makeCounters(namespace, store.name)
@@ -88,6 +88,14 @@ export const make = <A, I>(
       loaded,
       (current) => writer.writeLoaded(current.map((l) => ({ key: l.key, full: l.load.full, value: l.value })), elapsed)
     )
+  const negative = options.negative
+  /** Negative caching: a failure its options accept is stored, unless a write or invalidation came since. */
+  const storeFailed = negative === undefined ?
+    undefined :
+    (load: Superseding, key: string, error: unknown, elapsed: number) =>
+      negative.when(error)
+        ? order.writeLoaded([{ load }], () => writer.writeFailure(key, load.full, error, negative.ttlMillis, elapsed))
+        : Effect.void
   const staleWindow = options.staleWhileRevalidateMillis
   const failSafe = options.failSafe
   const softTimeout = options.softTimeoutMillis
@@ -120,6 +128,7 @@ export const make = <A, I>(
     flights,
     runLoad,
     storeLoaded,
+    storeFailed,
     failSafe,
     softTimeout,
     refreshPermits,

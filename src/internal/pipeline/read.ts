@@ -124,6 +124,7 @@ export const makeReader = <A>(options: ReadOptions<A>): Reader<A> => {
   ): Entry<A> | undefined => {
     if (stored instanceof Entry) {
       if (stored.fingerprint === codec.fingerprint) return stored as Entry<A>
+      if (stored.fingerprint === codec.failureFingerprint && stored.failed) return stored as Entry<A>
     } else if (stored instanceof Uint8Array) {
       const memo = known ?? decoded.get(key)
       if (

@@ -66,6 +66,17 @@ export interface Writer<A> {
    * its own `staleUntil`; never fails.
    */
   readonly keep: (full: string, entry: Entry<A>, freshUntil: number) => Effect.Effect<void, CacheError>
+  /**
+   * Caches a load's failure for `ttl` millis (negative caching): an entry with no tags and no
+   * stale window whose value is the error. A failure that does not encode is not cached (logged).
+   */
+  readonly writeFailure: (
+    key: string,
+    full: string,
+    error: unknown,
+    ttl: number,
+    loadTime: number
+  ) => Effect.Effect<void, CacheError>
 }
 
 /** @internal */
@@ -243,5 +254,39 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
       )
     })
 
-  return { writeLoaded, write, replace, keep }
+  const writeFailure = (
+    key: string,
+    full: string,
+    error: unknown,
+    ttl: number,
+    loadTime: number
+  ): Effect.Effect<void, CacheError> =>
+    Effect.suspend(() => {
+      const encoded = codec.encodeFailure(error)
+      if (Either.isLeft(encoded)) {
+        counters.encodeFailure()
+        return Effect.logWarning("a failed load could not be encoded with the negative Schema; it is not cached").pipe(
+          Effect.annotateLogs({ namespace, key, error: encoded.left })
+        )
+      }
+      const [field, normalized] = encoded.right
+      const t = now()
+      const entry = new Entry<A>(
+        normalized as A,
+        t,
+        t + ttl,
+        t + ttl,
+        loadTime,
+        noVersions,
+        noVersions,
+        codec.failureFingerprint!,
+        field.length
+      )
+      return Effect.catchAll(
+        store.set(full, live ? entry : codec.toBytes(entry, field), ttl),
+        (error) => onStoreFailure("write", error, undefined)
+      )
+    })
+
+  return { writeLoaded, write, replace, keep, writeFailure }
 }
