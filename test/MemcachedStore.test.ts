@@ -69,6 +69,13 @@ const countingCache = (store: CacheStore["Type"]) => {
 let run = 0
 const uniquePrefix = (label: string) => `ms-${process.pid}-${Date.now().toString(36)}-${run++}-${label}`
 
+/** The TTL memcached reports for a key of a store (`mg … t`): whole seconds, -1 for none. */
+const remainingTtl = (port: number, store: MemcachedStore.MemcachedStore) => (key: string) =>
+  Effect.map(
+    rawCommand(port, `mg ${store.prefix}:${store.generation()}:${key} t\r\n`),
+    (line) => Number(/t(-?\d+)/.exec(line)?.[1])
+  )
+
 describe("MemcachedStore", () => {
   it.scopedLive("lock: two handles' stale reads of one key start one refresh load, through the win on the entry (R)", () =>
     Effect.gen(function*() {
@@ -252,9 +259,7 @@ describe("MemcachedStore", () => {
     Effect.gen(function*() {
       const port = servers()[0]!.port
       const store = yield* MemcachedStore.make({ servers: [addresses()[0]!], prefix: uniquePrefix("ttl") })
-      const wire = (key: string) => `${store.prefix}:${store.generation()}:${key}`
-      const ttlOf = (key: string) =>
-        Effect.map(rawCommand(port, `mg ${wire(key)} t\r\n`), (line) => Number(/t(-?\d+)/.exec(line)?.[1]))
+      const ttlOf = remainingTtl(port, store)
       yield* store.set("short", bytes("s"), "300 millis")
       expect(yield* ttlOf("short")).toBeGreaterThanOrEqual(0)
       expect(yield* ttlOf("short")).toBeLessThanOrEqual(1)
@@ -280,9 +285,7 @@ describe("MemcachedStore", () => {
     Effect.gen(function*() {
       const port = servers()[0]!.port
       const store = yield* MemcachedStore.make({ servers: [addresses()[0]!], prefix: uniquePrefix("touch") })
-      const wire = (key: string) => `${store.prefix}:${store.generation()}:${key}`
-      const ttlOf = (key: string) =>
-        Effect.map(rawCommand(port, `mg ${wire(key)} t\r\n`), (line) => Number(/t(-?\d+)/.exec(line)?.[1]))
+      const ttlOf = remainingTtl(port, store)
       const touch = getAndExpireOf(store)!
       yield* store.set("k", bytes("v"), "5 seconds")
       expect(text(yield* store.get("k"))).toEqual(Option.some("v"))
@@ -300,11 +303,7 @@ describe("MemcachedStore", () => {
     Effect.gen(function*() {
       const port = servers()[0]!.port
       const store = yield* MemcachedStore.make({ servers: [addresses()[0]!], prefix: uniquePrefix("sliding") })
-      const ttlOf = (key: string) =>
-        Effect.map(
-          rawCommand(port, `mg ${store.prefix}:${store.generation()}:${key} t\r\n`),
-          (line) => Number(/t(-?\d+)/.exec(line)?.[1])
-        )
+      const ttlOf = remainingTtl(port, store)
       let loads = 0
       const cache = yield* ReadThrough.make({
         namespace: "session",
@@ -329,9 +328,7 @@ describe("MemcachedStore", () => {
     Effect.gen(function*() {
       const port = servers()[0]!.port
       const store = yield* MemcachedStore.make({ servers: [addresses()[0]!], prefix: uniquePrefix("ttl-max") })
-      const wire = (key: string) => `${store.prefix}:${store.generation()}:${key}`
-      const ttlOf = (key: string) =>
-        Effect.map(rawCommand(port, `mg ${wire(key)} t\r\n`), (line) => Number(/t(-?\d+)/.exec(line)?.[1]))
+      const ttlOf = remainingTtl(port, store)
       yield* store.set("huge", bytes("h"), 1e19)
       yield* store.set("touched", bytes("t"))
       expect(yield* store.expire("touched", Duration.days(5000))).toBe(true)
