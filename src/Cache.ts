@@ -131,6 +131,43 @@ export interface GetVersionedOptions {
 }
 
 /**
+ * Negative caching (the `negative` option of `ReadThrough` and `CacheAside`): a load's failure
+ * that `error` recognises (and `when` accepts) is cached for `ttl`, and a read within it fails
+ * with that same failure, typed, without calling the loader. The Schema both picks the failures
+ * and stores them (a byte store holds the encoded error; a read decodes it back into the class),
+ * so a `Schema.TaggedError` class is the usual choice. `CacheError`s (a `LoadTimeout` above all)
+ * are never cached, nor is an interruption. A cached failure has no stale window and no tags:
+ * `invalidate`, `expire` (which makes it a miss), a write of the key, a namespace version bump or
+ * its TTL end it.
+ *
+ * @since 0.1.0
+ * @category models
+ * @example
+ * ```ts
+ * import { ReadThrough } from "effect-cachekit"
+ * import { Effect, Schema } from "effect"
+ *
+ * class NotFound extends Schema.TaggedError<NotFound>()("NotFound", { id: Schema.String }) {}
+ *
+ * const users = ReadThrough.make({
+ *   namespace: "user",
+ *   value: Schema.Struct({ id: Schema.String, name: Schema.String }),
+ *   ttl: "5 minutes",
+ *   lookup: (id: string) => id === "0" ? Effect.fail(new NotFound({ id })) : Effect.succeed({ id, name: "Ada" }),
+ *   negative: { ttl: "30 seconds", error: NotFound }
+ * })
+ * ```
+ */
+export interface NegativeOptions<EN, IN = unknown> {
+  /** How long a failure is cached. */
+  readonly ttl: Duration.DurationInput
+  /** The failures cached (those this Schema recognises, `Schema.is`), and how they are stored. */
+  readonly error: Schema.Schema<EN, IN, never>
+  /** Of those, the ones cached (all by default). */
+  readonly when?: ((error: EN) => boolean) | undefined
+}
+
+/**
  * Options of fail-safe (`Cache.Options.failSafe`).
  *
  * @since 0.1.0

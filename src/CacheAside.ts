@@ -17,16 +17,16 @@ import * as strategy from "./internal/strategy.js"
 import type * as Invalidation from "./Invalidation.js"
 
 /**
- * A cache-aside handle for values of type `A` by key `K`.
+ * A cache-aside handle for values of type `A` by key `K`; `EN`: the failures it caches (`negative`).
  *
  * @since 0.1.0
  * @category models
  */
-export interface CacheAside<in K, A> extends Invalidation.Invalidating<K> {
-  /** The cached value of a key, if fresh (or servable stale). Never loads. */
-  readonly get: (key: K) => Effect.Effect<Option.Option<A>, CacheError>
+export interface CacheAside<in K, A, EN = never> extends Invalidation.Invalidating<K> {
+  /** The cached value of a key, if fresh (or servable stale); fails with a cached failure (`negative`). Never loads. */
+  readonly get: (key: K) => Effect.Effect<Option.Option<A>, EN | CacheError>
   /** The cached value, or the result of `load` (run once per key at a time), which is then stored. */
-  readonly getOrLoad: <E, R>(key: K, load: Effect.Effect<A, E, R>) => Effect.Effect<A, E | CacheError, R>
+  readonly getOrLoad: <E, R>(key: K, load: Effect.Effect<A, E, R>) => Effect.Effect<A, E | EN | CacheError, R>
   /**
    * Stores a value, with tags of its own besides those of the `tags` option; fails with
    * `EncodeError` (leaving the old entry untouched) when it does not encode. When the store
@@ -77,9 +77,15 @@ export interface SetOptions {
  * @since 0.1.0
  * @category models
  */
-export interface Options<K, A, I> extends Cache.Options<A, I> {
+export interface Options<K, A, I, EN = never, IN = never> extends Cache.Options<A, I> {
   /** How a key becomes the string stored (default: strings as they are, other values by `String`/JSON). */
   readonly key?: ((key: K) => string) | undefined
+  /**
+   * Negative caching: failures of `getOrLoad`'s effect that `negative.error` recognises are cached
+   * for `negative.ttl`; meanwhile `getOrLoad` and `get` fail with the same failure, without
+   * running the effect (`get`'s `None` stays "nothing cached"). See `Cache.NegativeOptions`.
+   */
+  readonly negative?: Cache.NegativeOptions<EN, IN> | undefined
 }
 
 const run = <A, E, R>(effect: Effect.Effect<A, E, R>) => effect
@@ -104,13 +110,14 @@ const run = <A, E, R>(effect: Effect.Effect<A, E, R>) => effect
  * Effect.runPromise(program.pipe(Effect.scoped, Effect.provide(MemoryStore.layer())))
  * ```
  */
-export const make = <K, A, I>(
-  options: Options<K, A, I>
-): Effect.Effect<CacheAside<K, A>, never, CacheStore | Scope.Scope> => {
+export const make = <K, A, I, EN = never, IN = never>(
+  options: Options<K, A, I, EN, IN>
+): Effect.Effect<CacheAside<K, A, EN>, never, CacheStore | Scope.Scope> => {
   const resolved = strategy.resolve("CacheAside", options)
   const keyOf: (key: K) => string = options.key ?? strategy.defaultKey
   return Effect.map(strategy.makeScoped(resolved), (pipeline) => ({
-    get: (key) => pipeline.read(keyOf(key)),
+    // a cached failure (negative caching) fails `get` with that failure: distinct from `None`
+    get: (key) => pipeline.read(keyOf(key)) as Effect.Effect<Option.Option<A>, EN | CacheError>,
     getOrLoad: (key, load) => pipeline.getOrLoad(keyOf(key), load, run),
     set: (key, value, options) => pipeline.write(keyOf(key), value, options?.tags),
     getVersioned: (key, options) => pipeline.getVersioned(keyOf(key), options),

@@ -198,6 +198,12 @@ export interface Service {
    */
   readonly directRead?: DirectRead | undefined
   /**
+   * Optional capability: a read that also sets the key's TTL, in one command (Redis `GETEX`,
+   * memcached `mg … T`), used by sliding TTLs (`Ttl.sliding`). Without it, a sliding hit that
+   * extends reads with `get` and sends `expire` in the background: two commands instead of one.
+   */
+  readonly getAndExpire?: GetAndExpire | undefined
+  /**
    * Optional capability: leases on keys, for one loader per key across processes (the `lock`
    * option of the strategies). Absent on stores that cannot grant them.
    */
@@ -256,6 +262,31 @@ export type DirectRead =
     readonly get: Service["get"]
     readonly read: (key: string, reply: DirectReply) => void
   }
+
+/**
+ * A read that sets the key's TTL in the same command, declared next to `get` as a direct read
+ * is: `read(key, ttl)` has the effect of `get(key)` followed by `expire(key, ttl)` when the key
+ * exists, with one round trip. `get` names the `get` it belongs to, so a wrapper that replaces
+ * the store's `get` is never bypassed (see `getAndExpireOf`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface GetAndExpire {
+  readonly get: Service["get"]
+  readonly read: (key: string, ttl: Duration.DurationInput) => Effect.Effect<Option.Option<Value>, StoreFailure>
+}
+
+/**
+ * The read-and-extend of a store, when it has one that belongs to its `get`.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const getAndExpireOf = (store: Service): GetAndExpire | undefined => {
+  const touch = store.getAndExpire
+  return touch !== undefined && touch.get === store.get ? touch : undefined
+}
 
 /**
  * The direct read of a store, when it has one that belongs to its `get`.
@@ -318,6 +349,7 @@ export interface MakeOptions {
   readonly keys?: Service["keys"]
   readonly deleteMatching?: Service["deleteMatching"]
   readonly directRead?: Service["directRead"]
+  readonly getAndExpire?: Service["getAndExpire"]
   readonly lease?: Service["lease"]
   readonly versioned?: Service["versioned"]
   readonly scope?: Service["scope"]
@@ -387,6 +419,7 @@ export const make = (options: MakeOptions): Service => {
     keys: options.keys ?? (() => unsupported("keys")),
     deleteMatching: options.deleteMatching,
     directRead: options.directRead,
+    getAndExpire: options.getAndExpire,
     lease: options.lease,
     versioned: options.versioned,
     scope: options.scope

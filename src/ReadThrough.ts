@@ -44,7 +44,7 @@ export interface ReadThrough<in K, A, E = never> extends Invalidation.Invalidati
  * @since 0.1.0
  * @category models
  */
-export interface Options<K, A, I, E, R> extends Cache.Options<A, I> {
+export interface Options<K, A, I, E, R, EN = never, IN = never> extends Cache.Options<A, I> {
   /** Loads one value; runs on a miss, once per key at a time. */
   readonly lookup: (key: K) => Effect.Effect<A, E, R>
   /**
@@ -58,6 +58,12 @@ export interface Options<K, A, I, E, R> extends Cache.Options<A, I> {
     | undefined
   /** How a key becomes the string stored (default: strings as they are, other values by `String`/JSON). */
   readonly key?: ((key: K) => string) | undefined
+  /**
+   * Negative caching: the loader's failures that `negative.error` recognises are cached for
+   * `negative.ttl`, and `get` fails with the same failure meanwhile, without loading. See
+   * `Cache.NegativeOptions` and docs/ttl.md.
+   */
+  readonly negative?: Cache.NegativeOptions<EN, IN> | undefined
 }
 
 /**
@@ -89,9 +95,9 @@ export interface Options<K, A, I, E, R> extends Cache.Options<A, I> {
  * Effect.runPromise(program.pipe(Effect.scoped, Effect.provide(MemoryStore.layer())))
  * ```
  */
-export const make = <K, A, I, E, R>(
-  options: Options<K, A, I, E, R>
-): Effect.Effect<ReadThrough<K, A, E>, never, CacheStore | Scope.Scope | R> => {
+export const make = <K, A, I, E, R, EN = never, IN = never>(
+  options: Options<K, A, I, E, R, EN, IN>
+): Effect.Effect<ReadThrough<K, A, E | EN>, never, CacheStore | Scope.Scope | R> => {
   const resolved = strategy.resolve("ReadThrough", options)
   const keyOf: (key: K) => string = options.key ?? strategy.defaultKey
   return Effect.gen(function*() {

@@ -29,20 +29,37 @@ export const TypeId: unique symbol = internal.TypeId
 export type TypeId = typeof TypeId
 
 /**
- * A TTL policy for values of type `A`. Build one with `fixed`, `jittered`, `fromValue`,
- * `fromSchedule` or `tiered`.
+ * A TTL policy for values of type `A`. Build one with `fixed`, `jittered`, `sliding`,
+ * `fromValue`, `fromSchedule` or `tiered`.
  *
  * @since 0.1.0
  * @category models
  */
 export interface Ttl<in A = unknown> {
   readonly [TypeId]: TypeId
-  /** Which constructor built the policy (`"Fixed"`, `"Jittered"`, `"FromValue"`, `"FromSchedule"`, `"Tiered"`). */
+  /** Which constructor built the policy (`"Fixed"`, `"Jittered"`, `"Sliding"`, `"FromValue"`, `"FromSchedule"`, `"Tiered"`). */
   readonly _tag: string
   /** The TTL in milliseconds of a value being written under a key; `undefined` means no expiry. */
   readonly compute: (value: A, key: string) => Effect.Effect<number | undefined>
   /** The nominal TTL in milliseconds, when the policy has one (`undefined` for no expiry or a per-value TTL). */
   readonly nominalMillis: number | undefined
+  /** How reads extend an entry's life, for a sliding policy (`undefined`: reads never extend it). */
+  readonly sliding?: Sliding | undefined
+}
+
+/**
+ * The slide of a sliding policy: each hit moves the entry's expiry to `now + slideMillis` (never
+ * past the cap that `compute` gives at the write), when that moves it by more than
+ * `debounceMillis`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Sliding {
+  /** How long an entry lives after its last (extending) hit, in milliseconds. */
+  readonly slideMillis: number
+  /** A hit extends the entry only when its expiry would move by more than this, in milliseconds. */
+  readonly debounceMillis: number
 }
 
 /**
@@ -87,6 +104,42 @@ export const jittered = (ttl: Duration.DurationInput, options: { readonly spread
   internal.jittered(ttl, options.spread)
 
 /**
+ * A sliding TTL: an entry lives for `slide` after its last hit, and never longer than `max`
+ * after it was written (the cap, recorded in the entry: an entry read every second still loads
+ * again at its cap). An entry nobody reads for `slide` is gone (a miss). Past its cap, it is
+ * stale for `staleWhileRevalidate` (served while one refresh runs), then a miss.
+ *
+ * A hot key is not extended on every hit: a hit extends it only when its expiry would move by
+ * more than `debounce` (a tenth of `slide` by default; zero extends on every hit), so most hits
+ * stay plain reads. The extension is one store command: Redis reads and extends with `GETEX`,
+ * memcached with `mg … T<ttl>`, the memory store retimes the entry in place; a store without a
+ * read-and-extend (`CacheStore.Service.getAndExpire`) reads, then sends `expire` in the
+ * background. See docs/ttl.md.
+ *
+ * A non-positive or unparsable `slide`, a `max` below `slide`, or a `debounce` not shorter than
+ * `slide` fail at construction with `CacheError.InvalidOptions`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ * @example
+ * ```ts
+ * import { Ttl } from "effect-cachekit"
+ *
+ * // a session lives 30 minutes after its last use, and 12 hours at most
+ * const ttl = Ttl.sliding("30 minutes", { max: "12 hours" })
+ * ```
+ */
+export const sliding: (
+  slide: Duration.DurationInput,
+  options: {
+    /** The cap: how long after its write an entry may live at most (`Duration.infinity`: no cap). */
+    readonly max: Duration.DurationInput
+    /** A hit extends only when the expiry would move by more than this (a tenth of `slide` by default). */
+    readonly debounce?: Duration.DurationInput | undefined
+  }
+) => Ttl<unknown> = internal.sliding
+
+/**
  * A TTL computed from the value (and key) being written: short for volatile records, long for
  * stable ones. A zero or negative result means "do not keep".
  *
@@ -126,7 +179,8 @@ export const fromSchedule: <A = unknown>(schedule: Schedule.Schedule<unknown, A>
  * that picks the tier: a tier name (the same tier for every value, chosen per namespace) or a
  * function of the value and key (chosen per value; an unknown or `undefined` kind takes
  * `fallback`). Empty tiers, a missing fallback and a fixed kind that names no tier fail at
- * construction with `CacheError.InvalidOptions`.
+ * construction with `CacheError.InvalidOptions`. A sliding tier needs a fixed kind (reads extend
+ * an entry before they know its value): with a kind function, a sliding tier fails too.
  *
  * @since 0.1.0
  * @category constructors

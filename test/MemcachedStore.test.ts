@@ -6,11 +6,12 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Config, ConfigProvider, Duration, Effect, Either, Fiber, Layer, Option, Schema } from "effect"
 import { ReadThrough } from "effect-cachekit"
-import { CacheStore, directReadOf } from "effect-cachekit/CacheStore"
+import { CacheStore, directReadOf, getAndExpireOf } from "effect-cachekit/CacheStore"
 import type { Value } from "effect-cachekit/CacheStore"
 import * as HashRing from "effect-cachekit/HashRing"
 import * as MemcachedStore from "effect-cachekit/MemcachedStore"
 import * as Testing from "effect-cachekit/testing"
+import * as Ttl from "effect-cachekit/Ttl"
 import { bytes, text } from "../src/internal/testing/bytes.js"
 import { fixture } from "./harness/fixture.js"
 import { rawCommand, startMemcached, startMemcacheds } from "./harness/memcached.js"
@@ -67,6 +68,13 @@ const countingCache = (store: CacheStore["Type"]) => {
 
 let run = 0
 const uniquePrefix = (label: string) => `ms-${process.pid}-${Date.now().toString(36)}-${run++}-${label}`
+
+/** The TTL memcached reports for a key of a store (`mg … t`): whole seconds, -1 for none. */
+const remainingTtl = (port: number, store: MemcachedStore.MemcachedStore) => (key: string) =>
+  Effect.map(
+    rawCommand(port, `mg ${store.prefix}:${store.generation()}:${key} t\r\n`),
+    (line) => Number(/t(-?\d+)/.exec(line)?.[1])
+  )
 
 describe("MemcachedStore", () => {
   it.scopedLive("lock: two handles' stale reads of one key start one refresh load, through the win on the entry (R)", () =>
@@ -331,9 +339,7 @@ describe("MemcachedStore", () => {
     Effect.gen(function*() {
       const port = servers()[0]!.port
       const store = yield* MemcachedStore.make({ servers: [addresses()[0]!], prefix: uniquePrefix("ttl") })
-      const wire = (key: string) => `${store.prefix}:${store.generation()}:${key}`
-      const ttlOf = (key: string) =>
-        Effect.map(rawCommand(port, `mg ${wire(key)} t\r\n`), (line) => Number(/t(-?\d+)/.exec(line)?.[1]))
+      const ttlOf = remainingTtl(port, store)
       yield* store.set("short", bytes("s"), "300 millis")
       expect(yield* ttlOf("short")).toBeGreaterThanOrEqual(0)
       expect(yield* ttlOf("short")).toBeLessThanOrEqual(1)
@@ -355,13 +361,54 @@ describe("MemcachedStore", () => {
       expect(Option.isNone(yield* store.get("long"))).toBe(true)
     }))
 
+  it.scopedLive("getAndExpire reads and touches in one mg with the T flag; a plain get leaves the TTL", () =>
+    Effect.gen(function*() {
+      const port = servers()[0]!.port
+      const store = yield* MemcachedStore.make({ servers: [addresses()[0]!], prefix: uniquePrefix("touch") })
+      const ttlOf = remainingTtl(port, store)
+      const touch = getAndExpireOf(store)!
+      yield* store.set("k", bytes("v"), "5 seconds")
+      expect(text(yield* store.get("k"))).toEqual(Option.some("v"))
+      expect(yield* ttlOf("k")).toBeLessThanOrEqual(5)
+      expect(text(yield* touch.read("k", "100 seconds"))).toEqual(Option.some("v"))
+      expect(yield* ttlOf("k")).toBeGreaterThanOrEqual(98)
+      expect(text(yield* touch.read("k", Duration.infinity))).toEqual(Option.some("v"))
+      expect(yield* ttlOf("k")).toBe(-1)
+      expect(Option.isNone(yield* touch.read("missing", "100 seconds"))).toBe(true)
+      expect(text(yield* touch.read("k", 0))).toEqual(Option.some("v"))
+      expect(Option.isNone(yield* store.get("k"))).toBe(true)
+    }))
+
+  it.scopedLive("a sliding ReadThrough: a hit of a known entry touches it back to the slide", () =>
+    Effect.gen(function*() {
+      const port = servers()[0]!.port
+      const store = yield* MemcachedStore.make({ servers: [addresses()[0]!], prefix: uniquePrefix("sliding") })
+      const ttlOf = remainingTtl(port, store)
+      let loads = 0
+      const cache = yield* ReadThrough.make({
+        namespace: "session",
+        value: Schema.String,
+        ttl: Ttl.sliding("100 seconds", { max: "1 hour", debounce: 0 }),
+        lookup: (id: string) => Effect.sync(() => `${id}#${++loads}`)
+      }).pipe(Effect.provideService(CacheStore, store))
+      expect(yield* cache.get("s")).toBe("s#1")
+      expect(yield* ttlOf("session:s")).toBeGreaterThanOrEqual(98)
+      expect(yield* cache.get("s")).toBe("s#1")
+      for (let i = 0; i < 3; i++) {
+        expect(yield* store.expire("session:s", "5 seconds")).toBe(true)
+        yield* Effect.sleep("5 millis")
+        expect(yield* cache.get("s")).toBe("s#1")
+        // the read itself touched it (mg … v T100): no command after it
+        expect(yield* ttlOf("session:s")).toBeGreaterThanOrEqual(98)
+      }
+      expect(loads).toBe(1)
+    }))
+
   it.scopedLive("a TTL over the maximum is stored as the maximum, 365 days, not as no expiry", () =>
     Effect.gen(function*() {
       const port = servers()[0]!.port
       const store = yield* MemcachedStore.make({ servers: [addresses()[0]!], prefix: uniquePrefix("ttl-max") })
-      const wire = (key: string) => `${store.prefix}:${store.generation()}:${key}`
-      const ttlOf = (key: string) =>
-        Effect.map(rawCommand(port, `mg ${wire(key)} t\r\n`), (line) => Number(/t(-?\d+)/.exec(line)?.[1]))
+      const ttlOf = remainingTtl(port, store)
       yield* store.set("huge", bytes("h"), 1e19)
       yield* store.set("touched", bytes("t"))
       expect(yield* store.expire("touched", Duration.days(5000))).toBe(true)

@@ -1,13 +1,26 @@
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Context, Duration, Effect, HashMap, Layer, Logger, Option, Redacted, Schema } from "effect"
+import {
+  ConfigProvider,
+  Context,
+  Duration,
+  Effect,
+  HashMap,
+  Layer,
+  Logger,
+  Option,
+  Redacted,
+  Schema,
+  TestClock
+} from "effect"
 import { Config } from "effect"
 import { StoreError } from "effect-cachekit/CacheError"
-import { CacheStore } from "effect-cachekit/CacheStore"
+import { CacheStore, getAndExpireOf } from "effect-cachekit/CacheStore"
 import * as MemoryStore from "effect-cachekit/MemoryStore"
 import * as ReadThrough from "effect-cachekit/ReadThrough"
 import * as Redis from "effect-cachekit/Redis"
 import * as RedisStore from "effect-cachekit/RedisStore"
 import * as Testing from "effect-cachekit/testing"
+import * as Ttl from "effect-cachekit/Ttl"
 import { Redis as IoRedis } from "ioredis"
 import * as util from "node:util"
 import { createCluster, createSentinel } from "../src/internal/redis/client.js"
@@ -568,5 +581,80 @@ describe("ReadThrough over RedisStore (standalone)", () => {
       const strict = yield* make("fail")
       const error = yield* Effect.flip(strict.get("1"))
       expect(error._tag).toBe("StoreError")
+    }))
+})
+
+describe("Ttl.sliding over RedisStore (standalone)", () => {
+  const sliding = (prefix: string, ttl: Ttl.Ttl<unknown>) =>
+    Effect.gen(function*() {
+      const store = yield* Effect.provideService(RedisStore.make({ prefix }), Redis.RedisClient, env().redis)
+      yield* store.clear
+      let loads = 0
+      const cache = yield* ReadThrough.make({
+        namespace: "session",
+        value: Schema.String,
+        ttl,
+        lookup: (id: string) => Effect.sync(() => `${id}#${++loads}`)
+      }).pipe(Effect.provideService(CacheStore, store))
+      return { cache, store, loads: () => loads }
+    })
+  const calls = (command: string) => commandCalls(env().server.port, command)
+
+  it.scoped("one command per sliding hit: GETEX when the extension is due, a plain MGET otherwise", () =>
+    Effect.gen(function*() {
+      const { cache, loads, store } = yield* sliding("slide-count", Ttl.sliding("1 minute", { max: "1 hour" }))
+      const port = env().server.port
+      expect(yield* cache.get("s")).toBe("s#1")
+      // shorten the entry's life in Redis: an extension shows in its TTL
+      expect(yield* store.expire("session:s", "5 seconds")).toBe(true)
+      yield* redisCli(port, "config", "resetstat")
+      for (let i = 0; i < 10; i++) expect(yield* cache.get("s")).toBe("s#1")
+      // the first hit of this process extends (GETEX), the next nine are within the debounce (6 s)
+      expect([yield* calls("getex"), yield* calls("mget")]).toEqual([1, 9])
+      expect(Number(yield* redisCli(port, "pttl", `${store.prefix}:session:s`))).toBeGreaterThan(55_000)
+      yield* TestClock.adjust("10 seconds")
+      for (let i = 0; i < 10; i++) expect(yield* cache.get("s")).toBe("s#1")
+      const commands = {
+        getex: yield* calls("getex"),
+        mget: yield* calls("mget"),
+        get: yield* calls("get"),
+        pexpire: yield* calls("pexpire"),
+        set: yield* calls("set")
+      }
+      expect(commands).toEqual({ getex: 2, mget: 18, get: 0, pexpire: 0, set: 0 })
+      expect(commands.getex + commands.mget).toBe(20) // 20 hits, 20 commands
+      expect(loads()).toBe(1)
+    }))
+
+  it.scopedLive("in real time: an entry read more often than its slide stays, an idle one is gone", () =>
+    Effect.gen(function*() {
+      const { cache, loads } = yield* sliding(
+        "slide-idle",
+        Ttl.sliding("400 millis", { max: "1 minute", debounce: 0 })
+      )
+      yield* cache.get("s")
+      for (let i = 0; i < 6; i++) {
+        yield* Effect.sleep("150 millis")
+        expect(yield* cache.get("s")).toBe("s#1")
+      }
+      yield* Effect.sleep("700 millis")
+      expect(yield* cache.get("s")).toBe("s#2")
+      expect(loads()).toBe(2)
+    }))
+
+  it.scopedLive("getAndExpire reads and sets the TTL in one command; a missing key stays missing", () =>
+    Effect.gen(function*() {
+      const store = yield* Effect.provideService(RedisStore.make({ prefix: "getex" }), Redis.RedisClient, env().redis)
+      const port = env().server.port
+      yield* store.set("k", bytes("v"), "2 seconds")
+      const touch = getAndExpireOf(store)!
+      expect(text(yield* touch.read("k", "1 minute"))).toEqual(Option.some("v"))
+      expect(Number(yield* redisCli(port, "pttl", `${store.prefix}:k`))).toBeGreaterThan(58_000)
+      expect(text(yield* touch.read("k", Duration.infinity))).toEqual(Option.some("v"))
+      expect(Number(yield* redisCli(port, "pttl", `${store.prefix}:k`))).toBe(-1)
+      expect(Option.isNone(yield* touch.read("missing", "1 minute"))).toBe(true)
+      expect(yield* redisCli(port, "exists", `${store.prefix}:missing`)).toMatch(/^0/)
+      expect(text(yield* touch.read("k", 0))).toEqual(Option.some("v"))
+      expect(Option.isNone(yield* store.get("k"))).toBe(true)
     }))
 })

@@ -26,7 +26,16 @@ import {
   TestServices,
   Tracer
 } from "effect"
-import { Cache, CacheAside, CacheMetrics, CacheStore, Invalidation, MemoryStore, ReadThrough } from "effect-cachekit"
+import {
+  Cache,
+  CacheAside,
+  CacheMetrics,
+  CacheStore,
+  Invalidation,
+  MemoryStore,
+  ReadThrough,
+  Ttl
+} from "effect-cachekit"
 import type { CacheError } from "effect-cachekit"
 import * as Redis from "effect-cachekit/Redis"
 import * as RedisStore from "effect-cachekit/RedisStore"
@@ -47,13 +56,16 @@ let prefixes = 0
 interface ReadPath {
   readonly name: string
   readonly store: Effect.Effect<CacheStore.Service, never, Scope.Scope>
+  /** Whether the store's own expiry follows the TestClock (an in-process store), not a server's clock. */
+  readonly followsTestClock: boolean
 }
 
 const readPaths: ReadonlyArray<ReadPath> = [
-  { name: "synchronous in-process read (memory)", store: MemoryStore.make() },
-  { name: "byte store without a synchronous read", store: bytesOnlyStore },
+  { name: "synchronous in-process read (memory)", store: MemoryStore.make(), followsTestClock: true },
+  { name: "byte store without a synchronous read", store: bytesOnlyStore, followsTestClock: true },
   {
     name: "batch-callback read (redis)",
+    followsTestClock: false,
     store: Effect.suspend(() =>
       Effect.provideService(RedisStore.make({ prefix: `pipe${++prefixes}` }), Redis.RedisClient, redis())
     )
@@ -75,6 +87,7 @@ interface Handle<K, A, E> {
 interface HandleOptions<A, I, E> extends Cache.Options<A, I> {
   readonly lookup: (key: string) => Effect.Effect<A, E>
   readonly lookupMany?: (keys: ReadonlyArray<string>) => Effect.Effect<Iterable<readonly [string, A]>, E>
+  readonly negative?: Cache.NegativeOptions<E, any> | undefined
 }
 
 interface Strategy {
@@ -348,6 +361,108 @@ for (const path of readPaths) {
             yield* cache.get("a")
             expect(yield* Ref.get(calls)).toBe(2)
           }))
+
+        scenario(
+          "a sliding TTL: hits keep the entry, the cap ends it however often it is read",
+          () =>
+            Effect.gen(function*() {
+              const { calls, lookup } = yield* counting
+              const cache = yield* strategy.make({
+                namespace: "item",
+                value: Item,
+                lookup,
+                ttl: Ttl.sliding("5 minutes", { max: "17 minutes" })
+              })
+              yield* cache.get("a")
+              for (let i = 0; i < 4; i++) {
+                yield* TestClock.adjust("4 minutes")
+                expect(yield* cache.get("a")).toEqual(item("a"))
+                if (cache.getMany !== undefined) {
+                  expect(yield* cache.getMany(["a", "a"])).toEqual([Option.some(item("a")), Option.some(item("a"))])
+                }
+                yield* settle
+              }
+              expect(yield* Ref.get(calls)).toBe(1)
+              yield* TestClock.adjust("1 minute")
+              yield* cache.get("a")
+              expect(yield* Ref.get(calls)).toBe(2)
+            })
+        )
+
+        if (strategy.name !== "Cache.cached") {
+          scenario(
+            "negative caching: a failure the predicate accepts fails again without the loader until its TTL",
+            () =>
+              Effect.gen(function*() {
+                const { calls, lookup } = yield* counting
+                const cache = yield* strategy.make({
+                  namespace: "item",
+                  value: Item,
+                  lookup,
+                  ttl: "5 minutes",
+                  negative: { ttl: "30 seconds", error: NotFound, when: (e: NotFound) => e.id !== "missing-skip" }
+                })
+                for (let i = 0; i < 3; i++) {
+                  const error = yield* Effect.flip(cache.get("missing-1"))
+                  expect(error).toBeInstanceOf(NotFound)
+                  expect(error).toEqual(new NotFound({ id: "missing-1" }))
+                }
+                expect(yield* Ref.get(calls)).toBe(1)
+                // a failure the predicate refuses is not cached
+                yield* Effect.flip(cache.get("missing-skip"))
+                yield* Effect.flip(cache.get("missing-skip"))
+                expect(yield* Ref.get(calls)).toBe(3)
+                // values are cached as before
+                expect(yield* cache.get("a")).toEqual(item("a"))
+                expect(yield* cache.get("a")).toEqual(item("a"))
+                expect(yield* Ref.get(calls)).toBe(4)
+                yield* TestClock.adjust("29 seconds")
+                yield* Effect.flip(cache.get("missing-1"))
+                expect(yield* Ref.get(calls)).toBe(4)
+                yield* TestClock.adjust("1 second")
+                yield* Effect.flip(cache.get("missing-1"))
+                expect(yield* Ref.get(calls)).toBe(5)
+                // an invalidation ends a cached failure
+                if (cache.invalidate !== undefined) {
+                  expect(yield* cache.invalidate("missing-1")).toBe(true)
+                  yield* Effect.flip(cache.get("missing-1"))
+                  expect(yield* Ref.get(calls)).toBe(6)
+                }
+                if (cache.getMany !== undefined) {
+                  // a batch that meets a cached failure fails with it, as the load of its key would
+                  expect(yield* Effect.flip(cache.getMany(["a", "missing-1"]))).toEqual(
+                    new NotFound({ id: "missing-1" })
+                  )
+                  expect(yield* Ref.get(calls)).toBe(6)
+                }
+              })
+          )
+        }
+
+        if (path.followsTestClock) {
+          scenario(
+            "a sliding TTL: an entry nobody reads for the slide is a miss, one read keeps it",
+            () =>
+              Effect.gen(function*() {
+                const { calls, lookup } = yield* counting
+                const cache = yield* strategy.make({
+                  namespace: "item",
+                  value: Item,
+                  lookup,
+                  ttl: Ttl.sliding("5 minutes", { max: "1 hour" })
+                })
+                yield* cache.get("read")
+                yield* cache.get("idle")
+                yield* TestClock.adjust("4 minutes")
+                yield* cache.get("read")
+                yield* settle
+                yield* TestClock.adjust("1 minute")
+                yield* cache.get("read")
+                yield* cache.get("idle")
+                expect(yield* Ref.get(calls)).toBe(3)
+              })
+          )
+        }
 
         scenario(
           "stale-while-revalidate serves the stale value and refreshes once in the background",

@@ -253,6 +253,18 @@ export const make = (options: MakeOptions): Effect.Effect<CacheStore.Service, ne
       return error
     }
 
+    /** Gives a live node the TTL `millis` (`ttlMillis` of a TTL) from `t`; zero or less removes it. */
+    const retime = (node: MemNode, millis: number | undefined, t: number): void => {
+      const expiresAt = millis === undefined ? Infinity : t + millis
+      if (expiresAt <= t) {
+        core.remove(node)
+        report()
+      } else {
+        core.retime(node, expiresAt)
+        expiresSoonerMaybe(expiresAt)
+      }
+    }
+
     const getSync = (key: string): CacheStore.Value | undefined => core.lookup(key, now())?.value
 
     const get = (key: string) =>
@@ -327,6 +339,19 @@ export const make = (options: MakeOptions): Effect.Effect<CacheStore.Service, ne
       capabilities: { live: true, scan: true, clear: true, maxValueBytes: options.maxBytes },
       get,
       directRead: { _tag: "Sync", get, read: getSync },
+      getAndExpire: {
+        get,
+        read: (key, ttl) =>
+          Effect.suspend(() => {
+            const millis = ttlMillis(ttl)
+            if (Number.isNaN(millis)) return Effect.fail(invalidTtl(options.name, "getAndExpire", ttl))
+            const t = now()
+            const node = core.lookup(key, t)
+            if (node === undefined) return Effect.succeed(Option.none())
+            retime(node, millis, t)
+            return Effect.succeed(Option.some(node.value))
+          })
+      },
       getMany: (keys) =>
         Effect.sync(() => {
           const t = now()
@@ -384,13 +409,7 @@ export const make = (options: MakeOptions): Effect.Effect<CacheStore.Service, ne
           const t = now()
           const node = core.peek(key, t)
           if (node === undefined) return Effect.succeed(false)
-          const expiresAt = millis === undefined ? Infinity : t + millis
-          if (expiresAt <= t) core.remove(node)
-          else {
-            core.retime(node, expiresAt)
-            expiresSoonerMaybe(expiresAt)
-          }
-          report()
+          retime(node, millis, t)
           return Effect.succeed(true)
         }),
       clear: Effect.sync(() => {

@@ -2,9 +2,11 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Tracer from "effect/Tracer"
 import type * as Cache from "../Cache.js"
+import { isCacheError } from "../CacheError.js"
 import type { CacheError } from "../CacheError.js"
 import { CacheStore } from "../CacheStore.js"
 import type * as CacheStoreNs from "../CacheStore.js"
@@ -27,12 +29,22 @@ export const DEFAULT_REFRESH_CONCURRENCY = 16
  */
 export const DEFAULT_VERSION_WINDOW_MILLIS = 1000
 
+/** A `negative` option of any error type (its Schema is invariant in it). */
+interface AnyNegative {
+  readonly ttl: Duration.DurationInput
+  readonly error: Schema.Schema.AnyNoContext
+  readonly when?: ((error: never) => boolean) | undefined
+}
+
 /**
  * Validates the options every strategy shares; throws `InvalidOptions` on nonsense, before any
  * layer is built.
  * @internal
  */
-export const resolve = <A, I>(component: string, options: Cache.Options<A, I>): Pipeline.PipelineOptions<A, I> => {
+export const resolve = <A, I>(
+  component: string,
+  options: Cache.Options<A, I> & { readonly negative?: AnyNegative | undefined }
+): Pipeline.PipelineOptions<A, I> => {
   check(
     typeof options.namespace === "string" && options.namespace.length > 0,
     component,
@@ -106,6 +118,22 @@ export const resolve = <A, I>(component: string, options: Cache.Options<A, I>): 
       `lock.onTimeout must be "load" or "fail", got ${String(lock.onTimeout)}`
     )
   }
+  const negative = options.negative
+  if (negative !== undefined) {
+    check(typeof negative === "object" && negative !== null, component, "negative", "negative must be an object")
+    check(
+      Schema.isSchema(negative.error),
+      component,
+      "negative.error",
+      "negative.error must be a Schema of the errors cached"
+    )
+    check(
+      negative.when === undefined || typeof negative.when === "function",
+      component,
+      "negative.when",
+      "negative.when must be a function of the error"
+    )
+  }
   return {
     namespace: options.namespace,
     schema: options.value,
@@ -132,7 +160,20 @@ export const resolve = <A, I>(component: string, options: Cache.Options<A, I>): 
     versionWindowMillis: options.versionWindow === undefined
       ? DEFAULT_VERSION_WINDOW_MILLIS
       : Duration.toMillis(duration(component, "versionWindow", options.versionWindow)),
-    versioned: options.versioned === true
+    versioned: options.versioned === true,
+    negative: negative === undefined ? undefined : negativeOf(component, negative)
+  }
+}
+
+/** The failures a `negative` option caches: those its Schema recognises and `when` accepts, never a `CacheError`. */
+const negativeOf = (component: string, negative: AnyNegative): Pipeline.Negative => {
+  const ttlMillis = Duration.toMillis(duration(component, "negative.ttl", negative.ttl))
+  const is = Schema.is(negative.error)
+  const when = negative.when
+  return {
+    ttlMillis,
+    schema: negative.error,
+    when: (error) => !isCacheError(error) && is(error) && (when === undefined || when(error as never) === true)
   }
 }
 
@@ -162,7 +203,7 @@ const sameOptions = <A, I>(a: Pipeline.PipelineOptions<A, I>, b: Pipeline.Pipeli
   a.earlyRecomputeBeta === b.earlyRecomputeBeta && a.tags === b.tags &&
   a.lock?.ttlMillis === b.lock?.ttlMillis && a.lock?.waitMillis === b.lock?.waitMillis &&
   a.lock?.onTimeout === b.lock?.onTimeout &&
-  a.versionWindowMillis === b.versionWindowMillis && a.versioned === b.versioned
+  a.versionWindowMillis === b.versionWindowMillis && a.versioned === b.versioned && a.negative === b.negative
 
 const forkers = new WeakMap<CacheStoreNs.Service, Pipeline.Forker>()
 

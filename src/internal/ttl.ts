@@ -16,6 +16,9 @@ export const TypeId: Ttl.TypeId = Symbol.for("effect-cachekit/Ttl") as Ttl.TypeI
 export type TtlPolicy<A> = Ttl.Ttl<A>
 
 /** @internal */
+export type Sliding = Ttl.Sliding
+
+/** @internal */
 export const toMillisOrUndefined = (duration: Duration.Duration): number | undefined =>
   Duration.isFinite(duration) ? Duration.toMillis(duration) : undefined
 
@@ -23,7 +26,7 @@ export const toMillisOrUndefined = (duration: Duration.Duration): number | undef
 export const fixed = (input: Duration.DurationInput): TtlPolicy<unknown> => {
   const millis = toMillisOrUndefined(Options.duration("Ttl.fixed", "ttl", input, true))
   const result = Effect.succeed(millis)
-  return { [TypeId]: TypeId, _tag: "Fixed", nominalMillis: millis, compute: () => result }
+  return { [TypeId]: TypeId, _tag: "Fixed", nominalMillis: millis, compute: () => result, sliding: undefined }
 }
 
 /** @internal */
@@ -39,7 +42,62 @@ export const jittered = (input: Duration.DurationInput, spread: number): TtlPoli
   const high = millis * (1 + spread)
   // Random.nextRange draws from [low, high): the TTL stays inside [d·(1−spread), d·(1+spread)].
   const draw = spread === 0 ? Effect.succeed(millis) : Random.nextRange(low, high)
-  return { [TypeId]: TypeId, _tag: "Jittered", nominalMillis: millis, compute: () => draw }
+  return { [TypeId]: TypeId, _tag: "Jittered", nominalMillis: millis, compute: () => draw, sliding: undefined }
+}
+
+/**
+ * The share of the slide by which an extension must move an entry's expiry, when no `debounce`
+ * is given: a key read a thousand times a second is extended at most once per tenth of its slide.
+ * @internal
+ */
+export const DEFAULT_DEBOUNCE_SHARE = 0.1
+
+const isZeroDuration = (input: Duration.DurationInput): boolean => {
+  if (typeof input === "number") return input === 0
+  try {
+    return Duration.isZero(Duration.decode(input))
+  } catch {
+    return false
+  }
+}
+
+/** @internal */
+export const sliding = (
+  input: Duration.DurationInput,
+  options: { readonly max: Duration.DurationInput; readonly debounce?: Duration.DurationInput | undefined }
+): TtlPolicy<unknown> => {
+  const component = "Ttl.sliding"
+  const slideMillis = Duration.toMillis(Options.duration(component, "slide", input))
+  Options.check(typeof options === "object" && options !== null, component, "max", "max is required")
+  Options.check(options.max !== undefined, component, "max", "max is required (Duration.infinity: no cap)")
+  const max = toMillisOrUndefined(Options.duration(component, "max", options.max, true))
+  Options.check(
+    max === undefined || max >= slideMillis,
+    component,
+    "max",
+    `max (the cap) must be at least the slide (${slideMillis} ms), got ${max} ms`
+  )
+  let debounceMillis = slideMillis * DEFAULT_DEBOUNCE_SHARE
+  if (options.debounce !== undefined) {
+    // zero is allowed here (every hit that moves the expiry at all extends it); the rest as usual
+    debounceMillis = isZeroDuration(options.debounce)
+      ? 0
+      : Duration.toMillis(Options.duration(component, "debounce", options.debounce))
+    Options.check(
+      debounceMillis < slideMillis,
+      component,
+      "debounce",
+      `debounce must be shorter than the slide (${slideMillis} ms), got ${debounceMillis} ms`
+    )
+  }
+  const result = Effect.succeed(max)
+  return {
+    [TypeId]: TypeId,
+    _tag: "Sliding",
+    nominalMillis: max,
+    compute: () => result,
+    sliding: { slideMillis, debounceMillis }
+  }
 }
 
 /** @internal */
@@ -47,6 +105,7 @@ export const fromValue = <A>(f: (value: A, key: string) => Duration.DurationInpu
   [TypeId]: TypeId,
   _tag: "FromValue",
   nominalMillis: undefined,
+  sliding: undefined,
   compute: (value, key) =>
     Effect.sync(() => {
       const input = f(value, key)
@@ -67,6 +126,7 @@ export const fromSchedule = <A>(schedule: Schedule.Schedule<unknown, A>): TtlPol
     [TypeId]: TypeId,
     _tag: "FromSchedule",
     nominalMillis: undefined,
+    sliding: undefined,
     compute: (value) =>
       Effect.flatMap(
         Clock.currentTimeMillis,
@@ -112,13 +172,31 @@ export const tiered = <A>(
       "kind",
       `kind ${JSON.stringify(kind)} is not one of the tiers (${names.map((n) => JSON.stringify(n)).join(", ")})`
     )
-    return { [TypeId]: TypeId, _tag: "Tiered", nominalMillis: policy!.nominalMillis, compute: policy!.compute }
+    return {
+      [TypeId]: TypeId,
+      _tag: "Tiered",
+      nominalMillis: policy!.nominalMillis,
+      compute: policy!.compute,
+      sliding: policy!.sliding
+    }
   }
   Options.check(typeof kind === "function", component, "kind", "kind must be a tier name or a function")
+  // a slide belongs to the whole namespace (its reads extend before they know the value)
+  for (const [name, policy] of [...policies, ["fallback", fallback] as const]) {
+    Options.check(
+      policy.sliding === undefined,
+      component,
+      name === "fallback" ? "fallback" : `tiers.${name}`,
+      `a sliding TTL needs a fixed kind: with a kind chosen per value, ${
+        name === "fallback" ? "fallback" : `tier ${JSON.stringify(name)}`
+      } cannot slide`
+    )
+  }
   return {
     [TypeId]: TypeId,
     _tag: "Tiered",
     nominalMillis: undefined,
+    sliding: undefined,
     compute: (value, key) => {
       const name = kind(value, key)
       const policy = name === undefined ? fallback : (policies.get(name) ?? fallback)

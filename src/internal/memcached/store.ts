@@ -773,6 +773,27 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
         })
       })
 
+    /** `mg <key> v T<ttl>`: the read and the touch in one command (memcached TTLs are whole seconds, rounded up). */
+    const getAndExpire: CacheStore.GetAndExpire = {
+      get,
+      read: (key, ttl) =>
+        Effect.suspend(() => {
+          const ms = ttlMillis(ttl)
+          if (Number.isNaN(ms)) return Effect.fail(invalidTtl(name, "getAndExpire", ttl))
+          if (ms !== undefined && ms <= 0) return Effect.flatMap(get(key), (found) => Effect.as(del(key), found))
+          return withBase((b) => {
+            const wire = Keys.dataKey(b, key)
+            const server = route(wire)
+            if (server === undefined) return noServer("getAndExpire")
+            const touch = exptime(ms, clock.unsafeCurrentTimeMillis())
+            const request: Protocol.MetaGet = { _tag: "mg", key: wire, value: true, touch }
+            return server.breaker.state() === "closed"
+              ? pick(server).executeWith(request, "getAndExpire", toOption, server.onFailure)
+              : guard(server, "getAndExpire", pick(server).executeWith(request, "getAndExpire", toOption))
+          })
+        })
+    }
+
     /**
      * Moves every copy (on the servers in the ring) to a generation above all of them and adopts
      * it. Succeeds when at least one server took it: the generation is read as the highest copy.
@@ -968,7 +989,8 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
       keys,
       lease,
       versioned,
-      directRead
+      directRead,
+      getAndExpire
     })
 
     return {

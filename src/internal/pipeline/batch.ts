@@ -20,6 +20,7 @@ import type { Leases } from "./lease.js"
 import type { RunLoad } from "./load.js"
 import type { Loader, Reader } from "./read.js"
 import type { SingleLoads } from "./single.js"
+import type { Slider } from "./slide.js"
 import type { Counters } from "./stats.js"
 import type { OnStoreFailure } from "./storeErrors.js"
 import type { TagChecks } from "./tags.js"
@@ -70,6 +71,8 @@ export interface BatchContext<A> {
   readonly loadKey: SingleLoads<A>["loadKey"]
   /** Refreshes a stale key in the background (bounded), unless it is loading already. */
   readonly revalidate: SingleLoads<A>["revalidate"]
+  /** The namespace's sliding TTL: fresh hits extend their entries (after the read), debounced. */
+  readonly slider: Slider | undefined
 }
 
 /** One batch read. @internal */
@@ -119,13 +122,19 @@ export const getManyOrLoad = <A, X, E, R>(
       ),
     onSuccess: (stored) => {
       const found = classify(context, keys, fulls, stored)
+      // a cached failure fails the batch, as the load of its key would (never a value)
+      if (found.failed !== undefined) return Effect.fail(found.failed.value as unknown as E)
       if (found.tagged !== undefined) {
-        return Effect.flatMap(sortTagged(context, keys, found), (sorted) => loadMissing(context, batch, sorted))
+        return Effect.flatMap(sortTagged(context, keys, found), (sorted) =>
+          sorted.slid
+            ? Effect.zipRight(context.slider!.flush, loadMissing(context, batch, sorted))
+            : loadMissing(context, batch, sorted))
       }
       // every key a fresh hit: the answer, with no further step (nothing decoded badly: no drops)
-      return found.missing === undefined && found.stale.length === 0
+      const answer = found.missing === undefined && found.stale.length === 0
         ? Effect.succeed(found.results)
         : loadMissing(context, batch, found)
+      return found.slid ? Effect.zipRight(context.slider!.flush, answer) : answer
     }
   })
 }

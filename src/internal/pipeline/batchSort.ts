@@ -23,6 +23,10 @@ export interface Found<A> {
   readonly staleEntries: ReadonlyArray<Entry<A>>
   /** Entries kept past their stale window by fail-safe, by store key: what a failed load answers with. */
   readonly fallbacks: Map<string, Entry<A>>
+  /** Whether fresh hits queued extensions of their sliding TTL (sent by `slider.flush`). */
+  readonly slid: boolean
+  /** A cached failure found (negative caching): the batch fails with it, as a load of its key would. */
+  readonly failed: Entry<A> | undefined
 }
 
 const noneStored = Option.none<CacheStore.Value>()
@@ -50,7 +54,9 @@ export const classify = <A>(
     stale: noIndices,
     staleEntries: noEntries,
     fallbacks: undefined,
-    freshHits: 0
+    freshHits: 0,
+    slid: false,
+    failed: undefined
   }
   let tagged: Array<number> | undefined
   let taggedEntries: Array<Entry<A>> = noEntries
@@ -91,6 +97,8 @@ interface Sorting<A> {
   staleEntries: Array<Entry<A>>
   fallbacks: Map<string, Entry<A>> | undefined
   freshHits: number
+  slid: boolean
+  failed: Entry<A> | undefined
 }
 
 const finish = <A>(
@@ -104,6 +112,8 @@ const finish = <A>(
   stale: found.stale,
   staleEntries: found.staleEntries,
   fallbacks: found.fallbacks ?? new Map<string, Entry<A>>(),
+  slid: found.slid,
+  failed: found.failed,
   tagged,
   taggedEntries,
   sorting: found
@@ -122,10 +132,14 @@ const place = <A>(context: BatchContext<A>, found: Sorting<A>, i: number, entry:
       }
       found.stale.push(i)
       found.staleEntries.push(entry!)
-    } else found.freshHits++
+    } else {
+      found.freshHits++
+      if (entry!.failed) found.failed ??= entry
+      else if (context.slider !== undefined && context.slider.hit(full, entry!, t)) found.slid = true
+    }
     return
   }
-  if (context.failSafe && entry !== undefined && t < entry.staleUntil) {
+  if (context.failSafe && entry !== undefined && !entry.failed && t < entry.staleUntil) {
     ;(found.fallbacks ??= new Map()).set(full, entry)
   }
   found.missing ??= new Map()

@@ -10,6 +10,7 @@ import type { Entry } from "./envelope.js"
 import { drawEarly, EXPIRED, FRESH, freshness, mayRecomputeEarly, STALE } from "./freshness.js"
 import type { Loader } from "./read.js"
 import type { SingleLoads } from "./single.js"
+import type { Slider } from "./slide.js"
 import type { Counters } from "./stats.js"
 import type { OnStoreFailure } from "./storeErrors.js"
 import type { TagChecks } from "./tags.js"
@@ -19,6 +20,8 @@ import { annotateOutcome } from "./tracing.js"
 /** @internal */
 export interface DecisionOptions<A> {
   readonly now: () => number
+  /** The namespace's sliding TTL: fresh hits extend the entry, debounced. */
+  readonly slider: Slider | undefined
   readonly staleWindow: number
   /** XFetch's β, when early recompute is on. */
   readonly beta: number | undefined
@@ -35,8 +38,19 @@ export interface DecisionOptions<A> {
 
 /** @internal */
 export const makeDecisions = <A>(options: DecisionOptions<A>) => {
-  const { beta, counters, failSafe, flushDrops, loadShared, now, onStoreFailure, revalidate, staleWindow, tagChecks } =
-    options
+  const {
+    beta,
+    counters,
+    failSafe,
+    flushDrops,
+    loadShared,
+    now,
+    onStoreFailure,
+    revalidate,
+    slider,
+    staleWindow,
+    tagChecks
+  } = options
 
   /**
    * What a tagged entry is worth once its tags' versions are read (a miss when they cannot be),
@@ -53,6 +67,36 @@ export const makeDecisions = <A>(options: DecisionOptions<A>) => {
       ),
       next
     )
+
+  /** A hit of a cached failure (negative caching): the loader's own error again, typed as it was. */
+  const failedHit = <E>(entry: Entry<A>, isTraced: boolean): Effect.Effect<never, E> =>
+    isTraced
+      ? Effect.zipRight(annotateOutcome("hit"), Effect.fail(entry.value as unknown as E))
+      : Effect.fail(entry.value as unknown as E)
+
+  /** A fresh hit: its value, recomputed early in the background when XFetch says so. */
+  const decideFresh = <X, E, R>(
+    key: string,
+    arg: X,
+    load: Loader<X, A, E, R>,
+    full: string,
+    entry: Entry<A>,
+    t: number,
+    isTraced: boolean
+  ): Effect.Effect<A, E | CacheError, R> => {
+    if (beta !== undefined && mayRecomputeEarly(entry, t, beta)) {
+      // close to expiry: XFetch decides whether this read recomputes in the background
+      const early = Effect.flatMap(
+        drawEarly(t, entry.freshUntil, entry.loadTime, beta),
+        (recompute) =>
+          recompute
+            ? Effect.as(revalidate(key, full, arg, load, entry), entry.value)
+            : Effect.succeed(entry.value)
+      )
+      return isTraced ? Effect.zipRight(annotateOutcome("hit"), early) : early
+    }
+    return isTraced ? Effect.as(annotateOutcome("hit"), entry.value) : Effect.succeed(entry.value)
+  }
 
   /** What a read found: a fresh hit, a stale hit (one refresh in the background) or a miss. */
   const decide = <X, E, R>(
@@ -76,25 +120,19 @@ export const makeDecisions = <A>(options: DecisionOptions<A>) => {
       const found = freshness(entry, t, staleWindow)
       if (found === FRESH) {
         counters.hits(1)
-        if (beta !== undefined && mayRecomputeEarly(entry, t, beta)) {
-          // close to expiry: XFetch decides whether this read recomputes in the background
-          const early = Effect.flatMap(
-            drawEarly(t, entry.freshUntil, entry.loadTime, beta),
-            (recompute) =>
-              recompute
-                ? Effect.as(revalidate(key, full, arg, load, entry), entry.value)
-                : Effect.succeed(entry.value)
-          )
-          return isTraced ? Effect.zipRight(annotateOutcome("hit"), early) : early
+        if (entry.failed) return failedHit(entry, isTraced)
+        if (slider !== undefined && slider.hit(full, entry, t)) {
+          // an extension is due (once per debounce): it goes out, then the hit is decided as usual
+          return Effect.zipRight(slider.flush, decideFresh(key, arg, load, full, entry, t, isTraced))
         }
-        return isTraced ? Effect.as(annotateOutcome("hit"), entry.value) : Effect.succeed(entry.value)
+        return decideFresh(key, arg, load, full, entry, t, isTraced)
       }
       if (found === STALE) {
         counters.staleHits(1)
         const refresh = Effect.as(revalidate(key, full, arg, load, entry), entry.value)
         return isTraced ? Effect.zipRight(annotateOutcome("stale"), refresh) : refresh
       }
-      if (failSafe && t < entry.staleUntil) fallback = entry
+      if (failSafe && !entry.failed && t < entry.staleUntil) fallback = entry
     }
     counters.misses(1)
     const miss = Effect.zipRight(
@@ -119,13 +157,18 @@ export const makeDecisions = <A>(options: DecisionOptions<A>) => {
       entry = checked
     }
     if (entry !== undefined) {
-      const found = freshness(entry, now(), staleWindow)
+      const t = now()
+      const found = freshness(entry, t, staleWindow)
       if (found !== EXPIRED) {
         if (found === FRESH) counters.hits(1)
         else counters.staleHits(1)
-        return isTraced
+        if (entry.failed) return failedHit(entry, isTraced)
+        const value = isTraced
           ? Effect.as(annotateOutcome(found === FRESH ? "hit" : "stale"), Option.some(entry.value))
           : Effect.succeed(Option.some(entry.value))
+        return found === FRESH && slider !== undefined && slider.hit(full, entry, t)
+          ? Effect.zipRight(slider.flush, value)
+          : value
       }
     }
     counters.misses(1)

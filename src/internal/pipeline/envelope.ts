@@ -19,6 +19,13 @@ export class Entry<A> {
   readonly [SizeHint]: number
   /** The version a versioned write gave the value; 0 for a value written without one. */
   readonly [VersionHint]: number
+  /**
+   * Clock millis when this process last extended the entry's life in the store (a sliding TTL),
+   * or its write time: process-local bookkeeping for the debounce, never stored.
+   */
+  slidAt: number
+  /** A cached failure (negative caching): `value` is the loader's error, not a value. */
+  readonly failed: boolean
   constructor(
     readonly value: A,
     /** Clock millis when the value was written. */
@@ -42,6 +49,8 @@ export class Entry<A> {
   ) {
     this[SizeHint] = size
     this[VersionHint] = version
+    this.slidAt = createdAt
+    this.failed = fingerprint.startsWith(FAILURE)
   }
 }
 
@@ -60,9 +69,19 @@ export const withFreshUntil = <A>(entry: Entry<A>, freshUntil: number): Entry<A>
     entry[VersionHint]
   )
 
+/**
+ * The start of a cached failure's fingerprint (no Schema's fingerprint starts so): a reader
+ * without negative caching, or of another version, sees "another schema", a miss.
+ */
+const FAILURE = "n:"
+
 /** @internal */
 export interface Codec<A> {
   readonly fingerprint: string
+  /** The fingerprint of cached failures (negative caching), when the namespace caches them. */
+  readonly failureFingerprint: string | undefined
+  /** A failure as its envelope's value field and what a byte store would give back, or why it cannot be stored. */
+  readonly encodeFailure: (error: unknown) => Either.Either<readonly [field: string, normalized: unknown], string>
   /**
    * Encodes the value with its Schema into the value field of the envelope (`"v":…` or `"x":…`),
    * or an error message when the value cannot be stored.
@@ -134,12 +153,30 @@ const malformed = (env: Envelope): string | undefined => {
 }
 
 /** @internal */
-export const makeCodec = <A, I>(schema: Schema.Schema<A, I, never>, schemaVersion?: string | number): Codec<A> => {
+export const makeCodec = <A, I>(
+  schema: Schema.Schema<A, I, never>,
+  schemaVersion?: string | number,
+  errorSchema?: Schema.Schema.AnyNoContext
+): Codec<A> => {
   const fingerprint = fingerprintOf(schema, schemaVersion)
   const encodeValue = Schema.encodeEither(schema)
   const decodeValue = Schema.decodeUnknownEither(schema)
+  const failureFingerprint = errorSchema === undefined
+    ? undefined
+    : `${FAILURE}${fingerprintOf(errorSchema)}:${fingerprint}`
+  const encodeError = errorSchema === undefined ? undefined : Schema.encodeEither(errorSchema)
+  const decodeError = errorSchema === undefined ? undefined : Schema.decodeUnknownEither(errorSchema)
   return {
     fingerprint,
+    failureFingerprint,
+    encodeFailure: (error) => {
+      if (encodeError === undefined) return Either.left("this namespace caches no failures")
+      const encoded = encodeError(error)
+      if (Either.isLeft(encoded)) return Either.left(ParseResult.TreeFormatter.formatErrorSync(encoded.left))
+      const decoded = decodeError!(encoded.right)
+      if (Either.isLeft(decoded)) return Either.left(ParseResult.TreeFormatter.formatErrorSync(decoded.left))
+      return Either.map(valueField(encoded.right), (field) => [field, decoded.right] as const)
+    },
     encode: (value) => {
       const encoded = encodeValue(value)
       if (Either.isLeft(encoded)) return Either.left(ParseResult.TreeFormatter.formatErrorSync(encoded.left))
@@ -172,7 +209,8 @@ export const makeCodec = <A, I>(schema: Schema.Schema<A, I, never>, schemaVersio
         return Either.left("not an entry envelope of this format")
       }
       const env = raw as Envelope
-      if (env.h !== fingerprint) return Either.left("written with a different schema")
+      const failed = env.h === failureFingerprint && failureFingerprint !== undefined
+      if (env.h !== fingerprint && !failed) return Either.left("written with a different schema")
       const problem = malformed(env)
       if (problem !== undefined) return Either.left(`a malformed envelope: ${problem}`)
       let encoded: unknown
@@ -181,7 +219,7 @@ export const makeCodec = <A, I>(schema: Schema.Schema<A, I, never>, schemaVersio
       } catch (e) {
         return Either.left(`a malformed envelope: ${e instanceof Error ? e.message : String(e)}`)
       }
-      const decoded = decodeValue(encoded)
+      const decoded: Either.Either<A, ParseResult.ParseError> = failed ? decodeError!(encoded) : decodeValue(encoded)
       if (Either.isLeft(decoded)) return Either.left(ParseResult.TreeFormatter.formatErrorSync(decoded.left))
       return Either.right(
         new Entry(
@@ -192,7 +230,7 @@ export const makeCodec = <A, I>(schema: Schema.Schema<A, I, never>, schemaVersio
           env.l as number,
           env.t as Array<string>,
           env.g as Array<string>,
-          fingerprint,
+          failed ? failureFingerprint : fingerprint,
           bytes.byteLength,
           env.n === undefined ? 0 : env.n as number
         )

@@ -12,7 +12,7 @@ export const FRESH = 0
 /** Past its TTL but inside its stale window: served while one background load refreshes it. @internal */
 export const STALE = 1
 /**
- * Past its stale window: a miss. An entry still before its `staleUntil` (kept longer by
+ * Past its stale window (a cached failure: past its TTL): a miss. An entry still before its `staleUntil` (kept longer by
  * `failSafe`) is the value a failed load may answer with. @internal
  */
 export const EXPIRED = 2
@@ -29,7 +29,8 @@ export type Freshness = typeof FRESH | typeof STALE | typeof EXPIRED
 export const freshness = (entry: Entry<unknown>, now: number, staleWindow: number): Freshness =>
   now < entry.freshUntil
     ? FRESH
-    : now < entry.staleUntil && now < entry.freshUntil + staleWindow
+    // a cached failure is never served stale (an `expire` makes it a miss)
+    : !entry.failed && now < entry.staleUntil && now < entry.freshUntil + staleWindow
     ? STALE
     : EXPIRED
 

@@ -25,6 +25,7 @@ import { makeRunLoad } from "./load.js"
 import { makeReader } from "./read.js"
 import type { Loader, Reader } from "./read.js"
 import { makeSingleLoads } from "./single.js"
+import { makeSlider } from "./slide.js"
 import { makeCounters } from "./stats.js"
 import { makeOnStoreFailure } from "./storeErrors.js"
 import { makeTagChecks } from "./tags.js"
@@ -39,7 +40,7 @@ export { daemonForker, forkerIn } from "./fork.js"
 export type { LockOptions } from "./lease.js"
 export type { Loader } from "./read.js"
 export type { StoreErrorMode } from "./storeErrors.js"
-export type { FailSafe, Pipeline, PipelineOptions } from "./types.js"
+export type { FailSafe, Negative, Pipeline, PipelineOptions } from "./types.js"
 
 /** @internal */
 export const make = <A, I>(
@@ -49,7 +50,7 @@ export const make = <A, I>(
   options: PipelineOptions<A, I>
 ): Pipeline<A> => {
   const { namespace } = options
-  const codec = makeCodec(options.schema, options.schemaVersion)
+  const codec = makeCodec(options.schema, options.schemaVersion, options.negative?.schema)
   const now = () => clock.unsafeCurrentTimeMillis()
   const spanAttributes = { "cache.namespace": namespace, "cache.store": store.name }
   const counters = makeCounters(namespace, store.name)
@@ -88,6 +89,14 @@ export const make = <A, I>(
       loaded,
       (current) => writer.writeLoaded(current.map((l) => ({ key: l.key, full: l.load.full, value: l.value })), elapsed)
     )
+  const negative = options.negative
+  /** Negative caching: a failure its options accept is stored, unless a write or invalidation came since. */
+  const storeFailed = negative === undefined ?
+    undefined :
+    (load: Superseding, key: string, error: unknown, elapsed: number) =>
+      negative.when(error)
+        ? order.writeLoaded([{ load }], () => writer.writeFailure(key, load.full, error, negative.ttlMillis, elapsed))
+        : Effect.void
   const staleWindow = options.staleWhileRevalidateMillis
   const failSafe = options.failSafe
   const softTimeout = options.softTimeoutMillis
@@ -121,6 +130,7 @@ export const make = <A, I>(
     flights,
     runLoad,
     storeLoaded,
+    storeFailed,
     failSafe,
     softTimeout,
     refreshPermits,
@@ -128,8 +138,10 @@ export const make = <A, I>(
     servable: isServable
   })
 
+  const slider = makeSlider(store, options.ttl?.sliding, fork)
   const { decide, readEntry } = makeDecisions<A>({
     now,
+    slider,
     staleWindow,
     beta,
     failSafe: failSafe !== undefined,
@@ -161,9 +173,10 @@ export const make = <A, I>(
     /** What a batch read uses of this pipeline at this version: made once, not per read. */
     readonly batch: BatchContext<A>
   }
+  const readerOptions = { namespace, store, codec, counters, onStoreFailure, spanAttributes, now, slider }
   const generation = (token: string | undefined): Generation => {
     const prefix = token === undefined ? namespacePrefix(namespace) : versionedPrefix(namespace, token)
-    const reader = makeReader({ namespace, store, codec, prefix, counters, onStoreFailure, spanAttributes })
+    const reader = makeReader({ ...readerOptions, prefix })
     return {
       token,
       prefix,
@@ -187,6 +200,7 @@ export const make = <A, I>(
         runLoad,
         startOrJoin,
         revalidate,
+        slider,
         failSafe: failSafe !== undefined,
         rescue: rescued,
         leases,

@@ -123,7 +123,10 @@ export const makeLeases = <A>(options: LeaseOptions<A>): Leases<A> => {
     Effect.matchEffect(store.get(full), {
       onFailure: (error) => onStoreFailure("read", error, undefined),
       onSuccess: (stored) =>
-        Effect.as(reader.flushDrops, stored._tag === "Some" ? reader.entryOf(key, full, stored.value) : undefined)
+        Effect.as(
+          reader.flushDrops,
+          stored._tag === "Some" ? valueEntry(reader.entryOf(key, full, stored.value)) : undefined
+        )
     })
 
   /** Keeps the lease while `loading` runs; gives up extending when the lease was lost. */
@@ -268,6 +271,10 @@ export const makeLeases = <A>(options: LeaseOptions<A>): Leases<A> => {
 
   return { run, acquire, holding, waitFor }
 }
+
+/** A cached failure (negative caching) never answers a wait for a value: the waiter loads. */
+const valueEntry = <A>(entry: Entry<A> | undefined): Entry<A> | undefined =>
+  entry === undefined || entry.failed ? undefined : entry
 
 /** Whether a stored entry answers a miss: anything a read would serve. @internal */
 export const servable = (staleWindow: number, now: () => number) => (entry: Entry<unknown>): boolean =>

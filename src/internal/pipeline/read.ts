@@ -11,6 +11,7 @@ import type { CacheError } from "../../CacheError.js"
 import * as CacheStore from "../../CacheStore.js"
 import type { Codec } from "./envelope.js"
 import { Entry } from "./envelope.js"
+import type { Slider } from "./slide.js"
 import type { Counters } from "./stats.js"
 import type { OnStoreFailure } from "./storeErrors.js"
 import { isTraced, untracedTracer } from "./tracing.js"
@@ -43,6 +44,9 @@ export interface ReadOptions<A> {
   readonly counters: Counters
   readonly onStoreFailure: OnStoreFailure
   readonly spanAttributes: Record<string, unknown>
+  readonly now: () => number
+  /** The namespace's sliding TTL, if it has one. */
+  readonly slider: Slider | undefined
 }
 
 /** @internal */
@@ -73,6 +77,12 @@ export const makeReader = <A>(options: ReadOptions<A>): Reader<A> => {
   const { codec, counters, namespace, onStoreFailure, prefix, store } = options
   const untraced = untracedTracer()
   const direct = CacheStore.directReadOf(store)
+  const { now, slider } = options
+  // a sliding hit on a store that reads and extends in one command extends within its read
+  const touch = slider === undefined ? undefined : CacheStore.getAndExpireOf(store)
+  // where a lease lives in the entry (memcached), a key not read before may hold a lease's stub,
+  // which an extension would lengthen: only keys known to hold an entry are read that way there
+  const touchUnread = store.lease?.endsOnWrite !== true
 
   /**
    * The last decoded entry of recently read keys of a byte store, with the bytes it came from.
@@ -114,6 +124,7 @@ export const makeReader = <A>(options: ReadOptions<A>): Reader<A> => {
   ): Entry<A> | undefined => {
     if (stored instanceof Entry) {
       if (stored.fingerprint === codec.fingerprint) return stored as Entry<A>
+      if (stored.fingerprint === codec.failureFingerprint && stored.failed) return stored as Entry<A>
     } else if (stored instanceof Uint8Array) {
       const memo = known ?? decoded.get(key)
       if (
@@ -135,22 +146,40 @@ export const makeReader = <A>(options: ReadOptions<A>): Reader<A> => {
     spanName: string,
     next: Next<A, X, L, B, E, R>
   ): (key: string, arg: X, load: L) => Effect.Effect<B, E | CacheError, R> => {
-    /** The read through `get`: one Effect round trip to the store. */
-    const viaGet = (key: string, arg: X, load: L, traced: boolean): Effect.Effect<B, E | CacheError, R> => {
+    /**
+     * The TTL a read at `t` extends the key to when it reads with `getAndExpire`, or undefined
+     * when it is a plain read: known entries whose debounce has not passed stay plain reads.
+     */
+    const extendingTtl = (memo: Memo<A> | undefined, t: number): number | undefined => {
+      if (memo === undefined) return touchUnread ? slider!.slideMillis : undefined
+      if (!slider!.due(memo.entry, t)) return undefined
+      const ttl = slider!.ttlAt(memo.entry, t)
+      return ttl > 0 ? ttl : undefined
+    }
+    /** The read through `get` (or `getAndExpire`, extending to `extend` millis): one Effect round trip. */
+    const viaGet = (
+      key: string,
+      arg: X,
+      load: L,
+      traced: boolean,
+      extend?: number
+    ): Effect.Effect<B, E | CacheError, R> => {
       const memo = decoded.get(key)
       const full = memo === undefined ? prefix + key : memo.full
-      return Effect.matchEffect(store.get(full), {
+      let t = 0
+      if (touch !== undefined && extend === undefined) {
+        t = now()
+        extend = extendingTtl(memo, t)
+      }
+      const read = extend === undefined ? store.get(full) : touch!.read(full, Math.max(1, Math.ceil(extend)))
+      return Effect.matchEffect(read, {
         onFailure: (error) =>
           Effect.flatMap(onStoreFailure("read", error, undefined), () => next(key, arg, load, full, undefined, traced)),
-        onSuccess: (stored) =>
-          next(
-            key,
-            arg,
-            load,
-            full,
-            stored._tag === "Some" ? entryOf(key, full, stored.value, memo) : undefined,
-            traced
-          )
+        onSuccess: (stored) => {
+          const entry = stored._tag === "Some" ? entryOf(key, full, stored.value, memo) : undefined
+          if (extend !== undefined && entry !== undefined) entry.slidAt = t === 0 ? now() : t
+          return next(key, arg, load, full, entry, traced)
+        }
       })
     }
     const viaGetTraced = (key: string, arg: X, load: L) =>
@@ -181,6 +210,10 @@ export const makeReader = <A>(options: ReadOptions<A>): Reader<A> => {
           if (isTraced(fiber.value, untraced)) return resume(viaGetTraced(key, arg, load))
           // one memo lookup gives both the store key and, for the reply, the last decoded entry
           const memo = decoded.get(key)
+          if (touch !== undefined) {
+            const extend = extendingTtl(memo, now())
+            if (extend !== undefined) return resume(viaGet(key, arg, load, false, extend))
+          }
           const full = memo === undefined ? prefix + key : memo.full
           read(full, (value, error, before) => {
             let then: Effect.Effect<B, E | CacheError, R>

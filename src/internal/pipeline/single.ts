@@ -28,6 +28,10 @@ export interface SingleLoadOptions<A> {
     loaded: ReadonlyArray<{ readonly load: Superseding; readonly key: string; readonly value: A }>,
     elapsed: number
   ) => Effect.Effect<void, CacheError>
+  /** Negative caching: stores a load's failure when the options accept it (none: failures are not cached). */
+  readonly storeFailed:
+    | ((load: Superseding, key: string, error: unknown, elapsed: number) => Effect.Effect<void, CacheError>)
+    | undefined
   readonly failSafe: FailSafe | undefined
   readonly softTimeout: number | undefined
   readonly refreshPermits: Effect.Semaphore
@@ -53,6 +57,7 @@ export const makeSingleLoads = <A>(options: SingleLoadOptions<A>) => {
     runLoad,
     servable,
     softTimeout,
+    storeFailed,
     storeLoaded,
     writer
   } = options
@@ -114,6 +119,16 @@ export const makeSingleLoads = <A>(options: SingleLoadOptions<A>) => {
 
   /** The load of one key's flight: the loader stack, then the write unless a write superseded it. */
   const loadKey = <X, E, R>(slot: Slot<A, E>, arg: X, load: Loader<X, A, E, R>) =>
+    storeFailed === undefined ? loadAndStore(slot, arg, load) : Effect.suspend(() => {
+      const start = now()
+      // the loader's own failure (never a timeout: that is a CacheError) may be cached
+      return Effect.tapError(
+        loadAndStore(slot, arg, load),
+        (error) => Effect.ignore(storeFailed(slot, slot.key, error, now() - start))
+      )
+    })
+
+  const loadAndStore = <X, E, R>(slot: Slot<A, E>, arg: X, load: Loader<X, A, E, R>) =>
     runLoad(
       [slot.key],
       Effect.suspend(() => load(arg)),

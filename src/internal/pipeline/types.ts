@@ -39,6 +39,17 @@ export interface PipelineOptions<A, I> {
   readonly versionWindowMillis: number
   /** A version of the namespace is part of every key: `bumpVersion` makes them all misses at once. */
   readonly versioned: boolean
+  /** Negative caching: the loader's failures that are cached, and for how long. */
+  readonly negative: Negative | undefined
+}
+
+/** @internal */
+export interface Negative {
+  readonly ttlMillis: number
+  /** The failures it caches are those this Schema recognises; it stores them. */
+  readonly schema: Schema.Schema.AnyNoContext
+  /** Whether a failure the Schema recognises is cached. */
+  readonly when: (error: unknown) => boolean
 }
 
 /** @internal */

@@ -12,6 +12,7 @@ import type { TtlPolicy } from "../ttl.js"
 import type { Codec } from "./envelope.js"
 import { Entry, withFreshUntil } from "./envelope.js"
 import { lifetime } from "./freshness.js"
+import { writtenTtl } from "./slide.js"
 import type { Counters } from "./stats.js"
 import type { OnStoreFailure } from "./storeErrors.js"
 import type { TagChecks } from "./tags.js"
@@ -73,12 +74,24 @@ export interface Writer<A> {
     tags: ReadonlyArray<string> | undefined,
     version: number
   ) => Effect.Effect<Prepared, EncodeError | StoreFailure>
+  /**
+   * Caches a load's failure for `ttl` millis (negative caching): an entry with no tags and no
+   * stale window whose value is the error. A failure that does not encode is not cached (logged).
+   */
+  readonly writeFailure: (
+    key: string,
+    full: string,
+    error: unknown,
+    ttl: number,
+    loadTime: number
+  ) => Effect.Effect<void, CacheError>
 }
 
 /** @internal */
 export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
   const { codec, counters, namespace, now, onStoreFailure, store } = options
   const live = store.capabilities.live
+  const sliding = options.ttl?.sliding
 
   const noVersions: ReadonlyArray<string> = []
 
@@ -134,7 +147,13 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
             version
           )
           const stored = live ? entry : codec.toBytes(entry, encoded.right)
-          return { full, stored, ttl: staleUntil === Infinity ? undefined : staleUntil - t }
+          // a sliding entry lives its slide in the store; its freshUntil is its cap
+          const storeTtl = sliding !== undefined
+            ? writtenTtl(sliding, t, staleUntil)
+            : staleUntil === Infinity
+            ? undefined
+            : staleUntil - t
+          return { full, stored, ttl: storeTtl }
         })
       }
     )
@@ -245,11 +264,46 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
       )
     })
 
+  const writeFailure = (
+    key: string,
+    full: string,
+    error: unknown,
+    ttl: number,
+    loadTime: number
+  ): Effect.Effect<void, CacheError> =>
+    Effect.suspend(() => {
+      const encoded = codec.encodeFailure(error)
+      if (Either.isLeft(encoded)) {
+        counters.encodeFailure()
+        return Effect.logWarning("a failed load could not be encoded with the negative Schema; it is not cached").pipe(
+          Effect.annotateLogs({ namespace, key, error: encoded.left })
+        )
+      }
+      const [field, normalized] = encoded.right
+      const t = now()
+      const entry = new Entry<A>(
+        normalized as A,
+        t,
+        t + ttl,
+        t + ttl,
+        loadTime,
+        noVersions,
+        noVersions,
+        codec.failureFingerprint!,
+        field.length
+      )
+      return Effect.catchAll(
+        store.set(full, live ? entry : codec.toBytes(entry, field), ttl),
+        (error) => onStoreFailure("write", error, undefined)
+      )
+    })
+
   return {
     writeLoaded,
     write,
     replace,
     keep,
+    writeFailure,
     prepare: (key, full, value, tags, version) => prepare(key, full, value, 0, tags, version)
   }
 }

@@ -382,6 +382,28 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
         })
       })
 
+    /** GETEX (Redis 6.2+): the read and the new TTL in one command, relative (PX) so no clock is compared. */
+    const getAndExpire: CacheStore.GetAndExpire = {
+      get,
+      read: (key, ttl) =>
+        Effect.suspend((): Effect.Effect<Option.Option<CacheStore.Value>, StoreFailure> => {
+          const ms = ttlMillis(ttl)
+          if (Number.isNaN(ms)) return Effect.fail(invalidTtl(name, "getAndExpire", ttl))
+          const k = full(key)
+          return call(
+            "getAndExpire",
+            () =>
+              ms === undefined
+                ? client.getexBuffer(k, "PERSIST")
+                : ms <= 0
+                ? client.getdelBuffer(k)
+                : client.getexBuffer(k, "PX", Math.ceil(ms)),
+            true,
+            Option.fromNullable
+          )
+        })
+    }
+
     const mastersOrFail = Effect.suspend(() => {
       const nodes = redis.masters()
       return nodes.length === 0
@@ -530,6 +552,7 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
       lease,
       versioned,
       deleteMatching,
+      getAndExpire,
       directRead: batcher === undefined ? undefined : { _tag: "Callback", get, read: batcher.read }
     })
     const store: RedisStore = {
