@@ -336,18 +336,22 @@ describe("WTinyLfuPolicy", () => {
   })
 
   it("promotes a probation hit to protected and demotes protected overflow to probation", () => {
-    const { nodes, policy } = tenFull()
+    const { nodes, policy, sim } = tenFull()
     policy.onHit(nodes[3]!)
     expect(policy.queueOf(nodes[3]!)).toBe(QUEUE_PROTECTED)
     expect(policy.sizes).toEqual({ window: 1, probation: 8, protected: 1 })
-    // Protected holds 7: the eighth promotion pushes its least recent entry (v3) back.
+    // Protected holds 7 (the eighth promotion will push its least recent entry back).
     for (const i of [0, 1, 2, 4, 5, 6]) policy.onHit(nodes[i]!)
     expect(policy.sizes).toEqual({ window: 1, probation: 2, protected: 7 })
     policy.onHit(nodes[3]!) // refreshes v3: now v0 is the least recent protected entry
     policy.onHit(nodes[7]!)
     expect(policy.queueOf(nodes[7]!)).toBe(QUEUE_PROTECTED)
+    // A hit moves one entry: protected runs one over until the next insert or eviction.
+    expect(policy.sizes).toEqual({ window: 1, probation: 1, protected: 8 })
+    sim.access("x")
     expect(policy.queueOf(nodes[0]!)).toBe(QUEUE_PROBATION)
     expect(policy.queueOf(nodes[3]!)).toBe(QUEUE_PROTECTED)
+    expect(sim.evicted).toEqual(["v9"])
     expect(policy.sizes).toEqual({ window: 1, probation: 2, protected: 7 })
   })
 

@@ -11,7 +11,7 @@ import { FrequencySketch } from "./sketch.js"
  * the main area, a segmented LRU (probation + protected). When the cache is full, the candidate
  * competes with the probation queue's least recent entry: the one the frequency sketch has seen
  * less often is evicted. A hit in probation promotes to protected; protected overflow falls back
- * to probation. A hill climber resizes the window: recency-biased workloads want a large window,
+ * to probation at the next insert or eviction. A hill climber resizes the window: recency-biased workloads want a large window,
  * frequency-biased and looping ones a small one.
  */
 
@@ -313,6 +313,7 @@ export class WTinyLfuPolicy implements Policy {
     this.append(QUEUE_WINDOW, node)
     this.windowCount++
     if (++this.count > this.sketch.entries && this.sketch.entries < this.sketchCeiling) this.growSketch()
+    this.settle()
     if (this.windowCount > this.windowMax) this.candidate = this.windowToProbation()
   }
 
@@ -334,6 +335,7 @@ export class WTinyLfuPolicy implements Policy {
       this.full = true
       this.armShadow()
     }
+    this.settle()
     let victim: number
     if (this.probationCount > 0) {
       victim = this.oldest(QUEUE_PROBATION)
@@ -489,13 +491,21 @@ export class WTinyLfuPolicy implements Policy {
     this.append(queue, node)
   }
 
-  /** A hit in probation: a second look earns protection. */
+  /**
+   * A hit in probation: a second look earns protection. Protected may overflow for a while: its
+   * oldest entries go back to probation at the next insert or eviction (`settle`), which is all
+   * that can tell the difference, so that a hit moves one entry and not two.
+   */
   private promote(node: number): void {
     this.move(node, QUEUE_PROTECTED)
     this.probationCount--
     this.protectedCount++
     if (node === this.candidate) this.candidate = NONE
-    if (this.protectedCount > this.protectedMax) this.demote()
+  }
+
+  /** Protected's overflow goes back to probation. */
+  private settle(): void {
+    while (this.protectedCount > this.protectedMax) this.demote()
   }
 
   /** The admission test: does the candidate deserve the victim's place? */
@@ -639,7 +649,7 @@ export class WTinyLfuPolicy implements Policy {
     this.syncSamplePeriod()
     this.windowMax = Math.max(1, Math.min(Math.floor(m * this.windowShare), m - 1))
     this.protectedMax = Math.floor((m - this.windowMax) * PROTECTED_SHARE)
-    while (this.protectedCount > this.protectedMax) this.demote()
+    this.settle()
     while (this.windowCount > this.windowMax) this.windowToProbation()
     // A larger window takes main's least recent entries, giving them one more round in the window.
     while (this.windowCount < this.windowMax && this.probationCount + this.protectedCount > 0) {
