@@ -21,9 +21,9 @@ import { spawnSync } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import type { EvictionKind } from "../src/internal/eviction/index.js"
 import { makePolicy } from "../src/internal/eviction/index.js"
-import type { Node, Policy } from "../src/internal/eviction/policy.js"
-import { hashKey } from "../src/internal/eviction/policy.js"
-import { MemoryCore } from "../src/internal/memoryStore.js"
+import type { Policy } from "../src/internal/eviction/policy.js"
+import { hashKey, NO_SLOT } from "../src/internal/eviction/policy.js"
+import { ABSENT, MemoryCore } from "../src/internal/memoryStore.js"
 import { seeded } from "./lib.js"
 
 const gc = (globalThis as { gc?: () => void }).gc
@@ -69,33 +69,42 @@ const buildCore = (eviction: EvictionKind, entries: number) => () => {
   core.write(SPARE, values[0]!, 16 + 32, Infinity)
   core.delete(SPARE)
   for (let i = 0; i < entries; i++) {
-    if (core.peek(keys[i]!, 0) === undefined) core.write(keys[i]!, values[i]!, 16 + 32, Infinity)
+    if (core.peek(keys[i]!, 0) === ABSENT) core.write(keys[i]!, values[i]!, 16 + 32, Infinity)
   }
   return core
 }
 
 interface PolicyHarness {
-  readonly map: Map<string, Node>
+  readonly map: Map<string, number>
   readonly policy: Policy
 }
 
-/** The bare minimum a store needs: the map, bare nodes and the policy. */
+/** The bare minimum a store needs: the map from key to slot, and the policy. */
 const buildPolicyOnly = (eviction: EvictionKind, entries: number) => (): PolicyHarness => {
-  const map = new Map<string, Node>()
+  const map = new Map<string, number>()
   const policy = makePolicy(eviction, entries)
+  const slotKeys: Array<string> = []
+  const free: Array<number> = []
+  policy.grow(entries + 1)
   const add = (key: string) => {
-    const node: Node = { key, hash: hashKey(key), size: 48, prev: undefined, next: undefined, queue: 0 }
-    map.set(key, node)
-    policy.onAdd(node)
+    const slot = free.pop() ?? slotKeys.length
+    slotKeys[slot] = key
+    map.set(key, slot)
+    policy.onAdd(slot, hashKey(key))
+  }
+  const drop = (slot: number) => {
+    map.delete(slotKeys[slot]!)
+    free.push(slot)
   }
   for (let i = 0; i < entries; i++) add(keys[i]!)
   // Full, as in production (see SPARE): one eviction, then the measured key set is whole again.
   add(SPARE)
-  map.delete(policy.evict()!.key)
+  const victim = policy.evict()
+  if (victim !== NO_SLOT) drop(victim)
   const spare = map.get(SPARE)
   if (spare !== undefined) {
-    map.delete(SPARE)
     policy.onRemove(spare)
+    drop(spare)
   }
   for (let i = 0; i < entries; i++) if (!map.has(keys[i]!)) add(keys[i]!)
   return { map, policy }
@@ -132,8 +141,8 @@ const perEntry = (build: () => unknown): number => {
 const memoryContenders: ReadonlyArray<readonly [string, () => unknown]> = [
   ["store core, w-tinylfu", buildCore("w-tinylfu", ENTRIES)],
   ["store core, lru", buildCore("lru", ENTRIES)],
-  ["map + bare nodes + w-tinylfu", buildPolicyOnly("w-tinylfu", ENTRIES)],
-  ["map + bare nodes + lru", buildPolicyOnly("lru", ENTRIES)],
+  ["map + slots + w-tinylfu", buildPolicyOnly("w-tinylfu", ENTRIES)],
+  ["map + slots + lru", buildPolicyOnly("lru", ENTRIES)],
   ["lru-cache", buildLruCache(ENTRIES)]
 ]
 

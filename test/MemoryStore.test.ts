@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Clock, Config, ConfigProvider, Context, Effect, Exit, Layer, Metric, Option, TestClock } from "effect"
 import { CacheMetrics, CacheStore, MemoryStore } from "effect-cachekit"
 import * as Testing from "effect-cachekit/testing"
+import { ABSENT, MemoryCore } from "../src/internal/memoryStore.js"
 import { bytes } from "../src/internal/testing/bytes.js"
 
 Testing.storeSuite({ describe, expect, it }, "MemoryStore (lru)", {
@@ -199,4 +200,56 @@ describe("MemoryStore", () => {
       yield* Effect.flatMap(a, (s) => s.set("k", bytes("v")))
       expect(Option.isNone(yield* Effect.flatMap(b, (s) => s.get("k")))).toBe(true)
     }))
+})
+
+describe.each(["lru", "w-tinylfu"] as const)("MemoryCore (%s): slots are reused", (eviction) => {
+  it("never returns a value that is not the key's last write, nor one past its expiry", () => {
+    // A small store under random writes, reads, deletes, re-expiries and sweeps, next to a plain
+    // model of what was written: entries move through freed slots all the time, and the arrays
+    // grow from their first size, so a slot mix-up would surface as another key's value.
+    const capacity = 37
+    const core = new MemoryCore({ capacity, maxBytes: 600, eviction })
+    const model = new Map<string, { readonly value: Uint8Array; expiresAt: number }>()
+    let state = 2024
+    const next = () => (state = (Math.imul(state, 1664525) + 1013904223) >>> 0)
+    let now = 0
+    let hits = 0
+    for (let i = 0; i < 40_000; i++) {
+      const key = `k${next() % 120}`
+      const op = next() % 10
+      if (op < 4) {
+        const value = bytes(`${key}@${i}`)
+        const expiresAt = next() % 4 === 0 ? Infinity : now + 1 + (next() % 50)
+        core.write(key, value, 8 + (next() % 20), expiresAt)
+        model.set(key, { value, expiresAt })
+      } else if (op < 8) {
+        const found = core.lookup(key, now)
+        if (found !== undefined) {
+          hits++
+          const written = model.get(key)
+          expect(written).toBeDefined()
+          expect(found).toBe(written!.value)
+          expect(written!.expiresAt).toBeGreaterThan(now)
+        }
+      } else if (op === 8) {
+        core.delete(key)
+        model.delete(key)
+      } else {
+        const slot = core.peek(key, now)
+        if (slot !== ABSENT) {
+          const expiresAt = now + 1 + (next() % 50)
+          core.retime(slot, expiresAt)
+          model.get(key)!.expiresAt = expiresAt
+        }
+      }
+      if (i % 1000 === 999) core.sweep(now)
+      now += next() % 3
+      expect(core.size).toBeLessThanOrEqual(capacity)
+      expect(core.bytes).toBeLessThanOrEqual(600)
+    }
+    expect(hits).toBeGreaterThan(1000)
+    // Every key the map holds sits in its own slot.
+    for (const [key, slot] of core.map) expect(core.keyOf(slot)).toBe(key)
+    expect(new Set(core.map.values()).size).toBe(core.size)
+  })
 })

@@ -2,8 +2,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { evictionKinds, makePolicy } from "../src/internal/eviction/index.js"
 import type { EvictionKind } from "../src/internal/eviction/index.js"
 import { LruPolicy } from "../src/internal/eviction/lru.js"
-import type { Node, Policy } from "../src/internal/eviction/policy.js"
-import { hashKey, hashString } from "../src/internal/eviction/policy.js"
+import type { Policy } from "../src/internal/eviction/policy.js"
+import { hashKey, hashString, NO_SLOT } from "../src/internal/eviction/policy.js"
 import { LruShadow } from "../src/internal/eviction/shadow.js"
 import { FrequencySketch } from "../src/internal/eviction/sketch.js"
 import {
@@ -14,22 +14,18 @@ import {
   WTinyLfuPolicy
 } from "../src/internal/eviction/wtinylfu.js"
 
-const node = (key: string, size = 1): Node => ({
-  key,
-  hash: hashKey(key),
-  size,
-  prev: undefined,
-  next: undefined,
-  queue: QUEUE_NONE
-})
-
 /**
- * What the memory store does with a policy, in miniature: a map of nodes, bounded by entries and
- * optionally by bytes. Reads count hits; a miss inserts the key (read-through).
+ * What the memory store does with a policy, in miniature: a map from key to slot, freed slots
+ * reused, bounded by entries and optionally by bytes. Reads count hits; a miss inserts the key
+ * (read-through).
  */
 class Sim {
-  readonly map = new Map<string, Node>()
-  readonly evicted: Array<Node> = []
+  readonly map = new Map<string, number>()
+  /** Keys evicted, in order. */
+  readonly evicted: Array<string> = []
+  private readonly keys: Array<string | undefined> = []
+  private readonly sizes: Array<number> = []
+  private readonly free: Array<number> = []
   bytes = 0
   hits = 0
   requests = 0
@@ -40,6 +36,13 @@ class Sim {
     readonly maxBytes = Infinity
   ) {}
 
+  /** The slot of a key the store holds. */
+  slot(key: string): number {
+    const slot = this.map.get(key)
+    if (slot === undefined) throw new Error(`${key} is not stored`)
+    return slot
+  }
+
   /** A read, followed on a miss by an insert of the loaded value. */
   access(key: string, size = 1): boolean {
     this.requests++
@@ -49,23 +52,28 @@ class Sim {
       this.policy.onHit(found)
       return true
     }
-    const fresh = node(key, size)
-    this.policy.onMiss(fresh.hash)
-    this.insert(fresh)
+    this.policy.onMiss(hashKey(key))
+    this.insert(key, size)
     return false
   }
 
-  insert(fresh: Node): void {
-    this.map.set(fresh.key, fresh)
-    this.bytes += fresh.size
-    this.policy.onAdd(fresh)
+  insert(key: string, size: number): void {
+    const slot = this.free.pop() ?? this.keys.length
+    this.policy.grow(slot + 1)
+    this.keys[slot] = key
+    this.sizes[slot] = size
+    this.map.set(key, slot)
+    this.bytes += size
+    this.policy.onAdd(slot, hashKey(key))
     while (this.map.size > this.capacity || this.bytes > this.maxBytes) {
       const victim = this.policy.evict()
-      if (victim === undefined) break
-      expect(this.map.get(victim.key)).toBe(victim)
-      this.map.delete(victim.key)
-      this.bytes -= victim.size
-      this.evicted.push(victim)
+      if (victim === NO_SLOT) break
+      const victimKey = this.keys[victim]
+      expect(victimKey).toBeDefined()
+      expect(this.map.get(victimKey!)).toBe(victim)
+      this.map.delete(victimKey!)
+      this.release(victim)
+      this.evicted.push(victimKey!)
     }
   }
 
@@ -73,22 +81,28 @@ class Sim {
     const found = this.map.get(key)
     if (found === undefined) return
     this.map.delete(key)
-    this.bytes -= found.size
     this.policy.onRemove(found)
+    this.release(found)
   }
 
   get hitRate(): number {
     return this.hits / this.requests
   }
+
+  private release(slot: number): void {
+    this.bytes -= this.sizes[slot]!
+    this.keys[slot] = undefined
+    this.free.push(slot)
+  }
 }
 
-/** Evicts until the policy reports empty; the result is checked by the caller. */
-const drain = (policy: Policy, limit: number): Array<Node> => {
-  const out: Array<Node> = []
-  for (let victim = policy.evict(); victim !== undefined; victim = policy.evict()) {
+/** Evicts until the policy reports empty; the slots are checked by the caller. */
+const drain = (policy: Policy, limit: number): Array<number> => {
+  const out: Array<number> = []
+  for (let victim = policy.evict(); victim !== NO_SLOT; victim = policy.evict()) {
     out.push(victim)
     // A broken list would cycle forever; fail instead of hanging.
-    if (out.length > limit) throw new Error(`evict() returned more than ${limit} nodes`)
+    if (out.length > limit) throw new Error(`evict() returned more than ${limit} slots`)
   }
   return out
 }
@@ -169,7 +183,7 @@ describe("WTinyLfuPolicy", () => {
     const sim = new Sim(policy, 10)
     const nodes = Array.from({ length: 10 }, (_, i) => {
       sim.access(`v${i}`)
-      return sim.map.get(`v${i}`)!
+      return sim.slot(`v${i}`)
     })
     return { policy, sim, nodes }
   }
@@ -206,53 +220,91 @@ describe("WTinyLfuPolicy", () => {
 
   it("counts a read miss and the insert that follows it once", () => {
     const policy = new WTinyLfuPolicy(100)
-    const a = node("a")
-    policy.onMiss(a.hash)
-    policy.onAdd(a)
-    expect(policy.frequency(a.hash)).toBe(1)
-    const b = node("b")
-    policy.onAdd(b)
-    expect(policy.frequency(b.hash)).toBe(1)
-    policy.onHit(b)
-    expect(policy.frequency(b.hash)).toBe(2)
+    policy.grow(2)
+    policy.onMiss(hashKey("a"))
+    policy.onAdd(0, hashKey("a"))
+    expect(policy.frequency(hashKey("a"))).toBe(1)
+    policy.onAdd(1, hashKey("b"))
+    expect(policy.frequency(hashKey("b"))).toBe(1)
+    policy.onHit(1)
+    expect(policy.frequencyOf(1)).toBe(2)
+  })
+
+  it("counts hits on the entry, and hands them to the sketch when the entry leaves", () => {
+    // Capacity 100: a window of one entry.
+    const policy = new WTinyLfuPolicy(100)
+    policy.grow(2)
+    policy.onAdd(0, hashKey("a"))
+    for (let i = 0; i < 3; i++) policy.onHit(0)
+    expect(policy.queueOf(0)).toBe(QUEUE_WINDOW)
+    expect(policy.frequencyOf(0)).toBe(4)
+    // Still only on the entry: the sketch has seen the insert.
+    expect(policy.frequency(hashKey("a"))).toBe(1)
+    policy.onAdd(1, hashKey("b"))
+    expect(policy.queueOf(0)).toBe(QUEUE_PROBATION)
+    expect(policy.frequencyOf(0)).toBe(4)
+    policy.onHit(0)
+    expect(policy.queueOf(0)).toBe(QUEUE_PROTECTED)
+    expect(policy.frequencyOf(0)).toBe(5)
+    policy.onRemove(0)
+    expect(policy.queueOf(0)).toBe(QUEUE_NONE)
+    expect(policy.frequency(hashKey("a"))).toBe(5)
+  })
+
+  it("halves the hits pending on an entry when it ages the sketch", () => {
+    const policy = new WTinyLfuPolicy(16)
+    policy.grow(1)
+    policy.onAdd(0, hashKey("a"))
+    for (let i = 0; i < 10; i++) policy.onHit(0)
+    const before = policy.frequencyOf(0)
+    expect(before).toBeGreaterThanOrEqual(11)
+    // 160 requests make a sample: the insert, 10 hits and 149 misses.
+    for (let i = 0; i < 148; i++) policy.onMiss(hashString(`cold-${i}`))
+    expect(policy.frequencyOf(0)).toBeGreaterThanOrEqual(before)
+    policy.onMiss(hashString("cold-148"))
+    const after = policy.frequencyOf(0)
+    expect(after).toBeGreaterThanOrEqual(5)
+    expect(after).toBeLessThanOrEqual(Math.ceil((before + 1) / 2))
   })
 
   it("treats hashString and hashKey values of a key alike", () => {
     const policy = new WTinyLfuPolicy(100)
-    const a = node("some-key-with-a-high-hash")
-    policy.onMiss(hashString(a.key))
-    policy.onAdd(a)
-    expect(policy.frequency(a.hash)).toBe(1)
-    expect(policy.frequency(hashString(a.key))).toBe(1)
-    expect(hashKey(a.key) >>> 0).toBe(hashString(a.key))
+    const key = "some-key-with-a-high-hash"
+    policy.grow(1)
+    policy.onMiss(hashString(key))
+    policy.onAdd(0, hashKey(key))
+    expect(policy.frequency(hashKey(key))).toBe(1)
+    expect(policy.frequency(hashString(key))).toBe(1)
+    expect(hashKey(key) >>> 0).toBe(hashString(key))
   })
 
   it("new entries enter the window; window overflow goes to probation", () => {
     const { nodes, policy } = tenFull()
-    expect(nodes[9]!.queue).toBe(QUEUE_WINDOW)
-    for (const n of nodes.slice(0, 9)) expect(n.queue).toBe(QUEUE_PROBATION)
+    expect(policy.queueOf(nodes[9]!)).toBe(QUEUE_WINDOW)
+    for (const n of nodes.slice(0, 9)) expect(policy.queueOf(n)).toBe(QUEUE_PROBATION)
     expect(policy.sizes).toEqual({ window: 1, probation: 9, protected: 0 })
   })
 
   it("keeps a frequent probation victim against a one-hit wonder", () => {
     const { nodes, policy, sim } = tenFull()
     // v0 is the probation queue's least recent entry; reads before it was cached made it popular.
-    for (let i = 0; i < 4; i++) policy.onMiss(nodes[0]!.hash)
+    for (let i = 0; i < 4; i++) policy.onMiss(hashKey("v0"))
     sim.access("x")
     // x pushed v9 (seen once) out of the window: v9 is the candidate and loses to v0.
-    expect(sim.evicted).toEqual([nodes[9]])
-    expect(nodes[0]!.queue).toBe(QUEUE_PROBATION)
-    expect(sim.map.has("v0")).toBe(true)
-    expect(sim.map.get("x")!.queue).toBe(QUEUE_WINDOW)
+    expect(sim.evicted).toEqual(["v9"])
+    expect(policy.queueOf(nodes[0]!)).toBe(QUEUE_PROBATION)
+    expect(sim.map.get("v0")).toBe(nodes[0])
+    expect(policy.queueOf(sim.slot("x"))).toBe(QUEUE_WINDOW)
   })
 
   it("lets a frequent candidate displace a rare victim", () => {
     const { nodes, policy, sim } = tenFull()
-    for (let i = 0; i < 4; i++) policy.onMiss(nodes[9]!.hash)
+    for (let i = 0; i < 4; i++) policy.onMiss(hashKey("v9"))
     sim.access("x")
-    expect(sim.evicted).toEqual([nodes[0]])
-    expect(nodes[9]!.queue).toBe(QUEUE_PROBATION)
-    expect(nodes[0]!.queue).toBe(QUEUE_NONE)
+    expect(sim.evicted).toEqual(["v0"])
+    expect(policy.queueOf(nodes[9]!)).toBe(QUEUE_PROBATION)
+    expect(sim.map.has("v0")).toBe(false)
+    expect(policy.queueOf(sim.slot("x"))).toBe(QUEUE_WINDOW)
   })
 
   it("rejects a cold candidate that ties, and admits a warm one that ties only rarely", () => {
@@ -264,15 +316,15 @@ describe("WTinyLfuPolicy", () => {
         const policy = new WTinyLfuPolicy(10, seed)
         const sim = new Sim(policy, 10)
         for (let i = 0; i < 10; i++) sim.access(`v${i}`)
-        const victim = sim.map.get("v0")!
-        const candidate = sim.map.get("v9")!
+        const victim = hashKey("v0")
+        const candidate = hashKey("v9")
         for (let i = 1; i < warmth; i++) {
-          policy.onMiss(victim.hash)
-          policy.onMiss(candidate.hash)
+          policy.onMiss(victim)
+          policy.onMiss(candidate)
         }
-        expect(policy.frequency(victim.hash)).toBe(policy.frequency(candidate.hash))
+        expect(policy.frequency(victim)).toBe(policy.frequency(candidate))
         sim.access("x")
-        const admitted = sim.evicted[0] === victim
+        const admitted = sim.evicted[0] === "v0"
         if (warmth === 1) coldAdmitted += admitted ? 1 : 0
         else warmAdmitted += admitted ? 1 : 0
       }
@@ -284,25 +336,29 @@ describe("WTinyLfuPolicy", () => {
   })
 
   it("promotes a probation hit to protected and demotes protected overflow to probation", () => {
-    const { nodes, policy } = tenFull()
+    const { nodes, policy, sim } = tenFull()
     policy.onHit(nodes[3]!)
-    expect(nodes[3]!.queue).toBe(QUEUE_PROTECTED)
+    expect(policy.queueOf(nodes[3]!)).toBe(QUEUE_PROTECTED)
     expect(policy.sizes).toEqual({ window: 1, probation: 8, protected: 1 })
-    // Protected holds 7: the eighth promotion pushes its least recent entry (v3) back.
+    // Protected holds 7 (the eighth promotion will push its least recent entry back).
     for (const i of [0, 1, 2, 4, 5, 6]) policy.onHit(nodes[i]!)
     expect(policy.sizes).toEqual({ window: 1, probation: 2, protected: 7 })
     policy.onHit(nodes[3]!) // refreshes v3: now v0 is the least recent protected entry
     policy.onHit(nodes[7]!)
-    expect(nodes[7]!.queue).toBe(QUEUE_PROTECTED)
-    expect(nodes[0]!.queue).toBe(QUEUE_PROBATION)
-    expect(nodes[3]!.queue).toBe(QUEUE_PROTECTED)
+    expect(policy.queueOf(nodes[7]!)).toBe(QUEUE_PROTECTED)
+    // A hit moves one entry: protected runs one over until the next insert or eviction.
+    expect(policy.sizes).toEqual({ window: 1, probation: 1, protected: 8 })
+    sim.access("x")
+    expect(policy.queueOf(nodes[0]!)).toBe(QUEUE_PROBATION)
+    expect(policy.queueOf(nodes[3]!)).toBe(QUEUE_PROTECTED)
+    expect(sim.evicted).toEqual(["v9"])
     expect(policy.sizes).toEqual({ window: 1, probation: 2, protected: 7 })
   })
 
   it("a hit in the window keeps the entry in the window", () => {
     const { nodes, policy } = tenFull()
     policy.onHit(nodes[9]!)
-    expect(nodes[9]!.queue).toBe(QUEUE_WINDOW)
+    expect(policy.queueOf(nodes[9]!)).toBe(QUEUE_WINDOW)
     expect(policy.sizes.window).toBe(1)
   })
 
@@ -314,11 +370,7 @@ describe("WTinyLfuPolicy", () => {
     sim.remove("v2")
     sim.remove("v5")
     sim.remove("v9")
-    for (const i of [2, 5, 9]) {
-      expect(nodes[i]!.queue).toBe(QUEUE_NONE)
-      expect(nodes[i]!.prev).toBeUndefined()
-      expect(nodes[i]!.next).toBeUndefined()
-    }
+    for (const i of [2, 5, 9]) expect(policy.queueOf(nodes[i]!)).toBe(QUEUE_NONE)
     expect(policy.sizes).toEqual({ window: 0, probation: 6, protected: 1 })
     // Removing twice is harmless.
     policy.onRemove(nodes[5]!)
@@ -333,13 +385,14 @@ describe("WTinyLfuPolicy", () => {
     policy.onHit(nodes[1]!)
     policy.clear()
     expect(policy.sizes).toEqual({ window: 0, probation: 0, protected: 0 })
-    expect(policy.evict()).toBeUndefined()
-    for (const n of nodes) expect(n.queue).toBe(QUEUE_NONE)
-    expect(policy.frequency(nodes[1]!.hash)).toBe(0)
+    expect(policy.evict()).toBe(NO_SLOT)
+    for (const n of nodes) expect(policy.queueOf(n)).toBe(QUEUE_NONE)
+    expect(policy.frequency(hashKey("v1"))).toBe(0)
     // Usable again afterwards.
-    const again = node("again")
-    policy.onAdd(again)
-    expect(policy.evict()).toBe(again)
+    policy.onAdd(4, hashKey("again"))
+    expect(policy.queueOf(4)).toBe(QUEUE_WINDOW)
+    expect(policy.evict()).toBe(4)
+    expect(policy.evict()).toBe(NO_SLOT)
   })
 
   it("works when only bytes are bounded (capacity Infinity)", () => {
@@ -377,7 +430,7 @@ describe.each(evictionKinds)("%s policy contract", (kind: EvictionKind) => {
     expect(drained).toHaveLength(60)
     expect(new Set(drained).size).toBe(60)
     expect(new Set(drained)).toEqual(new Set(sim.map.values()))
-    expect(policy.evict()).toBeUndefined()
+    expect(policy.evict()).toBe(NO_SLOT)
   })
 
   it("keeps the store at its capacity and evicts only stored nodes", () => {
@@ -513,6 +566,73 @@ describe("WTinyLfuPolicy window climber", () => {
     const spread = Math.max(...windows) - Math.min(...windows)
     // Over 40 long samples the window wanders by less than a tenth of the cache.
     expect(spread).toBeLessThanOrEqual(CAPACITY * 0.1)
+  })
+})
+
+describe("WTinyLfuPolicy window climber, settling", () => {
+  const CAPACITY = 200
+
+  it("stays at the top on pure recency instead of exploring back down", () => {
+    const policy = new WTinyLfuPolicy(CAPACITY)
+    const sim = new Sim(policy, CAPACITY)
+    // Each key is requested three times within ~150 requests, then never again: frequency says
+    // nothing, and an LRU of the whole cache is the best policy.
+    let state = 41
+    const next = () => (state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 4294967296
+    const due = new Map<number, Array<number>>()
+    const run = (from: number, to: number, each: () => void) => {
+      for (let t = from; t < to; t++) {
+        sim.access(`n${t}`)
+        for (const delay of [10 + Math.floor(next() * 120), 20 + Math.floor(next() * 130)]) {
+          const list = due.get(t + delay)
+          if (list === undefined) due.set(t + delay, [t])
+          else list.push(t)
+        }
+        for (const key of due.get(t) ?? []) sim.access(`n${key}`)
+        due.delete(t)
+        each()
+      }
+    }
+    run(0, 30_000, () => {})
+    expect(policy.limits.window).toBeGreaterThan(CAPACITY * 0.9)
+    let lowest = policy.limits.window
+    run(30_000, 90_000, () => {
+      lowest = Math.min(lowest, policy.limits.window)
+    })
+    expect(lowest).toBeGreaterThan(CAPACITY * 0.9)
+  })
+
+  it("does not move the window while every request hits", () => {
+    const policy = new WTinyLfuPolicy(CAPACITY)
+    const sim = new Sim(policy, CAPACITY)
+    // One key more than fits, once, so the cache has been full; then only stored keys are read.
+    for (let i = 0; i <= CAPACITY; i++) sim.access(`s${i}`)
+    const stored = [...sim.map.keys()]
+    const window = policy.limits.window
+    let state = 5
+    for (let i = 0; i < 200_000; i++) {
+      state = (Math.imul(state, 1664525) + 1013904223) >>> 0
+      const u = state / 4294967296
+      expect(sim.access(stored[Math.floor(u * u * stored.length)]!)).toBe(true)
+    }
+    expect(policy.limits.window).toBe(window)
+  })
+
+  it("comes to rest on a stationary workload: the window stops moving", () => {
+    const policy = new WTinyLfuPolicy(CAPACITY)
+    const sim = new Sim(policy, CAPACITY)
+    let state = 9
+    const draw = () => {
+      state = (Math.imul(state, 1664525) + 1013904223) >>> 0
+      return `z${Math.floor(Math.pow(state / 4294967296, 3) * 2000)}`
+    }
+    for (let i = 0; i < 200_000; i++) sim.access(draw())
+    const windows = new Set<number>()
+    for (let sample = 0; sample < 30; sample++) {
+      for (let i = 0; i < CAPACITY * 10; i++) sim.access(draw())
+      windows.add(policy.limits.window)
+    }
+    expect(windows.size).toBe(1)
   })
 })
 

@@ -10,17 +10,10 @@ import * as CacheMetrics from "../CacheMetrics.js"
 import type * as CacheStore from "../CacheStore.js"
 import { makePolicy } from "./eviction/index.js"
 import type { EvictionKind } from "./eviction/index.js"
-import type { Node, Policy } from "./eviction/policy.js"
-import { hashKey } from "./eviction/policy.js"
+import type { Policy } from "./eviction/policy.js"
+import { grownLength, hashKey, NO_SLOT } from "./eviction/policy.js"
 import * as Glob from "./glob.js"
 import { approximateSize, invalidTtl, leaseMillis, ttlMillis, versionOf } from "./store.js"
-
-/** @internal */
-export interface MemNode extends Node {
-  value: CacheStore.Value
-  /** Absolute expiry in Clock milliseconds; Infinity for none. */
-  expiresAt: number
-}
 
 /** @internal */
 export interface CoreOptions {
@@ -30,13 +23,23 @@ export interface CoreOptions {
   readonly onEvict?: ((count: number) => void) | undefined
 }
 
+/** What `MemoryCore.peek` returns when no live entry has the key. @internal */
+export const ABSENT = -1
+
 /**
- * The synchronous heart of the memory store: a Map of intrusive nodes, an eviction policy and
- * size accounting. Time is passed in, so the store can read it from Effect's Clock.
+ * The synchronous heart of the memory store: a Map from key to slot, the entries in parallel
+ * arrays indexed by slot, an eviction policy and size accounting. Time is passed in, so the store
+ * can read it from Effect's Clock.
+ *
+ * An entry costs no object of its own: its key and value sit in two arrays, its expiry and size
+ * in two `Float64Array`s, and the policy keeps its links in typed arrays of its own. Freed slots
+ * are reused; the arrays grow by doubling up to `capacity + 1` slots (the store holds one entry
+ * more than its capacity between a write and the eviction that follows).
  * @internal
  */
 export class MemoryCore {
-  readonly map = new Map<string, MemNode>()
+  /** Key → slot of every entry held (live or expired but not yet dropped). */
+  readonly map = new Map<string, number>()
   readonly policy: Policy
   bytes = 0
   /**
@@ -44,40 +47,65 @@ export class MemoryCore {
    * writes only ever lower it, so an entry removed or rewritten since may have expired later.
    */
   earliestExpiry = Infinity
+  /** Per slot: the key (undefined for a free slot), the value, the absolute expiry in Clock milliseconds (Infinity for none), the size. */
+  private keys: Array<string | undefined> = []
+  private values: Array<CacheStore.Value | undefined> = []
+  private expiries = new Float64Array(0)
+  private sizes = new Float64Array(0)
+  /** Slots handed out so far; freed ones wait in `free` to be reused. */
+  private used = 0
+  private readonly free: Array<number> = []
+  private readonly slotLimit: number
 
   constructor(readonly options: CoreOptions) {
     this.policy = makePolicy(options.eviction, options.capacity)
+    this.slotLimit = options.capacity + 1
   }
 
   get size(): number {
     return this.map.size
   }
 
-  /** The live node for a key, or undefined (expired nodes are dropped on the way). */
-  lookup(key: string, now: number): MemNode | undefined {
-    const node = this.map.get(key)
-    if (node === undefined) {
+  /** The live value for a key, or undefined (an expired entry is dropped on the way). */
+  lookup(key: string, now: number): CacheStore.Value | undefined {
+    const slot = this.map.get(key)
+    if (slot === undefined) {
       this.policy.onMiss(hashKey(key))
       return undefined
     }
-    if (node.expiresAt <= now) {
-      this.remove(node)
-      this.policy.onMiss(node.hash)
+    if (this.expiries[slot]! <= now) {
+      this.remove(slot)
+      this.policy.onMiss(hashKey(key))
       return undefined
     }
-    this.policy.onHit(node)
-    return node
+    this.policy.onHit(slot)
+    return this.values[slot]
   }
 
-  /** Whether a live node exists, without counting it as an access. */
-  peek(key: string, now: number): MemNode | undefined {
-    const node = this.map.get(key)
-    if (node === undefined) return undefined
-    if (node.expiresAt <= now) {
-      this.remove(node)
-      return undefined
+  /** The slot of a live entry, or `ABSENT`, without counting it as an access. */
+  peek(key: string, now: number): number {
+    const slot = this.map.get(key)
+    if (slot === undefined) return ABSENT
+    if (this.expiries[slot]! <= now) {
+      this.remove(slot)
+      return ABSENT
     }
-    return node
+    return slot
+  }
+
+  /** The value of a live slot. */
+  valueAt(slot: number): CacheStore.Value {
+    return this.values[slot]!
+  }
+
+  /** The key of a live slot. */
+  keyOf(slot: number): string {
+    return this.keys[slot]!
+  }
+
+  /** The expiry of a live slot, in Clock milliseconds. */
+  expiryOf(slot: number): number {
+    return this.expiries[slot]!
   }
 
   /** Writes a value; the caller has checked its size against maxBytes. */
@@ -85,80 +113,120 @@ export class MemoryCore {
     if (expiresAt < this.earliestExpiry) this.earliestExpiry = expiresAt
     const existing = this.map.get(key)
     if (existing !== undefined) {
-      this.bytes += size - existing.size
-      existing.value = value
-      existing.size = size
-      existing.expiresAt = expiresAt
+      this.bytes += size - this.sizes[existing]!
+      this.values[existing] = value
+      this.sizes[existing] = size
+      this.expiries[existing] = expiresAt
       this.policy.onHit(existing)
     } else {
-      const node: MemNode = {
-        key,
-        hash: hashKey(key),
-        size,
-        prev: undefined,
-        next: undefined,
-        queue: 0,
-        value,
-        expiresAt
-      }
-      this.map.set(key, node)
+      const slot = this.allocate()
+      this.keys[slot] = key
+      this.values[slot] = value
+      this.sizes[slot] = size
+      this.expiries[slot] = expiresAt
+      this.map.set(key, slot)
       this.bytes += size
-      this.policy.onAdd(node)
+      this.policy.onAdd(slot, hashKey(key))
     }
     this.evictOverflow()
   }
 
-  remove(node: MemNode): void {
-    if (this.map.get(node.key) !== node) return
-    this.map.delete(node.key)
-    this.bytes -= node.size
-    this.policy.onRemove(node)
+  /** Removes the entry in a live slot. */
+  remove(slot: number): void {
+    const key = this.keys[slot]
+    if (key === undefined) return
+    this.map.delete(key)
+    this.policy.onRemove(slot)
+    this.release(slot)
   }
 
   delete(key: string): boolean {
-    const node = this.map.get(key)
-    if (node === undefined) return false
-    this.remove(node)
+    const slot = this.map.get(key)
+    if (slot === undefined) return false
+    this.remove(slot)
     return true
   }
 
-  /** Gives a live node a new expiry. */
-  retime(node: MemNode, expiresAt: number): void {
+  /** Gives a live slot a new expiry. */
+  retime(slot: number, expiresAt: number): void {
     if (expiresAt < this.earliestExpiry) this.earliestExpiry = expiresAt
-    node.expiresAt = expiresAt
+    this.expiries[slot] = expiresAt
   }
 
   clear(): void {
     this.map.clear()
     this.policy.clear()
+    this.keys.fill(undefined)
+    this.values.fill(undefined)
+    this.used = 0
+    this.free.length = 0
     this.bytes = 0
     this.earliestExpiry = Infinity
   }
 
-  /** Drops expired nodes; returns how many. Leaves `earliestExpiry` exact. */
+  /** Drops expired entries; returns how many. Leaves `earliestExpiry` exact. */
   sweep(now: number): number {
     let dropped = 0
     let earliest = Infinity
-    for (const node of this.map.values()) {
-      if (node.expiresAt <= now) {
-        this.remove(node)
+    const expiries = this.expiries
+    for (let slot = 0; slot < this.used; slot++) {
+      if (this.keys[slot] === undefined) continue
+      const expiresAt = expiries[slot]!
+      if (expiresAt <= now) {
+        this.remove(slot)
         dropped++
-      } else if (node.expiresAt < earliest) {
-        earliest = node.expiresAt
+      } else if (expiresAt < earliest) {
+        earliest = expiresAt
       }
     }
     this.earliestExpiry = earliest
     return dropped
   }
 
+  /** A free slot: a released one, or the next new one (growing the arrays when they are full). */
+  private allocate(): number {
+    const reused = this.free.pop()
+    if (reused !== undefined) return reused
+    const slot = this.used++
+    if (slot >= this.expiries.length) this.grow(grownLength(this.expiries.length, slot + 1, this.slotLimit))
+    return slot
+  }
+
+  /** Forgets a slot's key and value (so they can be collected) and makes it free. */
+  private release(slot: number): void {
+    this.bytes -= this.sizes[slot]!
+    this.keys[slot] = undefined
+    this.values[slot] = undefined
+    this.free.push(slot)
+  }
+
+  private grow(length: number): void {
+    // Filled, so the arrays stay in V8's fast (holey) element kind at any length.
+    const keys = new Array<string | undefined>(length).fill(undefined)
+    const values = new Array<CacheStore.Value | undefined>(length).fill(undefined)
+    for (let slot = 0; slot < this.keys.length; slot++) {
+      keys[slot] = this.keys[slot]
+      values[slot] = this.values[slot]
+    }
+    const expiries = new Float64Array(length)
+    expiries.set(this.expiries)
+    const sizes = new Float64Array(length)
+    sizes.set(this.sizes)
+    this.keys = keys
+    this.values = values
+    this.expiries = expiries
+    this.sizes = sizes
+    this.policy.grow(length)
+  }
+
   private evictOverflow(): void {
     const { capacity, maxBytes } = this.options
     let evicted = 0
     while (this.map.size > capacity || this.bytes > maxBytes) {
-      const victim = this.policy.evict() as MemNode | undefined
-      if (victim === undefined) break
-      this.map.delete(victim.key)
-      this.bytes -= victim.size
+      const victim = this.policy.evict()
+      if (victim === NO_SLOT) break
+      this.map.delete(this.keys[victim]!)
+      this.release(victim)
       evicted++
     }
     if (evicted > 0) this.options.onEvict?.(evicted)
@@ -253,24 +321,24 @@ export const make = (options: MakeOptions): Effect.Effect<CacheStore.Service, ne
       return error
     }
 
-    /** Gives a live node the TTL `millis` (`ttlMillis` of a TTL) from `t`; zero or less removes it. */
-    const retime = (node: MemNode, millis: number | undefined, t: number): void => {
+    /** Gives a live entry's slot the TTL `millis` (`ttlMillis` of a TTL) from `t`; zero or less removes it. */
+    const retime = (slot: number, millis: number | undefined, t: number): void => {
       const expiresAt = millis === undefined ? Infinity : t + millis
       if (expiresAt <= t) {
-        core.remove(node)
+        core.remove(slot)
         report()
       } else {
-        core.retime(node, expiresAt)
+        core.retime(slot, expiresAt)
         expiresSoonerMaybe(expiresAt)
       }
     }
 
-    const getSync = (key: string): CacheStore.Value | undefined => core.lookup(key, now())?.value
+    const getSync = (key: string): CacheStore.Value | undefined => core.lookup(key, now())
 
     const get = (key: string) =>
       Effect.sync(() => {
-        const node = core.lookup(key, now())
-        return node === undefined ? Option.none() : Option.some(node.value)
+        const value = core.lookup(key, now())
+        return value === undefined ? Option.none() : Option.some(value)
       })
 
     const set = (key: string, value: CacheStore.Value, ttl?: Duration.DurationInput) =>
@@ -329,8 +397,8 @@ export const make = (options: MakeOptions): Effect.Effect<CacheStore.Service, ne
             const error = refusal("setIfNewer", key, value, ttl, millis)
             if (error !== undefined) return Effect.fail(error)
             const held = core.peek(key, now())
-            const current = held === undefined ? 0 : versionOf(held.value)
-            if (held !== undefined && current >= version) return Effect.succeed(Option.some(current))
+            const current = held === ABSENT ? 0 : versionOf(core.valueAt(held))
+            if (held !== ABSENT && current >= version) return Effect.succeed(Option.some(current))
             apply(key, value, millis)
             report()
             return Effect.succeed(Option.none())
@@ -346,18 +414,19 @@ export const make = (options: MakeOptions): Effect.Effect<CacheStore.Service, ne
             const millis = ttlMillis(ttl)
             if (Number.isNaN(millis)) return Effect.fail(invalidTtl(options.name, "getAndExpire", ttl))
             const t = now()
-            const node = core.lookup(key, t)
-            if (node === undefined) return Effect.succeed(Option.none())
-            retime(node, millis, t)
-            return Effect.succeed(Option.some(node.value))
+            // a read (counted as an access), then the retiming of the entry it found
+            const value = core.lookup(key, t)
+            if (value === undefined) return Effect.succeed(Option.none())
+            retime(core.peek(key, t), millis, t)
+            return Effect.succeed(Option.some(value))
           })
       },
       getMany: (keys) =>
         Effect.sync(() => {
           const t = now()
           return keys.map((key) => {
-            const node = core.lookup(key, t)
-            return node === undefined ? Option.none() : Option.some(node.value)
+            const value = core.lookup(key, t)
+            return value === undefined ? Option.none() : Option.some(value)
           })
         }),
       set,
@@ -379,14 +448,14 @@ export const make = (options: MakeOptions): Effect.Effect<CacheStore.Service, ne
           const millis = ttlMillis(ttl)
           const error = refusal("setIfAbsent", key, value, ttl, millis)
           if (error !== undefined) return Effect.fail(error)
-          if (core.peek(key, now()) !== undefined) return Effect.succeed(false)
+          if (core.peek(key, now()) !== ABSENT) return Effect.succeed(false)
           apply(key, value, millis)
           report()
           return Effect.succeed(true)
         }),
       delete: (key) =>
         Effect.sync(() => {
-          const existed = core.peek(key, now()) !== undefined
+          const existed = core.peek(key, now()) !== ABSENT
           core.delete(key)
           report()
           return existed
@@ -396,7 +465,7 @@ export const make = (options: MakeOptions): Effect.Effect<CacheStore.Service, ne
           const t = now()
           let count = 0
           for (const key of keys) {
-            if (core.peek(key, t) !== undefined) count++
+            if (core.peek(key, t) !== ABSENT) count++
             core.delete(key)
           }
           report()
@@ -407,9 +476,9 @@ export const make = (options: MakeOptions): Effect.Effect<CacheStore.Service, ne
           const millis = ttlMillis(ttl)
           if (Number.isNaN(millis)) return Effect.fail(invalidTtl(options.name, "expire", ttl))
           const t = now()
-          const node = core.peek(key, t)
-          if (node === undefined) return Effect.succeed(false)
-          retime(node, millis, t)
+          const slot = core.peek(key, t)
+          if (slot === ABSENT) return Effect.succeed(false)
+          retime(slot, millis, t)
           return Effect.succeed(true)
         }),
       clear: Effect.sync(() => {
@@ -422,8 +491,8 @@ export const make = (options: MakeOptions): Effect.Effect<CacheStore.Service, ne
           if (typeof glob === "string") return Effect.fail(Glob.refused(options.name, pattern, glob))
           const t = now()
           const out: Array<string> = []
-          for (const node of core.map.values()) {
-            if (node.expiresAt > t && Glob.matches(glob, node.key)) out.push(node.key)
+          for (const [key, slot] of core.map) {
+            if (core.expiryOf(slot) > t && Glob.matches(glob, key)) out.push(key)
           }
           return Effect.succeed(out)
         })

@@ -1,45 +1,39 @@
 /**
- * The contract between the memory store and its eviction policy. The store owns the key → node
- * map and the size accounting; the policy owns the order in which nodes leave.
+ * The contract between the memory store and its eviction policy. The store owns the key → slot
+ * map, the entries (kept by slot in parallel arrays) and the size accounting; the policy owns the
+ * order in which slots leave, in typed arrays of its own indexed by slot, so that no entry costs an
+ * object and a hit allocates nothing.
  */
 
-/**
- * A stored entry as the policy sees it. Policies keep their own links on the node (the fields
- * below) so that no per-operation allocation is needed.
- * @internal
- */
-export interface Node {
-  readonly key: string
-  /**
-   * A 32-bit hash of the key, computed once when the node is created. Prefer `hashKey`: policies
-   * only use its bits, and a signed value stays a small integer in V8, which is cheaper to read.
-   */
-  readonly hash: number
-  /** Approximate size in bytes. */
-  size: number
-  /** Doubly-linked list links, owned by the policy. */
-  prev: Node | undefined
-  next: Node | undefined
-  /** Which queue the node is in (policy-defined small integer). */
-  queue: number
-}
+/** What `Policy.evict` returns when there is nothing to evict. @internal */
+export const NO_SLOT = -1
 
 /** @internal */
 export interface Policy {
   readonly name: "lru" | "w-tinylfu"
-  /** A read found this node. Must not allocate. */
-  onHit(node: Node): void
+  /** Makes room for slots `0 … slots − 1`; called before the store first uses a slot beyond them. */
+  grow(slots: number): void
+  /** A read found the entry in this slot. Must not allocate. */
+  onHit(slot: number): void
   /** A read found nothing for this key hash (frequency policies count it). */
   onMiss(hash: number): void
-  /** A new node was inserted into the store. */
-  onAdd(node: Node): void
-  /** A node was removed by the store (delete, expiry, clear): unlink it. */
-  onRemove(node: Node): void
-  /** Chooses the node to evict and unlinks it; the store then drops it. */
-  evict(): Node | undefined
+  /** A new entry was stored in this slot; `hash` is `hashKey` of its key. */
+  onAdd(slot: number, hash: number): void
+  /** The store removed the entry in this slot (delete, expiry, clear): unlink it. */
+  onRemove(slot: number): void
+  /** Chooses the slot to evict and unlinks it, or returns `NO_SLOT`; the store then drops it. */
+  evict(): number
   /** Drops all state. */
   clear(): void
 }
+
+/**
+ * The length to grow a slot array to so that it holds `slots` slots: doubling (so growth costs
+ * O(1) per slot), capped at `limit`, the most slots the store can ever use.
+ * @internal
+ */
+export const grownLength = (current: number, slots: number, limit: number): number =>
+  Math.max(slots, Math.min(limit, Math.max(16, current * 2)))
 
 /**
  * A 32-bit FNV-1a hash of a string, spread with a final mix. Used for sketches and sharding.
@@ -60,10 +54,9 @@ export const hashString = (s: string): number => {
 }
 
 /**
- * The key hash to store in `Node.hash` and pass to `Policy.onMiss`: `hashString` as a signed 32-bit
- * integer. Same bits, but V8 stores it inline as a small integer, while an unsigned hash ≥ 2^31
- * (half of them) becomes a separate heap number: 16 more bytes per node and one more pointer to
- * follow on every W-TinyLFU hit.
+ * The key hash to pass to `Policy.onAdd` and `Policy.onMiss`: `hashString` as a signed 32-bit
+ * integer. Same bits, but it fits the policies' `Int32Array`s, and it stays a small integer in V8
+ * where an unsigned hash ≥ 2^31 (half of them) would become a heap number.
  * @internal
  */
 export const hashKey = (s: string): number => hashString(s) | 0

@@ -118,6 +118,24 @@ export class FrequencySketch {
     table[i3] = w3 + (((((w3 >>> s3) & 15) + 1) >>> 4 ^ 1) << s3)
   }
 
+  /**
+   * Records `times` occurrences at once (1–15), as `times` increments would: each of the key's four
+   * counters goes up by `times`, stopping at 15. Lets an owner count hits where it is cheap and
+   * bring them here later.
+   */
+  add(hash: number, times: number): void {
+    const table = this.table
+    const base = (Math.imul(hash, GOLDEN) >>> this.blockShift) << BLOCK_SHIFT
+    for (let probe = 0; probe < 4; probe++) {
+      const bits = hash >>> (probe * 5)
+      const i = base + (probe << 2) + (bits & 3)
+      const shift = ((bits >>> 2) & 7) << 2
+      const word = table[i]!
+      const counter = (word >>> shift) & 15
+      table[i] = word + (Math.min(15 - counter, times) << shift)
+    }
+  }
+
   /** The estimated number of recent occurrences of the key hash (0–15, never below the truth before aging). */
   frequency(hash: number): number {
     const table = this.table

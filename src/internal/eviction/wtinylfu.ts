@@ -1,4 +1,5 @@
-import type { Node, Policy } from "./policy.js"
+import type { Policy } from "./policy.js"
+import { NO_SLOT } from "./policy.js"
 import { LruShadow } from "./shadow.js"
 import { FrequencySketch } from "./sketch.js"
 
@@ -10,12 +11,13 @@ import { FrequencySketch } from "./sketch.js"
  * the main area, a segmented LRU (probation + protected). When the cache is full, the candidate
  * competes with the probation queue's least recent entry: the one the frequency sketch has seen
  * less often is evicted. A hit in probation promotes to protected; protected overflow falls back
- * to probation. A hill climber resizes the window: recency-biased workloads want a large window,
+ * to probation at the next insert or eviction. A hill climber resizes the window: recency-biased workloads want a large window,
  * frequency-biased and looping ones a small one.
  */
 
 /**
- * Queue tags stored in `Node.queue`: none (not linked), window, probation, protected.
+ * Queue tags, the low two bits of a node's meta word: none (not linked), window, probation,
+ * protected.
  * @internal
  */
 export const QUEUE_NONE = 0
@@ -25,6 +27,33 @@ export const QUEUE_WINDOW = 1
 export const QUEUE_PROBATION = 2
 /** @internal */
 export const QUEUE_PROTECTED = 3
+
+/**
+ * Layout of the policy's one `Int32Array`: four words per node — prev, next, meta, key hash — so a
+ * hit reads and writes one 16-byte group of its own (plus its neighbours' links). Nodes 0, 1 and 2
+ * are the sentinels of the window, probation and protected lists (queue tag − 1); the entry in
+ * slot s is node s + 3. Links hold node numbers.
+ */
+const STRIDE_SHIFT = 2
+const PREV = 0
+const NEXT = 1
+const META = 2
+const HASH = 3
+const FIRST = 3
+const NONE = 0
+/**
+ * The meta word: the queue tag in bits 0–1, and in bits 2–5 the hits counted on the node that the
+ * sketch has not seen yet (0–15, the sketch's own ceiling). A hit only bumps this count, one write
+ * into the node's own group, instead of four counters of the sketch; the count is halved whenever
+ * the sketch is aged, an admission adds it to the sketch's estimate, and it is added to the sketch
+ * itself when the entry leaves, so that the key's history is there if it comes back. Estimates are
+ * thus the ones counting every hit at once would give (but for the rounding of halvings, and fewer
+ * collisions).
+ */
+const QUEUE_BITS = 3
+const PENDING_ONE = 4
+/** `meta < PENDING_FULL` exactly when fewer than 15 hits are pending. */
+const PENDING_FULL = 15 * PENDING_ONE
 
 /** The window starts at 1 % of the capacity, the paper's and Caffeine's default. */
 const INITIAL_WINDOW_SHARE = 0.01
@@ -58,20 +87,29 @@ const CLIMB_SAMPLE_FACTOR = 10
 const CLIMB_WARMUP_SAMPLES = 2
 /** First (and restart) step of the window size, as a share of the capacity. */
 const CLIMB_STEP = 0.0625
-/** Step bounds: the climber never stops exploring entirely, and never jumps by more than a quarter. */
+/**
+ * Below this step the climber has settled and stops moving the window, until a restart (or the
+ * shadow) sets it going again; it never jumps by more than a quarter of the cache.
+ */
 const CLIMB_MIN_STEP = 0.01
 const CLIMB_MAX_STEP = 0.25
-/** A step that paid off grows the next one; one that cost hits is reversed and halved, so the window settles. */
+/**
+ * A step that paid off grows the next one; one that cost hits is reversed and halved; one that
+ * changed nothing measurable decays, so on a stationary workload the steps die out and the window
+ * settles instead of wandering.
+ */
 const CLIMB_GROW = 1.25
 const CLIMB_SHRINK = 0.5
-/** A hit-rate change this large means the workload changed: the step is at least a full one again. */
+const CLIMB_DECAY = 0.75
+/** A hit-rate change this large means the workload changed: the climber restarts with a full step. */
 const CLIMB_RESTART = 0.05
 /**
- * A long sample's hit rate moving by less than this (0.2 points) is no evidence either way: the
- * climber keeps its direction and its step, where before any non-negative change grew the step,
- * so on a flat or drifting workload the window no longer wandered off in ever larger strides.
+ * A change of the long sample's hit rate counts as evidence only beyond this many standard errors
+ * of a sample's hit rate (√(p(1 − p)/n) for n requests at hit rate p): smaller moves are noise.
  */
-const CLIMB_NOISE = 0.002
+const CLIMB_NOISE_ERRORS = 2
+/** After a shadow-driven step the climber only fine-tunes: its step starts this small. */
+const CLIMB_TUNE_STEP = 0.02
 /** The shadow LRU must lead by more than this share of the sampled requests to move the window. */
 const SHADOW_MARGIN = 0.01
 /** A shadow-driven step grows the window by 3 × the lead (at least one step, at most half the cache). */
@@ -80,11 +118,22 @@ const SHADOW_MAX_JUMP = 0.5
 /**
  * A shadow-driven step after which the hit rate fell by this much was a misjudgement (hash
  * sampling can misread a loop just over the capacity): the shadow is ignored for a while, 8 short
- * samples the first time and four times longer each time after.
+ * samples the first time and four times longer each time after. Not judged before the cache has
+ * turned over its contents once since it filled: until then its hit rate still owes something to
+ * the fill, when every key was admitted, and falls whatever the window does.
  */
 const SHADOW_MISJUDGED = 0.02
 const SHADOW_FIRST_MUTE = 8
 const SHADOW_MUTE_GROWTH = 4
+/**
+ * With the window at its largest the cache is an LRU itself, so the shadow should see what the
+ * cache sees; a lead this large in this many short samples in a row (one could be chance: near
+ * the capacity an LRU's hit rate is steep in its size, and the shadow is a scaled-down one) means
+ * the sample misrepresents the cache (a loop just over the capacity, for one): the shadow is muted
+ * and the window explored downwards.
+ */
+const SHADOW_MISREAD = 0.05
+const SHADOW_MISREAD_SAMPLES = 3
 /** Fewer sampled requests than this in a short sample say nothing. */
 const MIN_SHADOW_REQUESTS = 32
 /**
@@ -100,28 +149,6 @@ const SHADOW_MAX_QUIET = 64
  * quiet on (the workload changed). Its first sample after waking only refreshes its contents.
  */
 const SHADOW_WAKE_CHANGE = 0.05
-
-const sentinel = (): Node => {
-  const s: Node = { key: "", hash: 0, size: 0, prev: undefined, next: undefined, queue: QUEUE_NONE }
-  s.prev = s
-  s.next = s
-  return s
-}
-
-/** Appends at the most recent end (the sentinel's `prev`). */
-const append = (list: Node, node: Node): void => {
-  const last = list.prev!
-  node.prev = last
-  node.next = list
-  last.next = node
-  list.prev = node
-}
-
-/** Unlinks without clearing the node's links: it is about to be appended elsewhere. */
-const detach = (node: Node): void => {
-  node.prev!.next = node.next
-  node.next!.prev = node.prev
-}
 
 /**
  * W-TinyLFU eviction: near-optimal hit rates on frequency-biased, looping and scanning workloads
@@ -142,9 +169,8 @@ export class WTinyLfuPolicy implements Policy {
   private protectedMax = 0
   private sketchCeiling = 0
 
-  private readonly window = sentinel()
-  private readonly probation = sentinel()
-  private readonly protected = sentinel()
+  /** Every node's links, meta word and hash (see `STRIDE_SHIFT`); starts with the three sentinels. */
+  private links = WTinyLfuPolicy.sentinels(new Int32Array(FIRST << STRIDE_SHIFT))
   private windowCount = 0
   private probationCount = 0
   private protectedCount = 0
@@ -167,7 +193,7 @@ export class WTinyLfuPolicy implements Policy {
   /** The shadow just woke: its contents are stale, so its next short sample is not judged. */
   private shadowWarming = false
   /** The last entry moved from the window into probation: the one that has to earn its place. */
-  private candidate: Node | undefined = undefined
+  private candidate = NONE
   /** A read miss already counted this hash; the insert that usually follows must not count it twice. */
   private pendingHash = 0
   private hasPending = false
@@ -199,6 +225,10 @@ export class WTinyLfuPolicy implements Policy {
   private shadowStepped = false
   /** Short samples left during which the shadow is ignored. */
   private muted = 0
+  /** Short samples in a row in which the shadow misread the cache (see `SHADOW_MISREAD`). */
+  private misreads = 0
+  /** Misses since the cache filled, counted up to `maximum`: the cache has turned over once. */
+  private turnover = 0
   private muteLength = SHADOW_FIRST_MUTE
   /** The hill climber's long sample, added up from short ones. */
   private longHits = 0
@@ -221,21 +251,41 @@ export class WTinyLfuPolicy implements Policy {
     this.resize()
   }
 
-  onHit(node: Node): void {
-    this.sketch.increment(node.hash)
-    // Protected and window hits (nearly all hits in a warm cache: protected when the window is
-    // small, the window when recency made it large) only refresh the node within its queue.
-    const queue = node.queue
-    if (queue === QUEUE_PROTECTED || queue === QUEUE_WINDOW) {
-      const list = queue === QUEUE_PROTECTED ? this.protected : this.window
-      if (list.prev !== node) {
-        detach(node)
-        append(list, node)
-      }
-    } else if (queue === QUEUE_PROBATION) {
+  grow(slots: number): void {
+    const length = (slots + FIRST) << STRIDE_SHIFT
+    if (length <= this.links.length) return
+    const links = new Int32Array(length)
+    links.set(this.links)
+    this.links = links
+  }
+
+  onHit(slot: number): void {
+    const links = this.links
+    const node = slot + FIRST
+    const at = node << STRIDE_SHIFT
+    const meta = links[at + META]!
+    const queue = meta & QUEUE_BITS
+    if (meta < PENDING_FULL) links[at + META] = meta + PENDING_ONE
+    if (queue === QUEUE_PROBATION) {
       this.promote(node)
+    } else if (queue !== QUEUE_NONE) {
+      // Protected and window hits (nearly all hits in a warm cache: protected when the window is
+      // small, the window when recency made it large) refresh the node within its queue.
+      const list = (queue - 1) << STRIDE_SHIFT
+      const last = links[list + PREV]!
+      if (last !== node) {
+        const prev = links[at + PREV]!
+        const next = links[at + NEXT]!
+        links[(prev << STRIDE_SHIFT) + NEXT] = next
+        links[(next << STRIDE_SHIFT) + PREV] = prev
+        links[at + PREV] = last
+        links[at + NEXT] = queue - 1
+        links[(last << STRIDE_SHIFT) + NEXT] = node
+        links[list + PREV] = node
+      }
     }
-    if ((node.hash & this.shadowMask) === 0) this.shadow.access(node.hash, true)
+    const hash = links[at + HASH]!
+    if ((hash & this.shadowMask) === 0) this.shadow.access(hash, true)
     if (--this.sampleLeft === 0) this.endSample()
   }
 
@@ -249,27 +299,32 @@ export class WTinyLfuPolicy implements Policy {
     if (--this.sampleLeft === 0) this.endSample()
   }
 
-  onAdd(node: Node): void {
-    if (!this.hasPending || this.pendingHash !== (node.hash | 0)) {
-      this.sketch.increment(node.hash)
+  onAdd(slot: number, hash: number): void {
+    if (!this.hasPending || this.pendingHash !== (hash | 0)) {
+      this.sketch.increment(hash)
       this.unannounced++
       if (--this.sampleLeft === 0) this.endSample()
     }
     this.hasPending = false
-    append(this.window, node)
-    node.queue = QUEUE_WINDOW
+    const node = slot + FIRST
+    const at = node << STRIDE_SHIFT
+    this.links[at + HASH] = hash
+    this.links[at + META] = QUEUE_WINDOW
+    this.append(QUEUE_WINDOW, node)
     this.windowCount++
     if (++this.count > this.sketch.entries && this.sketch.entries < this.sketchCeiling) this.growSketch()
+    this.settle()
     if (this.windowCount > this.windowMax) this.candidate = this.windowToProbation()
   }
 
-  onRemove(node: Node): void {
+  onRemove(slot: number): void {
     // Unlinked nodes (already evicted, never added) are ignored, so a double removal is harmless.
-    if (node.prev === undefined || node.queue === QUEUE_NONE) return
+    const node = slot + FIRST
+    if (node << STRIDE_SHIFT >= this.links.length || this.queueOfNode(node) === QUEUE_NONE) return
     this.unlink(node)
   }
 
-  evict(): Node | undefined {
+  evict(): number {
     // Being asked to evict means the cache is full: the entry count it holds is what fits.
     const fits = Math.min(this.capacity, this.count - 1)
     if (fits >= 1 && fits !== this.maximum) {
@@ -280,47 +335,38 @@ export class WTinyLfuPolicy implements Policy {
       this.full = true
       this.armShadow()
     }
-    let victim: Node | undefined
+    this.settle()
+    let victim: number
     if (this.probationCount > 0) {
-      victim = this.probation.next!
+      victim = this.oldest(QUEUE_PROBATION)
       const candidate = this.candidate
-      if (candidate !== undefined && candidate !== victim && candidate.queue === QUEUE_PROBATION) {
-        if (!this.admit(candidate.hash, victim.hash)) {
+      if (candidate !== NONE && candidate !== victim && this.queueOfNode(candidate) === QUEUE_PROBATION) {
+        if (!this.admit(candidate, victim)) {
           victim = candidate
-          this.candidate = undefined
+          this.candidate = NONE
         }
       } else if (candidate === victim) {
-        this.candidate = undefined
+        this.candidate = NONE
       }
     } else if (this.protectedCount > 0) {
-      victim = this.protected.next!
+      victim = this.oldest(QUEUE_PROTECTED)
     } else if (this.windowCount > 0) {
-      victim = this.window.next!
+      victim = this.oldest(QUEUE_WINDOW)
     } else {
-      return undefined
+      return NO_SLOT
     }
     this.unlink(victim)
-    return victim
+    return victim - FIRST
   }
 
   clear(): void {
-    for (const list of [this.window, this.probation, this.protected]) {
-      let node = list.next!
-      while (node !== list) {
-        const next = node.next!
-        node.prev = undefined
-        node.next = undefined
-        node.queue = QUEUE_NONE
-        node = next
-      }
-      list.prev = list
-      list.next = list
-    }
+    this.links.fill(0)
+    WTinyLfuPolicy.sentinels(this.links)
     this.windowCount = 0
     this.probationCount = 0
     this.protectedCount = 0
     this.count = 0
-    this.candidate = undefined
+    this.candidate = NONE
     this.hasPending = false
     this.sketch.clear()
     this.shadow.clear()
@@ -338,6 +384,8 @@ export class WTinyLfuPolicy implements Policy {
     this.shadowStepped = false
     this.muted = 0
     this.muteLength = SHADOW_FIRST_MUTE
+    this.turnover = 0
+    this.misreads = 0
     this.calm = 0
     this.quietLeft = 0
     this.quietLength = SHADOW_FIRST_QUIET
@@ -376,21 +424,94 @@ export class WTinyLfuPolicy implements Policy {
     return this.sketch.frequency(hash)
   }
 
-  /** A hit in probation: a second look earns protection. */
-  private promote(node: Node): void {
-    detach(node)
+  /** The estimate for the entry in a slot, hits not yet in the sketch included, for tests and diagnostics. */
+  frequencyOf(slot: number): number {
+    return this.estimate(slot + FIRST)
+  }
+
+  /** The queue (`QUEUE_*`) of the entry in a slot, for tests and diagnostics. */
+  queueOf(slot: number): number {
+    const node = slot + FIRST
+    return node << STRIDE_SHIFT < this.links.length ? this.queueOfNode(node) : QUEUE_NONE
+  }
+
+  /** Three empty circular lists: each sentinel links to itself. */
+  private static sentinels(links: Int32Array): Int32Array {
+    for (let list = 0; list < FIRST; list++) {
+      links[(list << STRIDE_SHIFT) + PREV] = list
+      links[(list << STRIDE_SHIFT) + NEXT] = list
+    }
+    return links
+  }
+
+  private queueOfNode(node: number): number {
+    return this.links[(node << STRIDE_SHIFT) + META]! & QUEUE_BITS
+  }
+
+  /** How often a stored key was seen recently: the sketch's estimate plus the hits pending on its node. */
+  private estimate(node: number): number {
+    const pending = this.links[(node << STRIDE_SHIFT) + META]! >>> 2
+    return Math.min(15, this.sketch.frequency(this.hashOf(node)) + pending)
+  }
+
+  private hashOf(node: number): number {
+    return this.links[(node << STRIDE_SHIFT) + HASH]!
+  }
+
+  /** A queue's least recent node (its sentinel's next). */
+  private oldest(queue: number): number {
+    return this.links[((queue - 1) << STRIDE_SHIFT) + NEXT]!
+  }
+
+  /** Appends at a queue's most recent end (its sentinel's prev). */
+  private append(queue: number, node: number): void {
+    const links = this.links
+    const list = queue - 1
+    const last = links[(list << STRIDE_SHIFT) + PREV]!
+    links[(node << STRIDE_SHIFT) + PREV] = last
+    links[(node << STRIDE_SHIFT) + NEXT] = list
+    links[(last << STRIDE_SHIFT) + NEXT] = node
+    links[(list << STRIDE_SHIFT) + PREV] = node
+  }
+
+  /** Takes a node out of its list (its own links are left as they were). */
+  private detach(node: number): void {
+    const links = this.links
+    const prev = links[(node << STRIDE_SHIFT) + PREV]!
+    const next = links[(node << STRIDE_SHIFT) + NEXT]!
+    links[(prev << STRIDE_SHIFT) + NEXT] = next
+    links[(next << STRIDE_SHIFT) + PREV] = prev
+  }
+
+  /** Moves a node to another queue's most recent end; its pending hits go with it. */
+  private move(node: number, queue: number): void {
+    this.detach(node)
+    const at = (node << STRIDE_SHIFT) + META
+    this.links[at] = (this.links[at]! & ~QUEUE_BITS) | queue
+    this.append(queue, node)
+  }
+
+  /**
+   * A hit in probation: a second look earns protection. Protected may overflow for a while: its
+   * oldest entries go back to probation at the next insert or eviction (`settle`), which is all
+   * that can tell the difference, so that a hit moves one entry and not two.
+   */
+  private promote(node: number): void {
+    this.move(node, QUEUE_PROTECTED)
     this.probationCount--
-    append(this.protected, node)
-    node.queue = QUEUE_PROTECTED
     this.protectedCount++
-    if (node === this.candidate) this.candidate = undefined
-    if (this.protectedCount > this.protectedMax) this.demote()
+    if (node === this.candidate) this.candidate = NONE
+  }
+
+  /** Protected's overflow goes back to probation. */
+  private settle(): void {
+    while (this.protectedCount > this.protectedMax) this.demote()
   }
 
   /** The admission test: does the candidate deserve the victim's place? */
-  private admit(candidateHash: number, victimHash: number): boolean {
-    const candidate = this.sketch.frequency(candidateHash)
-    const victim = this.sketch.frequency(victimHash)
+  private admit(candidateNode: number, victimNode: number): boolean {
+    const candidate = this.estimate(candidateNode)
+    const victim = this.estimate(victimNode)
     if (candidate > victim) return true
     if (candidate < WARM_CANDIDATE) return false
     return (this.nextRandom() & RANDOM_ADMIT_MASK) === 0
@@ -406,9 +527,11 @@ export class WTinyLfuPolicy implements Policy {
     return this.random
   }
 
-  private unlink(node: Node): void {
-    detach(node)
-    switch (node.queue) {
+  private unlink(node: number): void {
+    this.detach(node)
+    const at = (node << STRIDE_SHIFT) + META
+    const meta = this.links[at]!
+    switch (meta & QUEUE_BITS) {
       case QUEUE_WINDOW:
         this.windowCount--
         break
@@ -419,32 +542,27 @@ export class WTinyLfuPolicy implements Policy {
         this.protectedCount--
         break
     }
-    if (node === this.candidate) this.candidate = undefined
-    node.prev = undefined
-    node.next = undefined
-    node.queue = QUEUE_NONE
+    // The key may come back: its hits stay on record.
+    if (meta >>> 2 > 0) this.sketch.add(this.hashOf(node), meta >>> 2)
+    if (node === this.candidate) this.candidate = NONE
+    this.links[at] = QUEUE_NONE
     this.count--
   }
 
   /** The window's oldest entry moves to probation, where it will face admission; returns it. */
-  private windowToProbation(): Node {
-    return this.oldestToProbation(true)
+  private windowToProbation(): number {
+    const oldest = this.oldest(QUEUE_WINDOW)
+    this.move(oldest, QUEUE_PROBATION)
+    this.windowCount--
+    this.probationCount++
+    return oldest
   }
 
   /** Protected overflow goes back to probation (most recent end): it keeps a second chance. */
   private demote(): void {
-    this.oldestToProbation(false)
-  }
-
-  private oldestToProbation(fromWindow: boolean): Node {
-    const oldest = (fromWindow ? this.window : this.protected).next!
-    detach(oldest)
-    if (fromWindow) this.windowCount--
-    else this.protectedCount--
-    append(this.probation, oldest)
-    oldest.queue = QUEUE_PROBATION
+    this.move(this.oldest(QUEUE_PROTECTED), QUEUE_PROBATION)
+    this.protectedCount--
     this.probationCount++
-    return oldest
   }
 
   private growSketch(): void {
@@ -489,6 +607,7 @@ export class WTinyLfuPolicy implements Policy {
     this.sampleLeft = 0
     if (this.agingLeft <= 0) {
       this.sketch.age()
+      this.agePending()
       this.agingLeft = Math.max(1, this.samplePeriod >>> 1)
     }
     const requests = this.increments - this.unannounced
@@ -530,17 +649,14 @@ export class WTinyLfuPolicy implements Policy {
     this.syncSamplePeriod()
     this.windowMax = Math.max(1, Math.min(Math.floor(m * this.windowShare), m - 1))
     this.protectedMax = Math.floor((m - this.windowMax) * PROTECTED_SHARE)
-    while (this.protectedCount > this.protectedMax) this.demote()
+    this.settle()
     while (this.windowCount > this.windowMax) this.windowToProbation()
     // A larger window takes main's least recent entries, giving them one more round in the window.
     while (this.windowCount < this.windowMax && this.probationCount + this.protectedCount > 0) {
       const fromProbation = this.probationCount > 0
-      const oldest = fromProbation ? this.probation.next! : this.protected.next!
-      detach(oldest)
+      this.move(this.oldest(fromProbation ? QUEUE_PROBATION : QUEUE_PROTECTED), QUEUE_WINDOW)
       if (fromProbation) this.probationCount--
       else this.protectedCount--
-      append(this.window, oldest)
-      oldest.queue = QUEUE_WINDOW
       this.windowCount++
     }
   }
@@ -555,20 +671,27 @@ export class WTinyLfuPolicy implements Policy {
   private climb(sampleHits: number, sampleRequests: number): void {
     let hitRate = sampleHits / sampleRequests
     const lead = this.shadowLead(hitRate)
-    if (this.shadowStepped && hitRate - this.previousHitRate < -SHADOW_MISJUDGED) {
+    const turnedOver = this.turnover >= this.maximum
+    if (!turnedOver) this.turnover += sampleRequests - sampleHits
+    if (this.shadowStepped && turnedOver && hitRate - this.previousHitRate < -SHADOW_MISJUDGED) {
       this.muted = this.muteLength
       this.muteLength *= SHADOW_MUTE_GROWTH
     }
     this.shadowStepped = false
+    const misread = lead > SHADOW_MISREAD && this.muted === 0 && this.windowShare >= MAX_WINDOW_SHARE
+    this.misreads = misread ? this.misreads + 1 : 0
+    if (this.misreads >= SHADOW_MISREAD_SAMPLES) {
+      this.misreads = 0
+      this.muted = this.muteLength
+      this.muteLength *= SHADOW_MUTE_GROWTH
+      this.restartClimb(-1, CLIMB_STEP)
+      this.setWindowShare(this.windowShare - CLIMB_STEP)
+      return
+    }
     if (lead > SHADOW_MARGIN && this.muted === 0 && this.windowShare < MAX_WINDOW_SHARE) {
       this.shadowStepped = true
-      this.warm = true
-      this.warmups = CLIMB_WARMUP_SAMPLES
-      this.direction = 1
-      this.step = CLIMB_STEP
+      this.restartClimb(1, CLIMB_TUNE_STEP)
       this.previousHitRate = hitRate
-      this.longHits = 0
-      this.longRequests = 0
       this.calm = 0
       this.quietLength = SHADOW_FIRST_QUIET
       this.setWindowShare(this.windowShare + Math.min(SHADOW_MAX_JUMP, Math.max(CLIMB_STEP, lead * SHADOW_GAIN)))
@@ -584,7 +707,7 @@ export class WTinyLfuPolicy implements Policy {
     if (this.muted > 0) this.muted--
     this.longHits += sampleHits
     this.longRequests += sampleRequests
-    if (this.longRequests < CLIMB_SAMPLE_FACTOR * this.maximum) return
+    if (this.longRequests < this.climbRequests()) return
     hitRate = this.longHits / this.longRequests
     this.longHits = 0
     this.longRequests = 0
@@ -601,16 +724,43 @@ export class WTinyLfuPolicy implements Policy {
     }
     const change = hitRate - this.previousHitRate
     this.previousHitRate = hitRate
-    if (change < -CLIMB_NOISE) {
+    // Every request hit: no window can do better, and a move could only cost hits.
+    if (hitRate === 1) return
+    const noise = CLIMB_NOISE_ERRORS * Math.sqrt((hitRate * (1 - hitRate)) / this.climbRequests())
+    if (Math.abs(change) >= CLIMB_RESTART) {
+      // The workload changed: explore again, away from the last move if it cost hits.
+      if (change < 0) this.direction = -this.direction
+      this.step = Math.max(this.step, CLIMB_STEP)
+    } else if (change < -noise) {
       this.direction = -this.direction
       this.step *= CLIMB_SHRINK
-    } else if (change > CLIMB_NOISE) {
+    } else if (change > noise) {
       this.step *= CLIMB_GROW
+    } else {
+      this.step *= CLIMB_DECAY
     }
-    if (Math.abs(change) >= CLIMB_RESTART) this.step = Math.max(this.step, CLIMB_STEP)
-    this.step = Math.min(CLIMB_MAX_STEP, Math.max(CLIMB_MIN_STEP, this.step))
-    // At a bound the step cannot be taken: explore the other way next time.
-    if (!this.setWindowShare(this.windowShare + this.direction * this.step)) this.direction = -this.direction
+    this.step = Math.min(CLIMB_MAX_STEP, this.step)
+    // Settled: no move until the hit rate shifts enough to restart. At a bound the move is simply
+    // not made: the direction only turns on evidence, so the window rests there while it pays.
+    if (this.step >= CLIMB_MIN_STEP) this.setWindowShare(this.windowShare + this.direction * this.step)
+  }
+
+  /**
+   * After the shadow moved the window: the climber goes on from there in `direction` with `step`,
+   * and its next long sample is its new baseline (the short one is too noisy for it).
+   */
+  private restartClimb(direction: number, step: number): void {
+    this.warm = false
+    this.warmups = CLIMB_WARMUP_SAMPLES
+    this.direction = direction
+    this.step = step
+    this.longHits = 0
+    this.longRequests = 0
+  }
+
+  /** Requests in a long sample. */
+  private climbRequests(): number {
+    return CLIMB_SAMPLE_FACTOR * this.maximum
   }
 
   /**
@@ -641,6 +791,15 @@ export class WTinyLfuPolicy implements Policy {
   /** Samples into the shadow only once the cache has filled, and not while the shadow rests. */
   private armShadow(): void {
     this.shadowMask = this.full && this.quietLeft === 0 ? this.shadow.sampleMask : -1
+  }
+
+  /** Halves the hits pending on every node, as `age()` halves the sketch's counters. */
+  private agePending(): void {
+    const links = this.links
+    for (let at = (FIRST << STRIDE_SHIFT) + META; at < links.length; at += 1 << STRIDE_SHIFT) {
+      const meta = links[at]!
+      if (meta >= PENDING_ONE) links[at] = ((meta >>> 1) & ~QUEUE_BITS) | (meta & QUEUE_BITS)
+    }
   }
 
   /** Moves the window share within its bounds; false when it is already at the bound asked for. */
