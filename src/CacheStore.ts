@@ -84,6 +84,54 @@ export interface Lease {
 }
 
 /**
+ * Compare-and-set against what a read found: the capability that keeps a loaded value from
+ * landing after a newer write or invalidation made by another process (late-write protection).
+ * A store that offers it as `fence` lets the load pipeline write a loaded value only while the
+ * key still holds what the load's read found when it started; without it, a loaded value is
+ * written with `set`, as a value of this process alone is kept in order.
+ *
+ `setIf` writes when the key holds nothing (a lease's stub, which `get` reads as nothing, counts
+ * as nothing: the entry expired or was never written, and no write or invalidation came since,
+ * for an invalidation leaves a marker) or holds what `expected` says of the value the read found:
+ * - `undefined`: nothing else;
+ * - bytes: bytes that begin with these bytes (the writer makes the first bytes of every value it
+ *   writes unique: its fence token);
+ * - an object: this very object (live stores).
+ *
+ * `fenceHolds` tells whether a stored value (none: `undefined`) lets `setIf` write.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Fence {
+  /** Writes `value` when the key holds nothing or what `expected` says, atomically; true when it wrote. */
+  readonly setIf: (
+    key: string,
+    expected: Value | undefined,
+    value: Value,
+    ttl?: Duration.DurationInput
+  ) => Effect.Effect<boolean, StoreFailure>
+  /**
+   * Replaces what the key holds with `value` for `ttl` (an invalidation's marker), and gives back
+   * what it held before, if anything.
+   */
+  readonly swap: (
+    key: string,
+    value: Value,
+    ttl: Duration.DurationInput
+  ) => Effect.Effect<Option.Option<Value>, StoreFailure>
+}
+
+/**
+ * Whether a fenced write may replace a stored value (`undefined`: none): nothing is there, or what
+ * `expected` says (see `Fence`).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const fenceHolds: (current: Value | undefined, expected: Value | undefined) => boolean = internal.fenceHolds
+
+/**
  * One entry for `setMany`.
  *
  * @since 0.1.0
@@ -155,6 +203,12 @@ export interface Service {
    * option of the strategies). Absent on stores that cannot grant them.
    */
   readonly lease?: Lease | undefined
+  /**
+   * Optional capability: compare-and-set against what a read found, so that a loaded value never
+   * lands after a newer write or invalidation from another process. Absent: loaded values are
+   * written with `set`.
+   */
+  readonly fence?: Fence | undefined
   /**
    * The scope the store lives in, when it has one (the store layers of this package set it).
    * Background work done on the store's behalf by combinators that have no scope of their own
@@ -267,6 +321,7 @@ export interface MakeOptions {
   readonly deleteMatching?: Service["deleteMatching"]
   readonly directRead?: Service["directRead"]
   readonly lease?: Service["lease"]
+  readonly fence?: Service["fence"]
   readonly scope?: Service["scope"]
 }
 
@@ -335,6 +390,7 @@ export const make = (options: MakeOptions): Service => {
     deleteMatching: options.deleteMatching,
     directRead: options.directRead,
     lease: options.lease,
+    fence: options.fence,
     scope: options.scope
   }
 }

@@ -13,7 +13,7 @@ import type { EvictionKind } from "./eviction/index.js"
 import type { Node, Policy } from "./eviction/policy.js"
 import { hashKey } from "./eviction/policy.js"
 import * as Glob from "./glob.js"
-import { approximateSize, invalidTtl, leaseMillis, ttlMillis } from "./store.js"
+import { approximateSize, fenceHolds, invalidTtl, leaseMillis, ttlMillis } from "./store.js"
 
 /** @internal */
 export interface MemNode extends Node {
@@ -306,9 +306,34 @@ export const make = (options: MakeOptions): Effect.Effect<CacheStore.Service, ne
         })
     }
 
+    // compare-and-set in process: the compare and the write are one synchronous step
+    const fence: CacheStore.Fence = {
+      setIf: (key, expected, value, ttl) =>
+        Effect.suspend(() => {
+          const millis = ttlMillis(ttl)
+          const error = refusal("setIf", key, value, ttl, millis)
+          if (error !== undefined) return Effect.fail(error)
+          if (!fenceHolds(core.peek(key, now())?.value, expected)) return Effect.succeed(false)
+          apply(key, value, millis)
+          report()
+          return Effect.succeed(true)
+        }),
+      swap: (key, value, ttl) =>
+        Effect.suspend(() => {
+          const millis = ttlMillis(ttl)
+          const error = refusal("swap", key, value, ttl, millis)
+          if (error !== undefined) return Effect.fail(error)
+          const before = core.peek(key, now())?.value
+          apply(key, value, millis)
+          report()
+          return Effect.succeed(Option.fromNullable(before))
+        })
+    }
+
     const store: CacheStore.Service = {
       name: options.name,
       lease,
+      fence,
       capabilities: { live: true, scan: true, clear: true, maxValueBytes: options.maxBytes },
       get,
       directRead: { _tag: "Sync", get, read: getSync },

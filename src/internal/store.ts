@@ -75,6 +75,25 @@ export const leaseMillis = (
   }
   return Math.ceil(millis)
 }
+/**
+ * Whether a fenced write may replace a stored value: nothing is there, or bytes beginning with the
+ * expected bytes, or the very object expected.
+ * @internal
+ */
+export const fenceHolds = (current: CacheStore.Value | undefined, expected: CacheStore.Value | undefined): boolean => {
+  if (current === undefined) return true
+  if (expected === undefined) return false
+  if (!(expected instanceof Uint8Array)) return current === expected
+  return current instanceof Uint8Array && expected.byteLength > 0 && bytesAt(current, expected, 0)
+}
+
+/** Whether `bytes` holds `part` at offset `at`. @internal */
+export const bytesAt = (bytes: Uint8Array, part: Uint8Array, at: number): boolean => {
+  if (at < 0 || at + part.byteLength > bytes.byteLength) return false
+  for (let i = 0; i < part.byteLength; i++) if (bytes[at + i] !== part[i]) return false
+  return true
+}
+
 /** Keys per `deleteMany` when a store deletes what `keys` listed. @internal */
 export const DELETE_BATCH = 1000
 

@@ -62,19 +62,35 @@ export const makeDecisions = <A>(options: DecisionOptions<A>) => {
     full: string,
     found: Entry<A> | undefined,
     isTraced: boolean
+  ): Effect.Effect<A, E | CacheError, R> => decideChecked(key, arg, load, full, found, found, isTraced)
+
+  /**
+   * `decide` with the entry as its tags' versions have it: `found` is still what the store held,
+   * which a load or refresh started from here writes against (late-write protection).
+   */
+  const decideChecked = <X, E, R>(
+    key: string,
+    arg: X,
+    load: Loader<X, A, E, R>,
+    full: string,
+    found: Entry<A> | undefined,
+    checkedEntry: Entry<A> | undefined,
+    isTraced: boolean
   ): Effect.Effect<A, E | CacheError, R> => {
-    let entry = found
+    let entry = checkedEntry
     // an entry with tags is worth what its tags' versions say; one without pays nothing here
     if (entry !== undefined && entry.tags.length > 0) {
       const checked = tagChecks.check(entry, now())
-      if (checked === UNKNOWN) return checkedThen(entry, (e) => decide(key, arg, load, full, e, isTraced))
+      if (checked === UNKNOWN) {
+        return checkedThen(entry, (e) => decideChecked(key, arg, load, full, found, e, isTraced))
+      }
       entry = checked
     }
     let fallback: Entry<A> | undefined
     if (entry !== undefined) {
       const t = now()
-      const found = freshness(entry, t, staleWindow)
-      if (found === FRESH) {
+      const kind = freshness(entry, t, staleWindow)
+      if (kind === FRESH) {
         counters.hits(1)
         if (beta !== undefined && mayRecomputeEarly(entry, t, beta)) {
           // close to expiry: XFetch decides whether this read recomputes in the background
@@ -82,16 +98,16 @@ export const makeDecisions = <A>(options: DecisionOptions<A>) => {
             drawEarly(t, entry.freshUntil, entry.loadTime, beta),
             (recompute) =>
               recompute
-                ? Effect.as(revalidate(key, full, arg, load, entry), entry.value)
+                ? Effect.as(revalidate(key, full, arg, load, entry, found), entry.value)
                 : Effect.succeed(entry.value)
           )
           return isTraced ? Effect.zipRight(annotateOutcome("hit"), early) : early
         }
         return isTraced ? Effect.as(annotateOutcome("hit"), entry.value) : Effect.succeed(entry.value)
       }
-      if (found === STALE) {
+      if (kind === STALE) {
         counters.staleHits(1)
-        const refresh = Effect.as(revalidate(key, full, arg, load, entry), entry.value)
+        const refresh = Effect.as(revalidate(key, full, arg, load, entry, found), entry.value)
         return isTraced ? Effect.zipRight(annotateOutcome("stale"), refresh) : refresh
       }
       if (failSafe && t < entry.staleUntil) fallback = entry
@@ -99,7 +115,7 @@ export const makeDecisions = <A>(options: DecisionOptions<A>) => {
     counters.misses(1)
     const miss = Effect.zipRight(
       flushDrops,
-      loadShared(key, full, arg, load, fallback)
+      loadShared(key, full, arg, load, fallback, undefined, found)
     )
     return isTraced ? Effect.zipRight(annotateOutcome("miss"), miss) : miss
   }

@@ -14,6 +14,8 @@ import { getManyOrLoad } from "./batch.js"
 import type { BatchContext } from "./batch.js"
 import { makeDecisions } from "./decide.js"
 import { makeCodec } from "./envelope.js"
+import type { Fenced } from "./fence.js"
+import { fenceWindowMillis, makeFencing } from "./fence.js"
 import { makeFlights } from "./flight.js"
 import type { Forker } from "./fork.js"
 import { makeInvalidation } from "./invalidation.js"
@@ -55,6 +57,12 @@ export const make = <A, I>(
   const onStoreFailure = makeOnStoreFailure(options.onStoreError, namespace, store.name, counters)
   const versions = versionsOf(store)
   const tagChecks = makeTagChecks(versions, options.versionWindowMillis)
+  const fencing = store.fence === undefined ? undefined : makeFencing({
+    fence: store.fence,
+    live: store.capabilities.live,
+    now,
+    windowMillis: fenceWindowMillis(options.loadTimeoutMillis, options.lock?.waitMillis)
+  })
   const writer = makeWriter({
     namespace,
     store,
@@ -66,7 +74,8 @@ export const make = <A, I>(
     tags: options.tags,
     tagChecks,
     counters,
-    onStoreFailure
+    onStoreFailure,
+    fencing
   })
   const runLoad = makeRunLoad({
     namespace,
@@ -76,16 +85,20 @@ export const make = <A, I>(
     spanAttributes
   })
   const order = keyOrderOf(store)
-  const flights = makeFlights<A>(fork, order)
+  const flights = makeFlights<A>(fork, order, now)
 
   /** Stores loaded values whose loads are still current, in the key order of the store. */
   const storeLoaded = (
-    loaded: ReadonlyArray<{ readonly load: Superseding; readonly key: string; readonly value: A }>,
+    loaded: ReadonlyArray<{ readonly load: Superseding & Fenced; readonly key: string; readonly value: A }>,
     elapsed: number
   ): Effect.Effect<void, CacheError> =>
     order.writeLoaded(
       loaded,
-      (current) => writer.writeLoaded(current.map((l) => ({ key: l.key, full: l.load.full, value: l.value })), elapsed)
+      (current) =>
+        writer.writeLoaded(
+          current.map((l) => ({ key: l.key, full: l.load.full, value: l.value, load: l.load })),
+          elapsed
+        )
     )
   const staleWindow = options.staleWhileRevalidateMillis
   const failSafe = options.failSafe
@@ -123,7 +136,9 @@ export const make = <A, I>(
     softTimeout,
     refreshPermits,
     leases,
-    servable: isServable
+    servable: isServable,
+    // an explicit refresh reads what its value replaces, on a store with a fence
+    observe: fencing === undefined ? undefined : (key, full) => Effect.suspend(() => gen.reader.current(key, full))
   })
 
   const { decide, readEntry } = makeDecisions<A>({
@@ -263,6 +278,7 @@ export const make = <A, I>(
     now,
     order,
     writer,
+    fencing,
     // an invalidation the store did not carry out is never acknowledged, whatever `onStoreError`
     // says of reads: the entry it was meant to remove could be served again once the store is back
     onStoreFailure: makeOnStoreFailure("fail", namespace, store.name, counters),

@@ -60,6 +60,16 @@ const RELEASE_SCRIPT =
 const EXTEND_SCRIPT =
   `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("pexpire", KEYS[1], ARGV[2]) else return 0 end`
 
+/**
+ * A fenced write (`CacheStore.Fence.setIf`) of a key that holds nothing or a value that begins
+ * with the expected bytes (ARGV[1], never empty): GETRANGE reads only those bytes of the value.
+ * ARGV[3] is the TTL in milliseconds ("": none).
+ */
+const SET_IF_SCRIPT = `local head = redis.call("getrange", KEYS[1], 0, #ARGV[1] - 1)
+if head ~= ARGV[1] and redis.call("exists", KEYS[1]) == 1 then return 0 end
+if ARGV[3] == "" then redis.call("set", KEYS[1], ARGV[2]) else redis.call("set", KEYS[1], ARGV[2], "PX", ARGV[3]) end
+return 1`
+
 interface Script {
   readonly source: string
   readonly sha: string
@@ -68,13 +78,14 @@ interface Script {
 const script = (source: string): Script => ({ source, sha: createHash("sha1").update(source).digest("hex") })
 const releaseScript = script(RELEASE_SCRIPT)
 const extendScript = script(EXTEND_SCRIPT)
+const setIfScript = script(SET_IF_SCRIPT)
 
 /** Runs a script by its SHA1, sending its source once when the server does not know it yet. */
 const evalScript = async (
   client: Redis | Cluster,
   s: Script,
   key: RedisKey,
-  ...args: ReadonlyArray<string | number>
+  ...args: ReadonlyArray<string | number | Buffer>
 ): Promise<unknown> => {
   try {
     return await client.evalsha(s.sha, 1, key, ...args)
@@ -455,6 +466,52 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
           (n) => n === 1
         )
     }
+    /**
+     * Compare-and-set for loaded values: SET NX when the read found nothing, else a script that
+     * compares the first bytes (the fence token) and writes in one atomic step, on the key's node.
+     */
+    const fence: CacheStore.Fence = {
+      setIf: (key, expected, value, ttl) =>
+        Effect.suspend((): Effect.Effect<boolean, StoreFailure> => {
+          const buffer = bytes(key, value)
+          if (!Buffer.isBuffer(buffer)) return Effect.fail(buffer)
+          const ms = ttlMillis(ttl)
+          if (Number.isNaN(ms)) return Effect.fail(invalidTtl(name, "setIf", ttl))
+          // an already-expired value is never written
+          if (ms !== undefined && ms <= 0) return Effect.succeed(false)
+          const k = full(key)
+          if (expected === undefined) {
+            return call(
+              "setIf",
+              () => ms === undefined ? client.set(k, buffer, "NX") : client.set(k, buffer, "PX", Math.ceil(ms), "NX"),
+              true,
+              (reply) => reply === "OK"
+            )
+          }
+          const head = bytes(key, expected)
+          if (!Buffer.isBuffer(head) || head.byteLength === 0) return Effect.succeed(false)
+          return call(
+            "setIf",
+            () => evalScript(client, setIfScript, k, head, buffer, ms === undefined ? "" : Math.ceil(ms)),
+            true,
+            (n) => n === 1
+          )
+        }),
+      swap: (key, value, ttl) =>
+        Effect.suspend((): Effect.Effect<Option.Option<CacheStore.Value>, StoreFailure> => {
+          const buffer = bytes(key, value)
+          if (!Buffer.isBuffer(buffer)) return Effect.fail(buffer)
+          const ms = ttlMillis(ttl)
+          if (ms === undefined || Number.isNaN(ms) || ms <= 0) return Effect.fail(invalidTtl(name, "swap", ttl))
+          return call(
+            "swap",
+            () => client.setBuffer(full(key), buffer, "PX", Math.ceil(ms), "GET"),
+            true,
+            (before): Option.Option<CacheStore.Value> => Option.fromNullable(before)
+          )
+        })
+    }
+
     /** Each page of the SCAN is unlinked as it comes: the keys are never all held at once. */
     const deleteMatching = (pattern: string): Effect.Effect<number, StoreFailure> =>
       Effect.suspend(() => {
@@ -489,6 +546,7 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
       clear,
       keys,
       lease,
+      fence,
       deleteMatching,
       directRead: batcher === undefined ? undefined : { _tag: "Callback", get, read: batcher.read }
     })
