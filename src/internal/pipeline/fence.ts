@@ -60,12 +60,19 @@ export interface Fencing {
   ) => Effect.Effect<boolean, StoreFailure>
   /** An invalidation: the key's tombstone for the window; whether an entry was there. */
   readonly mark: (full: string) => Effect.Effect<boolean, StoreFailure>
+  /**
+   * How long the store keeps an entry past its end (read as a miss meanwhile): the window, so that
+   * a key holds nothing only when nothing was written to it for that long, and a load that read
+   * the key before a newer entry was written cannot land once that entry ends.
+   */
+  readonly windowMillis: number
 }
 
 /** @internal */
 export const makeFencing = (options: FenceOptions): Fencing => {
   const { fence, live, now, windowMillis } = options
   return {
+    windowMillis,
     write: (full, stored, ttl, load) =>
       Effect.suspend(() => {
         // the key may hold nothing again by now though an invalidation came since: its tombstone is gone

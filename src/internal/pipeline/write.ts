@@ -131,7 +131,9 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
             encoded.right.length
           )
           const stored = live ? entry : codec.toBytes(entry, encoded.right)
-          return { full, stored, ttl: staleUntil === Infinity ? undefined : staleUntil - t }
+          // with a fence, an entry outlives its end by the window, as a miss that holds its token
+          const storedFor = staleUntil === Infinity ? undefined : staleUntil - t + (fencing?.windowMillis ?? 0)
+          return { full, stored, ttl: storedFor }
         })
       }
     )
@@ -266,7 +268,7 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
         if (Either.isLeft(encoded)) return Effect.void
         stored = codec.toBytes(kept, encoded.right)
       }
-      const storedTtl = ttl === Infinity ? undefined : Math.max(1, Math.ceil(ttl))
+      const storedTtl = ttl === Infinity ? undefined : Math.max(1, Math.ceil(ttl + (fencing?.windowMillis ?? 0)))
       return Effect.catchAll(
         fencing === undefined
           ? store.set(full, stored, storedTtl)
