@@ -55,8 +55,9 @@ export type VersionHint = typeof VersionHint
 
 /**
  * The version a stored value was written with by a versioned write, 0 when it was written
- * without one: for bytes, the `"n"` member right after the format (`{"f":3,"n":7,…`), for a live
- * object its `VersionHint`. A store implementing `versioned` compares with it.
+ * without one: for bytes, the `"n"` member right after the format and the entry's fence token
+ * (`{"f":4,"k":"<token>","n":7,…`; also read right after the format, `{"f":3,"n":7,…`), for a
+ * live object its `VersionHint`. A store implementing `versioned` compares with it.
  *
  * @since 0.1.0
  * @category utils
@@ -129,6 +130,54 @@ export interface Lease {
   /** The lease lives in the entry: writing, deleting or clearing the key ends it (memcached). */
   readonly endsOnWrite?: boolean | undefined
 }
+
+/**
+ * Compare-and-set against what a read found: the capability that keeps a loaded value from
+ * landing after a newer write or invalidation made by another process (late-write protection).
+ * A store that offers it as `fence` lets the load pipeline write a loaded value only while the
+ * key still holds what the load's read found when it started; without it, a loaded value is
+ * written with `set`, as a value of this process alone is kept in order.
+ *
+ `setIf` writes when the key holds nothing (a lease's stub, which `get` reads as nothing, counts
+ * as nothing: the entry expired or was never written, and no write or invalidation came since,
+ * for an invalidation leaves a marker) or holds what `expected` says of the value the read found:
+ * - `undefined`: nothing else;
+ * - bytes: bytes that begin with these bytes (the writer makes the first bytes of every value it
+ *   writes unique: its fence token);
+ * - an object: this very object (live stores).
+ *
+ * `fenceHolds` tells whether a stored value (none: `undefined`) lets `setIf` write.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Fence {
+  /** Writes `value` when the key holds nothing or what `expected` says, atomically; true when it wrote. */
+  readonly setIf: (
+    key: string,
+    expected: Value | undefined,
+    value: Value,
+    ttl?: Duration.DurationInput
+  ) => Effect.Effect<boolean, StoreFailure>
+  /**
+   * Replaces what the key holds with `value` for `ttl` (an invalidation's marker), and gives back
+   * what it held before, if anything.
+   */
+  readonly swap: (
+    key: string,
+    value: Value,
+    ttl: Duration.DurationInput
+  ) => Effect.Effect<Option.Option<Value>, StoreFailure>
+}
+
+/**
+ * Whether a fenced write may replace a stored value (`undefined`: none): nothing is there, or what
+ * `expected` says (see `Fence`).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const fenceHolds: (current: Value | undefined, expected: Value | undefined) => boolean = internal.fenceHolds
 
 /**
  * One entry for `setMany`.
@@ -213,6 +262,12 @@ export interface Service {
    * Absent on stores that cannot make the compare and the write one step.
    */
   readonly versioned?: VersionedWrites | undefined
+  /**
+   * Optional capability: compare-and-set against what a read found, so that a loaded value never
+   * lands after a newer write or invalidation from another process. Absent: loaded values are
+   * written with `set`.
+   */
+  readonly fence?: Fence | undefined
   /**
    * The scope the store lives in, when it has one (the store layers of this package set it).
    * Background work done on the store's behalf by combinators that have no scope of their own
@@ -352,6 +407,7 @@ export interface MakeOptions {
   readonly getAndExpire?: Service["getAndExpire"]
   readonly lease?: Service["lease"]
   readonly versioned?: Service["versioned"]
+  readonly fence?: Service["fence"]
   readonly scope?: Service["scope"]
 }
 
@@ -422,6 +478,7 @@ export const make = (options: MakeOptions): Service => {
     getAndExpire: options.getAndExpire,
     lease: options.lease,
     versioned: options.versioned,
+    fence: options.fence,
     scope: options.scope
   }
 }

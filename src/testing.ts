@@ -89,6 +89,7 @@ export interface StoreSuiteRunner {
  * | `live-values` | live stores keep objects by reference; byte stores refuse them with `EncodeError` |
  * | `versioned` | a store with versioned writes (`versioned`): `setIfNewer` writes only over an absent key or a lower version (`CacheStore.versionOf`; a value written without one is version 0) and says which version is kept; a TTL of zero or less writes nothing; of 100 concurrent writes the highest version stays. A store without them: `setVersioned` fails with `UnsupportedCapability` |
  * | `lease` | a store that grants leases (`lease`): one holder at a time (of 100 concurrent acquisitions, one wins), lapsing after its TTL unless extended, extended and released only by its token (an old token never touches the next holder's lease), never read or listed as an entry; kept apart from the entry (a write, delete or clear leaves it), or, with `endsOnWrite`, ended by a write of the key and released without changing the entry; a lease that is no finite positive duration fails with `StoreError` reason `"command"`. A store without leases: a cache asking for the `lock` fails with `UnsupportedCapability` |
+ * | `fence` | a store with a fence (`fence`): `setIf` writes on nothing or on a value that begins with the expected bytes (a live store: the very object), atomically (of 100 concurrent writes expecting one value, one lands), with its TTL; `swap` leaves its value for its TTL and gives back what the key held. A store without a fence: loaded values are written with `set` |
  *
  * @since 0.1.0
  * @category conformance suite
@@ -119,6 +120,7 @@ export type StoreSuiteCase =
   | "live-values"
   | "lease"
   | "versioned"
+  | "fence"
 
 /**
  * Every case of the suite, in the order they run.

@@ -13,7 +13,7 @@ import type { EvictionKind } from "./eviction/index.js"
 import type { Policy } from "./eviction/policy.js"
 import { grownLength, hashKey, NO_SLOT } from "./eviction/policy.js"
 import * as Glob from "./glob.js"
-import { approximateSize, invalidTtl, leaseMillis, ttlMillis, versionOf } from "./store.js"
+import { approximateSize, fenceHolds, invalidTtl, leaseMillis, ttlMillis, versionOf } from "./store.js"
 
 /** @internal */
 export interface CoreOptions {
@@ -386,6 +386,32 @@ export const make = (options: MakeOptions): Effect.Effect<CacheStore.Service, ne
         })
     }
 
+    // compare-and-set in process: the compare and the write are one synchronous step
+    const fence: CacheStore.Fence = {
+      setIf: (key, expected, value, ttl) =>
+        Effect.suspend(() => {
+          const millis = ttlMillis(ttl)
+          const error = refusal("setIf", key, value, ttl, millis)
+          if (error !== undefined) return Effect.fail(error)
+          const held = core.peek(key, now())
+          if (!fenceHolds(held === ABSENT ? undefined : core.valueAt(held), expected)) return Effect.succeed(false)
+          apply(key, value, millis)
+          report()
+          return Effect.succeed(true)
+        }),
+      swap: (key, value, ttl) =>
+        Effect.suspend(() => {
+          const millis = ttlMillis(ttl)
+          const error = refusal("swap", key, value, ttl, millis)
+          if (error !== undefined) return Effect.fail(error)
+          const slot = core.peek(key, now())
+          const before = slot === ABSENT ? undefined : core.valueAt(slot)
+          apply(key, value, millis)
+          report()
+          return Effect.succeed(Option.fromNullable(before))
+        })
+    }
+
     const store: CacheStore.Service = {
       name: options.name,
       lease,
@@ -404,6 +430,7 @@ export const make = (options: MakeOptions): Effect.Effect<CacheStore.Service, ne
             return Effect.succeed(Option.none())
           })
       },
+      fence,
       capabilities: { live: true, scan: true, clear: true, maxValueBytes: options.maxBytes },
       get,
       directRead: { _tag: "Sync", get, read: getSync },

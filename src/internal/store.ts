@@ -30,16 +30,25 @@ const fieldAt = (bytes: Uint8Array, i: number, name: number): boolean =>
   bytes[i] === QUOTE && bytes[i + 1] === name && bytes[i + 2] === QUOTE && bytes[i + 3] === COLON
 
 /**
- * The version a value was written with: for bytes, the `"n"` member that follows the format
- * (`{"f":<format>,"n":<version>,…`), for a live value its `VersionHint`; 0 for a value written
+ * The version a value was written with: for bytes, the `"n"` member that follows the format and,
+ * when there is one, the fence token (`{"f":<format>,"k":"<token>","n":<version>,…`, or
+ * `{"f":<format>,"n":<version>,…`), for a live value its `VersionHint`; 0 for a value written
  * without one. @internal
  */
 export const versionOf = (value: CacheStore.Value): number => {
   if (value instanceof Uint8Array) {
     if (value[0] !== OPEN_BRACE || !fieldAt(value, 1, 0x66)) return 0
     const format = digitsAt(value, 5)
-    if (format === undefined || value[format[1]] !== COMMA || !fieldAt(value, format[1] + 1, 0x6e)) return 0
-    const version = digitsAt(value, format[1] + 5)
+    if (format === undefined || value[format[1]] !== COMMA) return 0
+    let at = format[1] + 1
+    if (fieldAt(value, at, 0x6b) && value[at + 4] === QUOTE) {
+      // the fence token: a string without quotes, then a comma
+      const end = value.indexOf(QUOTE, at + 5)
+      if (end < 0 || value[end + 1] !== COMMA) return 0
+      at = end + 2
+    }
+    if (!fieldAt(value, at, 0x6e)) return 0
+    const version = digitsAt(value, at + 4)
     return version === undefined || value[version[1]] !== COMMA ? 0 : version[0]
   }
   const hint = (value as { [VersionHint]?: unknown })[VersionHint]
@@ -114,6 +123,25 @@ export const leaseMillis = (
   }
   return Math.ceil(millis)
 }
+/**
+ * Whether a fenced write may replace a stored value: nothing is there, or bytes beginning with the
+ * expected bytes, or the very object expected.
+ * @internal
+ */
+export const fenceHolds = (current: CacheStore.Value | undefined, expected: CacheStore.Value | undefined): boolean => {
+  if (current === undefined) return true
+  if (expected === undefined) return false
+  if (!(expected instanceof Uint8Array)) return current === expected
+  return current instanceof Uint8Array && expected.byteLength > 0 && bytesAt(current, expected, 0)
+}
+
+/** Whether `bytes` holds `part` at offset `at`. @internal */
+export const bytesAt = (bytes: Uint8Array, part: Uint8Array, at: number): boolean => {
+  if (at < 0 || at + part.byteLength > bytes.byteLength) return false
+  for (let i = 0; i < part.byteLength; i++) if (bytes[at + i] !== part[i]) return false
+  return true
+}
+
 /** Keys per `deleteMany` when a store deletes what `keys` listed. @internal */
 export const DELETE_BATCH = 1000
 

@@ -13,7 +13,8 @@ import type * as CacheStore from "../../CacheStore.js"
 import { classify, sortTagged } from "./batchSort.js"
 import type { Found } from "./batchSort.js"
 import type { Entry } from "./envelope.js"
-import type { Flights, Slot, SlotExit } from "./flight.js"
+import type { Fenced } from "./fence.js"
+import type { FlightKey, Flights, Slot, SlotExit } from "./flight.js"
 import { Absent, absent, isRetry } from "./flight.js"
 import type { Superseding } from "./keyOrder.js"
 import type { Leases } from "./lease.js"
@@ -50,7 +51,7 @@ export interface BatchContext<A> {
   readonly flights: Flights<A>
   /** Stores loaded values whose loads are still current. */
   readonly storeLoaded: (
-    loaded: ReadonlyArray<{ readonly load: Superseding; readonly key: string; readonly value: A }>,
+    loaded: ReadonlyArray<{ readonly load: Superseding & Fenced; readonly key: string; readonly value: A }>,
     elapsed: number
   ) => Effect.Effect<void, CacheError>
   /** Loads one key through the single flight, as a single read does. */
@@ -148,26 +149,37 @@ const loadMissing = <A, X, E, R>(
   Effect.gen(function*() {
     const { flights, reader } = context
     const { args, keys, loadMany, loadOne } = batch
-    const { fallbacks, fulls, results, stale, staleEntries } = found
+    const { fallbacks, fulls, observed, results, stale, staleEntries } = found
     yield* reader.flushDrops
     for (let j = 0; j < stale.length; j++) {
       const i = stale[j]!
-      yield* context.revalidate(keys[i]!, fulls[i]!, args[i]!, loadOne, staleEntries[j]!)
+      yield* context.revalidate(keys[i]!, fulls[i]!, args[i]!, loadOne, staleEntries[j]!, observed.get(fulls[i]!))
     }
     const missing = found.missing
     if (missing === undefined) return results
 
     const waits: Array<readonly [Slot<A, E>, ReadonlyArray<number>]> = []
-    const batched: Array<readonly [string, string]> = []
+    const batched: Array<FlightKey<A>> = []
     const batchedIndices: Array<ReadonlyArray<number>> = []
     for (const [full, indices] of missing) {
       const i = indices[0]!
       const existing = flights.current<E>(full)
       if (existing !== undefined) waits.push([existing, indices])
       else if (loadMany === undefined) {
-        waits.push([yield* context.startOrJoin(keys[i]!, full, args[i]!, loadOne, fallbacks.get(full)), indices])
+        waits.push([
+          yield* context.startOrJoin(
+            keys[i]!,
+            full,
+            args[i]!,
+            loadOne,
+            fallbacks.get(full),
+            undefined,
+            observed.get(full)
+          ),
+          indices
+        ])
       } else {
-        batched.push([keys[i]!, full])
+        batched.push([keys[i]!, full, observed.get(full)])
         batchedIndices.push(indices)
       }
     }

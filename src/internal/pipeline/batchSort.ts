@@ -9,7 +9,7 @@ import type { CacheError } from "../../CacheError.js"
 import type * as CacheStore from "../../CacheStore.js"
 import type { BatchContext } from "./batch.js"
 import type { Entry } from "./envelope.js"
-import { EXPIRED, freshness, STALE } from "./freshness.js"
+import { EXPIRED, FRESH, freshness, STALE } from "./freshness.js"
 
 /** What a batch read found in the store, key by key. @internal */
 export interface Found<A> {
@@ -27,6 +27,11 @@ export interface Found<A> {
   readonly slid: boolean
   /** A cached failure found (negative caching): the batch fails with it, as a load of its key would. */
   readonly failed: Entry<A> | undefined
+  /**
+   * What the store held of each stale or missing key, as read (before any tag check): what a
+   * refresh or load writes against. By store key; a missing key absent from it held nothing.
+   */
+  readonly observed: Map<string, Entry<A>>
 }
 
 const noneStored = Option.none<CacheStore.Value>()
@@ -56,7 +61,8 @@ export const classify = <A>(
     fallbacks: undefined,
     freshHits: 0,
     slid: false,
-    failed: undefined
+    failed: undefined,
+    observed: undefined
   }
   let tagged: Array<number> | undefined
   let taggedEntries: Array<Entry<A>> = noEntries
@@ -75,7 +81,7 @@ export const classify = <A>(
       taggedEntries.push(entry)
       continue
     }
-    place(context, found, i, entry, t)
+    place(context, found, i, entry, entry, t)
   }
   if (tagged === undefined) count(context, found, keys.length)
   return finish(found, tagged, taggedEntries)
@@ -96,6 +102,7 @@ interface Sorting<A> {
   stale: Array<number>
   staleEntries: Array<Entry<A>>
   fallbacks: Map<string, Entry<A>> | undefined
+  observed: Map<string, Entry<A>> | undefined
   freshHits: number
   slid: boolean
   failed: Entry<A> | undefined
@@ -114,29 +121,42 @@ const finish = <A>(
   fallbacks: found.fallbacks ?? new Map<string, Entry<A>>(),
   slid: found.slid,
   failed: found.failed,
+  observed: found.observed ?? new Map<string, Entry<A>>(),
   tagged,
   taggedEntries,
   sorting: found
 })
 
-/** Sorts one key's entry (undefined: none) into a hit, a stale hit or a miss. */
-const place = <A>(context: BatchContext<A>, found: Sorting<A>, i: number, entry: Entry<A> | undefined, t: number) => {
+/**
+ * Sorts one key's entry (undefined: none) into a hit, a stale hit or a miss; `read` is the entry as
+ * the store held it, before its tags were checked.
+ */
+const place = <A>(
+  context: BatchContext<A>,
+  found: Sorting<A>,
+  i: number,
+  entry: Entry<A> | undefined,
+  read: Entry<A> | undefined,
+  t: number
+) => {
   const full = found.fulls[i]!
   const kind = entry === undefined ? EXPIRED : freshness(entry, t, context.staleWindow)
-  if (kind !== EXPIRED) {
+  if (kind === FRESH) {
     found.results[i] = Option.some(entry!.value)
-    if (kind === STALE) {
-      if (found.stale === noIndices) {
-        found.stale = []
-        found.staleEntries = []
-      }
-      found.stale.push(i)
-      found.staleEntries.push(entry!)
-    } else {
-      found.freshHits++
-      if (entry!.failed) found.failed ??= entry
-      else if (context.slider !== undefined && context.slider.hit(full, entry!, t)) found.slid = true
+    found.freshHits++
+    if (entry!.failed) found.failed ??= entry
+    else if (context.slider !== undefined && context.slider.hit(full, entry!, t)) found.slid = true
+    return
+  }
+  if (read !== undefined) (found.observed ??= new Map()).set(full, read)
+  if (kind === STALE) {
+    found.results[i] = Option.some(entry!.value)
+    if (found.stale === noIndices) {
+      found.stale = []
+      found.staleEntries = []
     }
+    found.stale.push(i)
+    found.staleEntries.push(entry!)
     return
   }
   if (context.failSafe && entry !== undefined && !entry.failed && t < entry.staleUntil) {
@@ -177,7 +197,7 @@ export const sortTagged = <A>(
       (error) => context.onStoreFailure("read", error, taggedEntries.map(() => undefined))
     ),
     (checked) => {
-      for (let j = 0; j < tagged.length; j++) place(context, sorting, tagged[j]!, checked[j], t)
+      for (let j = 0; j < tagged.length; j++) place(context, sorting, tagged[j]!, checked[j], taggedEntries[j], t)
       count(context, sorting, keys.length)
       return finish(sorting, undefined, noEntries)
     }

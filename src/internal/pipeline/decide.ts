@@ -74,12 +74,16 @@ export const makeDecisions = <A>(options: DecisionOptions<A>) => {
       ? Effect.zipRight(annotateOutcome("hit"), Effect.fail(entry.value as unknown as E))
       : Effect.fail(entry.value as unknown as E)
 
-  /** A fresh hit: its value, recomputed early in the background when XFetch says so. */
+  /**
+   * A fresh hit: its value, recomputed early in the background when XFetch says so (against
+   * `found`, what the store held).
+   */
   const decideFresh = <X, E, R>(
     key: string,
     arg: X,
     load: Loader<X, A, E, R>,
     full: string,
+    found: Entry<A> | undefined,
     entry: Entry<A>,
     t: number,
     isTraced: boolean
@@ -90,7 +94,7 @@ export const makeDecisions = <A>(options: DecisionOptions<A>) => {
         drawEarly(t, entry.freshUntil, entry.loadTime, beta),
         (recompute) =>
           recompute
-            ? Effect.as(revalidate(key, full, arg, load, entry), entry.value)
+            ? Effect.as(revalidate(key, full, arg, load, entry, found), entry.value)
             : Effect.succeed(entry.value)
       )
       return isTraced ? Effect.zipRight(annotateOutcome("hit"), early) : early
@@ -106,30 +110,46 @@ export const makeDecisions = <A>(options: DecisionOptions<A>) => {
     full: string,
     found: Entry<A> | undefined,
     isTraced: boolean
+  ): Effect.Effect<A, E | CacheError, R> => decideChecked(key, arg, load, full, found, found, isTraced)
+
+  /**
+   * `decide` with the entry as its tags' versions have it: `found` is still what the store held,
+   * which a load or refresh started from here writes against (late-write protection).
+   */
+  const decideChecked = <X, E, R>(
+    key: string,
+    arg: X,
+    load: Loader<X, A, E, R>,
+    full: string,
+    found: Entry<A> | undefined,
+    checkedEntry: Entry<A> | undefined,
+    isTraced: boolean
   ): Effect.Effect<A, E | CacheError, R> => {
-    let entry = found
+    let entry = checkedEntry
     // an entry with tags is worth what its tags' versions say; one without pays nothing here
     if (entry !== undefined && entry.tags.length > 0) {
       const checked = tagChecks.check(entry, now())
-      if (checked === UNKNOWN) return checkedThen(entry, (e) => decide(key, arg, load, full, e, isTraced))
+      if (checked === UNKNOWN) {
+        return checkedThen(entry, (e) => decideChecked(key, arg, load, full, found, e, isTraced))
+      }
       entry = checked
     }
     let fallback: Entry<A> | undefined
     if (entry !== undefined) {
       const t = now()
-      const found = freshness(entry, t, staleWindow)
-      if (found === FRESH) {
+      const kind = freshness(entry, t, staleWindow)
+      if (kind === FRESH) {
         counters.hits(1)
         if (entry.failed) return failedHit(entry, isTraced)
         if (slider !== undefined && slider.hit(full, entry, t)) {
           // an extension is due (once per debounce): it goes out, then the hit is decided as usual
-          return Effect.zipRight(slider.flush, decideFresh(key, arg, load, full, entry, t, isTraced))
+          return Effect.zipRight(slider.flush, decideFresh(key, arg, load, full, found, entry, t, isTraced))
         }
-        return decideFresh(key, arg, load, full, entry, t, isTraced)
+        return decideFresh(key, arg, load, full, found, entry, t, isTraced)
       }
-      if (found === STALE) {
+      if (kind === STALE) {
         counters.staleHits(1)
-        const refresh = Effect.as(revalidate(key, full, arg, load, entry), entry.value)
+        const refresh = Effect.as(revalidate(key, full, arg, load, entry, found), entry.value)
         return isTraced ? Effect.zipRight(annotateOutcome("stale"), refresh) : refresh
       }
       if (failSafe && !entry.failed && t < entry.staleUntil) fallback = entry
@@ -137,7 +157,7 @@ export const makeDecisions = <A>(options: DecisionOptions<A>) => {
     counters.misses(1)
     const miss = Effect.zipRight(
       flushDrops,
-      loadShared(key, full, arg, load, fallback)
+      loadShared(key, full, arg, load, fallback, undefined, found)
     )
     return isTraced ? Effect.zipRight(annotateOutcome("miss"), miss) : miss
   }

@@ -6,8 +6,10 @@
 import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import { randomBytes } from "node:crypto"
+import type * as CacheStore from "../../CacheStore.js"
 import { hashString } from "../eviction/policy.js"
-import { SizeHint, VersionHint } from "../store.js"
+import { bytesAt, SizeHint, VersionHint } from "../store.js"
 import { finiteOrNull, untag, valueField } from "./jsonForm.js"
 
 /**
@@ -45,7 +47,9 @@ export class Entry<A> {
     /** Fingerprint of the Schema the value was encoded with. */
     readonly fingerprint: string,
     size: number,
-    version = 0
+    version = 0,
+    /** What makes this write unique: the fence token at the start of its bytes. */
+    readonly token: string = freshFenceToken()
   ) {
     this[SizeHint] = size
     this[VersionHint] = version
@@ -54,8 +58,12 @@ export class Entry<A> {
   }
 }
 
-/** The same entry with another end of freshness (made stale, or kept by fail-safe's throttle). @internal */
-export const withFreshUntil = <A>(entry: Entry<A>, freshUntil: number): Entry<A> =>
+/**
+ * The same entry with another end of freshness (made stale, or kept by fail-safe's throttle); a
+ * copy that is written again is a write of its own, and gets a fresh fence token.
+ * @internal
+ */
+export const withFreshUntil = <A>(entry: Entry<A>, freshUntil: number, token: string = entry.token): Entry<A> =>
   new Entry(
     entry.value,
     entry.createdAt,
@@ -66,7 +74,8 @@ export const withFreshUntil = <A>(entry: Entry<A>, freshUntil: number): Entry<A>
     entry.versions,
     entry.fingerprint,
     entry[SizeHint],
-    entry[VersionHint]
+    entry[VersionHint],
+    token
   )
 
 /**
@@ -103,11 +112,79 @@ const decoder = new TextDecoder("utf-8", { fatal: true })
 /**
  * Envelope format version, bumped when the byte layout changes. 2: the value is either plain
  * JSON (`"v"`) or tagged JSON (`"x"`) for what plain JSON cannot say. 3: the versions of the
- * entry's tags (`"g"`, two per tag) are stored with them. A versioned write's entry has its
- * version (`"n"`) right after the format, where a store's compare (a Lua pattern, `versionOf`)
- * finds it without parsing the rest; readers of format 3 that know nothing of it ignore it.
+ * entry's tags (`"g"`, two per tag) are stored with them. 4: every envelope begins with its fence
+ * token (`{"f":4,"k":"<token>"`, always the same length), and an invalidation's marker (a
+ * tombstone) is an envelope of its own. A versioned write's entry has its version (`"n"`) right
+ * after the token, where a store's compare (a Lua pattern, `versionOf`) finds it without parsing
+ * the rest.
  */
-const FORMAT = 3
+const FORMAT = 4
+
+// -------------------------------------------------------------------------------------------------
+// fence tokens and tombstones
+
+/** This process's part of every fence token: 72 random bits, 12 characters. */
+const processTag = randomBytes(9).toString("base64url")
+let written = 0
+
+/**
+ * A fence token no other write has: this process's tag and a counter, 22 characters. Unique, not
+ * random: what it must never do is repeat, in this process or another.
+ * @internal
+ */
+export const freshFenceToken = (): string => processTag + (written++).toString(36).padStart(10, "0")
+
+const TOKEN_LENGTH = 22
+
+const tokenHead = `{"f":${FORMAT},"k":"`
+
+/** The bytes every envelope of one write begins with: what a fenced write compares. */
+const fenceBytes = (token: string): Uint8Array => encoder.encode(tokenHead + token + "\"")
+
+/** The fingerprint of a tombstone kept by a live store: read as a miss by every namespace. */
+const TOMBSTONE = ""
+
+/**
+ * An invalidation's marker, as the entry a read finds: expired before it was written, so it is a
+ * miss to every read, but it holds a fence token, so a load that read the key before the
+ * invalidation cannot write over it.
+ * @internal
+ */
+export const tombstone = <A>(fingerprint: string, token: string = freshFenceToken()): Entry<A> =>
+  new Entry(undefined as A, 0, -Infinity, -Infinity, 0, noStrings, noStrings, fingerprint, 64, 0, token)
+
+const noStrings: ReadonlyArray<string> = []
+
+/** Whether an entry read from a live store is an invalidation's marker. @internal */
+export const isTombstone = (entry: Entry<unknown>): boolean => entry.fingerprint === TOMBSTONE
+
+/**
+ * What a fenced write of a key expects to find there, given what the load's read found (an entry,
+ * a tombstone, or nothing): the entry itself in a live store, the first bytes of its envelope in
+ * a byte store.
+ * @internal
+ */
+export const expectedOf = (found: Entry<unknown> | undefined, live: boolean): CacheStore.Value | undefined =>
+  found === undefined ? undefined : live ? found : fenceBytes(found.token)
+
+const tombstoneTail = `","d":1}`
+const TOMBSTONE_BYTES = tokenHead.length + TOKEN_LENGTH + tombstoneTail.length
+
+/** An invalidation's marker as a store keeps it: the entry in a live store, its bytes in a byte store. @internal */
+export const tombstoneValue = (live: boolean): CacheStore.Value => {
+  const marker = tombstone(TOMBSTONE)
+  return live ? marker : encoder.encode(tokenHead + marker.token + tombstoneTail)
+}
+
+/** Whether a stored value is an invalidation's marker (as `tombstoneValue` makes them). @internal */
+export const isTombstoneValue = (value: CacheStore.Value): boolean =>
+  value instanceof Uint8Array
+    ? value.byteLength === TOMBSTONE_BYTES && bytesAt(value, tokenHeadBytes, 0) &&
+      bytesAt(value, tombstoneTailBytes, TOMBSTONE_BYTES - tombstoneTailBytes.byteLength)
+    : value instanceof Entry && isTombstone(value)
+
+const tokenHeadBytes = encoder.encode(tokenHead)
+const tombstoneTailBytes = encoder.encode(tombstoneTail)
 
 // -------------------------------------------------------------------------------------------------
 // the codec
@@ -124,6 +201,8 @@ export const fingerprintOf = (schema: Schema.Schema.Any, schemaVersion?: string 
 
 interface Envelope {
   readonly f?: unknown
+  readonly k?: unknown
+  readonly d?: unknown
   readonly h?: unknown
   readonly c?: unknown
   readonly u?: unknown
@@ -192,7 +271,7 @@ export const makeCodec = <A, I>(
     },
     toBytes: (entry, field) =>
       encoder.encode(
-        `{"f":${FORMAT},${entry[VersionHint] > 0 ? `"n":${entry[VersionHint]},` : ""}"h":${
+        `${tokenHead}${entry.token}",${entry[VersionHint] > 0 ? `"n":${entry[VersionHint]},` : ""}"h":${
           JSON.stringify(entry.fingerprint)
         },"c":${entry.createdAt},"u":${JSON.stringify(finiteOrNull(entry.freshUntil))},"s":${
           JSON.stringify(finiteOrNull(entry.staleUntil))
@@ -209,6 +288,9 @@ export const makeCodec = <A, I>(
         return Either.left("not an entry envelope of this format")
       }
       const env = raw as Envelope
+      if (typeof env.k !== "string" || env.k.length !== TOKEN_LENGTH) return Either.left("its fence token is malformed")
+      // an invalidation's marker: a miss that holds a fence token
+      if (env.d !== undefined) return Either.right(tombstone(fingerprint, env.k))
       const failed = env.h === failureFingerprint && failureFingerprint !== undefined
       if (env.h !== fingerprint && !failed) return Either.left("written with a different schema")
       const problem = malformed(env)
@@ -232,7 +314,8 @@ export const makeCodec = <A, I>(
           env.g as Array<string>,
           failed ? failureFingerprint : fingerprint,
           bytes.byteLength,
-          env.n === undefined ? 0 : env.n as number
+          env.n === undefined ? 0 : env.n as number,
+          env.k
         )
       )
     }

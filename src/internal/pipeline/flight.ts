@@ -22,6 +22,8 @@ import * as FiberId from "effect/FiberId"
 import { identity } from "effect/Function"
 import type * as Option from "effect/Option"
 import type { CacheError } from "../../CacheError.js"
+import type { Entry } from "./envelope.js"
+import type { Fenced } from "./fence.js"
 import type { Forker } from "./fork.js"
 import type { KeyOrder } from "./keyOrder.js"
 
@@ -64,12 +66,21 @@ export const isRetry = (u: unknown): u is Absent | Abandoned => u instanceof Abs
 export type SlotExit<A, E> = Exit.Exit<A, E | CacheError | Absent | Abandoned>
 
 /** One key of a flight. @internal */
-export class Slot<A, E> {
+export class Slot<A, E> implements Fenced {
   /** A write or invalidation came after the load started: its value must not be stored. */
   superseded = false
   readonly deferred = Deferred.unsafeMake<A, E | CacheError | Absent | Abandoned>(FiberId.none)
-  constructor(readonly key: string, readonly full: string, readonly flight: Flight) {}
+  constructor(
+    readonly key: string,
+    readonly full: string,
+    readonly flight: Flight,
+    readonly observed: Entry<A> | undefined,
+    readonly observedAt: number
+  ) {}
 }
+
+/** A key a flight loads, with what the read before it found there (none: nothing, or no read). @internal */
+export type FlightKey<A> = readonly [key: string, full: string, observed?: Entry<A> | undefined]
 
 const scopeClosed = Exit.die(
   new Error(
@@ -87,7 +98,7 @@ export interface Flights<A> {
    * outcome of each slot, aligned with them.
    */
   readonly start: <E, R>(
-    keys: ReadonlyArray<readonly [key: string, full: string]>,
+    keys: ReadonlyArray<FlightKey<A>>,
     job: (slots: ReadonlyArray<Slot<A, E>>) => Effect.Effect<ReadonlyArray<SlotExit<A, E>>, never, R>
   ) => Effect.Effect<ReadonlyArray<Slot<A, E>>, never, R>
   /** Waits on a slot; the last waiter to be interrupted abandons the flight. */
@@ -103,7 +114,7 @@ export interface Flights<A> {
 }
 
 /** @internal */
-export const makeFlights = <A>(fork: Forker, order: KeyOrder): Flights<A> => {
+export const makeFlights = <A>(fork: Forker, order: KeyOrder, now: () => number): Flights<A> => {
   const inflight = new Map<string, Slot<A, unknown>>()
 
   /** Out of the map: new callers no longer join it. */
@@ -117,13 +128,14 @@ export const makeFlights = <A>(fork: Forker, order: KeyOrder): Flights<A> => {
   }
 
   const start = <E, R>(
-    keys: ReadonlyArray<readonly [key: string, full: string]>,
+    keys: ReadonlyArray<FlightKey<A>>,
     job: (slots: ReadonlyArray<Slot<A, E>>) => Effect.Effect<ReadonlyArray<SlotExit<A, E>>, never, R>
   ): Effect.Effect<ReadonlyArray<Slot<A, E>>, never, R> =>
     Effect.suspend(() => {
       const flight = new Flight()
-      const slots = keys.map(([key, full]) => {
-        const slot = new Slot<A, E>(key, full, flight)
+      const t = now()
+      const slots = keys.map(([key, full, observed]) => {
+        const slot = new Slot<A, E>(key, full, flight, observed, t)
         inflight.set(full, slot as Slot<A, unknown>)
         order.register(slot)
         flight.slots.push(slot as Slot<unknown, unknown>)

@@ -14,6 +14,8 @@ import { getManyOrLoad } from "./batch.js"
 import type { BatchContext } from "./batch.js"
 import { makeDecisions } from "./decide.js"
 import { makeCodec } from "./envelope.js"
+import type { Fenced } from "./fence.js"
+import { fenceWindowMillis, makeFencing } from "./fence.js"
 import { makeFlights } from "./flight.js"
 import type { Forker } from "./fork.js"
 import { makeInvalidation } from "./invalidation.js"
@@ -57,6 +59,12 @@ export const make = <A, I>(
   const onStoreFailure = makeOnStoreFailure(options.onStoreError, namespace, store.name, counters)
   const versions = versionsOf(store)
   const tagChecks = makeTagChecks(versions, options.versionWindowMillis)
+  const fencing = store.fence === undefined ? undefined : makeFencing({
+    fence: store.fence,
+    live: store.capabilities.live,
+    now,
+    windowMillis: fenceWindowMillis(options.loadTimeoutMillis, options.lock?.waitMillis)
+  })
   const writer = makeWriter({
     namespace,
     store,
@@ -68,7 +76,8 @@ export const make = <A, I>(
     tags: options.tags,
     tagChecks,
     counters,
-    onStoreFailure
+    onStoreFailure,
+    fencing
   })
   const runLoad = makeRunLoad({
     namespace,
@@ -78,24 +87,29 @@ export const make = <A, I>(
     spanAttributes
   })
   const order = keyOrderOf(store)
-  const flights = makeFlights<A>(fork, order)
+  const flights = makeFlights<A>(fork, order, now)
 
   /** Stores loaded values whose loads are still current, in the key order of the store. */
   const storeLoaded = (
-    loaded: ReadonlyArray<{ readonly load: Superseding; readonly key: string; readonly value: A }>,
+    loaded: ReadonlyArray<{ readonly load: Superseding & Fenced; readonly key: string; readonly value: A }>,
     elapsed: number
   ): Effect.Effect<void, CacheError> =>
     order.writeLoaded(
       loaded,
-      (current) => writer.writeLoaded(current.map((l) => ({ key: l.key, full: l.load.full, value: l.value })), elapsed)
+      (current) =>
+        writer.writeLoaded(
+          current.map((l) => ({ key: l.key, full: l.load.full, value: l.value, load: l.load })),
+          elapsed
+        )
     )
   const negative = options.negative
   /** Negative caching: a failure its options accept is stored, unless a write or invalidation came since. */
   const storeFailed = negative === undefined ?
     undefined :
-    (load: Superseding, key: string, error: unknown, elapsed: number) =>
+    (load: Superseding & Fenced, key: string, error: unknown, elapsed: number) =>
       negative.when(error)
-        ? order.writeLoaded([{ load }], () => writer.writeFailure(key, load.full, error, negative.ttlMillis, elapsed))
+        ? order.writeLoaded([{ load }], () =>
+          writer.writeFailure(key, load.full, error, negative.ttlMillis, elapsed, load))
         : Effect.void
   const staleWindow = options.staleWhileRevalidateMillis
   const failSafe = options.failSafe
@@ -135,7 +149,9 @@ export const make = <A, I>(
     softTimeout,
     refreshPermits,
     leases,
-    servable: isServable
+    servable: isServable,
+    // an explicit refresh reads what its value replaces, on a store with a fence
+    observe: fencing === undefined ? undefined : (key, full) => Effect.suspend(() => gen.reader.current(key, full))
   })
 
   const slider = makeSlider(store, options.ttl?.sliding, fork)
@@ -276,6 +292,7 @@ export const make = <A, I>(
   const keyed = { namespace, store, now, order, writer, spanAttributes, withGeneration }
   const { clear, expire, invalidate, invalidatePattern } = makeInvalidation<A>({
     ...keyed,
+    fencing,
     // an invalidation the store did not carry out is never acknowledged, whatever `onStoreError`
     // says of reads: the entry it was meant to remove could be served again once the store is back
     onStoreFailure: makeOnStoreFailure("fail", namespace, store.name, counters),

@@ -11,6 +11,7 @@ import type * as CacheStore from "../../CacheStore.js"
 import { deleteMatchingOf } from "../../CacheStore.js"
 import { announce } from "../invalidationBus.js"
 import { escapeGlob } from "../store.js"
+import type { Fencing } from "./fence.js"
 import { namespacePrefix, versionedBase } from "./key.js"
 import type { KeyOrder, Superseding } from "./keyOrder.js"
 import type { Reader } from "./read.js"
@@ -31,6 +32,8 @@ export interface InvalidationOptions<A> {
   readonly now: () => number
   readonly order: KeyOrder
   readonly writer: Writer<A>
+  /** Late-write protection: an invalidated key keeps a tombstone for the fence window. */
+  readonly fencing: Fencing | undefined
   /** What a store failure becomes: the invalidations fail with it, so that none is acknowledged undone. */
   readonly onStoreFailure: OnStoreFailure
   readonly spanAttributes: Record<string, string>
@@ -44,14 +47,19 @@ export interface InvalidationOptions<A> {
 
 /** @internal */
 export const makeInvalidation = <A>(options: InvalidationOptions<A>) => {
-  const { namespace, now, onStoreFailure, order, spanAttributes, store, versioned, withGeneration, writer } = options
+  const { fencing, namespace, now, onStoreFailure, order, spanAttributes, store, versioned, withGeneration, writer } =
+    options
 
   const invalidate = (key: string): Effect.Effect<boolean, CacheError> =>
     withGeneration((g) => {
       const full = g.prefix + key
       return Effect.zipRight(
         order.supersede(full),
-        Effect.catchAll(store.delete(full), (error) => onStoreFailure("delete", error, false))
+        Effect.catchAll(
+          // a tombstone rather than nothing: a load that read the key before cannot write over it
+          fencing === undefined ? store.delete(full) : fencing.mark(full),
+          (error) => onStoreFailure("delete", error, false)
+        )
       ).pipe(Effect.tap(() => announce(store, { _tag: "Keys", namespace, keys: [key] })))
     }).pipe(traced("cachekit.invalidate", spanAttributes))
 

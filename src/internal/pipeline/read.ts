@@ -10,7 +10,7 @@ import * as Fiber from "effect/Fiber"
 import type { CacheError } from "../../CacheError.js"
 import * as CacheStore from "../../CacheStore.js"
 import type { Codec } from "./envelope.js"
-import { Entry } from "./envelope.js"
+import { Entry, isTombstone } from "./envelope.js"
 import type { Slider } from "./slide.js"
 import type { Counters } from "./stats.js"
 import type { OnStoreFailure } from "./storeErrors.js"
@@ -60,6 +60,11 @@ export interface Reader<A> {
   readonly entryOf: (key: string, full: string, stored: CacheStore.Value) => Entry<A> | undefined
   /** Deletes the entries that failed to decode since the last call. */
   readonly flushDrops: Effect.Effect<void>
+  /**
+   * What the store holds of a key now, read with `get`: the entry or tombstone (none when nothing
+   * decodes, or the read failed and the store-failure policy lets the caller go on).
+   */
+  readonly current: (key: string, full: string) => Effect.Effect<Entry<A> | undefined, CacheError>
 }
 
 /** Bounds of the memo of decoded entries (at most ~4 MiB of copied bytes). */
@@ -125,6 +130,8 @@ export const makeReader = <A>(options: ReadOptions<A>): Reader<A> => {
     if (stored instanceof Entry) {
       if (stored.fingerprint === codec.fingerprint) return stored as Entry<A>
       if (stored.fingerprint === codec.failureFingerprint && stored.failed) return stored as Entry<A>
+      // an invalidation's marker: a miss whose fence token a load writes against
+      if (isTombstone(stored)) return stored as Entry<A>
     } else if (stored instanceof Uint8Array) {
       const memo = known ?? decoded.get(key)
       if (
@@ -242,6 +249,12 @@ export const makeReader = <A>(options: ReadOptions<A>): Reader<A> => {
   return {
     reading,
     entryOf: (key, full, stored) => entryOf(key, full, stored),
-    flushDrops
+    flushDrops,
+    current: (key, full) =>
+      Effect.matchEffect(store.get(full), {
+        onFailure: (error) => onStoreFailure("read", error, undefined),
+        onSuccess: (stored) =>
+          Effect.as(flushDrops, stored._tag === "Some" ? entryOf(key, full, stored.value) : undefined)
+      })
   }
 }

@@ -6,6 +6,7 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import type { CacheError } from "../../CacheError.js"
 import type { Entry } from "./envelope.js"
+import type { Fenced } from "./fence.js"
 import { isRetry } from "./flight.js"
 import type { Abandoned, Absent, Flights, Slot } from "./flight.js"
 import type { Superseding } from "./keyOrder.js"
@@ -25,12 +26,12 @@ export interface SingleLoadOptions<A> {
   readonly flights: Flights<A>
   readonly runLoad: RunLoad
   readonly storeLoaded: (
-    loaded: ReadonlyArray<{ readonly load: Superseding; readonly key: string; readonly value: A }>,
+    loaded: ReadonlyArray<{ readonly load: Superseding & Fenced; readonly key: string; readonly value: A }>,
     elapsed: number
   ) => Effect.Effect<void, CacheError>
   /** Negative caching: stores a load's failure when the options accept it (none: failures are not cached). */
   readonly storeFailed:
-    | ((load: Superseding, key: string, error: unknown, elapsed: number) => Effect.Effect<void, CacheError>)
+    | ((load: Superseding & Fenced, key: string, error: unknown, elapsed: number) => Effect.Effect<void, CacheError>)
     | undefined
   readonly failSafe: FailSafe | undefined
   readonly softTimeout: number | undefined
@@ -39,6 +40,8 @@ export interface SingleLoadOptions<A> {
   readonly leases: Leases<A> | undefined
   /** Whether an entry read from the store answers a miss (anything a read would serve). */
   readonly servable: (entry: Entry<A>) => boolean
+  /** What the store holds of a key (an entry or tombstone; none when nothing, or the read failed), on a store with a fence. */
+  readonly observe: ((key: string, full: string) => Effect.Effect<Entry<A> | undefined, CacheError>) | undefined
 }
 
 /** An explicit refresh loads anew, whatever entry the store holds. */
@@ -53,6 +56,7 @@ export const makeSingleLoads = <A>(options: SingleLoadOptions<A>) => {
     leases,
     namespace,
     now,
+    observe,
     refreshPermits,
     runLoad,
     servable,
@@ -66,7 +70,8 @@ export const makeSingleLoads = <A>(options: SingleLoadOptions<A>) => {
    * Starts the load of one key, or joins the one under way. `fallback` is the entry the caller
    * read past its stale window, which fail-safe may answer a failed load with. With the lock,
    * the load runs under the key's lease, or is answered by an entry another holder wrote that
-   * `settled` accepts (by default: any servable entry).
+   * `settled` accepts (by default: any servable entry). `observed` is what the caller's read
+   * found in the store (an entry or tombstone; none: nothing), which the load writes against.
    */
   const startOrJoin = <X, E, R>(
     key: string,
@@ -74,13 +79,14 @@ export const makeSingleLoads = <A>(options: SingleLoadOptions<A>) => {
     arg: X,
     load: Loader<X, A, E, R>,
     fallback?: Entry<A>,
-    settled: (entry: Entry<A>) => boolean = servable
+    settled: (entry: Entry<A>) => boolean = servable,
+    observed?: Entry<A>
   ): Effect.Effect<Slot<A, E>, never, R> =>
     Effect.suspend(() => {
       const existing = flights.current<E>(full)
       if (existing !== undefined) return Effect.succeed(existing)
       return Effect.map(
-        flights.start<E, R>([[key, full]], ([slot]) =>
+        flights.start<E, R>([[key, full, observed]], ([slot]) =>
           rescued(
             slot!,
             fallback,
@@ -138,18 +144,20 @@ export const makeSingleLoads = <A>(options: SingleLoadOptions<A>) => {
   /**
    * Refreshes one key in the background unless it is loading already: the refresh holds one of
    * the `refreshConcurrency` permits while it loads, and a failure leaves the entry as it was
-   * (logged and counted; a caller that joined the refresh hears of it).
+   * (logged and counted; a caller that joined the refresh hears of it). The new value replaces
+   * `observed` (the entry as the store held it) only while the store still holds it.
    */
   const revalidate = <X, E, R>(
     key: string,
     full: string,
     arg: X,
     load: Loader<X, A, E, R>,
-    entry: Entry<A>
+    entry: Entry<A>,
+    observed: Entry<A> = entry
   ): Effect.Effect<void, never, R> =>
     Effect.suspend(() => {
       if (flights.current(full) !== undefined) return Effect.void
-      return flights.start<E, R>([[key, full]], ([slot]) =>
+      return flights.start<E, R>([[key, full, observed]], ([slot]) =>
         (leases === undefined
           ? refreshPermits.withPermits(1)(loadKey(slot!, arg, load))
           // under the lock, a refresh another process wrote first (a newer entry) is this one's answer
@@ -180,25 +188,33 @@ export const makeSingleLoads = <A>(options: SingleLoadOptions<A>) => {
     arg: X,
     load: Loader<X, A, E, R>,
     fallback?: Entry<A>,
-    settled: (entry: Entry<A>) => boolean = servable
+    settled: (entry: Entry<A>) => boolean = servable,
+    observed?: Entry<A>
   ): Effect.Effect<A, E | CacheError, R> =>
     Effect.flatMap(
-      startOrJoin(key, full, arg, load, fallback, settled),
+      startOrJoin(key, full, arg, load, fallback, settled, observed),
       (slot) =>
         Effect.catchIf(
           fallback === undefined || softTimeout === undefined ? flights.wait(slot) : waitSoftly(slot, fallback),
           isRetry,
+          // a load started again starts from what the store holds now: nothing known, nothing expected
           () => loadShared(key, full, arg, load, fallback, settled)
         )
     )
 
-  /** Loads one key anew (an explicit refresh), joining a load under way. */
+  /**
+   * Loads one key anew (an explicit refresh), joining a load under way. On a store with a fence
+   * the key is read first: what it holds is what the new value replaces, unless it changes.
+   */
   const reload = <X, E, R>(
     key: string,
     full: string,
     arg: X,
     load: Loader<X, A, E, R>
-  ): Effect.Effect<A, E | CacheError, R> => loadShared(key, full, arg, load, undefined, never)
+  ): Effect.Effect<A, E | CacheError, R> =>
+    observe === undefined
+      ? loadShared(key, full, arg, load, undefined, never)
+      : Effect.flatMap(observe(key, full), (found) => loadShared(key, full, arg, load, undefined, never, found))
 
   /**
    * The soft timeout: a caller holding a value kept by fail-safe waits at most `soft` for the

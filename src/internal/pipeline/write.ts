@@ -10,7 +10,8 @@ import type { CacheError, StoreFailure } from "../../CacheError.js"
 import type * as CacheStore from "../../CacheStore.js"
 import type { TtlPolicy } from "../ttl.js"
 import type { Codec } from "./envelope.js"
-import { Entry, withFreshUntil } from "./envelope.js"
+import { Entry, freshFenceToken, withFreshUntil } from "./envelope.js"
+import type { Fenced, Fencing } from "./fence.js"
 import { lifetime } from "./freshness.js"
 import { writtenTtl } from "./slide.js"
 import type { Counters } from "./stats.js"
@@ -29,6 +30,8 @@ export interface WriteOptions<A> {
   readonly tagChecks: TagChecks
   readonly counters: Counters
   readonly onStoreFailure: OnStoreFailure
+  /** Late-write protection, on stores that offer a fence. */
+  readonly fencing: Fencing | undefined
 }
 
 /** What a write sends to the store: an entry with its TTL, or a delete (a TTL of zero or less). @internal */
@@ -38,9 +41,12 @@ export type Prepared =
 
 /** @internal */
 export interface Writer<A> {
-  /** Stores loaded values under the store keys their loads read; never fails the callers waiting for them. */
+  /**
+   * Stores loaded values under the store keys their loads read, each only while its key holds what
+   * its load found there (on a store with a fence); never fails the callers waiting for them.
+   */
   readonly writeLoaded: (
-    loaded: ReadonlyArray<{ readonly key: string; readonly full: string; readonly value: A }>,
+    loaded: ReadonlyArray<{ readonly key: string; readonly full: string; readonly value: A; readonly load: Fenced }>,
     loadTime: number
   ) => Effect.Effect<void, CacheError>
   /**
@@ -62,8 +68,9 @@ export interface Writer<A> {
    */
   readonly replace: (key: string, full: string, value: A) => Effect.Effect<void, CacheError>
   /**
-   * Writes an entry back unchanged but for its `freshUntil` (fail-safe's throttle), stored until
-   * its own `staleUntil`; never fails.
+   * Writes an entry back unchanged but for its `freshUntil` (fail-safe's throttle, a soft
+   * invalidation), stored until its own `staleUntil`, only while the key still holds that entry
+   * (on a store with a fence); never fails.
    */
   readonly keep: (full: string, entry: Entry<A>, freshUntil: number) => Effect.Effect<void, CacheError>
   /** The envelope of an explicit write, with its tags and its version (0: none), and its TTL. */
@@ -83,13 +90,14 @@ export interface Writer<A> {
     full: string,
     error: unknown,
     ttl: number,
-    loadTime: number
+    loadTime: number,
+    load: Fenced
   ) => Effect.Effect<void, CacheError>
 }
 
 /** @internal */
 export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
-  const { codec, counters, namespace, now, onStoreFailure, store } = options
+  const { codec, counters, fencing, namespace, now, onStoreFailure, store } = options
   const live = store.capabilities.live
   const sliding = options.ttl?.sliding
 
@@ -147,12 +155,13 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
             version
           )
           const stored = live ? entry : codec.toBytes(entry, encoded.right)
-          // a sliding entry lives its slide in the store; its freshUntil is its cap
+          // a sliding entry lives its slide in the store (its freshUntil is its cap); otherwise, with
+          // a fence, an entry outlives its end by the window, as a miss that holds its token
           const storeTtl = sliding !== undefined
             ? writtenTtl(sliding, t, staleUntil)
             : staleUntil === Infinity
             ? undefined
-            : staleUntil - t
+            : staleUntil - t + (fencing?.windowMillis ?? 0)
           return { full, stored, ttl: storeTtl }
         })
       }
@@ -174,8 +183,26 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
     return sets.length === 0 ? removed : Effect.zipRight(removed, store.setMany(sets))
   }
 
+  /** Sends one loaded value against what its load found; a key that changed since is left as it is. */
+  const persistFenced = (
+    fence: Fencing,
+    prepared: Prepared,
+    key: string,
+    load: Fenced
+  ): Effect.Effect<void, CacheError> =>
+    Effect.catchAll(
+      prepared.stored === undefined
+        ? Effect.asVoid(store.delete(prepared.full))
+        : Effect.flatMap(fence.write(prepared.full, prepared.stored, prepared.ttl, load), (wrote) =>
+          wrote ? Effect.void : Effect.logDebug("a loaded value is not cached: its key changed since it was read").pipe(
+            Effect.annotateLogs({ namespace, key })
+          )),
+      (error) =>
+        onStoreFailure("write", error, undefined)
+    )
+
   const writeLoaded = (
-    loaded: ReadonlyArray<{ readonly key: string; readonly full: string; readonly value: A }>,
+    loaded: ReadonlyArray<{ readonly key: string; readonly full: string; readonly value: A; readonly load: Fenced }>,
     loadTime: number
   ): Effect.Effect<void, CacheError> =>
     Effect.forEach(loaded, ({ full, key, value }) =>
@@ -193,6 +220,17 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
             : onStoreFailure("write", error, undefined)
       )).pipe(
         Effect.flatMap((prepared) => {
+          if (fencing !== undefined) {
+            if (prepared.length === 1) {
+              const p = prepared[0]
+              return p === undefined ? Effect.void : persistFenced(fencing, p, loaded[0]!.key, loaded[0]!.load)
+            }
+            return Effect.forEach(
+              prepared,
+              (p, i) => p === undefined ? Effect.void : persistFenced(fencing, p, loaded[i]!.key, loaded[i]!.load),
+              { concurrency: "unbounded", discard: true }
+            )
+          }
           const ready = prepared.filter((p): p is Prepared => p !== undefined)
           return ready.length === 0
             ? Effect.void
@@ -213,7 +251,8 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
     logged: boolean
   ): Effect.Effect<void, CacheError> => {
     if (error._tag === "EncodeError" && !logged) return Effect.fail(error)
-    return Effect.matchEffect(store.delete(full), {
+    // with a fence, the removal leaves an invalidation's marker: a load from before cannot land
+    return Effect.matchEffect(fencing === undefined ? store.delete(full) : fencing.mark(full), {
       onFailure: (deleteError) => {
         // both store failures are counted
         if (error._tag !== "EncodeError") counters.storeError()
@@ -251,15 +290,19 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
     Effect.suspend(() => {
       const ttl = entry.staleUntil - now()
       if (!(ttl > 0)) return Effect.void
-      const kept = withFreshUntil(entry, freshUntil)
+      // a write of its own: a fresh fence token
+      const kept = withFreshUntil(entry, freshUntil, freshFenceToken())
       let stored: CacheStore.Value = kept
       if (!live) {
         const encoded = codec.encode(entry.value)
         if (Either.isLeft(encoded)) return Effect.void
         stored = codec.toBytes(kept, encoded.right)
       }
+      const storedTtl = ttl === Infinity ? undefined : Math.max(1, Math.ceil(ttl + (fencing?.windowMillis ?? 0)))
       return Effect.catchAll(
-        store.set(full, stored, ttl === Infinity ? undefined : Math.max(1, Math.ceil(ttl))),
+        fencing === undefined
+          ? store.set(full, stored, storedTtl)
+          : fencing.write(full, stored, storedTtl, { observed: entry, observedAt: now() }),
         (error) => onStoreFailure("write", error, undefined)
       )
     })
@@ -269,7 +312,8 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
     full: string,
     error: unknown,
     ttl: number,
-    loadTime: number
+    loadTime: number,
+    load: Fenced
   ): Effect.Effect<void, CacheError> =>
     Effect.suspend(() => {
       const encoded = codec.encodeFailure(error)
@@ -292,8 +336,10 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
         codec.failureFingerprint!,
         field.length
       )
+      const stored = live ? entry : codec.toBytes(entry, field)
+      // a loaded result like any other: fenced against what its load found, on a store with a fence
       return Effect.catchAll(
-        store.set(full, live ? entry : codec.toBytes(entry, field), ttl),
+        fencing === undefined ? store.set(full, stored, ttl) : Effect.asVoid(fencing.write(full, stored, ttl, load)),
         (error) => onStoreFailure("write", error, undefined)
       )
     })

@@ -62,14 +62,14 @@ const EXTEND_SCRIPT =
   `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("pexpire", KEYS[1], ARGV[2]) else return 0 end`
 
 /**
- * A versioned write: the stored value's version (the `"n"` member right after the format, see
- * `CacheStore.versionOf`; 0 without one) is compared and the value written in one atomic step.
+ * A versioned write: the stored value's version (the `"n"` member right after the format and
+ * the fence token, see `CacheStore.versionOf`; 0 without one) is compared and the value written in one atomic step.
  * ARGV: the value, its version, the TTL in ms (-1: none; 0 or less: already expired, so the key
  * goes). Returns -1 when written, else the version the key keeps.
  */
 const SET_IF_NEWER_SCRIPT = `local cur = redis.call("get", KEYS[1])
 if cur then
-  local n = tonumber(string.match(cur, '^{"f":%d+,"n":(%d+),') or "0")
+  local n = tonumber(string.match(cur, '^{"f":%d+,"k":"[^"]*","n":(%d+),') or string.match(cur, '^{"f":%d+,"n":(%d+),') or "0")
   if n >= tonumber(ARGV[2]) then return n end
 end
 local px = tonumber(ARGV[3])
@@ -77,6 +77,16 @@ if px < 0 then redis.call("set", KEYS[1], ARGV[1])
 elseif px == 0 then redis.call("unlink", KEYS[1])
 else redis.call("set", KEYS[1], ARGV[1], "PX", px) end
 return -1`
+
+/**
+ * A fenced write (`CacheStore.Fence.setIf`) of a key that holds nothing or a value that begins
+ * with the expected bytes (ARGV[1], never empty): GETRANGE reads only those bytes of the value.
+ * ARGV[3] is the TTL in milliseconds ("": none).
+ */
+const SET_IF_SCRIPT = `local head = redis.call("getrange", KEYS[1], 0, #ARGV[1] - 1)
+if head ~= ARGV[1] and redis.call("exists", KEYS[1]) == 1 then return 0 end
+if ARGV[3] == "" then redis.call("set", KEYS[1], ARGV[2]) else redis.call("set", KEYS[1], ARGV[2], "PX", ARGV[3]) end
+return 1`
 
 interface Script {
   readonly source: string
@@ -87,6 +97,7 @@ const script = (source: string): Script => ({ source, sha: createHash("sha1").up
 const releaseScript = script(RELEASE_SCRIPT)
 const extendScript = script(EXTEND_SCRIPT)
 const setIfNewerScript = script(SET_IF_NEWER_SCRIPT)
+const setIfScript = script(SET_IF_SCRIPT)
 
 /** Runs a script by its SHA1, sending its source once when the server does not know it yet. */
 const evalScript = async (
@@ -501,6 +512,52 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
           (n) => n === 1
         )
     }
+    /**
+     * Compare-and-set for loaded values: SET NX when the read found nothing, else a script that
+     * compares the first bytes (the fence token) and writes in one atomic step, on the key's node.
+     */
+    const fence: CacheStore.Fence = {
+      setIf: (key, expected, value, ttl) =>
+        Effect.suspend((): Effect.Effect<boolean, StoreFailure> => {
+          const buffer = bytes(key, value)
+          if (!Buffer.isBuffer(buffer)) return Effect.fail(buffer)
+          const ms = ttlMillis(ttl)
+          if (Number.isNaN(ms)) return Effect.fail(invalidTtl(name, "setIf", ttl))
+          // an already-expired value is never written
+          if (ms !== undefined && ms <= 0) return Effect.succeed(false)
+          const k = full(key)
+          if (expected === undefined) {
+            return call(
+              "setIf",
+              () => ms === undefined ? client.set(k, buffer, "NX") : client.set(k, buffer, "PX", Math.ceil(ms), "NX"),
+              true,
+              (reply) => reply === "OK"
+            )
+          }
+          const head = bytes(key, expected)
+          if (!Buffer.isBuffer(head) || head.byteLength === 0) return Effect.succeed(false)
+          return call(
+            "setIf",
+            () => evalScript(client, setIfScript, k, head, buffer, ms === undefined ? "" : Math.ceil(ms)),
+            true,
+            (n) => n === 1
+          )
+        }),
+      swap: (key, value, ttl) =>
+        Effect.suspend((): Effect.Effect<Option.Option<CacheStore.Value>, StoreFailure> => {
+          const buffer = bytes(key, value)
+          if (!Buffer.isBuffer(buffer)) return Effect.fail(buffer)
+          const ms = ttlMillis(ttl)
+          if (ms === undefined || Number.isNaN(ms) || ms <= 0) return Effect.fail(invalidTtl(name, "swap", ttl))
+          return call(
+            "swap",
+            () => client.setBuffer(full(key), buffer, "PX", Math.ceil(ms), "GET"),
+            true,
+            (before): Option.Option<CacheStore.Value> => Option.fromNullable(before)
+          )
+        })
+    }
+
     /** Each page of the SCAN is unlinked as it comes: the keys are never all held at once. */
     const deleteMatching = (pattern: string): Effect.Effect<number, StoreFailure> =>
       Effect.suspend(() => {
@@ -551,6 +608,7 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
       keys,
       lease,
       versioned,
+      fence,
       deleteMatching,
       getAndExpire,
       directRead: batcher === undefined ? undefined : { _tag: "Callback", get, read: batcher.read }

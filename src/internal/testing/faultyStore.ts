@@ -142,7 +142,12 @@ export const make = (
     expire: (key, ttl) => guard("expire", inner.expire(key, ttl)),
     clear: guard("clear", inner.clear),
     keys: (pattern) => guard("keys", inner.keys(pattern)),
-    lease: inner.lease === undefined ? undefined : leaseOf(inner.lease)
+    lease: inner.lease === undefined ? undefined : leaseOf(inner.lease),
+    // a fenced write is a write, a marker's swap a removal: faults on "set" and "delete" meet them
+    fence: inner.fence === undefined ? undefined : {
+      setIf: (key, expected, value, ttl) => guard("set", inner.fence!.setIf(key, expected, value, ttl)),
+      swap: (key, value, ttl) => guard("delete", inner.fence!.swap(key, value, ttl))
+    }
   }
 
   const faults: FaultController = {

@@ -43,7 +43,8 @@ const everyCase: Record<StoreSuiteCase, true> = {
   "direct-read": true,
   "live-values": true,
   "lease": true,
-  "versioned": true
+  "versioned": true,
+  "fence": true
 }
 
 /** The case ids, in the order the cases run. @internal */
@@ -752,6 +753,65 @@ export const storeSuite = (runner: StoreSuiteRunner, name: string, options: Stor
           for (const [version, result] of results) {
             if (Option.isSome(result)) expect(result.value >= version).toBe(true)
           }
+        }))
+  )
+
+  add(
+    "fence",
+    "a fenced write lands only on nothing or on what its read found; a swap leaves a marker and gives back what was there",
+    () =>
+      withStore("fence", (store) =>
+        Effect.gen(function*() {
+          const fence = store.fence
+          if (fence === undefined) {
+            // an optional capability: without it, a cache writes loaded values with `set`
+            const cached = Cache.cached({ namespace: "n", key: "k", value: Schema.String, ttl: "1 minute" })
+            const run = (value: string) =>
+              Effect.provideService(cached(Effect.succeed(value)), CacheStore.CacheStore, store)
+            expect(yield* run("v")).toBe("v")
+            expect(yield* run("w")).toBe("v")
+            return
+          }
+          // expecting nothing: written on nothing only
+          expect(yield* fence.setIf("k", undefined, bytes("A:one"), "1 hour")).toBe(true)
+          expect(yield* fence.setIf("k", undefined, bytes("B:two"), "1 hour")).toBe(false)
+          expect(text(yield* store.get("k"))).toEqual(Option.some("A:one"))
+          // expecting bytes: written on a value that begins with them, or on nothing
+          expect(yield* fence.setIf("k", bytes("B:"), bytes("C:three"), "1 hour")).toBe(false)
+          expect(yield* fence.setIf("k", bytes("A:"), bytes("B:two"), "1 hour")).toBe(true)
+          expect(yield* fence.setIf("k", bytes("A:"), bytes("C:three"), "1 hour")).toBe(false)
+          expect(text(yield* store.get("k"))).toEqual(Option.some("B:two"))
+          expect(yield* fence.setIf("gone", bytes("A:"), bytes("D:four"), "1 hour")).toBe(true)
+          expect(text(yield* store.get("gone"))).toEqual(Option.some("D:four"))
+          // a value shorter than the expected bytes is not what was read
+          yield* store.set("short", bytes("A"))
+          expect(yield* fence.setIf("short", bytes("A:"), bytes("E:five"), "1 hour")).toBe(false)
+          // a swap leaves its marker for its TTL and gives back what the key held
+          expect(text(yield* fence.swap("k", bytes("M:marker"), shortTtl))).toEqual(Option.some("B:two"))
+          expect(text(yield* store.get("k"))).toEqual(Option.some("M:marker"))
+          expect(yield* fence.setIf("k", bytes("B:"), bytes("F:six"), "1 hour")).toBe(false)
+          expect(Option.isNone(yield* fence.swap("never", bytes("M:marker"), shortTtl))).toBe(true)
+          // the TTL of a fenced write holds
+          expect(yield* fence.setIf("brief", undefined, bytes("G:seven"), shortTtl)).toBe(true)
+          yield* advance(wait)
+          expect(Option.isNone(yield* store.get("brief"))).toBe(true)
+          expect(Option.isNone(yield* store.get("k"))).toBe(true)
+          if (store.capabilities.live) {
+            // a live store compares objects by identity
+            const read = { v: 1 }
+            yield* store.set("obj", read)
+            expect(yield* fence.setIf("obj", { v: 1 }, { v: 2 })).toBe(false)
+            expect(yield* fence.setIf("obj", read, { v: 3 })).toBe(true)
+            expect(Option.getOrThrow(yield* store.get("obj"))).toEqual({ v: 3 })
+          }
+          // of 100 concurrent writes expecting the same value, exactly one lands
+          yield* store.set("contended", bytes("H:base"), "1 hour")
+          const results = yield* Effect.forEach(
+            Array.from({ length: 100 }, (_, i) => i),
+            (i) => fence.setIf("contended", bytes("H:"), bytes(`I${i}:next`), "1 hour"),
+            { concurrency: "unbounded" }
+          )
+          expect(results.filter(Boolean).length).toBe(1)
         }))
   )
 

@@ -1,0 +1,165 @@
+/**
+ * Seeded interleavings of a slow load in one "process" and a write or invalidation of the same key
+ * in another: two handles over two store objects that share the backend but nothing else (no key
+ * order, no single flight), as two processes would. Each run counts whether the value the store
+ * ends up with is older than the newest one written to the source.
+ */
+import { Deferred, Effect, Fiber, Option, Random, Schema } from "effect"
+import type { Duration, Scope } from "effect"
+import { CacheAside, CacheStore, ReadThrough } from "effect-cachekit"
+
+/** How one interleaving went. */
+export interface Outcome {
+  readonly prefill: "none" | "tombstone" | "stale"
+  readonly action: "set" | "invalidate"
+  readonly before: boolean
+  readonly batch: boolean
+  /** The loader ran (a miss or a refresh), rather than a hit answering. */
+  readonly loaded: boolean
+  /** The value left in the store is older than the newest the source holds. */
+  readonly older: boolean
+}
+
+export interface ScenarioOptions {
+  /** Two store objects over one backend. */
+  readonly stores: Effect.Effect<readonly [CacheStore.Service, CacheStore.Service], never, Scope.Scope>
+  readonly ttl: Duration.DurationInput
+  readonly staleWhileRevalidate: Duration.DurationInput
+  /** Moves time so that a fresh entry is stale (inside its stale window). */
+  readonly makeStale: Effect.Effect<void>
+  /** Leaves out the store's fence, to show what happens without it. */
+  readonly withoutFence?: boolean
+}
+
+const pick = <A>(random: Random.Random, choices: ReadonlyArray<A>): Effect.Effect<A> =>
+  Effect.map(random.nextIntBetween(0, choices.length), (i) => choices[i]!)
+
+/** What one run's key is doing: its source value, and the signals of its slow load. */
+interface KeyRun {
+  source: number
+  readonly started: Deferred.Deferred<void>
+  readonly gate: Deferred.Deferred<void>
+  readonly written: Deferred.Deferred<void>
+}
+
+/** The caller's key of a store key (the runs' keys have no `:`). */
+const callerKey = (full: string) => full.slice(full.lastIndexOf(":") + 1)
+
+/**
+ * The store as the loading side sees it: every write of a loaded value (fenced or not) is
+ * reported once it has returned, so the run knows when the loaded value has landed or was refused.
+ */
+const reporting = (store: CacheStore.Service, runs: Map<string, KeyRun>, withoutFence: boolean) => {
+  const done = <A, E>(full: string, effect: Effect.Effect<A, E>) =>
+    Effect.ensuring(
+      effect,
+      Effect.suspend(() => {
+        const run = runs.get(callerKey(full))
+        return run === undefined ? Effect.void : Deferred.succeed(run.written, undefined)
+      })
+    )
+  return CacheStore.make({
+    name: store.name,
+    capabilities: store.capabilities,
+    get: store.get,
+    getMany: store.getMany,
+    set: (key, value, ttl) => done(key, store.set(key, value, ttl)),
+    setMany: (entries) =>
+      Effect.forEach(entries, (e) => done(e.key, store.set(e.key, e.value, e.ttl)), { discard: true }),
+    setIfAbsent: store.setIfAbsent,
+    delete: store.delete,
+    deleteMany: store.deleteMany,
+    expire: store.expire,
+    lease: store.lease,
+    fence: withoutFence || store.fence === undefined ? undefined : {
+      setIf: (key, expected, value, ttl) => done(key, store.fence!.setIf(key, expected, value, ttl)),
+      swap: store.fence.swap
+    }
+  })
+}
+
+/**
+ * Runs `count` seeded interleavings (seeds 0…count−1), `concurrency` at a time, each on a key of
+ * its own, through one loading handle and one writing handle; how many left an older value.
+ */
+export const interleavings = (
+  count: number,
+  options: ScenarioOptions,
+  concurrency = 1
+): Effect.Effect<{ readonly older: number; readonly loaded: number; readonly outcomes: ReadonlyArray<Outcome> }> =>
+  Effect.scoped(Effect.gen(function*() {
+    const [storeA, storeB] = yield* options.stores
+    const runs = new Map<string, KeyRun>()
+    const load = (key: string) =>
+      Effect.gen(function*() {
+        const run = runs.get(key)!
+        const read = run.source
+        yield* Deferred.succeed(run.started, undefined)
+        yield* Deferred.await(run.gate)
+        return `v${read}`
+      })
+    const common = { namespace: "late", value: Schema.String, ttl: options.ttl }
+    const loading = yield* ReadThrough.make({
+      ...common,
+      staleWhileRevalidate: options.staleWhileRevalidate,
+      lookup: load,
+      lookupMany: (keys: ReadonlyArray<string>) =>
+        Effect.forEach(keys, (k) => Effect.map(load(k), (v) => [k, v] as const), { concurrency: "unbounded" })
+    }).pipe(Effect.provideService(CacheStore.CacheStore, reporting(storeA, runs, options.withoutFence === true)))
+    const writing = yield* CacheAside.make(common).pipe(Effect.provideService(CacheStore.CacheStore, storeB))
+
+    const interleaving = (seed: number): Effect.Effect<Outcome> =>
+      Effect.gen(function*() {
+        const random = Random.make(seed)
+        const prefill = yield* pick(random, ["none", "tombstone", "stale"] as const)
+        const action = yield* pick(random, ["set", "invalidate"] as const)
+        const before = yield* pick(random, [true, false])
+        const batch = yield* pick(random, [true, false])
+        const key = `k${seed}`
+        const run: KeyRun = {
+          source: 0,
+          started: yield* Deferred.make<void>(),
+          gate: yield* Deferred.make<void>(),
+          written: yield* Deferred.make<void>()
+        }
+        runs.set(key, run)
+
+        if (prefill !== "none") yield* writing.set(key, "v0")
+        if (prefill === "tombstone") yield* writing.invalidate(key)
+        if (prefill === "stale") yield* options.makeStale
+
+        const act = Effect.suspend(() => {
+          run.source++
+          return action === "set" ? writing.set(key, `v${run.source}`) : Effect.asVoid(writing.invalidate(key))
+        })
+        if (before) {
+          yield* act
+          yield* Deferred.succeed(run.gate, undefined)
+        }
+        const reader = yield* Effect.fork(
+          batch ? Effect.asVoid(loading.getMany([key])) : Effect.asVoid(loading.get(key))
+        )
+        if (!before) {
+          // the load has read the source (a miss, or the refresh of a stale entry); the write comes now
+          yield* Deferred.await(run.started)
+          yield* act
+          yield* Deferred.succeed(run.gate, undefined)
+        }
+        yield* Fiber.join(reader)
+        const loaded = yield* Deferred.isDone(run.started)
+        if (loaded) yield* Deferred.await(run.written)
+        const left = yield* writing.get(key)
+        const older = Option.isSome(left) && Number(left.value.slice(1)) < run.source
+        runs.delete(key)
+        return { prefill, action, before, batch, loaded, older }
+      }).pipe(Effect.orDie)
+
+    const outcomes = yield* Effect.forEach(Array.from({ length: count }, (_, seed) => seed), interleaving, {
+      concurrency
+    })
+    return {
+      older: outcomes.filter((o) => o.older).length,
+      loaded: outcomes.filter((o) => o.loaded).length,
+      outcomes
+    }
+  })).pipe(Effect.orDie)
