@@ -9,19 +9,18 @@ import * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
 import type { CacheError } from "../../CacheError.js"
 import type * as CacheStore from "../../CacheStore.js"
-import { freshToken, namespaceKey, versionsOf } from "../versions.js"
+import { versionsOf } from "../versions.js"
 import { getManyOrLoad } from "./batch.js"
 import type { BatchContext } from "./batch.js"
 import { makeDecisions } from "./decide.js"
 import { makeCodec } from "./envelope.js"
-import type { Fenced } from "./fence.js"
 import { fenceWindowMillis, makeFencing } from "./fence.js"
 import { makeFlights } from "./flight.js"
 import type { Forker } from "./fork.js"
+import { makeGenerations } from "./generation.js"
 import { makeInvalidation } from "./invalidation.js"
 import { namespacePrefix, versionedPrefix } from "./key.js"
 import { keyOrderOf } from "./keyOrder.js"
-import type { Superseding } from "./keyOrder.js"
 import { makeLeases, servable } from "./lease.js"
 import { makeRunLoad } from "./load.js"
 import { makeReader } from "./read.js"
@@ -34,7 +33,7 @@ import { makeTagChecks } from "./tags.js"
 import { traced, untracedTracer } from "./tracing.js"
 import type { Pipeline, PipelineOptions } from "./types.js"
 import { makeVersioned } from "./versioned.js"
-import { makeWriter } from "./write.js"
+import { makeLoadedWrites, makeWriter } from "./write.js"
 
 export type { BatchLoader } from "./batch.js"
 export type { Forker } from "./fork.js"
@@ -89,28 +88,7 @@ export const make = <A, I>(
   const order = keyOrderOf(store)
   const flights = makeFlights<A>(fork, order, now)
 
-  /** Stores loaded values whose loads are still current, in the key order of the store. */
-  const storeLoaded = (
-    loaded: ReadonlyArray<{ readonly load: Superseding & Fenced; readonly key: string; readonly value: A }>,
-    elapsed: number
-  ): Effect.Effect<void, CacheError> =>
-    order.writeLoaded(
-      loaded,
-      (current) =>
-        writer.writeLoaded(
-          current.map((l) => ({ key: l.key, full: l.load.full, value: l.value, load: l.load })),
-          elapsed
-        )
-    )
-  const negative = options.negative
-  /** Negative caching: a failure its options accept is stored, unless a write or invalidation came since. */
-  const storeFailed = negative === undefined ?
-    undefined :
-    (load: Superseding & Fenced, key: string, error: unknown, elapsed: number) =>
-      negative.when(error)
-        ? order.writeLoaded([{ load }], () =>
-          writer.writeFailure(key, load.full, error, negative.ttlMillis, elapsed, load))
-        : Effect.void
+  const { storeFailed, storeLoaded } = makeLoadedWrites(order, writer, options.negative)
   const staleWindow = options.staleWhileRevalidateMillis
   const failSafe = options.failSafe
   const softTimeout = options.softTimeoutMillis
@@ -128,8 +106,8 @@ export const make = <A, I>(
       lock: options.lock,
       now,
       reader: {
-        entryOf: (key, full, stored) => gen.reader.entryOf(key, full, stored),
-        flushDrops: Effect.suspend(() => gen.reader.flushDrops)
+        entryOf: (key, full, stored) => generations.current().reader.entryOf(key, full, stored),
+        flushDrops: Effect.suspend(() => generations.current().reader.flushDrops)
       },
       onStoreFailure,
       counters
@@ -151,7 +129,9 @@ export const make = <A, I>(
     leases,
     servable: isServable,
     // an explicit refresh reads what its value replaces, on a store with a fence
-    observe: fencing === undefined ? undefined : (key, full) => Effect.suspend(() => gen.reader.current(key, full))
+    observe: fencing === undefined
+      ? undefined
+      : (key, full) => Effect.suspend(() => generations.current().reader.current(key, full))
   })
 
   const slider = makeSlider(store, options.ttl?.sliding, fork)
@@ -164,7 +144,7 @@ export const make = <A, I>(
     counters,
     tagChecks,
     onStoreFailure,
-    flushDrops: Effect.suspend(() => gen.reader.flushDrops),
+    flushDrops: Effect.suspend(() => generations.current().reader.flushDrops),
     revalidate,
     loadShared
   })
@@ -228,49 +208,28 @@ export const make = <A, I>(
   }
   const untraced = untracedTracer()
   const versioned = options.versioned
-  let gen = generation(undefined)
-  const versionKey = namespaceKey(namespace)
-  const versionWindow = options.versionWindowMillis
-
-  /** The generation of the namespace's version known here within the window, if any. */
-  const knownGeneration = (): Generation | undefined => {
-    const token = versions.known(versionKey, now(), versionWindow)
-    if (token === undefined) return undefined
-    if (token !== gen.token) gen = generation(token)
-    return gen
-  }
-  /** The generation of the namespace's current version, read from the store when not known here. */
-  const currentGeneration: Effect.Effect<Generation, CacheError> = Effect.matchEffect(
-    Effect.suspend(() => versions.fetch([versionKey], now())),
-    {
-      onFailure: (error) =>
-        // the store cannot tell: keep to the last version known, or to a version of this process
-        // alone, where nothing is found
-        Effect.zipRight(
-          onStoreFailure("read", error, undefined),
-          gen.token !== undefined ? Effect.succeed(gen) : Effect.map(freshToken, (token) => (gen = generation(token)))
-        ),
-      onSuccess: ([token]) => Effect.sync(() => token === gen.token ? gen : (gen = generation(token!)))
-    }
-  )
-  /** Runs `f` with the current generation: no work for an unversioned namespace. */
-  const withGeneration = <B, E, R>(
-    f: (g: Generation) => Effect.Effect<B, E, R>
-  ): Effect.Effect<B, E | CacheError, R> => {
-    if (!versioned) return f(gen)
-    const known = knownGeneration()
-    return known !== undefined ? f(known) : Effect.flatMap(currentGeneration, f)
-  }
+  const generations = makeGenerations({
+    namespace,
+    versioned,
+    versions,
+    now,
+    windowMillis: options.versionWindowMillis,
+    onStoreFailure,
+    make: generation
+  })
+  const withGeneration = generations.with
+  // an unversioned namespace has one generation for ever: its reads take it without a lookup
+  const first = generations.current()
 
   const getOrLoad = <X, E, R>(key: string, arg: X, load: Loader<X, A, E, R>): Effect.Effect<A, E | CacheError, R> =>
     versioned
       ? withGeneration((g) =>
         g.readOrLoad(key, arg, load as Loader<unknown, A, unknown, unknown>) as Effect.Effect<A, E | CacheError, R>
       )
-      : gen.readOrLoad(key, arg, load as Loader<unknown, A, unknown, unknown>) as Effect.Effect<A, E | CacheError, R>
+      : first.readOrLoad(key, arg, load as Loader<unknown, A, unknown, unknown>) as Effect.Effect<A, E | CacheError, R>
 
   const read = (key: string): Effect.Effect<Option.Option<A>, CacheError> =>
-    versioned ? withGeneration((g) => g.readOnly(key, undefined, undefined)) : gen.readOnly(key, undefined, undefined)
+    versioned ? withGeneration((g) => g.readOnly(key, undefined, undefined)) : first.readOnly(key, undefined, undefined)
 
   // -----------------------------------------------------------------------------------------------
   // writes
@@ -306,7 +265,7 @@ export const make = <A, I>(
   return {
     namespace,
     store,
-    fullKey: (key) => gen.prefix + key,
+    fullKey: (key) => generations.current().prefix + key,
     getOrLoad,
     read,
     write,

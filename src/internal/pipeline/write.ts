@@ -1,43 +1,19 @@
 /**
- * Writing: the TTL, the Schema encoding and the envelope of a value, and single or batched writes
- * to the store. One rule for a value that does not encode: a loaded value is returned to its
- * callers but not cached (logged and counted); an explicit write fails with `EncodeError`.
+ * Writing: single or batched writes of prepared entries (`prepare.ts`) to the store, fenced on
+ * stores with a fence, under the store-failure policy. One rule for a value that does not encode:
+ * a loaded value is returned to its callers but not cached (logged and counted); an explicit
+ * write fails with `EncodeError`.
  */
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import { EncodeError } from "../../CacheError.js"
-import type { CacheError, StoreFailure } from "../../CacheError.js"
+import type { CacheError, EncodeError, StoreFailure } from "../../CacheError.js"
 import type * as CacheStore from "../../CacheStore.js"
-import type { TtlPolicy } from "../ttl.js"
-import type { Codec } from "./envelope.js"
 import { Entry, freshFenceToken, withFreshUntil } from "./envelope.js"
 import type { Fenced, Fencing } from "./fence.js"
-import { lifetime } from "./freshness.js"
-import { writtenTtl } from "./slide.js"
-import type { Counters } from "./stats.js"
-import type { OnStoreFailure } from "./storeErrors.js"
-import type { TagChecks } from "./tags.js"
-
-/** @internal */
-export interface WriteOptions<A> {
-  readonly namespace: string
-  readonly store: CacheStore.Service
-  readonly codec: Codec<A>
-  readonly now: () => number
-  readonly ttl: TtlPolicy<A> | undefined
-  readonly staleWindowMillis: number
-  readonly tags: ((value: A, key: string) => ReadonlyArray<string>) | undefined
-  readonly tagChecks: TagChecks
-  readonly counters: Counters
-  readonly onStoreFailure: OnStoreFailure
-  /** Late-write protection, on stores that offer a fence. */
-  readonly fencing: Fencing | undefined
-}
-
-/** What a write sends to the store: an entry with its TTL, or a delete (a TTL of zero or less). @internal */
-export type Prepared =
-  | { readonly full: string; readonly stored: CacheStore.Value; readonly ttl: number | undefined }
-  | { readonly full: string; readonly stored: undefined; readonly ttl: 0 }
+import type { KeyOrder, Superseding } from "./keyOrder.js"
+import type { Prepared, WriteOptions } from "./prepare.js"
+import { makePrepare } from "./prepare.js"
+import type { Negative } from "./types.js"
 
 /** @internal */
 export interface Writer<A> {
@@ -99,73 +75,9 @@ export interface Writer<A> {
 export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
   const { codec, counters, fencing, namespace, now, onStoreFailure, store } = options
   const live = store.capabilities.live
-  const sliding = options.ttl?.sliding
 
   const noVersions: ReadonlyArray<string> = []
-
-  /** The tags of a value and the versions it records of them (none: no work). */
-  const tagsOf = (
-    key: string,
-    value: A,
-    extra: ReadonlyArray<string> | undefined,
-    t: number
-  ): Effect.Effect<readonly [ReadonlyArray<string>, ReadonlyArray<string>], StoreFailure> => {
-    const own = options.tags === undefined ? noVersions : options.tags(value, key)
-    const tags = extra === undefined || extra.length === 0 ? own : own.length === 0 ? extra : [...own, ...extra]
-    return tags.length === 0
-      ? Effect.succeed([tags, noVersions] as const)
-      : Effect.map(options.tagChecks.stamp(tags, t), (versions) => [tags, versions] as const)
-  }
-
-  const prepare = (
-    key: string,
-    full: string,
-    value: A,
-    loadTime: number,
-    extraTags?: ReadonlyArray<string>,
-    version = 0
-  ): Effect.Effect<Prepared, EncodeError | StoreFailure> =>
-    Effect.flatMap(
-      options.ttl === undefined ? Effect.succeed(undefined) : options.ttl.compute(value, key),
-      (ttl): Effect.Effect<Prepared, EncodeError | StoreFailure> => {
-        if (ttl !== undefined && ttl <= 0) return Effect.succeed({ full, stored: undefined, ttl: 0 as const })
-        const encoded = codec.encode(value)
-        // a live store keeps what a byte store would give back, not the caller's object
-        const kept = live && Either.isRight(encoded) ? codec.normalize(value) : Either.right(value)
-        if (Either.isLeft(encoded) || Either.isLeft(kept)) {
-          counters.encodeFailure()
-          const detail = Either.isLeft(encoded)
-            ? encoded.left
-            : `the encoded value does not decode back: ${Either.isLeft(kept) ? kept.left : ""}`
-          return Effect.fail(new EncodeError({ namespace, key, detail }))
-        }
-        const t = now()
-        return Effect.map(tagsOf(key, value, extraTags, t), ([tags, versions]): Prepared => {
-          const { freshUntil, staleUntil } = lifetime(t, ttl, options.staleWindowMillis)
-          const entry = new Entry(
-            kept.right,
-            t,
-            freshUntil,
-            staleUntil,
-            loadTime,
-            tags,
-            versions,
-            codec.fingerprint,
-            encoded.right.length,
-            version
-          )
-          const stored = live ? entry : codec.toBytes(entry, encoded.right)
-          // a sliding entry lives its slide in the store (its freshUntil is its cap); otherwise, with
-          // a fence, an entry outlives its end by the window, as a miss that holds its token
-          const storeTtl = sliding !== undefined
-            ? writtenTtl(sliding, t, staleUntil)
-            : staleUntil === Infinity
-            ? undefined
-            : staleUntil - t + (fencing?.windowMillis ?? 0)
-          return { full, stored, ttl: storeTtl }
-        })
-      }
-    )
+  const prepare = makePrepare(options)
 
   /** Sends prepared writes: one command for one, the batch commands for more. */
   const persist = (prepared: ReadonlyArray<Prepared>): Effect.Effect<void, StoreFailure> => {
@@ -353,3 +265,36 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
     prepare: (key, full, value, tags, version) => prepare(key, full, value, 0, tags, version)
   }
 }
+
+/**
+ * Stores loaded values, and with negative caching the failures its options accept, whose loads
+ * are still current (no write or invalidation of their keys came since), in the key order of the
+ * store.
+ * @internal
+ */
+export const makeLoadedWrites = <A>(order: KeyOrder, writer: Writer<A>, negative: Negative | undefined) => ({
+  storeLoaded: (
+    loaded: ReadonlyArray<{ readonly load: Superseding & Fenced; readonly key: string; readonly value: A }>,
+    elapsed: number
+  ): Effect.Effect<void, CacheError> =>
+    order.writeLoaded(
+      loaded,
+      (current) =>
+        writer.writeLoaded(
+          current.map((l) => ({ key: l.key, full: l.load.full, value: l.value, load: l.load })),
+          elapsed
+        )
+    ),
+  storeFailed: negative === undefined ? undefined : (
+    load: Superseding & Fenced,
+    key: string,
+    error: unknown,
+    elapsed: number
+  ): Effect.Effect<void, CacheError> =>
+    negative.when(error)
+      ? order.writeLoaded(
+        [{ load }],
+        () => writer.writeFailure(key, load.full, error, negative.ttlMillis, elapsed, load)
+      )
+      : Effect.void
+})
