@@ -7,6 +7,11 @@
 import { Deferred, Effect, Fiber, Option, Random, Schema } from "effect"
 import type { Duration, Scope } from "effect"
 import { CacheAside, CacheStore, ReadThrough } from "effect-cachekit"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { startChild } from "./child.js"
+import type { WorkerStore } from "./lateWriteWorker.js"
 
 /** How one interleaving went. */
 export interface Outcome {
@@ -163,3 +168,59 @@ export const interleavings = (
       outcomes
     }
   })).pipe(Effect.orDie)
+
+/** What the race between two OS processes left. */
+export interface ProcessRace {
+  /** What the slow load in the other process read from the source. */
+  readonly read: string
+  /** What its `get` answered. */
+  readonly answered: string
+  /** What this process reads afterwards. */
+  readonly after: Option.Option<string>
+  /** What a `getOrLoad` of the new source value answers afterwards. */
+  readonly reloaded: string
+}
+
+/**
+ * The same race between two real OS processes: a slow load in a child process
+ * (harness/lateWriteWorker.ts) reads the source (a file) and waits; this process changes the
+ * source, then `set`s or invalidates the key through `store` (the same backend and prefix); then
+ * the load ends and writes — or, fenced, does not.
+ */
+export const acrossProcesses = <E>(options: {
+  readonly action: "set" | "invalidate"
+  readonly worker: WorkerStore
+  readonly prefix: string
+  readonly store: Effect.Effect<CacheStore.Service, E, Scope.Scope>
+}): Effect.Effect<ProcessRace, E | Error, Scope.Scope> =>
+  Effect.gen(function*() {
+    const dir = yield* Effect.acquireRelease(
+      Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "late-write-"))),
+      (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+    )
+    const source = path.join(dir, "source")
+    fs.writeFileSync(source, "0")
+    const worker = yield* startChild("./lateWriteWorker.ts", {
+      store: options.worker,
+      prefix: options.prefix,
+      key: "k",
+      source
+    })
+    const read = (yield* worker.waitFor((line) => line.startsWith("READ "))).slice(5)
+    // the other process read the source and is loading; this one changes the source and the cache
+    const cache = yield* CacheAside.make({ namespace: "late", value: Schema.String, ttl: "1 minute" }).pipe(
+      Effect.provideServiceEffect(CacheStore.CacheStore, options.store)
+    )
+    fs.writeFileSync(source, "1")
+    if (options.action === "set") yield* cache.set("k", "v1")
+    else yield* cache.invalidate("k")
+    const answered = (yield* worker.request("GO", (line) => line.startsWith("DONE "))).slice(5)
+    // the worker exits once its get has returned, after its write or its refused write
+    yield* Effect.async<void>((resume) => {
+      if (worker.child.exitCode !== null || worker.child.signalCode !== null) return resume(Effect.void)
+      worker.child.once("exit", () => resume(Effect.void))
+    })
+    const after = yield* cache.get("k")
+    const reloaded = yield* cache.getOrLoad("k", Effect.succeed("v1"))
+    return { read, answered, after, reloaded }
+  })

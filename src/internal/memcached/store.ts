@@ -20,7 +20,7 @@ import * as HashRing from "../../HashRing.js"
 import type * as PublicApi from "../../MemcachedStore.js"
 import * as CircuitBreaker from "../circuitBreaker.js"
 import { check, optionalDuration, optionalInteger } from "../options.js"
-import { invalidTtl, leaseMillis, ttlMillis, versionOf } from "../store.js"
+import { fenceHolds, invalidTtl, leaseMillis, ttlMillis, versionOf } from "../store.js"
 import * as Connection from "./connection.js"
 import * as Generation from "./generation.js"
 import * as Keys from "./keys.js"
@@ -961,6 +961,90 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
         })
     }
 
+    /**
+     * Late-write protection by compare-and-swap (`CacheStore.Fence`). A fenced write reads the item
+     * with its CAS and writes with `ms … C<cas>` only when what it holds lets it (a value that
+     * begins with the expected bytes, or a lease's stub, which reads as nothing), or with `ms … ME`
+     * (add) when the key holds nothing. A write in between changes the CAS or fills the key, so the
+     * write is refused: the key changed after the load's read, and what is there now is newer.
+     * A swap (an invalidation's marker) takes the same two steps, read again when another writer
+     * came in between, so what it gives back is what the marker replaced.
+     */
+    const isStub = (r: Protocol.Response): boolean => r._tag === "VA" && r.value.byteLength === 0 && isLeased(r.flags)
+    const fenced = (operation: string, wire: Keys.WireKey, server: Server) => {
+      const read = execute(server, { _tag: "mg", key: wire, value: true, cas: true }, operation)
+      const write = (found: Protocol.Response, bytes: Uint8Array, ttl: number | undefined) =>
+        execute(
+          server,
+          found._tag === "VA"
+            ? { _tag: "ms", key: wire, value: bytes, compareCas: found.flags.cas ?? 0n, ...ttlOf(ttl) }
+            : { _tag: "ms", key: wire, value: bytes, mode: "add", ...ttlOf(ttl) },
+          operation
+        )
+      return { read, write }
+    }
+    const ttlOf = (ttl: number | undefined): { readonly ttl?: number } => ttl === undefined ? {} : { ttl }
+    const fence: CacheStore.Fence = {
+      setIf: (key, expected, value, ttl) =>
+        withBase((b) => {
+          const wire = Keys.dataKey(b, key)
+          const bytes = bytesOf(key, value, wire)
+          if (!(bytes instanceof Uint8Array)) return Effect.fail(bytes)
+          const ms = ttlMillis(ttl)
+          if (Number.isNaN(ms)) return Effect.fail(invalidTtl(name, "setIf", ttl))
+          // an already-expired value is never written; expected bytes that say nothing match nothing
+          if (ms !== undefined && ms <= 0) return Effect.succeed(false)
+          if (expected !== undefined && !(expected instanceof Uint8Array && expected.byteLength > 0)) {
+            return Effect.succeed(false)
+          }
+          const server = route(wire)
+          if (server === undefined) return noServer("setIf")
+          const op = fenced("setIf", wire, server)
+          const expiry = ms === undefined ? undefined : exptime(ms, clock.unsafeCurrentTimeMillis())
+          return Effect.flatMap(op.read, (found): Effect.Effect<boolean, StoreFailure> => {
+            if (found._tag !== "VA" && found._tag !== "EN") return unexpected("setIf", found)
+            if (found._tag === "VA" && !isStub(found) && !fenceHolds(found.value, expected)) {
+              return Effect.succeed(false)
+            }
+            return Effect.flatMap(op.write(found, bytes, expiry), (r) =>
+              r._tag === "HD"
+                ? Effect.succeed(true)
+                // written, filled or removed since the read: what is there now is newer
+                : r._tag === "EX" || r._tag === "NS" || r._tag === "NF"
+                ? Effect.succeed(false)
+                : unexpected("setIf", r))
+          })
+        }),
+      swap: (key, value, ttl) =>
+        withBase((b) => {
+          const wire = Keys.dataKey(b, key)
+          const bytes = bytesOf(key, value, wire)
+          if (!(bytes instanceof Uint8Array)) return Effect.fail(bytes)
+          const ms = ttlMillis(ttl)
+          if (ms === undefined || Number.isNaN(ms) || ms <= 0) return Effect.fail(invalidTtl(name, "swap", ttl))
+          const server = route(wire)
+          if (server === undefined) return noServer("swap")
+          const op = fenced("swap", wire, server)
+          const expiry = exptime(ms, clock.unsafeCurrentTimeMillis())
+          const attempt = (left: number): Effect.Effect<Option.Option<CacheStore.Value>, StoreFailure> =>
+            left === 0
+              ? Effect.fail(storeError("swap", "command", `the key kept changing over ${CAS_ATTEMPTS} attempts`))
+              : Effect.flatMap(op.read, (found) => {
+                if (found._tag !== "VA" && found._tag !== "EN") return unexpected("swap", found)
+                return Effect.flatMap(op.write(found, bytes, expiry), (r) =>
+                  r._tag === "HD"
+                    ? Effect.succeed(
+                      found._tag === "VA" && !isStub(found) ? Option.some<CacheStore.Value>(found.value) : Option.none()
+                    )
+                    // another writer came between the read and the write: read again
+                    : r._tag === "EX" || r._tag === "NS" || r._tag === "NF"
+                    ? attempt(left - 1)
+                    : unexpected("swap", r))
+              })
+          return attempt(CAS_ATTEMPTS)
+        })
+    }
+
     // Read the generation now so the first operations do not wait for it, and keep it fresh so a
     // `clear` from another process is seen within one refresh interval.
     yield* Effect.ignore(ensureBase)
@@ -989,6 +1073,7 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
       keys,
       lease,
       versioned,
+      fence,
       directRead,
       getAndExpire
     })
