@@ -56,6 +56,32 @@ describe("late writes across processes, on Redis", () => {
       expect(older).toBeGreaterThan(0)
     }), 60_000)
 
+  it.live(
+    "2,000 seeded interleavings with a clear or a pattern invalidation: no older value survives",
+    () =>
+      Effect.gen(function*() {
+        const { older, outcomes } = yield* interleavings(2_000, { ...onRedis, actions: ["clear", "pattern"] }, 32)
+        expect(older).toBe(0)
+        const kinds = new Set(outcomes.map((o) => `${o.prefill}/${o.action}/${o.before}/${o.batch}`))
+        expect(kinds.size).toBe(24)
+      }),
+    180_000
+  )
+
+  it.live(
+    "without the purge token's check, clears and pattern invalidations leave older values",
+    () =>
+      Effect.gen(function*() {
+        const { older } = yield* interleavings(1_000, {
+          ...onRedis,
+          actions: ["clear", "pattern"],
+          withoutPurges: true
+        }, 32)
+        expect(older).toBeGreaterThan(0)
+      }),
+    60_000
+  )
+
   it.live("fenced writes that fail never leave an older value", () =>
     Effect.gen(function*() {
       const { older } = yield* interleavings(1_000, { ...onRedis, stores: twoClients(true) }, 32)

@@ -186,7 +186,9 @@ export const makeScoped = <A, I>(
     const clock = yield* Effect.clock
     const scope = yield* Effect.scope
     const fork = yield* Pipeline.forkerIn(scope)
-    return Pipeline.make(store, clock, fork, resolved)
+    const pipeline = Pipeline.make(store, clock, fork, resolved)
+    yield* pipeline.ready
+    return pipeline
   })
 
 /** Whether two option sets make the same pipeline (same Schema, TTL, windows and policies). */
@@ -225,7 +227,8 @@ const MAX_VARIANTS = 16
 
 interface Variant {
   readonly options: Pipeline.PipelineOptions<unknown, unknown>
-  readonly pipeline: Pipeline.Pipeline<unknown>
+  /** The pipeline, once it is ready (`Pipeline.ready`). */
+  get: Effect.Effect<Pipeline.Pipeline<unknown>>
 }
 
 const registry = new WeakMap<CacheStoreNs.Service, Map<string, Array<Variant>>>()
@@ -243,7 +246,7 @@ export const shared = <A, I>(
 ): Effect.Effect<Pipeline.Pipeline<A>, never, CacheStore> =>
   Effect.flatMap(CacheStore, (store) =>
     Effect.clockWith((clock) =>
-      Effect.sync(() => {
+      Effect.suspend(() => {
         let byNamespace = registry.get(store)
         if (byNamespace === undefined) {
           byNamespace = new Map()
@@ -256,17 +259,20 @@ export const shared = <A, I>(
         }
         for (const variant of variants) {
           if (sameOptions(variant.options, resolved as Pipeline.PipelineOptions<unknown, unknown>)) {
-            return variant.pipeline as Pipeline.Pipeline<A>
+            return variant.get as Effect.Effect<Pipeline.Pipeline<A>>
           }
         }
-        const pipeline = Pipeline.make(store, clock, forkerOf(store), resolved)
-        variants.push({
+        const pipeline = Pipeline.make(store, clock, forkerOf(store), resolved) as Pipeline.Pipeline<unknown>
+        const ready = Effect.succeed(pipeline)
+        const variant: Variant = {
           options: resolved as Pipeline.PipelineOptions<unknown, unknown>,
-          pipeline: pipeline as Pipeline.Pipeline<unknown>
-        })
+          // the first callers wait until it is ready; the later ones take it at once
+          get: Effect.as(Effect.ensuring(pipeline.ready, Effect.sync(() => variant.get = ready)), pipeline)
+        }
+        variants.push(variant)
         // losing a variant only loses the sharing of its loads, never a value
         if (variants.length > MAX_VARIANTS) variants.shift()
-        return pipeline
+        return variant.get as Effect.Effect<Pipeline.Pipeline<A>>
       })
     ))
 

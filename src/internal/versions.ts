@@ -32,6 +32,13 @@ export const softTagKey = (tag: string): string => ":ts:" + tag
 /** The version that is part of every key of a versioned namespace (`bumpVersion`). @internal */
 export const namespaceKey = (namespace: string): string => ":nv:" + namespace
 
+/**
+ * The token a namespace's `clear` and `invalidatePattern` replace on stores shared between
+ * processes: a loaded value written after it changed is taken back (see `fence.ts`).
+ * @internal
+ */
+export const purgeKey = (namespace: string): string => ":np:" + namespace
+
 /** Most version keys known locally per store; the oldest is forgotten first (and read again when needed). */
 const MAX_KNOWN = 10_000
 

@@ -13,10 +13,16 @@ import * as path from "node:path"
 import { startChild } from "./child.js"
 import type { WorkerStore } from "./lateWriteWorker.js"
 
+/**
+ * What the other "process" does to the key while the load runs: a `set` of the new value, an
+ * `invalidate`, a `clear` of the namespace, or an `invalidatePattern` that matches the key.
+ */
+export type Action = "set" | "invalidate" | "clear" | "pattern"
+
 /** How one interleaving went. */
 export interface Outcome {
   readonly prefill: "none" | "tombstone" | "stale"
-  readonly action: "set" | "invalidate"
+  readonly action: Action
   readonly before: boolean
   readonly batch: boolean
   /** The loader ran (a miss or a refresh), rather than a hit answering. */
@@ -34,6 +40,13 @@ export interface ScenarioOptions {
   readonly makeStale: Effect.Effect<void>
   /** Leaves out the store's fence, to show what happens without it. */
   readonly withoutFence?: boolean
+  /**
+   * Leaves out the loading side's check of the namespace's purge token (its store says it cannot
+   * list keys), to show what happens without it.
+   */
+  readonly withoutPurges?: boolean
+  /** The actions drawn from (default: `set` and `invalidate`). */
+  readonly actions?: ReadonlyArray<Action>
 }
 
 const pick = <A>(random: Random.Random, choices: ReadonlyArray<A>): Effect.Effect<A> =>
@@ -54,7 +67,12 @@ const callerKey = (full: string) => full.slice(full.lastIndexOf(":") + 1)
  * The store as the loading side sees it: every write of a loaded value (fenced or not) is
  * reported once it has returned, so the run knows when the loaded value has landed or was refused.
  */
-const reporting = (store: CacheStore.Service, runs: Map<string, KeyRun>, withoutFence: boolean) => {
+const reporting = (
+  store: CacheStore.Service,
+  runs: Map<string, KeyRun>,
+  withoutFence: boolean,
+  withoutPurges: boolean
+) => {
   const done = <A, E>(full: string, effect: Effect.Effect<A, E>) =>
     Effect.ensuring(
       effect,
@@ -65,7 +83,7 @@ const reporting = (store: CacheStore.Service, runs: Map<string, KeyRun>, without
     )
   return CacheStore.make({
     name: store.name,
-    capabilities: store.capabilities,
+    capabilities: withoutPurges ? { ...store.capabilities, scan: false } : store.capabilities,
     get: store.get,
     getMany: store.getMany,
     set: (key, value, ttl) => done(key, store.set(key, value, ttl)),
@@ -110,14 +128,19 @@ export const interleavings = (
       lookup: load,
       lookupMany: (keys: ReadonlyArray<string>) =>
         Effect.forEach(keys, (k) => Effect.map(load(k), (v) => [k, v] as const), { concurrency: "unbounded" })
-    }).pipe(Effect.provideService(CacheStore.CacheStore, reporting(storeA, runs, options.withoutFence === true)))
+    }).pipe(
+      Effect.provideService(
+        CacheStore.CacheStore,
+        reporting(storeA, runs, options.withoutFence === true, options.withoutPurges === true)
+      )
+    )
     const writing = yield* CacheAside.make(common).pipe(Effect.provideService(CacheStore.CacheStore, storeB))
 
     const interleaving = (seed: number): Effect.Effect<Outcome> =>
       Effect.gen(function*() {
         const random = Random.make(seed)
         const prefill = yield* pick(random, ["none", "tombstone", "stale"] as const)
-        const action = yield* pick(random, ["set", "invalidate"] as const)
+        const action = yield* pick<Action>(random, options.actions ?? ["set", "invalidate"])
         const before = yield* pick(random, [true, false])
         const batch = yield* pick(random, [true, false])
         const key = `k${seed}`
@@ -135,7 +158,16 @@ export const interleavings = (
 
         const act = Effect.suspend(() => {
           run.source++
-          return action === "set" ? writing.set(key, `v${run.source}`) : Effect.asVoid(writing.invalidate(key))
+          switch (action) {
+            case "set":
+              return writing.set(key, `v${run.source}`)
+            case "invalidate":
+              return Effect.asVoid(writing.invalidate(key))
+            case "clear":
+              return Effect.asVoid(writing.clear)
+            default:
+              return Effect.asVoid(writing.invalidatePattern(key))
+          }
         })
         if (before) {
           yield* act

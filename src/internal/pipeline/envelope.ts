@@ -86,6 +86,17 @@ export const isTombstone = (entry: Entry<unknown>): boolean => entry.fingerprint
 export const expectedOf = (found: Entry<unknown> | undefined, live: boolean): CacheStore.Value | undefined =>
   found === undefined ? undefined : live ? found : fenceBytes(found.token)
 
+/**
+ * What a fenced write expects to find of a value this process just stored (to take it back):
+ * the entry itself in a live store, the first bytes of its envelope (up to its fence token's end)
+ * in a byte store.
+ * @internal
+ */
+export const expectedOfStored = (stored: CacheStore.Value, live: boolean): CacheStore.Value =>
+  live || !(stored instanceof Uint8Array) ? stored : stored.subarray(0, FENCE_HEAD_BYTES)
+
+const FENCE_HEAD_BYTES = tokenHead.length + TOKEN_LENGTH + 1
+
 const tombstoneTail = `","d":1}`
 const TOMBSTONE_BYTES = tokenHead.length + TOKEN_LENGTH + tombstoneTail.length
 

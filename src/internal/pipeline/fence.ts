@@ -10,19 +10,38 @@
  * and a load that started before the delete would land its older value. The tombstone lives for
  * the fence window; a load older than the window is not written at all, since the tombstone of an
  * invalidation that came after its read may be gone.
+ *
+ * A namespace's `clear` and `invalidatePattern` remove keys without tombstones (they cannot mark
+ * keys they never saw). On a store shared between processes they first replace the namespace's
+ * purge token (a version key, `purgeKey`); a loaded value that lands is then checked against that
+ * token with one read, and taken back (replaced by a tombstone, only while the key still holds
+ * it) when the token changed since the load began: the load may have read its source before the
+ * purge. The pipeline learns the token before its first load (`ready`), so a token that changes
+ * later is a purge, and every load that began before this process saw the change is taken back.
  */
 import * as Effect from "effect/Effect"
 import type { StoreFailure } from "../../CacheError.js"
 import type * as CacheStore from "../../CacheStore.js"
+import type { Versions } from "../versions.js"
 import type { Entry } from "./envelope.js"
-import { expectedOf, isTombstoneValue, tombstoneValue } from "./envelope.js"
+import { expectedOf, expectedOfStored, isTombstoneValue, tombstoneValue } from "./envelope.js"
 
 /** What a load's read found of its key, and when (Clock millis): what its write is fenced against. @internal */
 export interface Fenced {
   /** The entry or tombstone found; undefined: nothing (or the read failed, or there was no read). */
   readonly observed: Entry<unknown> | undefined
   readonly observedAt: number
+  /** When the load began, in the order of `nextLoadMark` (purges are ordered by it too). */
+  readonly mark: number
 }
+
+let loadMarks = 0
+
+/**
+ * A number that grows with every call: orders the beginnings of loads against the purges this
+ * process learns of, with no clock (a test's clock may stand still). @internal
+ */
+export const nextLoadMark = (): number => ++loadMarks
 
 /** The fence window when loads have no timeout: one minute. @internal */
 export const DEFAULT_FENCE_WINDOW_MILLIS = 60_000
@@ -44,6 +63,8 @@ export interface FenceOptions {
   readonly live: boolean
   readonly now: () => number
   readonly windowMillis: number
+  /** The namespace's purge token, on a store shared between processes (none: a live store). */
+  readonly purges?: { readonly key: string; readonly versions: Versions } | undefined
 }
 
 /** @internal */
@@ -60,6 +81,10 @@ export interface Fencing {
   ) => Effect.Effect<boolean, StoreFailure>
   /** An invalidation: the key's tombstone for the window; whether an entry was there. */
   readonly mark: (full: string) => Effect.Effect<boolean, StoreFailure>
+  /** Learns the namespace's purge token, before the pipeline's first load. */
+  readonly ready: Effect.Effect<void>
+  /** A purge of the namespace (before its keys are removed): a fresh purge token. */
+  readonly purge: Effect.Effect<void, StoreFailure>
   /**
    * How long the store keeps an entry past its end (read as a miss meanwhile): the window, so that
    * a key holds nothing only when nothing was written to it for that long, and a load that read
@@ -70,19 +95,57 @@ export interface Fencing {
 
 /** @internal */
 export const makeFencing = (options: FenceOptions): Fencing => {
-  const { fence, live, now, windowMillis } = options
+  const { fence, live, now, purges, windowMillis } = options
+  /** The purge token known here (none: not read yet), and the mark of when it was learnt. */
+  let known: string | undefined
+  let learnt = 0
+  const learn = (token: string | undefined) => {
+    if (token !== known) {
+      known = token
+      learnt = nextLoadMark()
+    }
+  }
+
+  /**
+   * A loaded value has landed: it stays while the purge token is the one known when its load
+   * began; else it is taken back (a tombstone, written only while the key still holds it).
+   */
+  const confirm = (full: string, stored: CacheStore.Value, load: Fenced): Effect.Effect<boolean, StoreFailure> =>
+    Effect.flatMap(purges!.versions.fetch([purges!.key], now()), ([token]) => {
+      if (token === known && load.mark > learnt) return Effect.succeed(true)
+      learn(token)
+      return Effect.as(fence.setIf(full, expectedOfStored(stored, live), tombstoneValue(live), windowMillis), false)
+    })
+
   return {
     windowMillis,
     write: (full, stored, ttl, load) =>
       Effect.suspend(() => {
         // the key may hold nothing again by now though an invalidation came since: its tombstone is gone
         if (now() - load.observedAt >= windowMillis - MARGIN_MILLIS) return Effect.succeed(false)
-        return fence.setIf(full, expectedOf(load.observed, live), stored, ttl)
+        const written = fence.setIf(full, expectedOf(load.observed, live), stored, ttl)
+        return purges === undefined
+          ? written
+          : Effect.flatMap(written, (wrote) => wrote ? confirm(full, stored, load) : Effect.succeed(false))
       }),
     mark: (full) =>
       Effect.map(
         Effect.suspend(() => fence.swap(full, tombstoneValue(live), windowMillis)),
         (before) => before._tag === "Some" && !isTombstoneValue(before.value)
+      ),
+    ready: purges === undefined ? Effect.void : Effect.suspend(() =>
+      known !== undefined
+        ? Effect.void
+        // unreadable now: the first load's check learns it (and takes that load's value back)
+        : Effect.ignore(Effect.map(purges.versions.fetch([purges.key], now()), ([token]) => learn(token)))
+    ),
+    purge: purges === undefined ?
+      Effect.void :
+      Effect.suspend(() =>
+        Effect.map(
+          purges.versions.bump([purges.key], now()),
+          () => learn(purges.versions.known(purges.key, now(), Infinity))
+        )
       )
   }
 }

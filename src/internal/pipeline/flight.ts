@@ -24,6 +24,7 @@ import type * as Option from "effect/Option"
 import type { CacheError } from "../../CacheError.js"
 import type { Entry } from "./envelope.js"
 import type { Fenced } from "./fence.js"
+import { nextLoadMark } from "./fence.js"
 import type { Forker } from "./fork.js"
 import type { KeyOrder } from "./keyOrder.js"
 
@@ -69,6 +70,7 @@ export type SlotExit<A, E> = Exit.Exit<A, E | CacheError | Absent | Abandoned>
 export class Slot<A, E> implements Fenced {
   /** A write or invalidation came after the load started: its value must not be stored. */
   superseded = false
+  readonly mark = nextLoadMark()
   readonly deferred = Deferred.unsafeMake<A, E | CacheError | Absent | Abandoned>(FiberId.none)
   constructor(
     readonly key: string,

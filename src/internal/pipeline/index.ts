@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
 import type { CacheError } from "../../CacheError.js"
 import type * as CacheStore from "../../CacheStore.js"
-import { versionsOf } from "../versions.js"
+import { purgeKey, versionsOf } from "../versions.js"
 import { getManyOrLoad } from "./batch.js"
 import type { BatchContext } from "./batch.js"
 import { makeDecisions } from "./decide.js"
@@ -62,7 +62,12 @@ export const make = <A, I>(
     fence: store.fence,
     live: store.capabilities.live,
     now,
-    windowMillis: fenceWindowMillis(options.loadTimeoutMillis, options.lock?.waitMillis)
+    windowMillis: fenceWindowMillis(options.loadTimeoutMillis, options.lock?.waitMillis),
+    // a live store lives in this process alone, whose purges supersede its loads; a store that
+    // cannot list keys has no purges (`clear` and `invalidatePattern` of a namespace)
+    purges: store.capabilities.live || !store.capabilities.scan
+      ? undefined
+      : { key: purgeKey(namespace), versions }
   })
   const writer = makeWriter({
     namespace,
@@ -287,6 +292,7 @@ export const make = <A, I>(
           })
         })
       ),
-    stats: counters.stats
+    stats: counters.stats,
+    ready: fencing === undefined ? Effect.void : fencing.ready
   }
 }

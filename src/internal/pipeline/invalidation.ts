@@ -85,8 +85,13 @@ export const makeInvalidation = <A>(options: InvalidationOptions<A>) => {
 
   // a versioned namespace's entries of every version
   const clearPrefix = versioned ? versionedBase(namespace) : namespacePrefix(namespace)
+  // first the purge token, then the keys: a load that lands after the keys went sees the new token
+  const purge = (operation: string): Effect.Effect<void, CacheError> =>
+    fencing === undefined
+      ? Effect.void
+      : Effect.catchAll(fencing.purge, (error) => onStoreFailure(operation, error, undefined))
   const clear: Effect.Effect<number, CacheError> = Effect.zipRight(
-    order.supersedePrefix(clearPrefix),
+    Effect.zipRight(purge("clear"), order.supersedePrefix(clearPrefix)),
     deleteMatchingOf(store)(escapeGlob(clearPrefix) + "*").pipe(
       Effect.catchAll((error): Effect.Effect<number, CacheError> =>
         // a store that cannot list keys says so; an unreachable one too
@@ -102,7 +107,7 @@ export const makeInvalidation = <A>(options: InvalidationOptions<A>) => {
     withGeneration((g) =>
       Effect.zipRight(
         // which loads under way the pattern covers is not worth working out: none of them stores
-        order.supersedePrefix(g.prefix),
+        Effect.zipRight(purge("invalidatePattern"), order.supersedePrefix(g.prefix)),
         Effect.catchAll(
           deleteMatchingOf(store)(escapeGlob(g.prefix) + pattern),
           (error): Effect.Effect<number, CacheError> =>

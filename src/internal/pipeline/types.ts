@@ -117,4 +117,9 @@ export interface Pipeline<A> {
     loadMany: BatchLoader<A, E, R> | undefined
   ) => Effect.Effect<Array<Option.Option<A>>, E | CacheError, R>
   readonly stats: Effect.Effect<CacheMetrics.Stats>
+  /**
+   * Done before the first load: learns what late-write protection must know beforehand (the
+   * namespace's purge token, on a store shared between processes). Never fails.
+   */
+  readonly ready: Effect.Effect<void>
 }

@@ -10,6 +10,7 @@ import type { CacheError, EncodeError, StoreFailure } from "../../CacheError.js"
 import type * as CacheStore from "../../CacheStore.js"
 import { Entry, freshFenceToken, withFreshUntil } from "./envelope.js"
 import type { Fenced, Fencing } from "./fence.js"
+import { nextLoadMark } from "./fence.js"
 import type { KeyOrder, Superseding } from "./keyOrder.js"
 import type { Prepared, WriteOptions } from "./prepare.js"
 import { makePrepare } from "./prepare.js"
@@ -214,7 +215,7 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
       return Effect.catchAll(
         fencing === undefined
           ? store.set(full, stored, storedTtl)
-          : fencing.write(full, stored, storedTtl, { observed: entry, observedAt: now() }),
+          : fencing.write(full, stored, storedTtl, { observed: entry, observedAt: now(), mark: nextLoadMark() }),
         (error) => onStoreFailure("write", error, undefined)
       )
     })
