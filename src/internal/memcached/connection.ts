@@ -13,9 +13,10 @@
  * against the answer, so a connection that loses track is detected instead of handing one caller
  * another caller's value. The common read, `mg <key> v`, goes the short way both ways: its line
  * is the key's remembered bytes and the number, and its answer (`VA …`/`EN`) is matched and handed
- * over by the parser without a response object (see `Protocol.FastAnswers`). Any error line, unparseable byte or opaque mismatch drops the
- * connection: every request in flight on it fails with a `StoreError`, and a fresh connection is
- * opened, so no later request can ever read an earlier request's answer.
+ * over by the parser without a response object (see `Protocol.FastAnswers`). Any error line,
+ * unparseable byte or opaque mismatch drops the connection: every request in flight on it fails
+ * with a `StoreError`, and a fresh connection is opened, so no later request can ever read an
+ * earlier request's answer.
  */
 import * as NodeSocket from "@effect/platform-node/NodeSocket"
 import * as Socket from "@effect/platform/Socket"

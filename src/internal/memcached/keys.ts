@@ -47,7 +47,12 @@ export const wireKey = (key: string): WireKey | undefined => {
   }
   const bytes = KeyBytes.encode(key)
   if (bytes.length === 0 || bytes.length > MAX_BASE64_KEY_BYTES) return undefined
-  return { token: Buffer.from(bytes).toString("base64"), base64: true, hashInput: bytes, readLine: undefined } as unknown as WireKey
+  return {
+    token: Buffer.from(bytes).toString("base64"),
+    base64: true,
+    hashInput: bytes,
+    readLine: undefined
+  } as unknown as WireKey
 }
 
 /** The wire form of raw key bytes (binary keys), or `undefined` when they do not fit. @internal */
@@ -64,7 +69,12 @@ export const wireKeyFromBytes = (bytes: Uint8Array): WireKey | undefined => {
     const token = Buffer.from(bytes).toString("latin1")
     return { token, base64: false, hashInput: token, readLine: undefined } as unknown as WireKey
   }
-  return { token: Buffer.from(bytes).toString("base64"), base64: true, hashInput: bytes, readLine: undefined } as unknown as WireKey
+  return {
+    token: Buffer.from(bytes).toString("base64"),
+    base64: true,
+    hashInput: bytes,
+    readLine: undefined
+  } as unknown as WireKey
 }
 
 /** SHA-256 of a string's WTF-8 bytes, base64url without padding (43 characters). @internal */

@@ -81,4 +81,5 @@ export const mget = (
   prefix: string,
   keys: ReadonlyArray<string>,
   bounded: boolean
-): Promise<Array<Buffer | null>> => client.sendCommand(new PrefixedMget(prefix, keys, bounded)) as Promise<Array<Buffer | null>>
+): Promise<Array<Buffer | null>> =>
+  client.sendCommand(new PrefixedMget(prefix, keys, bounded)) as Promise<Array<Buffer | null>>
