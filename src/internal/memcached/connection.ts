@@ -8,11 +8,15 @@
  * concurrency 1.)
  *
  * Requests are written in batches (everything requested while answers are due goes out in one
- * write at the end of the event loop's turn) and answered strictly in order; the opaque token
- * each request carries is checked against the answer, so a connection that loses track is
- * detected instead of handing one caller another caller's value. Any error line, unparseable byte or opaque mismatch drops the
- * connection: every request in flight on it fails with a `StoreError`, and a fresh connection is
- * opened, so no later request can ever read an earlier request's answer.
+ * write at the end of the event loop's turn, encoded straight into one buffer) and answered
+ * strictly in order; the opaque token each request carries (a decimal sequence number) is checked
+ * against the answer, so a connection that loses track is detected instead of handing one caller
+ * another caller's value. The common read, `mg <key> v`, goes the short way both ways: its line
+ * is the key's remembered bytes and the number, and its answer (`VA …`/`EN`) is matched and handed
+ * over by the parser without a response object (see `Protocol.FastAnswers`). Any error line,
+ * unparseable byte or opaque mismatch drops the connection: every request in flight on it fails
+ * with a `StoreError`, and a fresh connection is opened, so no later request can ever read an
+ * earlier request's answer.
  */
 import * as NodeSocket from "@effect/platform-node/NodeSocket"
 import * as Socket from "@effect/platform/Socket"
@@ -27,6 +31,7 @@ import type * as Scope from "effect/Scope"
 import * as Net from "node:net"
 import { StoreError } from "../../CacheError.js"
 import * as Timer from "../timer.js"
+import type { WireKey } from "./keys.js"
 import * as Protocol from "./protocol.js"
 
 /** @internal */
@@ -74,6 +79,12 @@ export interface Connection {
    */
   readonly read: (request: Protocol.Request, operation: string, reply: Reply) => void
   /**
+   * `read` of a key's value (`mg <key> v`), the short way: no request object, and `reply` gets
+   * `context` back with the value (`null` for a miss), its marks (`Protocol.MARK_*`) or the
+   * failure, so a caller needs no closure per read either.
+   */
+  readonly readValue: <C>(key: WireKey, operation: string, context: C, reply: ValueReply<C>) => void
+  /**
    * Sends the requests back to back followed by `mn`, in one write, and returns their answers in
    * order; the answers that `q` suppressed are filled in (`EN` for `mg`, `HD` otherwise).
    */
@@ -106,6 +117,18 @@ const drops = Metric.counter("effect_cachekit_memcached_connection_drops", {
 /** How `read` hands over an answer: the response, or the failure (then the response is undefined). @internal */
 export type Reply = (response: Protocol.Response | undefined, error: StoreError | undefined) => void
 
+/**
+ * How `readValue` hands over an answer: the caller's context, then the value (`null` for a miss
+ * or a failure), the marks of the answer (`Protocol.MARK_*`) and the failure, if any.
+ * @internal
+ */
+export type ValueReply<C> = (
+  context: C,
+  value: Uint8Array | null,
+  marks: number,
+  error: StoreError | undefined
+) => void
+
 interface Job {
   readonly operation: string
   readonly results: Array<Protocol.Response> | undefined
@@ -116,8 +139,8 @@ interface Job {
 }
 
 interface Entry {
-  /** The opaque token the answer must carry; undefined for `mn` and `me`. */
-  readonly opaque: string | undefined
+  /** The opaque number the answer must carry; -1 for `mn` and `me`. */
+  readonly seq: number
   /** The answer a `q` request stands for when the server says nothing. */
   readonly quiet: Protocol.Response | undefined
   readonly kind: Protocol.Request["_tag"]
@@ -137,7 +160,7 @@ abstract class Single implements Job, Entry {
   remaining = 1
   done = false
   readonly job: Job
-  opaque: string | undefined = undefined
+  seq = -1
   quiet: Protocol.Response | undefined = undefined
   kind: Protocol.Request["_tag"] = "mn"
   at = 0
@@ -178,6 +201,27 @@ class Replied extends Single {
   }
 }
 
+/** A value read (`readValue`): its reply gets the caller's context back, and the value itself. */
+class ValueRead extends Single {
+  constructor(
+    operation: string,
+    readonly context: unknown,
+    readonly reply: ValueReply<unknown>,
+    /** The failure of an answer a value read cannot have (anything but `VA` and `EN`). */
+    private readonly unexpected: (operation: string, tag: string) => StoreError
+  ) {
+    super(operation)
+  }
+  /** An answer that came the long way (after quiet answers, say), or a failure. */
+  complete(answer: unknown, error: StoreError | undefined): void {
+    if (error !== undefined) return this.reply(this.context, null, 0, error)
+    const response = answer as Protocol.Response
+    if (response._tag === "VA") this.reply(this.context, response.value, Protocol.marksOf(response.flags), undefined)
+    else if (response._tag === "EN") this.reply(this.context, null, 0, undefined)
+    else this.reply(this.context, null, 0, this.unexpected(this.operation, response._tag))
+  }
+}
+
 /** What a failure becomes in the caller's fiber: `recover`'s effect, or the failure as is. */
 const failure = (
   error: StoreError,
@@ -214,7 +258,22 @@ class Fifo<A> {
   }
 }
 
-const CRLF = "\r\n"
+/** The first capacity of the buffer a burst of requests is encoded into, and the most kept after a flush. */
+const OUT_MIN = 4096
+const OUT_KEEP = 64 * 1024
+
+/** Writes `n` (a non-negative integer) in decimal at `pos`; returns the position after it. */
+const writeDecimal = (buf: Buffer, pos: number, n: number): number => {
+  let digits = 1
+  for (let m = n; m >= 10; m = Math.floor(m / 10)) digits++
+  let at = pos + digits
+  for (let m = n; at > pos; m = Math.floor(m / 10)) buf[--at] = 0x30 + (m % 10)
+  return pos + digits
+}
+
+/** The bytes of a value read's line up to its opaque number: `mg <token>[ b] v O`. */
+const readLineOf = (key: WireKey): Uint8Array =>
+  key.readLine ??= Buffer.from(`mg ${key.token}${key.base64 ? " b" : ""} v O`, "latin1")
 
 /** @internal */
 export const make = (options: ConnectionOptions): Effect.Effect<Connection, never, Scope.Scope> =>
@@ -227,9 +286,10 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
 
     let state: ConnectionState = "connecting"
     const pending = new Fifo<Entry>()
-    /** Bytes waiting for the writer: strings are ASCII command lines, arrays are values. */
-    let out: Array<string | Uint8Array> = []
-    let outBytes = 0
+    /** The bytes waiting for the writer, `out[0, outLen)`; allocated by the first request after a flush. */
+    let out: Buffer | undefined
+    let outLen = 0
+    let outSize = OUT_MIN
     let seq = 0
     /** Completes to end the current socket; undefined once it has been dropped. */
     let kill: Deferred.Deferred<void, StoreError> | undefined
@@ -237,7 +297,6 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
     let broken = false
     /** Writes a buffer to the current socket; set while a socket is open and trusted. */
     let writeNow: ((buffer: Uint8Array) => void) | undefined
-    const parser = new Protocol.Parser()
 
     const storeError = (operation: string, reason: StoreError["reason"], detail: string, cause?: unknown) =>
       new StoreError({
@@ -267,8 +326,8 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
       first?: { readonly reason: StoreError["reason"]; readonly detail: string }
     ) => {
       const entries = pending.drain()
-      out = []
-      outBytes = 0
+      out = undefined
+      outLen = 0
       let isFirst = true
       for (const entry of entries) {
         if (entry.job.done) continue
@@ -329,6 +388,7 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
         return false
       }
       const opaque = response._tag === "MN" || response._tag === "ME" ? undefined : response.flags.opaque
+      const opaqueSeq = opaque === undefined ? -1 : Protocol.opaqueNumber(opaque)
       while (true) {
         const head = pending.peek()
         if (head === undefined) {
@@ -336,7 +396,7 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
           return false
         }
         if (head.quiet !== undefined) {
-          if (opaque !== undefined && opaque === head.opaque) {
+          if (opaque !== undefined && opaqueSeq === head.seq) {
             pending.shift()
             resolve(head, response)
             return true
@@ -354,8 +414,8 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
           violation(`answer ME does not fit request ${head.kind}`)
           return false
         }
-        if (head.opaque !== undefined && opaque !== undefined && opaque !== head.opaque) {
-          violation(`opaque mismatch: expected O${head.opaque}, got O${opaque}`)
+        if (head.seq !== -1 && opaque !== undefined && opaqueSeq !== head.seq) {
+          violation(`opaque mismatch: expected O${head.seq}, got O${opaque}`)
           return false
         }
         pending.shift()
@@ -363,6 +423,40 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
         return true
       }
     }
+
+    /**
+     * The common answers of a value read, straight from the parser: taken when the oldest request
+     * in flight is a value read with this opaque number; anything else goes through `onResponse`.
+     */
+    const isHead = (opaque: number): boolean => {
+      const head = pending.peek()
+      return head instanceof ValueRead && head.seq === opaque
+    }
+    const fast: Protocol.FastAnswers = {
+      value: (value, opaque, marks) => {
+        if (broken) return true
+        if (!isHead(opaque)) return false
+        const read = pending.shift() as ValueRead
+        answered++
+        if (!read.done) {
+          read.done = true
+          read.reply(read.context, value, marks, undefined)
+        }
+        return true
+      },
+      miss: (opaque) => {
+        if (broken) return true
+        if (!isHead(opaque)) return false
+        const read = pending.shift() as ValueRead
+        answered++
+        if (!read.done) {
+          read.done = true
+          read.reply(read.context, null, 0, undefined)
+        }
+        return true
+      }
+    }
+    const parser = new Protocol.Parser(fast)
 
     const onData = (chunk: Uint8Array): void => {
       if (broken) return
@@ -401,8 +495,10 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
       process.nextTick(flush)
     }
 
-    const nextOpaque = (request: Protocol.Request): string | undefined =>
-      Protocol.carriesOpaque(request) ? (seq = (seq + 1) & 0x7fffffff).toString(36) : undefined
+    /** The opaque number of a request, or -1 for one that carries none. */
+    const nextOpaque = (request: Protocol.Request): number =>
+      Protocol.carriesOpaque(request) ? (seq = (seq + 1) & 0x7fffffff) : -1
+    const opaqueToken = (n: number): string | undefined => n === -1 ? undefined : String(n)
 
     /**
      * Encodes every request before queueing any, so a request that cannot be encoded fails the
@@ -410,12 +506,14 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
      */
     const encodeAll = (
       requests: ReadonlyArray<Protocol.Request>,
-      opaques: Array<string | undefined>,
+      opaques: Array<number>,
       operation: string
     ): Array<string> | StoreError => {
       const lines: Array<string> = new Array(requests.length)
       try {
-        for (let i = 0; i < requests.length; i++) lines[i] = Protocol.encodeLine(requests[i]!, opaques[i])
+        for (let i = 0; i < requests.length; i++) {
+          lines[i] = Protocol.encodeLine(requests[i]!, opaqueToken(opaques[i]!))
+        }
       } catch (e) {
         if (e instanceof Protocol.EncodingProblem) return storeError(operation, "command", e.detail)
         throw e
@@ -426,28 +524,54 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
     const enqueue = (
       request: Protocol.Request,
       line: string,
-      opaque: string | undefined,
+      opaque: number,
       job: Job,
       index: number,
       at: number
     ): void => {
-      pending.push({ opaque, quiet: Protocol.quietDefault(request), kind: request._tag, job, index, at })
+      pending.push({ seq: opaque, quiet: Protocol.quietDefault(request), kind: request._tag, job, index, at })
       write(request, line)
+    }
+
+    /** Room for `n` more bytes in `out`; returns it. */
+    const reserve = (n: number): Buffer => {
+      if (out === undefined) {
+        out = Buffer.allocUnsafe(Math.max(outSize, n))
+      } else if (outLen + n > out.length) {
+        const grown = Buffer.allocUnsafe(Math.max(out.length * 2, outLen + n))
+        out.copy(grown, 0, 0, outLen)
+        out = grown
+      }
+      return out
     }
 
     /** Queues a request's bytes for the next flush. */
     const write = (request: Protocol.Request, line: string): void => {
-      const text = line + CRLF
-      const last = out.length - 1
-      // Consecutive command lines are joined into one string; values go in as they are.
-      if (last >= 0 && typeof out[last] === "string") out[last] += text
-      else out.push(text)
-      outBytes += text.length
-      if (request._tag === "ms") {
-        out.push(request.value)
-        out.push(CRLF)
-        outBytes += request.value.byteLength + 2
+      const value = request._tag === "ms" ? request.value : undefined
+      const buf = reserve(line.length + 2 + (value === undefined ? 0 : value.byteLength + 2))
+      let pos = outLen + buf.write(line, outLen, "latin1")
+      buf[pos++] = 0x0d
+      buf[pos++] = 0x0a
+      if (value !== undefined) {
+        buf.set(value, pos)
+        pos += value.byteLength
+        buf[pos++] = 0x0d
+        buf[pos++] = 0x0a
       }
+      outLen = pos
+    }
+
+    /** Queues `mg <key> v O<opaque>`: the key's remembered bytes, then the number. */
+    const writeRead = (key: WireKey, opaque: number): void => {
+      const line = readLineOf(key)
+      const n = line.length
+      const buf = reserve(n + 12)
+      let pos = outLen
+      for (let i = 0; i < n; i++) buf[pos + i] = line[i]!
+      pos = writeDecimal(buf, pos + n, opaque)
+      buf[pos++] = 0x0d
+      buf[pos++] = 0x0a
+      outLen = pos
     }
 
     const unavailable = (operation: string) =>
@@ -463,12 +587,12 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
       const opaque = nextOpaque(request)
       let line: string
       try {
-        line = Protocol.encodeLine(request, opaque)
+        line = Protocol.encodeLine(request, opaqueToken(opaque))
       } catch (e) {
         if (e instanceof Protocol.EncodingProblem) return fail(job, storeError(job.operation, "command", e.detail))
         throw e
       }
-      job.opaque = opaque
+      job.seq = opaque
       job.quiet = Protocol.quietDefault(request)
       job.kind = request._tag
       job.at = now()
@@ -498,6 +622,20 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
     const read = (request: Protocol.Request, operation: string, reply: Reply): void =>
       submit(request, new Replied(operation, reply))
 
+    const unexpected = (operation: string, tag: string) => storeError(operation, "protocol", `unexpected answer ${tag}`)
+
+    const readValue = <C>(key: WireKey, operation: string, context: C, reply: ValueReply<C>): void => {
+      const job = new ValueRead(operation, context, reply as ValueReply<unknown>, unexpected)
+      if (state === "down" || state === "closed") return fail(job, unavailable(operation))
+      const opaque = seq = (seq + 1) & 0x7fffffff
+      job.seq = opaque
+      job.kind = "mg"
+      job.at = now()
+      pending.push(job)
+      writeRead(key, opaque)
+      scheduleFlush()
+    }
+
     const pipeline = (
       requests: ReadonlyArray<Protocol.Request>,
       operation: string
@@ -517,25 +655,19 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
             resume(error === undefined ? Effect.succeed(answer as Array<Protocol.Response>) : Effect.fail(error))
         }
         const at = now()
-        for (let i = 0; i < requests.length; i++) enqueue(requests[i]!, lines[i]!, opaques[i], job, i, at)
-        enqueue(Protocol.noop, "mn", undefined, job, -1, at)
+        for (let i = 0; i < requests.length; i++) enqueue(requests[i]!, lines[i]!, opaques[i]!, job, i, at)
+        enqueue(Protocol.noop, "mn", -1, job, -1, at)
         scheduleFlush()
       })
 
-    /** Everything queued, as one buffer. */
+    /** Everything queued, as one buffer (handed over: the next request starts a new one). */
     const takeOut = (): Buffer | undefined => {
-      if (outBytes === 0) return undefined
-      const buffer = Buffer.allocUnsafe(outBytes)
-      let offset = 0
-      for (const part of out) {
-        if (typeof part === "string") offset += buffer.write(part, offset, "latin1")
-        else {
-          buffer.set(part, offset)
-          offset += part.byteLength
-        }
-      }
-      out = []
-      outBytes = 0
+      if (out === undefined || outLen === 0) return undefined
+      const buffer = out.subarray(0, outLen)
+      // the next burst starts with room for one like this, within bounds
+      outSize = Math.min(OUT_KEEP, Math.max(OUT_MIN, outLen))
+      out = undefined
+      outLen = 0
       return buffer
     }
 
@@ -660,6 +792,7 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
       execute,
       executeWith,
       read,
+      readValue,
       pipeline
     } satisfies Connection
   })

@@ -15,6 +15,8 @@ export interface WireKey {
   readonly base64: boolean
   /** The bytes memcached stores as the key (a plain token stands for its own ASCII bytes); what the ring hashes. */
   readonly hashInput: string | Uint8Array
+  /** The start of this key's value read, `mg <token>[ b] v O`, made by its first read (see `connection`). */
+  readLine: Uint8Array | undefined
 }
 
 /** memcached's key length limit, in bytes. @internal */
@@ -41,11 +43,16 @@ export const isPlainToken = (s: string): boolean => {
  */
 export const wireKey = (key: string): WireKey | undefined => {
   if (isPlainToken(key)) {
-    return { token: key, base64: false, hashInput: key } as unknown as WireKey
+    return { token: key, base64: false, hashInput: key, readLine: undefined } as unknown as WireKey
   }
   const bytes = KeyBytes.encode(key)
   if (bytes.length === 0 || bytes.length > MAX_BASE64_KEY_BYTES) return undefined
-  return { token: Buffer.from(bytes).toString("base64"), base64: true, hashInput: bytes } as unknown as WireKey
+  return {
+    token: Buffer.from(bytes).toString("base64"),
+    base64: true,
+    hashInput: bytes,
+    readLine: undefined
+  } as unknown as WireKey
 }
 
 /** The wire form of raw key bytes (binary keys), or `undefined` when they do not fit. @internal */
@@ -60,9 +67,14 @@ export const wireKeyFromBytes = (bytes: Uint8Array): WireKey | undefined => {
   }
   if (plain) {
     const token = Buffer.from(bytes).toString("latin1")
-    return { token, base64: false, hashInput: token } as unknown as WireKey
+    return { token, base64: false, hashInput: token, readLine: undefined } as unknown as WireKey
   }
-  return { token: Buffer.from(bytes).toString("base64"), base64: true, hashInput: bytes } as unknown as WireKey
+  return {
+    token: Buffer.from(bytes).toString("base64"),
+    base64: true,
+    hashInput: bytes,
+    readLine: undefined
+  } as unknown as WireKey
 }
 
 /** SHA-256 of a string's WTF-8 bytes, base64url without padding (43 characters). @internal */

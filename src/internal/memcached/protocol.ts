@@ -184,6 +184,47 @@ export interface ErrorLine {
   readonly message: string
 }
 
+/**
+ * The marks a value or miss may carry besides its opaque token, as bits (see `FastAnswers`):
+ * `W` (won the recache), `X` (stale), `Z` (the win was already sent).
+ * @internal
+ */
+export const MARK_WIN = 1
+/** @internal */
+export const MARK_STALE = 2
+/** @internal */
+export const MARK_WIN_SENT = 4
+
+/** The marks of a response's flags, as bits. @internal */
+export const marksOf = (flags: ResponseFlags): number =>
+  (flags.win === true ? MARK_WIN : 0) | (flags.stale === true ? MARK_STALE : 0) |
+  (flags.winSent === true ? MARK_WIN_SENT : 0)
+
+/**
+ * Where the parser hands the common answers of a read, `VA <size> O<n>` with its value and
+ * `EN O<n>`, when their flags are no more than a decimal opaque token and the marks `W`/`X`/`Z`:
+ * no response object, no flags object, no string. `opaque` is the token's number (-1 without
+ * one). Returns false when the answer is not what the oldest request in flight waits for in
+ * this form; the parser then emits it as a `Response`, as any other answer.
+ * @internal
+ */
+export interface FastAnswers {
+  readonly value: (value: Uint8Array, opaque: number, marks: number) => boolean
+  readonly miss: (opaque: number) => boolean
+}
+
+/** The number of a decimal opaque token of at most 10 digits, else -2 (equal to no request's). @internal */
+export const opaqueNumber = (token: string): number => {
+  if (token.length === 0 || token.length > 10) return -2
+  let n = 0
+  for (let i = 0; i < token.length; i++) {
+    const d = token.charCodeAt(i) - 0x30
+    if (d < 0 || d > 9) return -2
+    n = n * 10 + d
+  }
+  return n
+}
+
 /** What a suppressed (`q`) answer stands for. @internal */
 export const quietDefault = (request: Request): Response | undefined => {
   switch (request._tag) {
@@ -401,11 +442,20 @@ const statusCodes: Record<string, StatusResponse["_tag"]> = { HD: "HD", EN: "EN"
  * @internal
  */
 export class Parser {
+  constructor(
+    /** Takes the common answers of reads without objects (see `FastAnswers`); optional. */
+    private readonly fast?: FastAnswers | undefined
+  ) {}
   private buf: Buffer = Buffer.alloc(0)
   private pos = 0
   /** The flags and size of a `VA` header whose data block has not fully arrived (two fields: no object per value). */
   private pending: ResponseFlags | undefined = undefined
   private pendingSize = 0
+  /** The opaque number and marks of a pending `VA` read the fast way (`pending` is then `FAST`). */
+  private pendingOpaque = -1
+  private pendingMarks = 0
+  /** Set by `scanFast`: the opaque number of the line it accepted (-1: none). */
+  private scannedOpaque = -1
   /** Chunks of a large data block, joined once when complete. */
   private parts: Array<Buffer> = []
   private partsBytes = 0
@@ -456,13 +506,18 @@ export class Parser {
         if (buf[end] !== 0x0d || buf[end + 1] !== 0x0a) {
           return new ProtocolViolation("a data block is not followed by \\r\\n")
         }
-        // A copy, so a cached value never pins the whole socket chunk it arrived in.
-        const value = new Uint8Array(this.pendingSize)
+        // A copy, so a cached value never pins the whole socket chunk it arrived in. Taken from
+        // Node's buffer pool (values under 4 KiB share its 8 KiB slabs): a fresh backing store per
+        // value cost 0.5–0.8 µs against 0.2 µs, which was a fifth of a read's CPU at concurrency 64.
+        const value = Buffer.allocUnsafe(this.pendingSize)
         buf.copy(value, 0, this.pos, end)
         const flags = this.pending
         this.pending = undefined
         this.pos = end + 2
-        emit({ _tag: "VA", value, flags })
+        if (flags !== FAST) emit({ _tag: "VA", value, flags })
+        else if (!this.fast!.value(value, this.pendingOpaque, this.pendingMarks)) {
+          emit({ _tag: "VA", value, flags: fastFlags(this.pendingOpaque, this.pendingMarks) })
+        }
         continue
       }
       const nl = buf.indexOf(0x0a, this.pos)
@@ -522,9 +577,24 @@ export class Parser {
           `bad VA line ${JSON.stringify(buf.toString("latin1", start, Math.min(end, start + 80)))}`
         )
       }
-      this.pending = parseFlags(buf, i, end)
+      const marks = this.fast === undefined ? -1 : this.scanFast(buf, i, end)
+      if (marks >= 0) {
+        this.pending = FAST
+        this.pendingOpaque = this.scannedOpaque
+        this.pendingMarks = marks
+      } else {
+        this.pending = parseFlags(buf, i, end)
+      }
       this.pendingSize = size
       return undefined
+    }
+    if (c0 === 0x45 && c1 === 0x4e && this.fast !== undefined) { // EN, the miss of a read
+      const marks = this.scanFast(buf, start + 2, end)
+      if (marks === 0 && this.fast.miss(this.scannedOpaque)) return undefined
+      if (marks >= 0) {
+        emit({ _tag: "EN", flags: fastFlags(this.scannedOpaque, marks) })
+        return undefined
+      }
     }
     const code = String.fromCharCode(c0, c1)
     const status = statusCodes[code]
@@ -550,4 +620,58 @@ export class Parser {
       `unexpected response line ${JSON.stringify(buf.toString("latin1", start, Math.min(end, start + 80)))}`
     )
   }
+
+  /**
+   * The flags of a line, `buf[from, end)`, when they are no more than a decimal opaque token of
+   * at most 10 digits and the marks `W`, `X`, `Z`: returns the marks (the opaque number in
+   * `scannedOpaque`, -1 without one), or -1 when the flags need `parseFlags`.
+   */
+  private scanFast(buf: Buffer, from: number, end: number): number {
+    let marks = 0
+    let opaque = -1
+    let i = from
+    while (i < end) {
+      const c = buf[i]!
+      if (c === 0x20) {
+        i++
+        continue
+      }
+      if (c === 0x4f) { // O<digits>
+        if (opaque !== -1) return -1
+        let j = i + 1
+        let n = 0
+        while (j < end && buf[j] !== 0x20) {
+          const d = buf[j]! - 0x30
+          if (d < 0 || d > 9 || j - i > 10) return -1
+          n = n * 10 + d
+          j++
+        }
+        if (j === i + 1) return -1
+        opaque = n
+        i = j
+        continue
+      }
+      if (i + 1 < end && buf[i + 1] !== 0x20) return -1
+      if (c === 0x57) marks |= MARK_WIN // W
+      else if (c === 0x58) marks |= MARK_STALE // X
+      else if (c === 0x5a) marks |= MARK_WIN_SENT // Z
+      else return -1
+      i++
+    }
+    this.scannedOpaque = opaque
+    return marks
+  }
+}
+
+/** The `pending` of a `VA` header read by `scanFast`: its opaque and marks are in fields of their own. */
+const FAST: ResponseFlags = {}
+
+/** The flags object of an answer read by `scanFast`, for the answers that go out as a `Response`. */
+const fastFlags = (opaque: number, marks: number): ResponseFlags => {
+  const flags: MutableFlags = {}
+  if (opaque >= 0) flags.opaque = String(opaque)
+  if ((marks & MARK_WIN) !== 0) flags.win = true
+  if ((marks & MARK_STALE) !== 0) flags.stale = true
+  if ((marks & MARK_WIN_SENT) !== 0) flags.winSent = true
+  return flags.opaque === undefined && marks === 0 ? emptyFlags : flags
 }

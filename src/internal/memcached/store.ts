@@ -24,7 +24,7 @@ import { fenceHolds, invalidTtl, leaseMillis, ttlMillis, versionOf } from "../st
 import * as Connection from "./connection.js"
 import * as Generation from "./generation.js"
 import * as Keys from "./keys.js"
-import type * as Protocol from "./protocol.js"
+import * as Protocol from "./protocol.js"
 
 /** @internal */
 export type Options = PublicApi.Options
@@ -61,6 +61,11 @@ const MAX_EXPTIME = 0x7fff_ffff
 
 /** Whether an item's answer says a recache win was handed out for it (`W` to this caller, `Z` to another). */
 const isLeased = (flags: Protocol.ResponseFlags): boolean => flags.win === true || flags.winSent === true
+/** A value read's answer as the store reads it: a lease's stub (empty, marked `W`/`Z`) is no entry. */
+const entryValue = (value: Uint8Array | null, marks: number): Uint8Array | null =>
+  value !== null && value.byteLength === 0 && (marks & (Protocol.MARK_WIN | Protocol.MARK_WIN_SENT)) !== 0
+    ? null
+    : value
 
 /** `R` of a lease on an item that exists: any remaining TTL is below it, so the first asker wins. */
 const RECACHE_ALWAYS = MAX_EXPTIME
@@ -161,6 +166,10 @@ interface Server {
   answeredAtFailure: number
   /** Records a failed call while the breaker is closed (made once per server). */
   onFailure: (e: StoreError) => Effect.Effect<never, StoreError>
+  /** Hands a value read's answer to a direct reader, while the breaker is closed (made once per server). */
+  onRead: Connection.ValueReply<CacheStore.DirectReply>
+  /** Resumes a `get` with a value read's answer, while the breaker is closed (made once per server). */
+  onGet: Connection.ValueReply<(effect: Effect.Effect<Option.Option<CacheStore.Value>, StoreError>) => void>
 }
 
 const ringChanges = Metric.counter("effect_cachekit_memcached_ring_changes", {
@@ -230,7 +239,9 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
         }),
         inRing: true,
         answeredAtFailure: 0,
-        onFailure: undefined as never
+        onFailure: undefined as never,
+        onRead: undefined as never,
+        onGet: undefined as never
       })
     }
 
@@ -360,6 +371,15 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
             Effect.zipRight(afterFailure(server)),
             Effect.zipRight(Effect.fail(e))
           )
+      }
+      server.onRead = (reply, value, marks, error) => {
+        if (error === undefined) reply(entryValue(value, marks), undefined, undefined)
+        else reply(null, error, Effect.ignore(Effect.suspend(() => server.onFailure(error))))
+      }
+      server.onGet = (resume, value, marks, error) => {
+        if (error !== undefined) return resume(Effect.suspend(() => server.onFailure(error)))
+        const stored = entryValue(value, marks)
+        resume(Effect.succeed(stored === null ? Option.none() : Option.some(stored)))
       }
     }
 
@@ -531,11 +551,12 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
       const wire = wireOf(b, key)
       const server = route(wire)
       if (server === undefined) return noServer("get")
-      const request: Protocol.MetaGet = { _tag: "mg", key: wire, value: true }
       // While the breaker is closed, the failure handler rides along with the request (no extra step).
-      return server.breaker.state() === "closed"
-        ? pick(server).executeWith(request, "get", toOption, server.onFailure)
-        : guard(server, "get", pick(server).executeWith(request, "get", toOption))
+      if (server.breaker.state() === "closed") {
+        return Effect.async((resume) => pick(server).readValue(wire, "get", resume, server.onGet))
+      }
+      const request: Protocol.MetaGet = { _tag: "mg", key: wire, value: true }
+      return guard(server, "get", pick(server).executeWith(request, "get", toOption))
     }
     const get = (key: string): Effect.Effect<Option.Option<CacheStore.Value>, StoreFailure> =>
       Effect.suspend(() => base !== undefined ? getWith(base, key) : Effect.flatMap(ensureBase, (b) => getWith(b, key)))
@@ -552,14 +573,9 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
       if (server === undefined) {
         return reply(null, storeError("get", "unavailable", NO_SERVER), undefined)
       }
-      const request: Protocol.MetaGet = { _tag: "mg", key: wire, value: true }
       const breaker = server.breaker
-      if (breaker.state() === "closed") {
-        return pick(server).read(request, "get", (response, error) => {
-          if (error === undefined) reply(valueOf(response!), undefined, undefined)
-          else reply(null, error, Effect.ignore(Effect.suspend(() => server.onFailure(error))))
-        })
-      }
+      if (breaker.state() === "closed") return pick(server).readValue(wire, "get", reply, server.onRead)
+      const request: Protocol.MetaGet = { _tag: "mg", key: wire, value: true }
       if (!breaker.admit()) return reply(null, breaker.refused("get"), afterFailure(server))
       // the probe of a breaker that is not closed: its outcome closes or opens it again
       pick(server).read(request, "get", (response, error) => {

@@ -244,9 +244,12 @@ export const make = (redis: RedisClientService, options: Options): Effect.Effect
     // event-loop turn later.
     const mget = (keys: Array<RedisKey>): Promise<Array<Buffer | null>> => client.mgetBuffer(keys)
     /** An MGET of the store's own keys, the prefix added as the command is written (see `mget.ts`). */
+    // every caller bounds it with `deadlines`: ioredis's own timer is needed only when it is tighter
+    const clientTimeout = cluster ? undefined : (client as Redis).options.commandTimeout
+    const bounded = typeof clientTimeout !== "number" || timeoutMs <= clientTimeout
     const mgetOwn: (keys: ReadonlyArray<string>) => Promise<Array<Buffer | null>> =
       !cluster && Mget.supported(client as Redis)
-        ? (keys) => Mget.mget(client as Redis, keyPrefix, keys)
+        ? (keys) => Mget.mget(client as Redis, keyPrefix, keys, bounded)
         : (keys) => mget(keys.map(full))
 
     /** Most keys in one multi-key command: a coalesced MGET, a `getMany` MGET, an UNLINK. */
