@@ -6,6 +6,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Fiber, Schedule } from "effect"
 import type { Scope } from "effect"
+import type { StoreError } from "../src/CacheError.js"
 import * as Connection from "../src/internal/memcached/connection.js"
 import * as Keys from "../src/internal/memcached/keys.js"
 import * as Protocol from "../src/internal/memcached/protocol.js"
@@ -246,6 +247,28 @@ describe("meta protocol client", () => {
       expect(answers[102]!._tag).toBe("HD") // the suppressed success
       expect(answers[103]!._tag).toBe("ME")
       expect(yield* c.pipeline([], "test")).toEqual([])
+      // value reads sent in the same burst as quiet requests whose answers the server suppresses:
+      // each read's answer reaches it past the quiet ones, hit or miss
+      const valueRead = (name: string) =>
+        Effect.async<string, StoreError>((resume) =>
+          c.readValue(k(name), "get", undefined, (_, value, __, error) =>
+            resume(
+              error !== undefined
+                ? Effect.fail(error)
+                : Effect.succeed(value === null ? "<miss>" : new TextDecoder().decode(value))
+            ))
+        )
+      const mixed = yield* Effect.all([
+        c.pipeline([
+          { _tag: "ms", key: k("p3"), value: bytes("three"), quiet: true },
+          { _tag: "mg", key: k("p4"), value: true, quiet: true }
+        ], "test"),
+        valueRead("p3"),
+        c.pipeline([{ _tag: "md", key: k("p5"), quiet: true }, { _tag: "mg", key: k("p60"), quiet: true }], "test"),
+        valueRead("p5"),
+        valueRead("p6")
+      ], { concurrency: "unbounded" })
+      expect(mixed.slice(1).filter((x) => typeof x === "string")).toEqual(["three", "<miss>", "v6"])
     }))
 
   it.scopedLive("20,000 concurrent gets on one connection each get their own value", () =>
@@ -365,6 +388,31 @@ describe("meta protocol client", () => {
         "a fresh connection",
         Effect.map(c.execute({ _tag: "mg", key: k("x"), value: true }, "get"), (r) => text(r) === "real")
       )
+      // a forged answer to value reads (the short way) with a number no read carries
+      proxy.setMode("hold-replies")
+      const reads = yield* Effect.fork(Effect.forEach(
+        Array.from({ length: 10 }, (_, i) => i),
+        () =>
+          Effect.either(
+            Effect.async<Uint8Array | null, StoreError>((resume) =>
+              c.readValue(k("x"), "get", undefined, (_, value, __, error) =>
+                resume(error === undefined ? Effect.succeed(value) : Effect.fail(error)))
+            )
+          ),
+        { concurrency: "unbounded" }
+      ))
+      yield* eventually("10 value reads in flight", Effect.sync(() => c.inFlight() === 10))
+      proxy.inject("VA 6 O999999\r\nforged\r\n")
+      proxy.setMode("forward")
+      const forged = yield* Fiber.join(reads)
+      for (const r of forged) {
+        expect(Either.isLeft(r) && r.left).toMatchObject({ _tag: "StoreError", reason: "protocol" })
+      }
+      expect(Either.isLeft(forged[0]!) && forged[0]!.left.detail).toContain("opaque mismatch")
+      yield* eventually(
+        "a fresh connection",
+        Effect.map(c.execute({ _tag: "mg", key: k("x"), value: true }, "get"), (r) => text(r) === "real")
+      )
       // an unexpected line is caught the same way
       proxy.setMode("hold-replies")
       const second = yield* Effect.fork(Effect.either(c.execute({ _tag: "mg", key: k("x"), value: true }, "get")))
@@ -476,6 +524,49 @@ describe("meta protocol parser", () => {
       expect(parse([stream.subarray(0, cut), stream.subarray(cut)])).toEqual(whole)
     }
     expect(parse(Array.from(stream, (b) => Uint8Array.of(b)))).toEqual(whole)
+  })
+
+  it("hands the common answers of reads over the short way, and every other answer as before", () => {
+    const taken: Array<string> = []
+    // the short way takes only opaque numbers it expects (here: below 100)
+    const fast: Protocol.FastAnswers = {
+      value: (value, opaque, marks) => {
+        if (opaque >= 100) return false
+        taken.push(`VA ${new TextDecoder().decode(value)} O${opaque} m${marks}`)
+        return true
+      },
+      miss: (opaque) => {
+        if (opaque >= 100) return false
+        taken.push(`EN O${opaque}`)
+        return true
+      }
+    }
+    const input = Buffer.from(
+      "VA 3 O5 W\r\nabc\r\nEN O6\r\nVA 0 O7 Z\r\n\r\nVA 2 O8 t5\r\nxy\r\nVA 2 O123\r\nzz\r\n" +
+        "EN O124\r\nEN O9 W\r\nHD O10\r\nVA 1 Oab\r\nq\r\n",
+      "latin1"
+    )
+    for (const chunks of [[input], Array.from(input, (b) => Uint8Array.of(b))]) {
+      taken.length = 0
+      const parser = new Protocol.Parser(fast)
+      const out: Array<Protocol.Response | Protocol.ErrorLine> = []
+      for (const chunk of chunks) expect(parser.feed(chunk, (r) => out.push(r))).toBeUndefined()
+      expect(taken).toEqual([
+        `VA abc O5 m${Protocol.MARK_WIN}`,
+        "EN O6",
+        `VA  O7 m${Protocol.MARK_WIN_SENT}`
+      ])
+      // other flags, opaque numbers the reader refused, a miss with a mark, other answers and
+      // opaque tokens that are no number come as responses, with their flags as they were sent
+      expect(out).toMatchObject([
+        { _tag: "VA", flags: { opaque: "8", ttl: 5 } },
+        { _tag: "VA", flags: { opaque: "123" } },
+        { _tag: "EN", flags: { opaque: "124" } },
+        { _tag: "EN", flags: { opaque: "9", win: true } },
+        { _tag: "HD", flags: { opaque: "10" } },
+        { _tag: "VA", flags: { opaque: "ab" } }
+      ])
+    }
   })
 
   it("rejects what is not the protocol", () => {
