@@ -17,6 +17,8 @@ export interface WireKey {
   readonly hashInput: string | Uint8Array
   /** The start of this key's value read, `mg <token>[ b] v O`, made by its first read (see `connection`). */
   readLine: Uint8Array | undefined
+  /** Where the key falls on a ketama ring (the MD5 of `hashInput`), made by its first routing. */
+  point: number | undefined
 }
 
 /** memcached's key length limit, in bytes. @internal */
@@ -43,7 +45,7 @@ export const isPlainToken = (s: string): boolean => {
  */
 export const wireKey = (key: string): WireKey | undefined => {
   if (isPlainToken(key)) {
-    return { token: key, base64: false, hashInput: key, readLine: undefined } as unknown as WireKey
+    return { token: key, base64: false, hashInput: key, readLine: undefined, point: undefined } as unknown as WireKey
   }
   const bytes = KeyBytes.encode(key)
   if (bytes.length === 0 || bytes.length > MAX_BASE64_KEY_BYTES) return undefined
@@ -51,7 +53,8 @@ export const wireKey = (key: string): WireKey | undefined => {
     token: Buffer.from(bytes).toString("base64"),
     base64: true,
     hashInput: bytes,
-    readLine: undefined
+    readLine: undefined,
+    point: undefined
   } as unknown as WireKey
 }
 
@@ -67,13 +70,14 @@ export const wireKeyFromBytes = (bytes: Uint8Array): WireKey | undefined => {
   }
   if (plain) {
     const token = Buffer.from(bytes).toString("latin1")
-    return { token, base64: false, hashInput: token, readLine: undefined } as unknown as WireKey
+    return { token, base64: false, hashInput: token, readLine: undefined, point: undefined } as unknown as WireKey
   }
   return {
     token: Buffer.from(bytes).toString("base64"),
     base64: true,
     hashInput: bytes,
-    readLine: undefined
+    readLine: undefined,
+    point: undefined
   } as unknown as WireKey
 }
 

@@ -258,7 +258,8 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
 
     const route = (key: Keys.WireKey): Server | undefined => {
       if (only !== undefined) return only
-      const member = HashRing.getMemberByHash(ring, HashRing.hash(key.hashInput))
+      // the key's point is the same on every ring: the MD5 is taken once per wire key
+      const member = HashRing.getMemberByHash(ring, key.point ??= HashRing.hash(key.hashInput))
       return Option.isSome(member) ? member.value.node : undefined
     }
 
