@@ -428,34 +428,19 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
      * The common answers of a value read, straight from the parser: taken when the oldest request
      * in flight is a value read with this opaque number; anything else goes through `onResponse`.
      */
-    const isHead = (opaque: number): boolean => {
+    const answer = (value: Uint8Array | null, opaque: number, marks: number): boolean => {
+      if (broken) return true
       const head = pending.peek()
-      return head instanceof ValueRead && head.seq === opaque
-    }
-    const fast: Protocol.FastAnswers = {
-      value: (value, opaque, marks) => {
-        if (broken) return true
-        if (!isHead(opaque)) return false
-        const read = pending.shift() as ValueRead
-        answered++
-        if (!read.done) {
-          read.done = true
-          read.reply(read.context, value, marks, undefined)
-        }
-        return true
-      },
-      miss: (opaque) => {
-        if (broken) return true
-        if (!isHead(opaque)) return false
-        const read = pending.shift() as ValueRead
-        answered++
-        if (!read.done) {
-          read.done = true
-          read.reply(read.context, null, 0, undefined)
-        }
-        return true
+      if (!(head instanceof ValueRead && head.seq === opaque)) return false
+      pending.shift()
+      answered++
+      if (!head.done) {
+        head.done = true
+        head.reply(head.context, value, marks, undefined)
       }
+      return true
     }
+    const fast: Protocol.FastAnswers = { value: answer, miss: (opaque) => answer(null, opaque, 0) }
     const parser = new Protocol.Parser(fast)
 
     const onData = (chunk: Uint8Array): void => {

@@ -44,42 +44,34 @@ export const isPlainToken = (s: string): boolean => {
  * @internal
  */
 export const wireKey = (key: string): WireKey | undefined => {
-  if (isPlainToken(key)) {
-    return { token: key, base64: false, hashInput: key, readLine: undefined, point: undefined } as unknown as WireKey
-  }
+  if (isPlainToken(key)) return plainKey(key)
   const bytes = KeyBytes.encode(key)
   if (bytes.length === 0 || bytes.length > MAX_BASE64_KEY_BYTES) return undefined
-  return {
-    token: Buffer.from(bytes).toString("base64"),
-    base64: true,
-    hashInput: bytes,
-    readLine: undefined,
-    point: undefined
-  } as unknown as WireKey
+  return binaryKey(bytes)
 }
 
 /** The wire form of raw key bytes (binary keys), or `undefined` when they do not fit. @internal */
 export const wireKeyFromBytes = (bytes: Uint8Array): WireKey | undefined => {
   if (bytes.length === 0 || bytes.length > MAX_BASE64_KEY_BYTES) return undefined
-  let plain = true
   for (let i = 0; i < bytes.length; i++) {
-    if (bytes[i]! <= 0x20 || bytes[i]! >= 0x7f) {
-      plain = false
-      break
-    }
+    if (bytes[i]! <= 0x20 || bytes[i]! >= 0x7f) return binaryKey(bytes)
   }
-  if (plain) {
-    const token = Buffer.from(bytes).toString("latin1")
-    return { token, base64: false, hashInput: token, readLine: undefined, point: undefined } as unknown as WireKey
-  }
-  return {
+  return plainKey(Buffer.from(bytes).toString("latin1"))
+}
+
+/** A checked plain token as a wire key: sent as it is. */
+const plainKey = (token: string): WireKey =>
+  ({ token, base64: false, hashInput: token, readLine: undefined, point: undefined }) as unknown as WireKey
+
+/** Checked key bytes as a wire key: sent base64-encoded with the `b` flag. */
+const binaryKey = (bytes: Uint8Array): WireKey =>
+  ({
     token: Buffer.from(bytes).toString("base64"),
     base64: true,
     hashInput: bytes,
     readLine: undefined,
     point: undefined
-  } as unknown as WireKey
-}
+  }) as unknown as WireKey
 
 /** SHA-256 of a string's WTF-8 bytes, base64url without padding (43 characters). @internal */
 export const sha256 = (s: string): string => createHash("sha256").update(KeyBytes.wire(s)).digest("base64url")

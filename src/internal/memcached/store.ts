@@ -934,16 +934,25 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
      * compare and the write act as one. A lease stub (an empty item) holds version 0.
      */
     const CAS_ATTEMPTS = 64
+    /** A compare-and-swap write's wire key, checked bytes and server; or the failure that stops it. */
+    const casTarget = (operation: string, b: string, key: string, value: CacheStore.Value) => {
+      const wire = Keys.dataKey(b, key)
+      const bytes = bytesOf(key, value, wire)
+      if (!(bytes instanceof Uint8Array)) return Effect.fail(bytes)
+      const server = route(wire)
+      if (server === undefined) return noServer(operation)
+      return { wire, bytes, server }
+    }
+    /** A write refused because another writer came between the read and the write. */
+    const overtaken = (r: Protocol.Response): boolean => r._tag === "EX" || r._tag === "NS" || r._tag === "NF"
     const versioned: CacheStore.VersionedWrites = {
       setIfNewer: (key, value, version, ttl) =>
         withBase((b) => {
-          const wire = Keys.dataKey(b, key)
-          const bytes = bytesOf(key, value, wire)
-          if (!(bytes instanceof Uint8Array)) return Effect.fail(bytes)
           const ms = ttlMillis(ttl)
           if (Number.isNaN(ms)) return Effect.fail(invalidTtl(name, "setIfNewer", ttl))
-          const server = route(wire)
-          if (server === undefined) return noServer("setIfNewer")
+          const target = casTarget("setIfNewer", b, key, value)
+          if (Effect.isEffect(target)) return target
+          const { bytes, server, wire } = target
           const expiry = ms === undefined ? undefined : exptime(ms, clock.unsafeCurrentTimeMillis())
           const attempt = (left: number): Effect.Effect<Option.Option<number>, StoreFailure> =>
             left === 0
@@ -969,7 +978,7 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
                     r._tag === "HD" || r._tag === "MN"
                       ? Effect.succeed(Option.none())
                       // another writer came between the read and the write: read again
-                      : r._tag === "EX" || r._tag === "NS" || r._tag === "NF"
+                      : overtaken(r)
                       ? attempt(left - 1)
                       : unexpected("setIfNewer", r))
                 }
@@ -1004,9 +1013,6 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
     const fence: CacheStore.Fence = {
       setIf: (key, expected, value, ttl) =>
         withBase((b) => {
-          const wire = Keys.dataKey(b, key)
-          const bytes = bytesOf(key, value, wire)
-          if (!(bytes instanceof Uint8Array)) return Effect.fail(bytes)
           const ms = ttlMillis(ttl)
           if (Number.isNaN(ms)) return Effect.fail(invalidTtl(name, "setIf", ttl))
           // an already-expired value is never written; expected bytes that say nothing match nothing
@@ -1014,8 +1020,9 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
           if (expected !== undefined && !(expected instanceof Uint8Array && expected.byteLength > 0)) {
             return Effect.succeed(false)
           }
-          const server = route(wire)
-          if (server === undefined) return noServer("setIf")
+          const target = casTarget("setIf", b, key, value)
+          if (Effect.isEffect(target)) return target
+          const { bytes, server, wire } = target
           const op = fenced("setIf", wire, server)
           const expiry = ms === undefined ? undefined : exptime(ms, clock.unsafeCurrentTimeMillis())
           return Effect.flatMap(op.read, (found): Effect.Effect<boolean, StoreFailure> => {
@@ -1027,20 +1034,18 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
               r._tag === "HD"
                 ? Effect.succeed(true)
                 // written, filled or removed since the read: what is there now is newer
-                : r._tag === "EX" || r._tag === "NS" || r._tag === "NF"
+                : overtaken(r)
                 ? Effect.succeed(false)
                 : unexpected("setIf", r))
           })
         }),
       swap: (key, value, ttl) =>
         withBase((b) => {
-          const wire = Keys.dataKey(b, key)
-          const bytes = bytesOf(key, value, wire)
-          if (!(bytes instanceof Uint8Array)) return Effect.fail(bytes)
           const ms = ttlMillis(ttl)
           if (ms === undefined || Number.isNaN(ms) || ms <= 0) return Effect.fail(invalidTtl(name, "swap", ttl))
-          const server = route(wire)
-          if (server === undefined) return noServer("swap")
+          const target = casTarget("swap", b, key, value)
+          if (Effect.isEffect(target)) return target
+          const { bytes, server, wire } = target
           const op = fenced("swap", wire, server)
           const expiry = exptime(ms, clock.unsafeCurrentTimeMillis())
           const attempt = (left: number): Effect.Effect<Option.Option<CacheStore.Value>, StoreFailure> =>
@@ -1054,7 +1059,7 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
                       found._tag === "VA" && !isStub(found) ? Option.some<CacheStore.Value>(found.value) : Option.none()
                     )
                     // another writer came between the read and the write: read again
-                    : r._tag === "EX" || r._tag === "NS" || r._tag === "NF"
+                    : overtaken(r)
                     ? attempt(left - 1)
                     : unexpected("swap", r))
               })
