@@ -32,7 +32,7 @@ export interface Fenced {
   readonly observed: Entry<unknown> | undefined
   readonly observedAt: number
   /** When the load began, in the order of `nextLoadMark` (purges are ordered by it too). */
-  readonly mark: number
+  readonly began: number
 }
 
 let loadMarks = 0
@@ -112,7 +112,7 @@ export const makeFencing = (options: FenceOptions): Fencing => {
    */
   const confirm = (full: string, stored: CacheStore.Value, load: Fenced): Effect.Effect<boolean, StoreFailure> =>
     Effect.flatMap(purges!.versions.fetch([purges!.key], now()), ([token]) => {
-      if (token === known && load.mark > learnt) return Effect.succeed(true)
+      if (token === known && load.began > learnt) return Effect.succeed(true)
       learn(token)
       return Effect.as(fence.setIf(full, expectedOfStored(stored, live), tombstoneValue(live), windowMillis), false)
     })

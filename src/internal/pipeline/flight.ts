@@ -70,7 +70,7 @@ export type SlotExit<A, E> = Exit.Exit<A, E | CacheError | Absent | Abandoned>
 export class Slot<A, E> implements Fenced {
   /** A write or invalidation came after the load started: its value must not be stored. */
   superseded = false
-  readonly mark = nextLoadMark()
+  readonly began = nextLoadMark()
   readonly deferred = Deferred.unsafeMake<A, E | CacheError | Absent | Abandoned>(FiberId.none)
   constructor(
     readonly key: string,

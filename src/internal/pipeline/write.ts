@@ -215,7 +215,7 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
       return Effect.catchAll(
         fencing === undefined
           ? store.set(full, stored, storedTtl)
-          : fencing.write(full, stored, storedTtl, { observed: entry, observedAt: now(), mark: nextLoadMark() }),
+          : fencing.write(full, stored, storedTtl, { observed: entry, observedAt: now(), began: nextLoadMark() }),
         (error) => onStoreFailure("write", error, undefined)
       )
     })
