@@ -17,16 +17,21 @@ import { FrequencySketch } from "./sketch.js"
 
 /**
  * Queue tags, the low two bits of a node's meta word: none (not linked), window, probation,
- * protected.
- * @internal
+ * protected. The code below uses module-private copies: V8 reads an exported binding through its
+ * module cell, with a check that it is initialised, at every use, and folds a private constant.
  */
-export const QUEUE_NONE = 0
+const UNQUEUED = 0
+const WINDOW = 1
+const PROBATION = 2
+const PROTECTED = 3
 /** @internal */
-export const QUEUE_WINDOW = 1
+export const QUEUE_NONE = UNQUEUED
 /** @internal */
-export const QUEUE_PROBATION = 2
+export const QUEUE_WINDOW = WINDOW
 /** @internal */
-export const QUEUE_PROTECTED = 3
+export const QUEUE_PROBATION = PROBATION
+/** @internal */
+export const QUEUE_PROTECTED = PROTECTED
 
 /**
  * Layout of the policy's one `Int32Array`: four words per node — prev, next, meta, key hash — so a
@@ -149,6 +154,12 @@ const SHADOW_MAX_QUIET = 64
  * quiet on (the workload changed). Its first sample after waking only refreshes its contents.
  */
 const SHADOW_WAKE_CHANGE = 0.05
+/**
+ * Hits on sampled keys wait in a buffer of this many hashes and are replayed into the shadow, in
+ * order, before anything else reaches it: the next sampled miss, the end of the countdown (which
+ * never spans more requests than this, so the buffer cannot overflow) or a resize.
+ */
+const SAMPLED_HITS = 256
 
 /**
  * W-TinyLFU eviction: near-optimal hit rates on frequency-biased, looping and scanning workloads
@@ -183,6 +194,13 @@ export class WTinyLfuPolicy implements Policy {
    * but the hash 0 is sampled) until the cache is first full and while the shadow rests.
    */
   private shadowMask = -1
+  /**
+   * Hashes of the sampled keys hit since the shadow last saw a request, one slot to spare: a hit
+   * writes its hash at `sampledCount` whether or not it is sampled, and only a sampled one moves
+   * the count on (see `onHit`).
+   */
+  private readonly sampledHits = new Int32Array(SAMPLED_HITS + 1)
+  private sampledCount = 0
   /** Short samples in a row without a shadow-driven step. */
   private calm = 0
   /** Short samples left before a resting shadow samples again, and the next rest's length. */
@@ -201,7 +219,10 @@ export class WTinyLfuPolicy implements Policy {
   /** Sketch increments between agings, and how many are left before the next one. */
   private samplePeriod = 0
   private agingLeft = 0
-  /** Increments left before the next event (an aging or the end of a climber sample). */
+  /**
+   * Increments left before the next event (an aging, the end of a climber sample, or a full
+   * buffer of sampled hits).
+   */
   private sampleLeft = 0
   /** What `sampleLeft` counted down from, so finished spans can be added up without a hit counter. */
   private sampleSpan = 0
@@ -263,35 +284,56 @@ export class WTinyLfuPolicy implements Policy {
     const links = this.links
     const node = slot + FIRST
     const at = node << STRIDE_SHIFT
-    const meta = links[at + META]!
+    const meta = links[at | META]!
     const queue = meta & QUEUE_BITS
-    if (meta < PENDING_FULL) links[at + META] = meta + PENDING_ONE
-    if (queue === QUEUE_PROBATION) {
-      this.promote(node)
-    } else if (queue !== QUEUE_NONE) {
-      // Protected and window hits (nearly all hits in a warm cache: protected when the window is
-      // small, the window when recency made it large) refresh the node within its queue.
-      const list = (queue - 1) << STRIDE_SHIFT
-      const last = links[list + PREV]!
+    // Whether a hit is pending-saturated, or sampled by the shadow, depends on the key: as a
+    // branch it would be mispredicted on every few hits. Both are computed as arithmetic instead.
+    // One more pending hit unless 15 are (`meta - PENDING_FULL` is negative below that):
+    let updated = meta + ((meta - PENDING_FULL) >>> 31) * PENDING_ONE
+    // The node moves to the most recent end of its queue, unless it is there already. Window and
+    // protected hits (nearly all hits in a warm cache: protected when the window is small, the
+    // window when recency made it large) stay in their queue. A probation hit, a second look,
+    // earns protection; protected may overflow for a while: its oldest entries go back to
+    // probation at the next insert or eviction (`settle`), which is all that can tell the
+    // difference, so that a hit moves one entry and not two.
+    let target = queue
+    if (queue === PROBATION) {
+      target = PROTECTED
+      updated += PROTECTED - PROBATION
+      this.probationCount--
+      this.protectedCount++
+      if (node === this.candidate) this.candidate = NONE
+    }
+    links[at | META] = updated
+    if (queue !== UNQUEUED) {
+      const list = (target - 1) << STRIDE_SHIFT
+      const last = links[list | PREV]!
       if (last !== node) {
-        const prev = links[at + PREV]!
-        const next = links[at + NEXT]!
-        links[(prev << STRIDE_SHIFT) + NEXT] = next
-        links[(next << STRIDE_SHIFT) + PREV] = prev
-        links[at + PREV] = last
-        links[at + NEXT] = queue - 1
-        links[(last << STRIDE_SHIFT) + NEXT] = node
-        links[list + PREV] = node
+        const prev = links[at | PREV]!
+        const next = links[at | NEXT]!
+        links[(prev << STRIDE_SHIFT) | NEXT] = next
+        links[(next << STRIDE_SHIFT) | PREV] = prev
+        links[at | PREV] = last
+        links[at | NEXT] = target - 1
+        links[(last << STRIDE_SHIFT) | NEXT] = node
+        links[list | PREV] = node
       }
     }
-    const hash = links[at + HASH]!
-    if ((hash & this.shadowMask) === 0) this.shadow.access(hash, true)
+    // Buffered for the shadow: `clz32` is 32 (so the shift gives 1) exactly when the masked
+    // hash is 0. The countdown ends before the buffer is full.
+    const hash = links[at | HASH]!
+    const count = this.sampledCount
+    this.sampledHits[count] = hash
+    this.sampledCount = count + (Math.clz32(hash & this.shadowMask) >>> 5)
     if (--this.sampleLeft === 0) this.endSample()
   }
 
   onMiss(hash: number): void {
     this.sketch.increment(hash)
-    if ((hash & this.shadowMask) === 0) this.shadow.access(hash, false)
+    if ((hash & this.shadowMask) === 0) {
+      if (this.sampledCount !== 0) this.replaySampledHits()
+      this.shadow.access(hash, false)
+    }
     // Compared as signed 32-bit integers, so a caller may pass `hashString` or `hashKey` values.
     this.pendingHash = hash | 0
     this.hasPending = true
@@ -309,8 +351,8 @@ export class WTinyLfuPolicy implements Policy {
     const node = slot + FIRST
     const at = node << STRIDE_SHIFT
     this.links[at + HASH] = hash
-    this.links[at + META] = QUEUE_WINDOW
-    this.append(QUEUE_WINDOW, node)
+    this.links[at + META] = WINDOW
+    this.append(WINDOW, node)
     this.windowCount++
     if (++this.count > this.sketch.entries && this.sketch.entries < this.sketchCeiling) this.growSketch()
     this.settle()
@@ -320,7 +362,7 @@ export class WTinyLfuPolicy implements Policy {
   onRemove(slot: number): void {
     // Unlinked nodes (already evicted, never added) are ignored, so a double removal is harmless.
     const node = slot + FIRST
-    if (node << STRIDE_SHIFT >= this.links.length || this.queueOfNode(node) === QUEUE_NONE) return
+    if (node << STRIDE_SHIFT >= this.links.length || this.queueOfNode(node) === UNQUEUED) return
     this.unlink(node)
   }
 
@@ -338,9 +380,9 @@ export class WTinyLfuPolicy implements Policy {
     this.settle()
     let victim: number
     if (this.probationCount > 0) {
-      victim = this.oldest(QUEUE_PROBATION)
+      victim = this.oldest(PROBATION)
       const candidate = this.candidate
-      if (candidate !== NONE && candidate !== victim && this.queueOfNode(candidate) === QUEUE_PROBATION) {
+      if (candidate !== NONE && candidate !== victim && this.queueOfNode(candidate) === PROBATION) {
         if (!this.admit(candidate, victim)) {
           victim = candidate
           this.candidate = NONE
@@ -349,9 +391,9 @@ export class WTinyLfuPolicy implements Policy {
         this.candidate = NONE
       }
     } else if (this.protectedCount > 0) {
-      victim = this.oldest(QUEUE_PROTECTED)
+      victim = this.oldest(PROTECTED)
     } else if (this.windowCount > 0) {
-      victim = this.oldest(QUEUE_WINDOW)
+      victim = this.oldest(WINDOW)
     } else {
       return NO_SLOT
     }
@@ -368,6 +410,7 @@ export class WTinyLfuPolicy implements Policy {
     this.count = 0
     this.candidate = NONE
     this.hasPending = false
+    this.sampledCount = 0
     this.sketch.clear()
     this.shadow.clear()
     this.maximum = this.capacity
@@ -432,7 +475,7 @@ export class WTinyLfuPolicy implements Policy {
   /** The queue (`QUEUE_*`) of the entry in a slot, for tests and diagnostics. */
   queueOf(slot: number): number {
     const node = slot + FIRST
-    return node << STRIDE_SHIFT < this.links.length ? this.queueOfNode(node) : QUEUE_NONE
+    return node << STRIDE_SHIFT < this.links.length ? this.queueOfNode(node) : UNQUEUED
   }
 
   /** Three empty circular lists: each sentinel links to itself. */
@@ -491,16 +534,11 @@ export class WTinyLfuPolicy implements Policy {
     this.append(queue, node)
   }
 
-  /**
-   * A hit in probation: a second look earns protection. Protected may overflow for a while: its
-   * oldest entries go back to probation at the next insert or eviction (`settle`), which is all
-   * that can tell the difference, so that a hit moves one entry and not two.
-   */
-  private promote(node: number): void {
-    this.move(node, QUEUE_PROTECTED)
-    this.probationCount--
-    this.protectedCount++
-    if (node === this.candidate) this.candidate = NONE
+  /** Replays the buffered hits on sampled keys into the shadow, in the order they came. */
+  private replaySampledHits(): void {
+    const count = this.sampledCount
+    this.sampledCount = 0
+    for (let i = 0; i < count; i++) this.shadow.access(this.sampledHits[i]!, true)
   }
 
   /** Protected's overflow goes back to probation. */
@@ -532,27 +570,27 @@ export class WTinyLfuPolicy implements Policy {
     const at = (node << STRIDE_SHIFT) + META
     const meta = this.links[at]!
     switch (meta & QUEUE_BITS) {
-      case QUEUE_WINDOW:
+      case WINDOW:
         this.windowCount--
         break
-      case QUEUE_PROBATION:
+      case PROBATION:
         this.probationCount--
         break
-      case QUEUE_PROTECTED:
+      case PROTECTED:
         this.protectedCount--
         break
     }
     // The key may come back: its hits stay on record.
     if (meta >>> 2 > 0) this.sketch.add(this.hashOf(node), meta >>> 2)
     if (node === this.candidate) this.candidate = NONE
-    this.links[at] = QUEUE_NONE
+    this.links[at] = UNQUEUED
     this.count--
   }
 
   /** The window's oldest entry moves to probation, where it will face admission; returns it. */
   private windowToProbation(): number {
-    const oldest = this.oldest(QUEUE_WINDOW)
-    this.move(oldest, QUEUE_PROBATION)
+    const oldest = this.oldest(WINDOW)
+    this.move(oldest, PROBATION)
     this.windowCount--
     this.probationCount++
     return oldest
@@ -560,7 +598,7 @@ export class WTinyLfuPolicy implements Policy {
 
   /** Protected overflow goes back to probation (most recent end): it keeps a second chance. */
   private demote(): void {
-    this.move(this.oldest(QUEUE_PROTECTED), QUEUE_PROBATION)
+    this.move(this.oldest(PROTECTED), PROBATION)
     this.protectedCount--
     this.probationCount++
   }
@@ -591,7 +629,7 @@ export class WTinyLfuPolicy implements Policy {
     this.increments += done
     this.agingLeft -= done
     const climbLeft = this.climbPeriod - (this.increments - this.unannounced)
-    const span = Math.max(1, Math.min(this.agingLeft, climbLeft))
+    const span = Math.max(1, Math.min(this.agingLeft, climbLeft, SAMPLED_HITS))
     this.sampleSpan = span
     this.sampleLeft = span
   }
@@ -601,6 +639,7 @@ export class WTinyLfuPolicy implements Policy {
    * agings come every half period; the hill climber takes a step when its own sample is complete.
    */
   private endSample(): void {
+    if (this.sampledCount !== 0) this.replaySampledHits()
     this.increments += this.sampleSpan
     this.agingLeft -= this.sampleSpan
     this.sampleSpan = 0
@@ -633,6 +672,7 @@ export class WTinyLfuPolicy implements Policy {
    * the moves are spread over many requests.
    */
   private resize(): void {
+    if (this.sampledCount !== 0) this.replaySampledHits()
     const m = this.maximum
     this.sketchCeiling = Math.min(m, FrequencySketch.maxEntries)
     this.climbPeriod = Math.max(MIN_SAMPLE, m * SHADOW_SAMPLE_FACTOR)
@@ -654,7 +694,7 @@ export class WTinyLfuPolicy implements Policy {
     // A larger window takes main's least recent entries, giving them one more round in the window.
     while (this.windowCount < this.windowMax && this.probationCount + this.protectedCount > 0) {
       const fromProbation = this.probationCount > 0
-      this.move(this.oldest(fromProbation ? QUEUE_PROBATION : QUEUE_PROTECTED), QUEUE_WINDOW)
+      this.move(this.oldest(fromProbation ? PROBATION : PROTECTED), WINDOW)
       if (fromProbation) this.probationCount--
       else this.protectedCount--
       this.windowCount++
