@@ -252,4 +252,21 @@ describe.each(["lru", "w-tinylfu"] as const)("MemoryCore (%s): slots are reused"
     for (const [key, slot] of core.map) expect(core.keyOf(slot)).toBe(key)
     expect(new Set(core.map.values()).size).toBe(core.size)
   })
+
+  it("reads an entry's expiry once any entry may have expired, whatever lowered the bound", () => {
+    // A hit skips its entry's expiry while the clock is before `earliestExpiry`; every way an
+    // expiry can come sooner (a write, a retime after a sweep made the bound exact) must lower it.
+    const core = new MemoryCore({ capacity: 10, maxBytes: Infinity, eviction })
+    core.write("forever", bytes("f"), 8, Infinity)
+    core.write("later", bytes("l"), 8, 100)
+    expect(core.sweep(0)).toBe(0)
+    expect(core.earliestExpiry).toBe(100)
+    core.retime(core.peek("later", 0), 50)
+    expect(core.lookup("later", 49)).toBeDefined()
+    expect(core.lookup("later", 50)).toBeUndefined()
+    core.write("soon", bytes("s"), 8, 20)
+    expect(core.lookup("soon", 19)).toBeDefined()
+    expect(core.peek("soon", 20)).toBe(ABSENT)
+    expect(core.lookup("forever", 1e12)).toBeDefined()
+  })
 })

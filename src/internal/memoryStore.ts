@@ -45,6 +45,7 @@ export class MemoryCore {
   /**
    * No entry expires before this (Infinity: none expires). A lower bound, kept exact by `sweep`:
    * writes only ever lower it, so an entry removed or rewritten since may have expired later.
+   * Reads rely on it: before it, no entry's own expiry needs reading.
    */
   earliestExpiry = Infinity
   /** Per slot: the key (undefined for a free slot), the value, the absolute expiry in Clock milliseconds (Infinity for none), the size. */
@@ -73,7 +74,9 @@ export class MemoryCore {
       this.policy.onMiss(hashKey(key))
       return undefined
     }
-    if (this.expiries[slot]! <= now) {
+    // Before `earliestExpiry` nothing has expired: a hit need not read its entry's expiry, one
+    // memory access fewer in a large cache (all of them while no entry has a TTL).
+    if (now >= this.earliestExpiry && this.expiries[slot]! <= now) {
       this.remove(slot)
       this.policy.onMiss(hashKey(key))
       return undefined
@@ -86,7 +89,7 @@ export class MemoryCore {
   peek(key: string, now: number): number {
     const slot = this.map.get(key)
     if (slot === undefined) return ABSENT
-    if (this.expiries[slot]! <= now) {
+    if (now >= this.earliestExpiry && this.expiries[slot]! <= now) {
       this.remove(slot)
       return ABSENT
     }

@@ -14,9 +14,16 @@
 
 /** The shadow holds about this many keys (between this and twice it). */
 const TARGET_ENTRIES = 128
-/** Bits of the key hash that pick the sample; bits 0–19 choose sketch counters, so these are above. */
-const SAMPLE_SHIFT = 20
-const MAX_SAMPLE_BITS = 12
+/**
+ * Bits of the key hash that pick the sample, and the most of them used; bits 0–19 choose sketch
+ * counters, so these are above.
+ * @internal
+ */
+export const SAMPLE_SHIFT = 20
+/** @internal */
+export const MAX_SAMPLE_BITS = 12
+/** A `sampleBits` that no key reaches: nothing is sampled. @internal */
+export const UNSAMPLED = 16
 /** Fibonacci hashing's multiplier: the index slot is the top bits of `hash × GOLDEN`. */
 const GOLDEN = 0x9e3779b1 | 0
 
@@ -35,10 +42,10 @@ export class LruShadow {
   private capacity = 0
   private size = 0
   /**
-   * A request belongs to the sample when `(hash & sampleMask) === 0`. When the cache's size is
-   * not known yet the mask is all ones: only the hash 0 matches, and an empty shadow ignores it.
+   * A request belongs to the sample when the low `sampleBits` bits of `hash >>> SAMPLE_SHIFT` are
+   * zero; `UNSAMPLED` while the cache's size is not known.
    */
-  sampleMask = -1
+  sampleBits = UNSAMPLED
   /** Sampled requests, and how many of them the shadow LRU and the real cache hit, since `reset`. */
   requests = 0
   lruHits = 0
@@ -47,12 +54,12 @@ export class LruShadow {
   /** Sizes the sample for a cache that holds `maximum` entries; keeps the most recent keys that fit. */
   configure(maximum: number): void {
     if (!(maximum >= 1) || maximum === Infinity) {
-      this.sampleMask = -1
+      this.sampleBits = UNSAMPLED
       this.rebuild(0)
       return
     }
     const bits = Math.min(MAX_SAMPLE_BITS, Math.max(0, Math.floor(Math.log2(maximum / TARGET_ENTRIES))))
-    this.sampleMask = ((1 << bits) - 1) << SAMPLE_SHIFT
+    this.sampleBits = bits
     const capacity = Math.max(1, Math.round(maximum / (1 << bits)))
     if (capacity !== this.capacity) this.rebuild(capacity)
   }

@@ -1,6 +1,6 @@
 import type { Policy } from "./policy.js"
 import { NO_SLOT } from "./policy.js"
-import { LruShadow } from "./shadow.js"
+import { LruShadow, MAX_SAMPLE_BITS, SAMPLE_SHIFT, UNSAMPLED } from "./shadow.js"
 import { FrequencySketch } from "./sketch.js"
 
 /**
@@ -17,43 +17,60 @@ import { FrequencySketch } from "./sketch.js"
 
 /**
  * Queue tags, the low two bits of a node's meta word: none (not linked), window, probation,
- * protected.
- * @internal
+ * protected. The code below uses module-private copies: V8 reads an exported binding through its
+ * module cell, with a check that it is initialised, at every use, and folds a private constant.
  */
-export const QUEUE_NONE = 0
+const UNQUEUED = 0
+const WINDOW = 1
+const PROBATION = 2
+const PROTECTED = 3
 /** @internal */
-export const QUEUE_WINDOW = 1
+export const QUEUE_NONE = UNQUEUED
 /** @internal */
-export const QUEUE_PROBATION = 2
+export const QUEUE_WINDOW = WINDOW
 /** @internal */
-export const QUEUE_PROTECTED = 3
+export const QUEUE_PROBATION = PROBATION
+/** @internal */
+export const QUEUE_PROTECTED = PROTECTED
 
 /**
- * Layout of the policy's one `Int32Array`: four words per node — prev, next, meta, key hash — so a
- * hit reads and writes one 16-byte group of its own (plus its neighbours' links). Nodes 0, 1 and 2
- * are the sentinels of the window, probation and protected lists (queue tag − 1); the entry in
- * slot s is node s + 3. Links hold node numbers.
+ * Layout: the nodes' links live in one `Int32Array` of (prev, next) pairs, as an LRU's do, 8 bytes
+ * per node; each node's meta word in a `Uint16Array` (2 bytes) and its key hash in an `Int32Array`
+ * that hits never read. Nodes 0, 1 and 2 are the sentinels of the window, probation and protected
+ * lists (queue tag − 1); the entry in slot s is node s + 3. Links hold node numbers. Keeping the
+ * links as dense as an LRU's matters in a large cache: a hit touches its node and both neighbours,
+ * and the fewer bytes those take, the more of them stay in the CPU's cache.
  */
-const STRIDE_SHIFT = 2
 const PREV = 0
 const NEXT = 1
-const META = 2
-const HASH = 3
 const FIRST = 3
 const NONE = 0
 /**
- * The meta word: the queue tag in bits 0–1, and in bits 2–5 the hits counted on the node that the
- * sketch has not seen yet (0–15, the sketch's own ceiling). A hit only bumps this count, one write
- * into the node's own group, instead of four counters of the sketch; the count is halved whenever
- * the sketch is aged, an admission adds it to the sketch's estimate, and it is added to the sketch
- * itself when the entry leaves, so that the key's history is there if it comes back. Estimates are
- * thus the ones counting every hit at once would give (but for the rounding of halvings, and fewer
- * collisions).
+ * The meta word: the queue tag in bits 0–1; in bits 2–5 the hits counted on the node that the
+ * sketch has not seen yet (0–15, the sketch's own ceiling); in bits 6–9 the key's sample level
+ * (see `sampleLevel`). A hit only bumps the count, one write into the node's own word, instead of
+ * four counters of the sketch; the count is halved whenever the sketch is aged, an admission adds
+ * it to the sketch's estimate, and it is added to the sketch itself when the entry leaves, so that
+ * the key's history is there if it comes back. Estimates are thus the ones counting every hit at
+ * once would give (but for the rounding of halvings, and fewer collisions).
  */
 const QUEUE_BITS = 3
-const PENDING_ONE = 4
-/** `meta < PENDING_FULL` exactly when fewer than 15 hits are pending. */
+const PENDING_SHIFT = 2
+const PENDING_ONE = 1 << PENDING_SHIFT
+const PENDING_BITS = 15 << PENDING_SHIFT
+/** `(meta & (QUEUE_BITS | PENDING_BITS)) < PENDING_FULL` exactly when fewer than 15 hits are pending. */
 const PENDING_FULL = 15 * PENDING_ONE
+const LEVEL_SHIFT = 6
+
+/**
+ * The shadow samples a key when the low `bits` of `hash >>> 20` are zero (its mask), that is
+ * when their trailing zeros, the key's level, are at least `bits`; all twelve zero count as 15.
+ * Kept in the node, the level lets a hit decide without reading the hash.
+ */
+const sampleLevel = (hash: number): number => {
+  const x = (hash >>> SAMPLE_SHIFT) & ((1 << MAX_SAMPLE_BITS) - 1)
+  return x === 0 ? 15 : 31 - Math.clz32(x & -x)
+}
 
 /** The window starts at 1 % of the capacity, the paper's and Caffeine's default. */
 const INITIAL_WINDOW_SHARE = 0.01
@@ -149,6 +166,12 @@ const SHADOW_MAX_QUIET = 64
  * quiet on (the workload changed). Its first sample after waking only refreshes its contents.
  */
 const SHADOW_WAKE_CHANGE = 0.05
+/**
+ * Hits on sampled keys wait in a buffer of this many hashes and are replayed into the shadow, in
+ * order, before anything else reaches it: the next sampled miss, the end of the countdown (which
+ * never spans more requests than this, so the buffer cannot overflow) or a resize.
+ */
+const SAMPLED_HITS = 256
 
 /**
  * W-TinyLFU eviction: near-optimal hit rates on frequency-biased, looping and scanning workloads
@@ -169,8 +192,10 @@ export class WTinyLfuPolicy implements Policy {
   private protectedMax = 0
   private sketchCeiling = 0
 
-  /** Every node's links, meta word and hash (see `STRIDE_SHIFT`); starts with the three sentinels. */
-  private links = WTinyLfuPolicy.sentinels(new Int32Array(FIRST << STRIDE_SHIFT))
+  /** Every node's links, meta word and hash (see `PREV`); the links start with the three sentinels. */
+  private links = WTinyLfuPolicy.sentinels(new Int32Array(FIRST * 2))
+  private meta = new Uint16Array(FIRST)
+  private hashes = new Int32Array(FIRST)
   private windowCount = 0
   private probationCount = 0
   private protectedCount = 0
@@ -179,10 +204,18 @@ export class WTinyLfuPolicy implements Policy {
   private readonly sketch: FrequencySketch
   private readonly shadow = new LruShadow()
   /**
-   * The shadow's sample mask, kept here so a hit tests it with one field read; all ones (nothing
-   * but the hash 0 is sampled) until the cache is first full and while the shadow rests.
+   * The sample level from which a key is in the shadow's sample (its sample bits), kept here so a
+   * hit tests it with one field read; `UNSAMPLED` until the cache is first full and while the
+   * shadow rests.
    */
-  private shadowMask = -1
+  private shadowFrom = UNSAMPLED
+  /**
+   * The nodes of sampled keys hit since the shadow last saw a request, one slot to spare: a hit
+   * writes its node at `sampledCount` whether or not it is sampled, and only a sampled one moves
+   * the count on (see `onHit`). Replayed before any node leaves, so each still holds its key.
+   */
+  private readonly sampledHits = new Int32Array(SAMPLED_HITS + 1)
+  private sampledCount = 0
   /** Short samples in a row without a shadow-driven step. */
   private calm = 0
   /** Short samples left before a resting shadow samples again, and the next rest's length. */
@@ -201,7 +234,10 @@ export class WTinyLfuPolicy implements Policy {
   /** Sketch increments between agings, and how many are left before the next one. */
   private samplePeriod = 0
   private agingLeft = 0
-  /** Increments left before the next event (an aging or the end of a climber sample). */
+  /**
+   * Increments left before the next event (an aging, the end of a climber sample, or a full
+   * buffer of sampled hits).
+   */
   private sampleLeft = 0
   /** What `sampleLeft` counted down from, so finished spans can be added up without a hit counter. */
   private sampleSpan = 0
@@ -252,46 +288,73 @@ export class WTinyLfuPolicy implements Policy {
   }
 
   grow(slots: number): void {
-    const length = (slots + FIRST) << STRIDE_SHIFT
-    if (length <= this.links.length) return
-    const links = new Int32Array(length)
+    const nodes = slots + FIRST
+    if (nodes <= this.meta.length) return
+    const links = new Int32Array(nodes * 2)
     links.set(this.links)
     this.links = links
+    const meta = new Uint16Array(nodes)
+    meta.set(this.meta)
+    this.meta = meta
+    const hashes = new Int32Array(nodes)
+    hashes.set(this.hashes)
+    this.hashes = hashes
   }
 
   onHit(slot: number): void {
-    const links = this.links
     const node = slot + FIRST
-    const at = node << STRIDE_SHIFT
-    const meta = links[at + META]!
+    const metas = this.meta
+    const meta = metas[node]!
     const queue = meta & QUEUE_BITS
-    if (meta < PENDING_FULL) links[at + META] = meta + PENDING_ONE
-    if (queue === QUEUE_PROBATION) {
-      this.promote(node)
-    } else if (queue !== QUEUE_NONE) {
-      // Protected and window hits (nearly all hits in a warm cache: protected when the window is
-      // small, the window when recency made it large) refresh the node within its queue.
-      const list = (queue - 1) << STRIDE_SHIFT
-      const last = links[list + PREV]!
+    // Whether a hit is pending-saturated, or sampled by the shadow, depends on the key: as a
+    // branch it would be mispredicted on every few hits. Both are computed as arithmetic instead.
+    // One more pending hit unless 15 are (the difference is negative below that):
+    let updated = meta + (((meta & (QUEUE_BITS | PENDING_BITS)) - PENDING_FULL) >>> 31) * PENDING_ONE
+    // The node moves to the most recent end of its queue, unless it is there already. Window and
+    // protected hits (nearly all hits in a warm cache: protected when the window is small, the
+    // window when recency made it large) stay in their queue. A probation hit, a second look,
+    // earns protection; protected may overflow for a while: its oldest entries go back to
+    // probation at the next insert or eviction (`settle`), which is all that can tell the
+    // difference, so that a hit moves one entry and not two.
+    let target = queue
+    if (queue === PROBATION) {
+      target = PROTECTED
+      updated += PROTECTED - PROBATION
+      this.probationCount--
+      this.protectedCount++
+      if (node === this.candidate) this.candidate = NONE
+    }
+    metas[node] = updated
+    if (queue !== UNQUEUED) {
+      const links = this.links
+      const list = (target - 1) << 1
+      const last = links[list | PREV]!
       if (last !== node) {
-        const prev = links[at + PREV]!
-        const next = links[at + NEXT]!
-        links[(prev << STRIDE_SHIFT) + NEXT] = next
-        links[(next << STRIDE_SHIFT) + PREV] = prev
-        links[at + PREV] = last
-        links[at + NEXT] = queue - 1
-        links[(last << STRIDE_SHIFT) + NEXT] = node
-        links[list + PREV] = node
+        const at = node << 1
+        const prev = links[at | PREV]!
+        const next = links[at | NEXT]!
+        links[(prev << 1) | NEXT] = next
+        links[(next << 1) | PREV] = prev
+        links[at | PREV] = last
+        links[at | NEXT] = target - 1
+        links[(last << 1) | NEXT] = node
+        links[list | PREV] = node
       }
     }
-    const hash = links[at + HASH]!
-    if ((hash & this.shadowMask) === 0) this.shadow.access(hash, true)
+    // Buffered for the shadow: the difference is negative (1 after the shift and flip) exactly
+    // when the key's level is below the sample's. The countdown ends before the buffer is full.
+    const count = this.sampledCount
+    this.sampledHits[count] = node
+    this.sampledCount = count + ((((meta >>> LEVEL_SHIFT) - this.shadowFrom) >>> 31) ^ 1)
     if (--this.sampleLeft === 0) this.endSample()
   }
 
   onMiss(hash: number): void {
     this.sketch.increment(hash)
-    if ((hash & this.shadowMask) === 0) this.shadow.access(hash, false)
+    if (sampleLevel(hash) >= this.shadowFrom) {
+      if (this.sampledCount !== 0) this.replaySampledHits()
+      this.shadow.access(hash, false)
+    }
     // Compared as signed 32-bit integers, so a caller may pass `hashString` or `hashKey` values.
     this.pendingHash = hash | 0
     this.hasPending = true
@@ -307,10 +370,9 @@ export class WTinyLfuPolicy implements Policy {
     }
     this.hasPending = false
     const node = slot + FIRST
-    const at = node << STRIDE_SHIFT
-    this.links[at + HASH] = hash
-    this.links[at + META] = QUEUE_WINDOW
-    this.append(QUEUE_WINDOW, node)
+    this.hashes[node] = hash
+    this.meta[node] = WINDOW | (sampleLevel(hash) << LEVEL_SHIFT)
+    this.append(WINDOW, node)
     this.windowCount++
     if (++this.count > this.sketch.entries && this.sketch.entries < this.sketchCeiling) this.growSketch()
     this.settle()
@@ -320,7 +382,7 @@ export class WTinyLfuPolicy implements Policy {
   onRemove(slot: number): void {
     // Unlinked nodes (already evicted, never added) are ignored, so a double removal is harmless.
     const node = slot + FIRST
-    if (node << STRIDE_SHIFT >= this.links.length || this.queueOfNode(node) === QUEUE_NONE) return
+    if (node >= this.meta.length || this.queueOfNode(node) === UNQUEUED) return
     this.unlink(node)
   }
 
@@ -338,9 +400,9 @@ export class WTinyLfuPolicy implements Policy {
     this.settle()
     let victim: number
     if (this.probationCount > 0) {
-      victim = this.oldest(QUEUE_PROBATION)
+      victim = this.oldest(PROBATION)
       const candidate = this.candidate
-      if (candidate !== NONE && candidate !== victim && this.queueOfNode(candidate) === QUEUE_PROBATION) {
+      if (candidate !== NONE && candidate !== victim && this.queueOfNode(candidate) === PROBATION) {
         if (!this.admit(candidate, victim)) {
           victim = candidate
           this.candidate = NONE
@@ -349,9 +411,9 @@ export class WTinyLfuPolicy implements Policy {
         this.candidate = NONE
       }
     } else if (this.protectedCount > 0) {
-      victim = this.oldest(QUEUE_PROTECTED)
+      victim = this.oldest(PROTECTED)
     } else if (this.windowCount > 0) {
-      victim = this.oldest(QUEUE_WINDOW)
+      victim = this.oldest(WINDOW)
     } else {
       return NO_SLOT
     }
@@ -362,12 +424,14 @@ export class WTinyLfuPolicy implements Policy {
   clear(): void {
     this.links.fill(0)
     WTinyLfuPolicy.sentinels(this.links)
+    this.meta.fill(0)
     this.windowCount = 0
     this.probationCount = 0
     this.protectedCount = 0
     this.count = 0
     this.candidate = NONE
     this.hasPending = false
+    this.sampledCount = 0
     this.sketch.clear()
     this.shadow.clear()
     this.maximum = this.capacity
@@ -432,75 +496,69 @@ export class WTinyLfuPolicy implements Policy {
   /** The queue (`QUEUE_*`) of the entry in a slot, for tests and diagnostics. */
   queueOf(slot: number): number {
     const node = slot + FIRST
-    return node << STRIDE_SHIFT < this.links.length ? this.queueOfNode(node) : QUEUE_NONE
+    return node < this.meta.length ? this.queueOfNode(node) : UNQUEUED
   }
 
   /** Three empty circular lists: each sentinel links to itself. */
   private static sentinels(links: Int32Array): Int32Array {
     for (let list = 0; list < FIRST; list++) {
-      links[(list << STRIDE_SHIFT) + PREV] = list
-      links[(list << STRIDE_SHIFT) + NEXT] = list
+      links[(list << 1) + PREV] = list
+      links[(list << 1) + NEXT] = list
     }
     return links
   }
 
   private queueOfNode(node: number): number {
-    return this.links[(node << STRIDE_SHIFT) + META]! & QUEUE_BITS
+    return this.meta[node]! & QUEUE_BITS
   }
 
   /** How often a stored key was seen recently: the sketch's estimate plus the hits pending on its node. */
   private estimate(node: number): number {
-    const pending = this.links[(node << STRIDE_SHIFT) + META]! >>> 2
+    const pending = (this.meta[node]! & PENDING_BITS) >>> PENDING_SHIFT
     return Math.min(15, this.sketch.frequency(this.hashOf(node)) + pending)
   }
 
   private hashOf(node: number): number {
-    return this.links[(node << STRIDE_SHIFT) + HASH]!
+    return this.hashes[node]!
   }
 
   /** A queue's least recent node (its sentinel's next). */
   private oldest(queue: number): number {
-    return this.links[((queue - 1) << STRIDE_SHIFT) + NEXT]!
+    return this.links[((queue - 1) << 1) + NEXT]!
   }
 
   /** Appends at a queue's most recent end (its sentinel's prev). */
   private append(queue: number, node: number): void {
     const links = this.links
     const list = queue - 1
-    const last = links[(list << STRIDE_SHIFT) + PREV]!
-    links[(node << STRIDE_SHIFT) + PREV] = last
-    links[(node << STRIDE_SHIFT) + NEXT] = list
-    links[(last << STRIDE_SHIFT) + NEXT] = node
-    links[(list << STRIDE_SHIFT) + PREV] = node
+    const last = links[(list << 1) + PREV]!
+    links[(node << 1) + PREV] = last
+    links[(node << 1) + NEXT] = list
+    links[(last << 1) + NEXT] = node
+    links[(list << 1) + PREV] = node
   }
 
   /** Takes a node out of its list (its own links are left as they were). */
   private detach(node: number): void {
     const links = this.links
-    const prev = links[(node << STRIDE_SHIFT) + PREV]!
-    const next = links[(node << STRIDE_SHIFT) + NEXT]!
-    links[(prev << STRIDE_SHIFT) + NEXT] = next
-    links[(next << STRIDE_SHIFT) + PREV] = prev
+    const prev = links[(node << 1) + PREV]!
+    const next = links[(node << 1) + NEXT]!
+    links[(prev << 1) + NEXT] = next
+    links[(next << 1) + PREV] = prev
   }
 
   /** Moves a node to another queue's most recent end; its pending hits go with it. */
   private move(node: number, queue: number): void {
     this.detach(node)
-    const at = (node << STRIDE_SHIFT) + META
-    this.links[at] = (this.links[at]! & ~QUEUE_BITS) | queue
+    this.meta[node] = (this.meta[node]! & ~QUEUE_BITS) | queue
     this.append(queue, node)
   }
 
-  /**
-   * A hit in probation: a second look earns protection. Protected may overflow for a while: its
-   * oldest entries go back to probation at the next insert or eviction (`settle`), which is all
-   * that can tell the difference, so that a hit moves one entry and not two.
-   */
-  private promote(node: number): void {
-    this.move(node, QUEUE_PROTECTED)
-    this.probationCount--
-    this.protectedCount++
-    if (node === this.candidate) this.candidate = NONE
+  /** Replays the buffered hits on sampled keys into the shadow, in the order they came. */
+  private replaySampledHits(): void {
+    const count = this.sampledCount
+    this.sampledCount = 0
+    for (let i = 0; i < count; i++) this.shadow.access(this.hashes[this.sampledHits[i]!]!, true)
   }
 
   /** Protected's overflow goes back to probation. */
@@ -529,30 +587,32 @@ export class WTinyLfuPolicy implements Policy {
 
   private unlink(node: number): void {
     this.detach(node)
-    const at = (node << STRIDE_SHIFT) + META
-    const meta = this.links[at]!
+    // A buffered hit may name this node: the shadow sees it while the node still holds its key.
+    if (this.sampledCount !== 0) this.replaySampledHits()
+    const meta = this.meta[node]!
     switch (meta & QUEUE_BITS) {
-      case QUEUE_WINDOW:
+      case WINDOW:
         this.windowCount--
         break
-      case QUEUE_PROBATION:
+      case PROBATION:
         this.probationCount--
         break
-      case QUEUE_PROTECTED:
+      case PROTECTED:
         this.protectedCount--
         break
     }
     // The key may come back: its hits stay on record.
-    if (meta >>> 2 > 0) this.sketch.add(this.hashOf(node), meta >>> 2)
+    const pending = (meta & PENDING_BITS) >>> PENDING_SHIFT
+    if (pending > 0) this.sketch.add(this.hashOf(node), pending)
     if (node === this.candidate) this.candidate = NONE
-    this.links[at] = QUEUE_NONE
+    this.meta[node] = UNQUEUED
     this.count--
   }
 
   /** The window's oldest entry moves to probation, where it will face admission; returns it. */
   private windowToProbation(): number {
-    const oldest = this.oldest(QUEUE_WINDOW)
-    this.move(oldest, QUEUE_PROBATION)
+    const oldest = this.oldest(WINDOW)
+    this.move(oldest, PROBATION)
     this.windowCount--
     this.probationCount++
     return oldest
@@ -560,7 +620,7 @@ export class WTinyLfuPolicy implements Policy {
 
   /** Protected overflow goes back to probation (most recent end): it keeps a second chance. */
   private demote(): void {
-    this.move(this.oldest(QUEUE_PROTECTED), QUEUE_PROBATION)
+    this.move(this.oldest(PROTECTED), PROBATION)
     this.protectedCount--
     this.probationCount++
   }
@@ -591,7 +651,7 @@ export class WTinyLfuPolicy implements Policy {
     this.increments += done
     this.agingLeft -= done
     const climbLeft = this.climbPeriod - (this.increments - this.unannounced)
-    const span = Math.max(1, Math.min(this.agingLeft, climbLeft))
+    const span = Math.max(1, Math.min(this.agingLeft, climbLeft, SAMPLED_HITS))
     this.sampleSpan = span
     this.sampleLeft = span
   }
@@ -601,6 +661,7 @@ export class WTinyLfuPolicy implements Policy {
    * agings come every half period; the hill climber takes a step when its own sample is complete.
    */
   private endSample(): void {
+    if (this.sampledCount !== 0) this.replaySampledHits()
     this.increments += this.sampleSpan
     this.agingLeft -= this.sampleSpan
     this.sampleSpan = 0
@@ -633,6 +694,7 @@ export class WTinyLfuPolicy implements Policy {
    * the moves are spread over many requests.
    */
   private resize(): void {
+    if (this.sampledCount !== 0) this.replaySampledHits()
     const m = this.maximum
     this.sketchCeiling = Math.min(m, FrequencySketch.maxEntries)
     this.climbPeriod = Math.max(MIN_SAMPLE, m * SHADOW_SAMPLE_FACTOR)
@@ -654,7 +716,7 @@ export class WTinyLfuPolicy implements Policy {
     // A larger window takes main's least recent entries, giving them one more round in the window.
     while (this.windowCount < this.windowMax && this.probationCount + this.protectedCount > 0) {
       const fromProbation = this.probationCount > 0
-      this.move(this.oldest(fromProbation ? QUEUE_PROBATION : QUEUE_PROTECTED), QUEUE_WINDOW)
+      this.move(this.oldest(fromProbation ? PROBATION : PROTECTED), WINDOW)
       if (fromProbation) this.probationCount--
       else this.protectedCount--
       this.windowCount++
@@ -790,15 +852,17 @@ export class WTinyLfuPolicy implements Policy {
 
   /** Samples into the shadow only once the cache has filled, and not while the shadow rests. */
   private armShadow(): void {
-    this.shadowMask = this.full && this.quietLeft === 0 ? this.shadow.sampleMask : -1
+    this.shadowFrom = this.full && this.quietLeft === 0 ? this.shadow.sampleBits : UNSAMPLED
   }
 
   /** Halves the hits pending on every node, as `age()` halves the sketch's counters. */
   private agePending(): void {
-    const links = this.links
-    for (let at = (FIRST << STRIDE_SHIFT) + META; at < links.length; at += 1 << STRIDE_SHIFT) {
-      const meta = links[at]!
-      if (meta >= PENDING_ONE) links[at] = ((meta >>> 1) & ~QUEUE_BITS) | (meta & QUEUE_BITS)
+    const metas = this.meta
+    for (let node = FIRST; node < metas.length; node++) {
+      const meta = metas[node]!
+      if ((meta & PENDING_BITS) !== 0) {
+        metas[node] = (meta & ~PENDING_BITS) | (((meta & PENDING_BITS) >>> 1) & PENDING_BITS)
+      }
     }
   }
 
