@@ -80,7 +80,7 @@ const inEffectLoop = await compare("Hit inside one Effect loop (one `Effect.runP
       for (let i = 0; i < n; i++) sink += lru.get(keys[i % KEYS]!)!.price
     }
   }
-])
+], { cpu: true })
 
 const fromPromises = await compare("Hit from Promise land (one await per read)", [
   {
@@ -120,7 +120,7 @@ const fromPromises = await compare("Hit from Promise land (one await per read)",
       for (let i = 0; i < n; i++) sink += await Effect.runPromise(Effect.succeed(i))
     }
   }
-])
+], { cpu: true })
 
 console.log("\nSummary")
 console.log(

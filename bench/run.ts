@@ -23,6 +23,7 @@ const scenarios: ReadonlyArray<
   { name: "memory", file: "memory.ts", node: ["--expose-gc"] },
   { name: "write-behind", file: "write-behind.ts", node: ["--expose-gc"] },
   { name: "stampede", file: "stampede.ts", node: ["--expose-gc"] },
+  { name: "joiners", file: "joiners.ts", node: ["--expose-gc"] },
   { name: "baseline", file: "baseline.ts", node: ["--expose-gc"] },
   { name: "hitrate", file: "hitrate.ts" }
 ]

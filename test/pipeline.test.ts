@@ -285,6 +285,29 @@ for (const path of readPaths) {
             })
         )
 
+        scenario(
+          "hundreds of waiters that come and go while one stays: one load, and the one that stayed gets its value",
+          () =>
+            Effect.gen(function*() {
+              const { calls, lookup, open } = yield* gated
+              const cache = yield* itemsOf(strategy, lookup)
+              const patient = yield* Effect.fork(cache.get("k"))
+              yield* settle
+              for (let round = 0; round < 3; round++) {
+                const impatient = yield* Effect.forEach(Array.from({ length: 100 }), () => Effect.fork(cache.get("k")))
+                yield* settle
+                yield* Fiber.interruptAll(impatient)
+              }
+              // a waiter that comes after them all still joins the same load
+              const late = yield* Effect.fork(cache.get("k"))
+              yield* settle
+              yield* open
+              expect(yield* Fiber.join(patient)).toEqual(item("k"))
+              expect(yield* Fiber.join(late)).toEqual(item("k"))
+              expect(yield* Ref.get(calls)).toBe(1)
+            })
+        )
+
         scenario("when the last waiter leaves, the shared load is interrupted", () =>
           Effect.gen(function*() {
             const interrupted = yield* Deferred.make<void>()
@@ -308,6 +331,34 @@ for (const path of readPaths) {
             yield* Fiber.interrupt(b)
             yield* Deferred.await(interrupted)
           }))
+
+        scenario(
+          "500 waiters interrupted at once interrupt the shared load; the next get loads anew",
+          () =>
+            Effect.gen(function*() {
+              const interrupted = yield* Deferred.make<void>()
+              const loads = yield* Ref.make(0)
+              const cache = yield* strategy.make({
+                namespace: "item",
+                value: Item,
+                lookup: (id: string) =>
+                  Ref.updateAndGet(loads, (n) => n + 1).pipe(
+                    Effect.flatMap((n) =>
+                      n === 1
+                        ? Effect.never.pipe(Effect.onInterrupt(() => Deferred.succeed(interrupted, undefined)))
+                        : Effect.succeed(item(id))
+                    )
+                  ),
+                ttl: "5 minutes"
+              })
+              const waiters = yield* Effect.forEach(Array.from({ length: 500 }), () => Effect.fork(cache.get("k")))
+              yield* settle
+              yield* Fiber.interruptAll(waiters)
+              yield* Deferred.await(interrupted)
+              expect(yield* cache.get("k")).toEqual(item("k"))
+              expect(yield* Ref.get(loads)).toBe(2)
+            })
+        )
 
         scenario(
           "the loader's own error passes through typed, and a failed load is not cached",

@@ -32,6 +32,8 @@ export interface DecisionOptions<A> {
   readonly onStoreFailure: OnStoreFailure
   /** Deletes the entries that failed to decode (those of the namespace's current version). */
   readonly flushDrops: Effect.Effect<void>
+  /** Whether there are such entries to delete. */
+  readonly hasDrops: () => boolean
   readonly revalidate: SingleLoads<A>["revalidate"]
   readonly loadShared: SingleLoads<A>["loadShared"]
 }
@@ -43,6 +45,7 @@ export const makeDecisions = <A>(options: DecisionOptions<A>) => {
     counters,
     failSafe,
     flushDrops,
+    hasDrops,
     loadShared,
     now,
     onStoreFailure,
@@ -155,10 +158,9 @@ export const makeDecisions = <A>(options: DecisionOptions<A>) => {
       if (failSafe && !entry.failed && t < entry.staleUntil) fallback = entry
     }
     counters.misses(1)
-    const miss = Effect.zipRight(
-      flushDrops,
-      loadShared(key, full, arg, load, fallback, undefined, found)
-    )
+    // a read that found bytes that do not decode deletes them before it loads
+    const shared = loadShared(key, full, arg, load, fallback, undefined, found)
+    const miss = hasDrops() ? Effect.zipRight(flushDrops, shared) : shared
     return isTraced ? Effect.zipRight(annotateOutcome("miss"), miss) : miss
   }
 

@@ -12,6 +12,13 @@
  *   pipeline runs the load): the waiters still get the loaded value, but the flight does not store
  *   it, and the next caller loads afresh;
  * - a flight whose fiber is interrupted before it started (its scope closed) tells its waiters so.
+ *
+ * A waiter costs one suspension and two array entries: no Deferred, no interruption handler, no
+ * closure unless it has something to do when the load must be tried again. It leaves when its
+ * fiber ends while it still waits (that only interruption does): the flight's one observer,
+ * registered on every waiting fiber and taken off when the fiber is woken, counts it out. A
+ * waiter that stops waiting on time (the soft timeout) is not interrupted: it waits on the slot's
+ * Deferred, made only for such waiters.
  */
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -19,7 +26,6 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
-import { identity } from "effect/Function"
 import type * as Option from "effect/Option"
 import type { CacheError } from "../../CacheError.js"
 import type { Entry } from "./envelope.js"
@@ -36,9 +42,17 @@ const ABANDONED = 3
 /** One load under way. @internal */
 export class Flight {
   state: typeof PENDING | typeof RUNNING | typeof DONE | typeof ABANDONED = PENDING
+  /** Callers waiting on one of its slots. */
   waiters = 0
+  /** Waiters whose fiber ended while they waited, whose entries are still in their slot. */
+  gone = 0
   fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined = undefined
   readonly slots: Array<Slot<unknown, unknown>> = []
+  /** Observes each waiting fiber until it is woken: its end before then means it left. */
+  readonly left: (exit: unknown) => void
+  constructor(onLeft: (flight: Flight) => void) {
+    this.left = () => onLeft(this)
+  }
 }
 
 /**
@@ -66,12 +80,21 @@ export const isRetry = (u: unknown): u is Absent | Abandoned => u instanceof Abs
 /** The outcome of one key of a flight. @internal */
 export type SlotExit<A, E> = Exit.Exit<A, E | CacheError | Absent | Abandoned>
 
+/** Called with the outcome of a slot; answers one waiter. */
+type Joiner<A, E> = (exit: SlotExit<A, E>) => void
+
 /** One key of a flight. @internal */
 export class Slot<A, E> implements Fenced {
   /** A write or invalidation came after the load started: its value must not be stored. */
   superseded = false
   readonly began = nextLoadMark()
-  readonly deferred = Deferred.unsafeMake<A, E | CacheError | Absent | Abandoned>(FiberId.none)
+  /** The outcome, once the flight has it. */
+  exit: SlotExit<A, E> | undefined = undefined
+  /** The waiters, and the fiber each waits in (observed by the flight until it is woken). */
+  joiners: Array<Joiner<A, E>> = []
+  fibers: Array<Fiber.RuntimeFiber<unknown, unknown> | undefined> = []
+  /** The waiters that stop waiting on time wait on this, made for the first of them. */
+  patient: Deferred.Deferred<A, E | CacheError | Absent | Abandoned> | undefined = undefined
   constructor(
     readonly key: string,
     readonly full: string,
@@ -103,8 +126,13 @@ export interface Flights<A> {
     keys: ReadonlyArray<FlightKey<A>>,
     job: (slots: ReadonlyArray<Slot<A, E>>) => Effect.Effect<ReadonlyArray<SlotExit<A, E>>, never, R>
   ) => Effect.Effect<ReadonlyArray<Slot<A, E>>, never, R>
-  /** Waits on a slot; the last waiter to be interrupted abandons the flight. */
+  /** Waits on a slot; when the last waiter is interrupted, the flight is abandoned. */
   readonly wait: <E>(slot: Slot<A, E>) => Effect.Effect<A, E | CacheError | Absent | Abandoned>
+  /** `wait`, answered by `retry` instead when the slot ends in `Absent` or `Abandoned` (load again). */
+  readonly waitOr: <E, B, E2, R>(
+    slot: Slot<A, E>,
+    retry: (reason: Absent | Abandoned) => Effect.Effect<B, E2, R>
+  ) => Effect.Effect<A | B, E | CacheError | E2, R>
   /**
    * Waits on a slot for at most `millis`: none when the time ran out first. The flight goes on
    * (and stores its value) when its waiters stop waiting so; only interrupted waiters abandon it.
@@ -114,6 +142,13 @@ export interface Flights<A> {
     millis: number
   ) => Effect.Effect<Option.Option<A>, E | CacheError | Absent | Abandoned>
 }
+
+/** A waiter's fiber gone while it waited: its entries are dropped once this many are, and half of all. */
+const COMPACT_AFTER = 64
+
+/** The retry a slot's outcome calls for: `Absent` or `Abandoned`, else undefined. */
+const retryOf = <A, E>(exit: SlotExit<A, E>): Absent | Abandoned | undefined =>
+  exit._tag === "Failure" && exit.cause._tag === "Fail" && isRetry(exit.cause.error) ? exit.cause.error : undefined
 
 /** @internal */
 export const makeFlights = <A>(fork: Forker, order: KeyOrder, now: () => number): Flights<A> => {
@@ -129,12 +164,62 @@ export const makeFlights = <A>(fork: Forker, order: KeyOrder, now: () => number)
     order.unregister(slot)
   }
 
+  /** Answers every waiter of a slot: each is woken once, in the order they came. */
+  const complete = (slot: Slot<A, unknown>, exit: SlotExit<A, unknown>) => {
+    finish(slot)
+    slot.exit = exit
+    const { fibers, joiners } = slot
+    slot.joiners = []
+    slot.fibers = []
+    const left = slot.flight.left
+    for (let i = 0; i < joiners.length; i++) {
+      fibers[i]?.removeObserver(left)
+      joiners[i]!(exit)
+    }
+    if (slot.patient !== undefined) Deferred.unsafeDone(slot.patient, exit)
+  }
+
+  /** The last waiter left: out of the map at once (new callers load anew), and the load interrupted. */
+  const abandon = (flight: Flight) => {
+    flight.state = ABANDONED
+    for (const slot of flight.slots) {
+      slot.superseded = true
+      release(slot as Slot<A, unknown>)
+    }
+    flight.fiber!.unsafeInterruptAsFork(FiberId.none)
+  }
+
+  const abandons = (flight: Flight) =>
+    flight.waiters === 0 && flight.fiber !== undefined && (flight.state === PENDING || flight.state === RUNNING)
+
+  /** A waiting fiber ended before it was woken (it was interrupted): one waiter fewer. */
+  const onLeft = (flight: Flight) => {
+    flight.waiters--
+    if (abandons(flight)) return abandon(flight)
+    if (++flight.gone >= COMPACT_AFTER && flight.gone * 2 >= flight.waiters) {
+      // the entries of fibers that ended go, so that waiters coming and going do not pile up
+      flight.gone = 0
+      for (const slot of flight.slots) {
+        const joiners: Array<Joiner<unknown, unknown>> = []
+        const fibers: Array<Fiber.RuntimeFiber<unknown, unknown> | undefined> = []
+        for (let i = 0; i < slot.joiners.length; i++) {
+          const fiber = slot.fibers[i]
+          if (fiber !== undefined && fiber.unsafePoll() !== null) continue
+          joiners.push(slot.joiners[i]!)
+          fibers.push(fiber)
+        }
+        slot.joiners = joiners
+        slot.fibers = fibers
+      }
+    }
+  }
+
   const start = <E, R>(
     keys: ReadonlyArray<FlightKey<A>>,
     job: (slots: ReadonlyArray<Slot<A, E>>) => Effect.Effect<ReadonlyArray<SlotExit<A, E>>, never, R>
   ): Effect.Effect<ReadonlyArray<Slot<A, E>>, never, R> =>
     Effect.suspend(() => {
-      const flight = new Flight()
+      const flight = new Flight(onLeft)
       const t = now()
       const slots = keys.map(([key, full, observed]) => {
         const slot = new Slot<A, E>(key, full, flight, observed, t)
@@ -152,9 +237,10 @@ export const makeFlights = <A>(fork: Forker, order: KeyOrder, now: () => number)
           if (flight.state === DONE) return
           flight.state = DONE
           for (let i = 0; i < slots.length; i++) {
-            const slot = slots[i]!
-            finish(slot as Slot<A, unknown>)
-            Deferred.unsafeDone(slot.deferred, Exit.isSuccess(exit) ? exit.value[i]! : exit as Exit.Exit<never>)
+            complete(
+              slots[i] as Slot<A, unknown>,
+              Exit.isSuccess(exit) ? exit.value[i]! : exit as Exit.Exit<never>
+            )
           }
         })
       )
@@ -170,54 +256,63 @@ export const makeFlights = <A>(fork: Forker, order: KeyOrder, now: () => number)
             ? Exit.fail(abandoned)
             : Exit.interrupt(FiberId.none)
           flight.state = DONE
-          for (const slot of slots) {
-            finish(slot as Slot<A, unknown>)
-            Deferred.unsafeDone(slot.deferred, outcome)
-          }
+          for (const slot of slots) complete(slot as Slot<A, unknown>, outcome)
         })
         return slots
       })
     })
 
-  const abandon = (flight: Flight) => {
-    flight.state = ABANDONED
-    for (const slot of flight.slots) {
-      slot.superseded = true
-      release(slot as Slot<A, unknown>)
-    }
-    return Fiber.interruptFork(flight.fiber!)
-  }
-
-  /** Waits on a slot through `awaiting`; the last waiter to be interrupted abandons the flight. */
-  const waiting = <E, B>(
+  /**
+   * Suspends the caller until the slot has its outcome (or, when the slot ends in `Absent` or
+   * `Abandoned` and there is a `retry`, what `retry` answers). The caller's fiber is observed
+   * until then: if it ends first (interrupted), the waiter has left.
+   */
+  const joining = <E, B, E2, R>(
     slot: Slot<A, E>,
-    awaiting: (
-      outcome: Effect.Effect<A, E | CacheError | Absent | Abandoned>
-    ) => Effect.Effect<B, E | CacheError | Absent | Abandoned>
-  ): Effect.Effect<B, E | CacheError | Absent | Abandoned> =>
-    Effect.suspend(() => {
+    retry: ((reason: Absent | Abandoned) => Effect.Effect<B, E2, R>) | undefined
+  ): Effect.Effect<A | B, E | CacheError | E2 | Absent | Abandoned, R> =>
+    Effect.async<A | B, E | CacheError | E2 | Absent | Abandoned, R>((resume) => {
+      const answer = retry === undefined ? resume : (exit: SlotExit<A, E>) => {
+        const reason = retryOf(exit)
+        resume(reason === undefined ? exit : retry(reason))
+      }
+      const done = slot.exit
+      if (done !== undefined) return answer(done)
+      const current = Fiber.getCurrentFiber()
       const flight = slot.flight
+      slot.joiners.push(answer)
+      // no fiber (never so inside a run loop): a waiter that cannot leave
+      if (current._tag === "Some") current.value.addObserver(flight.left)
+      slot.fibers.push(current._tag === "Some" ? current.value : undefined)
       flight.waiters++
-      return Effect.onExit(awaiting(Deferred.await(slot.deferred)), (exit) => {
-        flight.waiters--
-        if (
-          flight.waiters === 0 && Exit.isInterrupted(exit) && flight.fiber !== undefined &&
-          (flight.state === PENDING || flight.state === RUNNING)
-        ) {
-          return abandon(flight)
-        }
-        return Effect.void
-      })
     })
 
-  const wait = <E>(slot: Slot<A, E>): Effect.Effect<A, E | CacheError | Absent | Abandoned> => waiting(slot, identity)
+  const wait = <E>(slot: Slot<A, E>): Effect.Effect<A, E | CacheError | Absent | Abandoned> =>
+    joining<E, never, never, never>(slot, undefined)
+
+  const waitOr = <E, B, E2, R>(
+    slot: Slot<A, E>,
+    retry: (reason: Absent | Abandoned) => Effect.Effect<B, E2, R>
+  ): Effect.Effect<A | B, E | CacheError | E2, R> =>
+    joining(slot, retry) as Effect.Effect<A | B, E | CacheError | E2, R>
 
   // a waiter that stops waiting on time is not interrupted: the load goes on without it
   const waitAtMost = <E>(
     slot: Slot<A, E>,
     millis: number
   ): Effect.Effect<Option.Option<A>, E | CacheError | Absent | Abandoned> =>
-    waiting(slot, (outcome) => Effect.timeoutOption(outcome, Duration.millis(millis)))
+    Effect.suspend(() => {
+      const done = slot.exit
+      if (done !== undefined) return Effect.asSome(done)
+      const flight = slot.flight
+      const patient = slot.patient ??= Deferred.unsafeMake(FiberId.none)
+      flight.waiters++
+      return Effect.onExit(Effect.timeoutOption(Deferred.await(patient), Duration.millis(millis)), (exit) => {
+        flight.waiters--
+        if (Exit.isInterrupted(exit) && abandons(flight)) abandon(flight)
+        return Effect.void
+      })
+    })
 
   return {
     current: <E>(full: string) => {
@@ -226,6 +321,7 @@ export const makeFlights = <A>(fork: Forker, order: KeyOrder, now: () => number)
     },
     start,
     wait,
+    waitOr,
     waitAtMost
   }
 }

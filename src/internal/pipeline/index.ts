@@ -150,6 +150,7 @@ export const make = <A, I>(
     tagChecks,
     onStoreFailure,
     flushDrops: Effect.suspend(() => generations.current().reader.flushDrops),
+    hasDrops: () => generations.current().reader.hasDrops(),
     revalidate,
     loadShared
   })

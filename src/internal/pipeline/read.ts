@@ -60,6 +60,8 @@ export interface Reader<A> {
   readonly entryOf: (key: string, full: string, stored: CacheStore.Value) => Entry<A> | undefined
   /** Deletes the entries that failed to decode since the last call. */
   readonly flushDrops: Effect.Effect<void>
+  /** Whether entries failed to decode since the last `flushDrops`. */
+  readonly hasDrops: () => boolean
   /**
    * What the store holds of a key now, read with `get`: the entry or tombstone (none when nothing
    * decodes, or the read failed and the store-failure policy lets the caller go on).
@@ -250,6 +252,7 @@ export const makeReader = <A>(options: ReadOptions<A>): Reader<A> => {
     reading,
     entryOf: (key, full, stored) => entryOf(key, full, stored),
     flushDrops,
+    hasDrops: () => pendingDrops.length > 0,
     current: (key, full) =>
       Effect.matchEffect(store.get(full), {
         onFailure: (error) => onStoreFailure("read", error, undefined),

@@ -84,22 +84,35 @@ export const makeSingleLoads = <A>(options: SingleLoadOptions<A>) => {
   ): Effect.Effect<Slot<A, E>, never, R> =>
     Effect.suspend(() => {
       const existing = flights.current<E>(full)
-      if (existing !== undefined) return Effect.succeed(existing)
-      return Effect.map(
-        flights.start<E, R>([[key, full, observed]], ([slot]) =>
-          rescued(
-            slot!,
-            fallback,
-            leases === undefined
-              ? loadKey(slot!, arg, load)
-              : leases.run(slot!, fallback, settled, loadKey(slot!, arg, load))
-          ).pipe(
-            Effect.exit,
-            Effect.map((exit) => [exit])
-          )),
-        (slots) => slots[0]!
-      )
+      return existing !== undefined
+        ? Effect.succeed(existing)
+        : startOne(key, full, arg, load, fallback, settled, observed)
     })
+
+  /** Starts the load of one key that is not in flight (see `startOrJoin`). */
+  const startOne = <X, E, R>(
+    key: string,
+    full: string,
+    arg: X,
+    load: Loader<X, A, E, R>,
+    fallback: Entry<A> | undefined,
+    settled: (entry: Entry<A>) => boolean,
+    observed: Entry<A> | undefined
+  ): Effect.Effect<Slot<A, E>, never, R> =>
+    Effect.map(
+      flights.start<E, R>([[key, full, observed]], ([slot]) =>
+        rescued(
+          slot!,
+          fallback,
+          leases === undefined
+            ? loadKey(slot!, arg, load)
+            : leases.run(slot!, fallback, settled, loadKey(slot!, arg, load))
+        ).pipe(
+          Effect.exit,
+          Effect.map((exit) => [exit])
+        )),
+      (slots) => slots[0]!
+    )
 
   /**
    * Fail-safe: a load that fails while the caller holds an entry kept past its expiry (and no
@@ -181,7 +194,11 @@ export const makeSingleLoads = <A>(options: SingleLoadOptions<A>) => {
           ))
     })
 
-  /** Loads one key through the single flight; a batch that did not return it hands it back here. */
+  /**
+   * Loads one key through the single flight; a batch that did not return it hands it back here.
+   * A caller that finds the key loading joins it at the cost of one suspension: no fiber, no
+   * Deferred, no interruption handler of its own.
+   */
   const loadShared = <X, E, R>(
     key: string,
     full: string,
@@ -191,16 +208,32 @@ export const makeSingleLoads = <A>(options: SingleLoadOptions<A>) => {
     settled: (entry: Entry<A>) => boolean = servable,
     observed?: Entry<A>
   ): Effect.Effect<A, E | CacheError, R> =>
-    Effect.flatMap(
-      startOrJoin(key, full, arg, load, fallback, settled, observed),
-      (slot) =>
-        Effect.catchIf(
-          fallback === undefined || softTimeout === undefined ? flights.wait(slot) : waitSoftly(slot, fallback),
-          isRetry,
-          // a load started again starts from what the store holds now: nothing known, nothing expected
-          () => loadShared(key, full, arg, load, fallback, settled)
+    Effect.suspend(() => {
+      const existing = flights.current<E>(full)
+      return existing !== undefined
+        ? waitShared(existing, key, full, arg, load, fallback, settled)
+        : Effect.flatMap(
+          startOne(key, full, arg, load, fallback, settled, observed),
+          (slot) => waitShared(slot, key, full, arg, load, fallback, settled)
         )
-    )
+    })
+
+  /** Waits on a key's slot; a load abandoned or not returned is started again, from what the store holds now. */
+  const waitShared = <X, E, R>(
+    slot: Slot<A, E>,
+    key: string,
+    full: string,
+    arg: X,
+    load: Loader<X, A, E, R>,
+    fallback: Entry<A> | undefined,
+    settled: (entry: Entry<A>) => boolean
+  ): Effect.Effect<A, E | CacheError, R> => {
+    // a load started again starts from what the store holds now: nothing known, nothing expected
+    const again = () => loadShared(key, full, arg, load, fallback, settled)
+    return fallback === undefined || softTimeout === undefined
+      ? flights.waitOr(slot, again)
+      : Effect.catchIf(waitSoftly(slot, fallback), isRetry, again)
+  }
 
   /**
    * Loads one key anew (an explicit refresh), joining a load under way. On a store with a fence
