@@ -28,84 +28,10 @@ import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import type * as Option from "effect/Option"
 import type { CacheError } from "../../CacheError.js"
-import type { Entry } from "./envelope.js"
-import type { Fenced } from "./fence.js"
-import { nextLoadMark } from "./fence.js"
 import type { Forker } from "./fork.js"
 import type { KeyOrder } from "./keyOrder.js"
-
-const PENDING = 0
-const RUNNING = 1
-const DONE = 2
-const ABANDONED = 3
-
-/** One load under way. @internal */
-export class Flight {
-  state: typeof PENDING | typeof RUNNING | typeof DONE | typeof ABANDONED = PENDING
-  /** Callers waiting on one of its slots. */
-  waiters = 0
-  /** Waiters whose fiber ended while they waited, whose entries are still in their slot. */
-  gone = 0
-  fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined = undefined
-  readonly slots: Array<Slot<unknown, unknown>> = []
-  /** Observes each waiting fiber until it is woken: its end before then means it left. */
-  readonly left: (exit: unknown) => void
-  constructor(onLeft: (flight: Flight) => void) {
-    this.left = () => onLeft(this)
-  }
-}
-
-/**
- * A key that a batch load did not return: its waiters learn it is not found (a batch read) or
- * load it on their own (a single read, whose loader reports its own error).
- * @internal
- */
-export class Absent {
-  readonly _tag = "Absent"
-}
-
-/** @internal */
-export const absent = new Absent()
-
-/** A load whose last waiter left: a caller that joined it after that loads again. @internal */
-export class Abandoned {
-  readonly _tag = "Abandoned"
-}
-
-const abandoned = new Abandoned()
-
-/** Whether a flight's failure means "load this key again" (`Absent` or `Abandoned`). @internal */
-export const isRetry = (u: unknown): u is Absent | Abandoned => u instanceof Absent || u instanceof Abandoned
-
-/** The outcome of one key of a flight. @internal */
-export type SlotExit<A, E> = Exit.Exit<A, E | CacheError | Absent | Abandoned>
-
-/** Called with the outcome of a slot; answers one waiter. */
-type Joiner<A, E> = (exit: SlotExit<A, E>) => void
-
-/** One key of a flight. @internal */
-export class Slot<A, E> implements Fenced {
-  /** A write or invalidation came after the load started: its value must not be stored. */
-  superseded = false
-  readonly began = nextLoadMark()
-  /** The outcome, once the flight has it. */
-  exit: SlotExit<A, E> | undefined = undefined
-  /** The waiters, and the fiber each waits in (observed by the flight until it is woken). */
-  joiners: Array<Joiner<A, E>> = []
-  fibers: Array<Fiber.RuntimeFiber<unknown, unknown> | undefined> = []
-  /** The waiters that stop waiting on time wait on this, made for the first of them. */
-  patient: Deferred.Deferred<A, E | CacheError | Absent | Abandoned> | undefined = undefined
-  constructor(
-    readonly key: string,
-    readonly full: string,
-    readonly flight: Flight,
-    readonly observed: Entry<A> | undefined,
-    readonly observedAt: number
-  ) {}
-}
-
-/** A key a flight loads, with what the read before it found there (none: nothing, or no read). @internal */
-export type FlightKey<A> = readonly [key: string, full: string, observed?: Entry<A> | undefined]
+import type { Abandoned, Absent, FlightKey, Joiner, SlotExit } from "./slot.js"
+import { ABANDONED, abandoned, DONE, Flight, PENDING, retryOf, RUNNING, Slot } from "./slot.js"
 
 const scopeClosed = Exit.die(
   new Error(
@@ -145,10 +71,6 @@ export interface Flights<A> {
 
 /** A waiter's fiber gone while it waited: its entries are dropped once this many are, and half of all. */
 const COMPACT_AFTER = 64
-
-/** The retry a slot's outcome calls for: `Absent` or `Abandoned`, else undefined. */
-const retryOf = <A, E>(exit: SlotExit<A, E>): Absent | Abandoned | undefined =>
-  exit._tag === "Failure" && exit.cause._tag === "Fail" && isRetry(exit.cause.error) ? exit.cause.error : undefined
 
 /** @internal */
 export const makeFlights = <A>(fork: Forker, order: KeyOrder, now: () => number): Flights<A> => {
