@@ -149,7 +149,10 @@ describe("MemcachedStore generation", () => {
         const store = yield* MemcachedStore.make({
           servers: [servers()[0]!.address],
           prefix: uniquePrefix("monotonic"),
-          generationRefresh: "1 millis"
+          generationRefresh: "1 millis",
+          // what is checked is the order of generations, not latency: on an overloaded machine a
+          // request behind 400 concurrent reads can wait past the default second
+          timeout: "10 seconds"
         })
         // Readers keep the first connection past its spill-over point (256 requests in flight), so
         // the re-reads of the generation and the clears go out on both connections.
