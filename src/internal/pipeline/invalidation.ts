@@ -12,6 +12,7 @@ import { deleteMatchingOf } from "../../CacheStore.js"
 import { announce } from "../invalidationBus.js"
 import { escapeGlob } from "../store.js"
 import type { Fencing } from "./fence.js"
+import { nextLoadMark } from "./fence.js"
 import { namespacePrefix, versionedBase } from "./key.js"
 import type { KeyOrder, Superseding } from "./keyOrder.js"
 import type { Reader } from "./read.js"
@@ -69,6 +70,8 @@ export const makeInvalidation = <A>(options: InvalidationOptions<A>) => {
       // the rewrite is a loaded write of its own: a write or invalidation of the key that comes
       // while it reads supersedes it, so it never puts back an older value over a newer one
       const rewrite: Superseding = { full, superseded: false }
+      const began = nextLoadMark()
+      const observedAt = now()
       return order.supersede(full).pipe(
         Effect.zipRight(Effect.sync(() => order.register(rewrite))),
         Effect.zipRight(Effect.catchAll(store.get(full), (error) => onStoreFailure("expire", error, Option.none()))),
@@ -77,7 +80,7 @@ export const makeInvalidation = <A>(options: InvalidationOptions<A>) => {
           const t = now()
           if (entry === undefined || t >= entry.freshUntil) return Effect.as(g.reader.flushDrops, false)
           // fresh no more from now on; kept, as it was, until its own staleUntil
-          return Effect.as(order.writeLoaded([{ load: rewrite }], () => writer.keep(full, entry, t)), true)
+          return Effect.as(order.writeLoaded([{ load: rewrite }], () => writer.keep(full, entry, t, { began, observedAt })), true)
         }),
         Effect.ensuring(Effect.sync(() => order.unregister(rewrite)))
       )

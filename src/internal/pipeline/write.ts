@@ -10,7 +10,6 @@ import type { CacheError, EncodeError, StoreFailure } from "../../CacheError.js"
 import type * as CacheStore from "../../CacheStore.js"
 import { Entry, freshFenceToken, withFreshUntil } from "./envelope.js"
 import type { Fenced, Fencing } from "./fence.js"
-import { nextLoadMark } from "./fence.js"
 import type { KeyOrder, Superseding } from "./keyOrder.js"
 import type { Prepared, WriteOptions } from "./prepare.js"
 import { makePrepare } from "./prepare.js"
@@ -49,7 +48,12 @@ export interface Writer<A> {
    * invalidation), stored until its own `staleUntil`, only while the key still holds that entry
    * (on a store with a fence); never fails.
    */
-  readonly keep: (full: string, entry: Entry<A>, freshUntil: number) => Effect.Effect<void, CacheError>
+  readonly keep: (
+    full: string,
+    entry: Entry<A>,
+    freshUntil: number,
+    read: { readonly began: number; readonly observedAt: number }
+  ) => Effect.Effect<void, CacheError>
   /** The envelope of an explicit write, with its tags and its version (0: none), and its TTL. */
   readonly prepare: (
     key: string,
@@ -199,7 +203,12 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
       (error) => undo(key, full, error, true)
     )
 
-  const keep = (full: string, entry: Entry<A>, freshUntil: number): Effect.Effect<void, CacheError> =>
+  const keep = (
+    full: string,
+    entry: Entry<A>,
+    freshUntil: number,
+    read: { readonly began: number; readonly observedAt: number }
+  ): Effect.Effect<void, CacheError> =>
     Effect.suspend(() => {
       const ttl = entry.staleUntil - now()
       if (!(ttl > 0)) return Effect.void
@@ -215,7 +224,7 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
       return Effect.catchAll(
         fencing === undefined
           ? store.set(full, stored, storedTtl)
-          : fencing.write(full, stored, storedTtl, { observed: entry, observedAt: now(), began: nextLoadMark() }),
+          : fencing.write(full, stored, storedTtl, { observed: entry, observedAt: read.observedAt, began: read.began }),
         (error) => onStoreFailure("write", error, undefined)
       )
     })
