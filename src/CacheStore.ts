@@ -152,13 +152,26 @@ export interface Lease {
  * @category models
  */
 export interface Fence {
-  /** Writes `value` when the key holds nothing or what `expected` says, atomically; true when it wrote. */
+  /**
+   * Writes `value` when the key holds nothing or what `expected` says, atomically; true when it
+   * wrote. With an `epoch` (what `epoch()` said when the load began), it is refused (false) once
+   * the store's keys resolve elsewhere than they did then.
+   */
   readonly setIf: (
     key: string,
     expected: Value | undefined,
     value: Value,
-    ttl?: Duration.DurationInput
+    ttl?: Duration.DurationInput,
+    epoch?: unknown
   ) => Effect.Effect<boolean, StoreFailure>
+  /**
+   * Where the store's keys resolve now, for a store where that can change under a running load
+   * (memcached: the prefix's generation, which a `clear` or a server's return moves, and the
+   * ring). A key that holds nothing in a new place says nothing of what was written in the old
+   * one, so a load that began before the change must not write there. Stores whose keys always
+   * resolve to the same place leave it out.
+   */
+  readonly epoch?: (() => unknown) | undefined
   /**
    * Replaces what the key holds with `value` for `ttl` (an invalidation's marker), and gives back
    * what it held before, if anything.

@@ -95,8 +95,9 @@ const reporting = (
     expire: store.expire,
     lease: store.lease,
     fence: withoutFence || store.fence === undefined ? undefined : {
-      setIf: (key, expected, value, ttl) => done(key, store.fence!.setIf(key, expected, value, ttl)),
-      swap: store.fence.swap
+      setIf: (key, expected, value, ttl, epoch) => done(key, store.fence!.setIf(key, expected, value, ttl, epoch)),
+      swap: store.fence.swap,
+      epoch: store.fence.epoch
     }
   })
 }

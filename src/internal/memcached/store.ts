@@ -248,7 +248,10 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
     let ring = HashRing.make(servers.map((s) => ({ name: s.name, node: s, weight: s.weight })))
     let only: Server | undefined = servers.length === 1 ? servers[0] : undefined
     const ringMembers = () => servers.filter((s) => s.inRing)
+    /** Moves whenever the ring's members change (part of the fence's epoch). */
+    let ringVersion = 0
     const rebuild = () => {
+      ringVersion++
       const live = ringMembers()
       ring = HashRing.make(live.map((s) => ({ name: s.name, node: s, weight: s.weight })))
       only = live.length === 1 ? live[0] : undefined
@@ -1010,9 +1013,15 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
       return { read, write }
     }
     const ttlOf = (ttl: number | undefined): { readonly ttl?: number } => ttl === undefined ? {} : { ttl }
+    /** Where keys resolve: the prefix's generation, and the ring they are routed on. */
+    const epochOf = (b: string): string => `${b}/${ringVersion}`
     const fence: CacheStore.Fence = {
-      setIf: (key, expected, value, ttl) =>
+      epoch: () => base === undefined ? undefined : epochOf(base),
+      setIf: (key, expected, value, ttl, epoch) =>
         withBase((b) => {
+          // a load that began under another generation or ring read another place: nothing here
+          // says its value is current
+          if (epoch !== undefined && epoch !== epochOf(b)) return Effect.succeed(false)
           const ms = ttlMillis(ttl)
           if (Number.isNaN(ms)) return Effect.fail(invalidTtl(name, "setIf", ttl))
           // an already-expired value is never written; expected bytes that say nothing match nothing

@@ -33,6 +33,8 @@ export interface Fenced {
   readonly observedAt: number
   /** When the load began, in the order of `nextLoadMark` (purges are ordered by it too). */
   readonly began: number
+  /** The store's `Fence.epoch()` when the load began (undefined: the store has none). */
+  readonly epoch: unknown
 }
 
 let loadMarks = 0
@@ -106,15 +108,23 @@ export const makeFencing = (options: FenceOptions): Fencing => {
     }
   }
 
+  /** Takes a value this process wrote back: a tombstone, written only while the key still holds it. */
+  const takeBack = (full: string, stored: CacheStore.Value): Effect.Effect<boolean, StoreFailure> =>
+    fence.setIf(full, expectedOfStored(stored, live), tombstoneValue(live), windowMillis)
+
   /**
    * A loaded value has landed: it stays while the purge token is the one known when its load
-   * began; else it is taken back (a tombstone, written only while the key still holds it).
+   * began; else it is taken back. When the token cannot be read, it is taken back too (and the
+   * failure follows): a value whose check could not be made is not left behind.
    */
   const confirm = (full: string, stored: CacheStore.Value, load: Fenced): Effect.Effect<boolean, StoreFailure> =>
-    Effect.flatMap(purges!.versions.fetch([purges!.key], now()), ([token]) => {
-      if (token === known && load.began > learnt) return Effect.succeed(true)
-      learn(token)
-      return Effect.as(fence.setIf(full, expectedOfStored(stored, live), tombstoneValue(live), windowMillis), false)
+    Effect.matchEffect(purges!.versions.fetch([purges!.key], now()), {
+      onFailure: (error) => Effect.zipRight(Effect.ignore(takeBack(full, stored)), Effect.fail(error)),
+      onSuccess: ([token]) => {
+        if (token === known && load.began > learnt) return Effect.succeed(true)
+        learn(token)
+        return Effect.as(takeBack(full, stored), false)
+      }
     })
 
   return {
@@ -123,10 +133,12 @@ export const makeFencing = (options: FenceOptions): Fencing => {
       Effect.suspend(() => {
         // the key may hold nothing again by now though an invalidation came since: its tombstone is gone
         if (now() - load.observedAt >= windowMillis - MARGIN_MILLIS) return Effect.succeed(false)
-        const written = fence.setIf(full, expectedOf(load.observed, live), stored, ttl)
-        return purges === undefined
-          ? written
-          : Effect.flatMap(written, (wrote) => wrote ? confirm(full, stored, load) : Effect.succeed(false))
+        const written = fence.setIf(full, expectedOf(load.observed, live), stored, ttl, load.epoch)
+        return purges === undefined ? written : Effect.matchEffect(written, {
+          // the write may have landed though its answer was lost: it is taken back, unchecked
+          onFailure: (error) => Effect.zipRight(Effect.ignore(takeBack(full, stored)), Effect.fail(error)),
+          onSuccess: (wrote) => wrote ? confirm(full, stored, load) : Effect.succeed(false)
+        })
       }),
     mark: (full) =>
       Effect.map(

@@ -73,7 +73,13 @@ export interface Flights<A> {
 const COMPACT_AFTER = 64
 
 /** @internal */
-export const makeFlights = <A>(fork: Forker, order: KeyOrder, now: () => number): Flights<A> => {
+export const makeFlights = <A>(
+  fork: Forker,
+  order: KeyOrder,
+  now: () => number,
+  /** Where the store's keys resolve now (`CacheStore.Fence.epoch`), recorded by each load. */
+  epoch: () => unknown
+): Flights<A> => {
   const inflight = new Map<string, Slot<A, unknown>>()
 
   /** Out of the map: new callers no longer join it. */
@@ -143,8 +149,9 @@ export const makeFlights = <A>(fork: Forker, order: KeyOrder, now: () => number)
     Effect.suspend(() => {
       const flight = new Flight(onLeft)
       const t = now()
+      const e = epoch()
       const slots = keys.map(([key, full, observed]) => {
-        const slot = new Slot<A, E>(key, full, flight, observed, t)
+        const slot = new Slot<A, E>(key, full, flight, observed, t, e)
         inflight.set(full, slot as Slot<A, unknown>)
         order.register(slot)
         flight.slots.push(slot as Slot<unknown, unknown>)

@@ -43,6 +43,8 @@ export type { Loader } from "./read.js"
 export type { StoreErrorMode } from "./storeErrors.js"
 export type { FailSafe, Negative, Pipeline, PipelineOptions } from "./types.js"
 
+const noEpoch = (): undefined => undefined
+
 /** @internal */
 export const make = <A, I>(
   store: CacheStore.Service,
@@ -91,7 +93,7 @@ export const make = <A, I>(
     spanAttributes
   })
   const order = keyOrderOf(store)
-  const flights = makeFlights<A>(fork, order, now)
+  const flights = makeFlights<A>(fork, order, now, store.fence?.epoch ?? noEpoch)
 
   const { storeFailed, storeLoaded } = makeLoadedWrites(order, writer, options.negative)
   const staleWindow = options.staleWhileRevalidateMillis

@@ -72,6 +72,7 @@ export const makeInvalidation = <A>(options: InvalidationOptions<A>) => {
       const rewrite: Superseding = { full, superseded: false }
       const began = nextLoadMark()
       const observedAt = now()
+      const epoch = store.fence?.epoch?.()
       return order.supersede(full).pipe(
         Effect.zipRight(Effect.sync(() => order.register(rewrite))),
         Effect.zipRight(Effect.catchAll(store.get(full), (error) => onStoreFailure("expire", error, Option.none()))),
@@ -80,7 +81,10 @@ export const makeInvalidation = <A>(options: InvalidationOptions<A>) => {
           const t = now()
           if (entry === undefined || t >= entry.freshUntil) return Effect.as(g.reader.flushDrops, false)
           // fresh no more from now on; kept, as it was, until its own staleUntil
-          return Effect.as(order.writeLoaded([{ load: rewrite }], () => writer.keep(full, entry, t, { began, observedAt })), true)
+          return Effect.as(
+            order.writeLoaded([{ load: rewrite }], () => writer.keep(full, entry, t, { began, observedAt, epoch })),
+            true
+          )
         }),
         Effect.ensuring(Effect.sync(() => order.unregister(rewrite)))
       )

@@ -131,7 +131,9 @@ export const makeSingleLoads = <A>(options: SingleLoadOptions<A>) => {
       counters.failSafeServe()
       return Effect.logWarning("a load failed; serving the value failSafe kept past its expiry").pipe(
         Effect.annotateLogs({ namespace, key: slot.key, error: String(error) }),
-        Effect.zipRight(writer.keep(slot.full, fallback, Math.min(t + failSafe.throttleMillis, fallback.staleUntil), slot)),
+        Effect.zipRight(
+          writer.keep(slot.full, fallback, Math.min(t + failSafe.throttleMillis, fallback.staleUntil), slot)
+        ),
         Effect.ignore,
         Effect.as(fallback.value)
       )

@@ -82,7 +82,8 @@ export class Slot<A, E> implements Fenced {
     readonly full: string,
     readonly flight: Flight,
     readonly observed: Entry<A> | undefined,
-    readonly observedAt: number
+    readonly observedAt: number,
+    readonly epoch: unknown
   ) {}
 }
 

@@ -8,7 +8,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import type { CacheError, EncodeError, StoreFailure } from "../../CacheError.js"
 import type * as CacheStore from "../../CacheStore.js"
-import { Entry, freshFenceToken, withFreshUntil } from "./envelope.js"
+import { Entry, freshFenceToken, tombstoneValue, withFreshUntil } from "./envelope.js"
 import type { Fenced, Fencing } from "./fence.js"
 import type { KeyOrder, Superseding } from "./keyOrder.js"
 import type { Prepared, WriteOptions } from "./prepare.js"
@@ -52,7 +52,7 @@ export interface Writer<A> {
     full: string,
     entry: Entry<A>,
     freshUntil: number,
-    read: { readonly began: number; readonly observedAt: number }
+    read: Pick<Fenced, "began" | "observedAt" | "epoch">
   ) => Effect.Effect<void, CacheError>
   /** The envelope of an explicit write, with its tags and its version (0: none), and its TTL. */
   readonly prepare: (
@@ -109,7 +109,9 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
   ): Effect.Effect<void, CacheError> =>
     Effect.catchAll(
       prepared.stored === undefined
-        ? Effect.asVoid(store.delete(prepared.full))
+        // a value its TTL says not to keep: where the key still holds what the load read, a
+        // tombstone takes its place (nothing there would let an older load elsewhere land)
+        ? Effect.asVoid(fence.write(prepared.full, tombstoneValue(live), fence.windowMillis, load))
         : Effect.flatMap(fence.write(prepared.full, prepared.stored, prepared.ttl, load), (wrote) =>
           wrote ? Effect.void : Effect.logDebug("a loaded value is not cached: its key changed since it was read").pipe(
             Effect.annotateLogs({ namespace, key })
@@ -207,7 +209,7 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
     full: string,
     entry: Entry<A>,
     freshUntil: number,
-    read: { readonly began: number; readonly observedAt: number }
+    read: Pick<Fenced, "began" | "observedAt" | "epoch">
   ): Effect.Effect<void, CacheError> =>
     Effect.suspend(() => {
       const ttl = entry.staleUntil - now()
@@ -224,7 +226,12 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
       return Effect.catchAll(
         fencing === undefined
           ? store.set(full, stored, storedTtl)
-          : fencing.write(full, stored, storedTtl, { observed: entry, observedAt: read.observedAt, began: read.began }),
+          : fencing.write(full, stored, storedTtl, {
+            observed: entry,
+            observedAt: read.observedAt,
+            began: read.began,
+            epoch: read.epoch
+          }),
         (error) => onStoreFailure("write", error, undefined)
       )
     })

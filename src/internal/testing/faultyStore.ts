@@ -145,8 +145,9 @@ export const make = (
     lease: inner.lease === undefined ? undefined : leaseOf(inner.lease),
     // a fenced write is a write, a marker's swap a removal: faults on "set" and "delete" meet them
     fence: inner.fence === undefined ? undefined : {
-      setIf: (key, expected, value, ttl) => guard("set", inner.fence!.setIf(key, expected, value, ttl)),
-      swap: (key, value, ttl) => guard("delete", inner.fence!.swap(key, value, ttl))
+      setIf: (key, expected, value, ttl, epoch) => guard("set", inner.fence!.setIf(key, expected, value, ttl, epoch)),
+      swap: (key, value, ttl) => guard("delete", inner.fence!.swap(key, value, ttl)),
+      epoch: inner.fence.epoch
     }
   }
 

@@ -812,6 +812,14 @@ export const storeSuite = (runner: StoreSuiteRunner, name: string, options: Stor
             { concurrency: "unbounded" }
           )
           expect(results.filter(Boolean).length).toBe(1)
+          if (fence.epoch !== undefined && store.capabilities.clear) {
+            // a load that began before the keys moved (a clear, on a store with an epoch) does not land
+            const before = fence.epoch()
+            yield* store.clear
+            expect(yield* fence.setIf("moved", undefined, bytes("J:late"), "1 hour", before)).toBe(false)
+            expect(Option.isNone(yield* store.get("moved"))).toBe(true)
+            expect(yield* fence.setIf("moved", undefined, bytes("K:now"), "1 hour", fence.epoch())).toBe(true)
+          }
         }))
   )
 
