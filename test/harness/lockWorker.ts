@@ -82,7 +82,10 @@ const program = Effect.gen(function*() {
   Effect.provide(
     options.memcached === undefined
       ? RedisStore.layer({ host: "127.0.0.1", port: options.port, prefix: options.prefix })
-      : MemcachedStore.layer({ servers: [...options.memcached], prefix: options.prefix })
+      // a request timeout far above the load: under a busy machine a 1 s timeout can open a
+      // server's breaker and take it out of the ring, which moves the key (and, by the fence's
+      // epoch, refuses the holder's write) mid-load; what is checked here is one loader
+      : MemcachedStore.layer({ servers: [...options.memcached], prefix: options.prefix, timeout: "10 seconds" })
   )
 )
 
