@@ -10,10 +10,8 @@ import type { CacheError, EncodeError, StoreFailure } from "../../CacheError.js"
 import type * as CacheStore from "../../CacheStore.js"
 import { Entry, freshFenceToken, tombstoneValue, withFreshUntil } from "./envelope.js"
 import type { Fenced, Fencing } from "./fence.js"
-import type { KeyOrder, Superseding } from "./keyOrder.js"
 import type { Prepared, WriteOptions } from "./prepare.js"
 import { makePrepare } from "./prepare.js"
-import type { Negative } from "./types.js"
 
 /** @internal */
 export interface Writer<A> {
@@ -282,36 +280,3 @@ export const makeWriter = <A>(options: WriteOptions<A>): Writer<A> => {
     prepare: (key, full, value, tags, version) => prepare(key, full, value, 0, tags, version)
   }
 }
-
-/**
- * Stores loaded values, and with negative caching the failures its options accept, whose loads
- * are still current (no write or invalidation of their keys came since), in the key order of the
- * store.
- * @internal
- */
-export const makeLoadedWrites = <A>(order: KeyOrder, writer: Writer<A>, negative: Negative | undefined) => ({
-  storeLoaded: (
-    loaded: ReadonlyArray<{ readonly load: Superseding & Fenced; readonly key: string; readonly value: A }>,
-    elapsed: number
-  ): Effect.Effect<void, CacheError> =>
-    order.writeLoaded(
-      loaded,
-      (current) =>
-        writer.writeLoaded(
-          current.map((l) => ({ key: l.key, full: l.load.full, value: l.value, load: l.load })),
-          elapsed
-        )
-    ),
-  storeFailed: negative === undefined ? undefined : (
-    load: Superseding & Fenced,
-    key: string,
-    error: unknown,
-    elapsed: number
-  ): Effect.Effect<void, CacheError> =>
-    negative.when(error)
-      ? order.writeLoaded(
-        [{ load }],
-        () => writer.writeFailure(key, load.full, error, negative.ttlMillis, elapsed, load)
-      )
-      : Effect.void
-})
