@@ -205,7 +205,7 @@ export const marksOf = (flags: ResponseFlags): number =>
  * `EN O<n>`, when their flags are no more than a decimal opaque token and the marks `W`/`X`/`Z`:
  * no response object, no flags object, no string. `opaque` is the token's number (-1 without
  * one). Returns false when the answer is not what the oldest request in flight waits for in
- * this form; the parser then emits it as a `Response`, as any other answer.
+ * this form; the parser then emits it as a `Response`, like every other answer.
  * @internal
  */
 export interface FastAnswers {

@@ -59,13 +59,18 @@ const MAX_RELATIVE_TTL = 60 * 60 * 24 * 30
 /** memcached parses TTL tokens as signed 32-bit integers. @internal */
 const MAX_EXPTIME = 0x7fff_ffff
 
-/** Whether an item's answer says a recache win was handed out for it (`W` to this caller, `Z` to another). */
-const isLeased = (flags: Protocol.ResponseFlags): boolean => flags.win === true || flags.winSent === true
 /** A value read's answer as the store reads it: a lease's stub (empty, marked `W`/`Z`) is no entry. */
 const entryValue = (value: Uint8Array | null, marks: number): Uint8Array | null =>
   value !== null && value.byteLength === 0 && (marks & (Protocol.MARK_WIN | Protocol.MARK_WIN_SENT)) !== 0
     ? null
     : value
+
+/** `entryValue` of a response: null for a miss, a stub, or anything but a value. */
+const entryOf = (r: Protocol.Response): Uint8Array | null =>
+  r._tag === "VA" ? entryValue(r.value, Protocol.marksOf(r.flags)) : null
+
+/** Whether a response is a lease's stub: an item that reads as no entry. */
+const isStub = (r: Protocol.Response): boolean => r._tag === "VA" && entryOf(r) === null
 
 /** `R` of a lease on an item that exists: any remaining TTL is below it, so the first asker wins. */
 const RECACHE_ALWAYS = MAX_EXPTIME
@@ -530,10 +535,8 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
 
     // Answer handlers made once, not per call: the hot path allocates as little as it can.
     // a lease's stub (an empty item a vivifying `mg … N` created, flagged `W`/`Z`) is no entry
-    const toOption = (r: Protocol.Response): Option.Option<CacheStore.Value> =>
-      r._tag === "VA" && !(r.value.byteLength === 0 && isLeased(r.flags)) ? Option.some(r.value) : Option.none()
-    const valueOf = (r: Protocol.Response): CacheStore.Value | null =>
-      r._tag === "VA" && !(r.value.byteLength === 0 && isLeased(r.flags)) ? r.value : null
+    const toOption = (r: Protocol.Response): Option.Option<CacheStore.Value> => Option.fromNullable(entryOf(r))
+    const valueOf = (r: Protocol.Response): CacheStore.Value | null => entryOf(r)
     const stored = (operation: string) => (r: Protocol.Response): Effect.Effect<void, StoreError> =>
       r._tag === "HD" ? Effect.void : unexpected(operation, r)
     const storedOrAbsent = (operation: string) => (r: Protocol.Response): Effect.Effect<void, StoreError> =>
@@ -999,7 +1002,6 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
      * A swap (an invalidation's marker) takes the same two steps, read again when another writer
      * came in between, so what it gives back is what the marker replaced.
      */
-    const isStub = (r: Protocol.Response): boolean => r._tag === "VA" && r.value.byteLength === 0 && isLeased(r.flags)
     const fenced = (operation: string, wire: Keys.WireKey, server: Server) => {
       const read = execute(server, { _tag: "mg", key: wire, value: true, cas: true }, operation)
       const write = (found: Protocol.Response, bytes: Uint8Array, ttl: number | undefined) =>
