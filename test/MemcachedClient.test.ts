@@ -271,6 +271,76 @@ describe("meta protocol client", () => {
       expect(mixed.slice(1).filter((x) => typeof x === "string")).toEqual(["three", "<miss>", "v6"])
     }))
 
+  it.scopedLive("value reads share classic get lines: hits, misses, repeats, stubs and other requests in between", () =>
+    Effect.gen(function*() {
+      const c = yield* connect(servers()[0]!.port)
+      const k = keys()
+      const n = 5_000
+      // every third key absent; a few empty values; one lease stub; base64 keys among plain ones
+      const name = (i: number) => i % 97 === 0 ? `b ${i}` : `g${i}`
+      yield* c.pipeline(
+        Array.from({ length: n }, (_, i) => i).filter((i) => i % 3 !== 0).map((i) =>
+          ({
+            _tag: "ms",
+            key: k(name(i)),
+            value: i % 50 === 1 ? new Uint8Array(0) : bytes(`value-${i}`.repeat(1 + (i % 7))),
+            quiet: true
+          }) as const
+        ),
+        "test"
+      )
+      const stub = yield* c.execute({ _tag: "mg", key: k("stub"), value: true, vivify: 30 }, "test")
+      expect(stub).toMatchObject({ _tag: "VA", flags: { win: true } })
+      const expected = (i: number) => i % 3 === 0 ? "<miss>" : i % 50 === 1 ? "" : `value-${i}`.repeat(1 + (i % 7))
+      type Got = { readonly text: string; readonly marks: number }
+      const valueRead = (key: string) =>
+        Effect.async<Got, StoreError>((resume) =>
+          c.readValue(k(key), "get", undefined, (_, value, marks, error) =>
+            resume(
+              error !== undefined
+                ? Effect.fail(error)
+                : Effect.succeed({ text: value === null ? "<miss>" : new TextDecoder().decode(value), marks })
+            ))
+        )
+      // reads of each key twice in a row, in a shuffled order, with other requests in between
+      const order = Array.from({ length: n }, (_, i) => (i * 7919) % n)
+      const results = yield* Effect.forEach(
+        order,
+        (i) =>
+          i % 500 === 0
+            ? Effect.zipWith(
+              c.execute({ _tag: "mg", key: k(name(i)), value: true }, "test"),
+              valueRead(name(i)),
+              (_, got) => [got, got] as const
+            )
+            : Effect.all([valueRead(name(i)), valueRead(name(i))], { concurrency: "unbounded" }),
+        { concurrency: "unbounded" }
+      )
+      let wrong = 0
+      for (let j = 0; j < n; j++) {
+        const want = expected(order[j]!)
+        for (const got of results[j]!) if (got.text !== want || got.marks !== 0) wrong++
+      }
+      expect(wrong).toBe(0)
+      // a lease's stub (an empty item with flags 0) is told from a stored empty value (flags 1)
+      const stubRead = yield* valueRead("stub")
+      expect(stubRead).toEqual({ text: "", marks: Protocol.MARK_WIN_SENT })
+      expect(yield* valueRead(name(1))).toEqual({ text: "", marks: 0 })
+      expect(c.inFlight()).toBe(0)
+      // a value larger than a socket read, the classic way
+      const big = new Uint8Array(300 * 1000).map((_, i) => (i * 31) % 256)
+      yield* c.execute({ _tag: "ms", key: k("big"), value: big }, "test")
+      const bigRead = yield* Effect.async<Uint8Array | null, StoreError>((resume) =>
+        c.readValue(
+          k("big"),
+          "get",
+          undefined,
+          (_, value, __, error) => resume(error === undefined ? Effect.succeed(value) : Effect.fail(error))
+        )
+      )
+      expect(bigRead === null ? null : new Uint8Array(bigRead)).toEqual(big)
+    }))
+
   it.scopedLive("20,000 concurrent gets on one connection each get their own value", () =>
     Effect.gen(function*() {
       const c = yield* connect(servers()[0]!.port)
@@ -401,14 +471,40 @@ describe("meta protocol client", () => {
           ),
         { concurrency: "unbounded" }
       ))
-      yield* eventually("10 value reads in flight", Effect.sync(() => c.inFlight() === 10))
+      // ten reads on one `get` line, and its END
+      yield* eventually("10 value reads in flight", Effect.sync(() => c.inFlight() === 11))
       proxy.inject("VA 6 O999999\r\nforged\r\n")
       proxy.setMode("forward")
       const forged = yield* Fiber.join(reads)
       for (const r of forged) {
         expect(Either.isLeft(r) && r.left).toMatchObject({ _tag: "StoreError", reason: "protocol" })
       }
-      expect(Either.isLeft(forged[0]!) && forged[0]!.left.detail).toContain("opaque mismatch")
+      expect(Either.isLeft(forged[0]!) && forged[0]!.left.detail).toContain("where a get line's answer was due")
+      yield* eventually(
+        "a fresh connection",
+        Effect.map(c.execute({ _tag: "mg", key: k("x"), value: true }, "get"), (r) => text(r) === "real")
+      )
+      // a value for a key that no read of the line asked for: no read takes it
+      proxy.setMode("hold-replies")
+      const foreign = yield* Effect.fork(Effect.forEach(
+        ["x", "y"],
+        (name) =>
+          Effect.either(
+            Effect.async<Uint8Array | null, StoreError>((resume) =>
+              c.readValue(k(name), "get", undefined, (_, value, __, error) =>
+                resume(error === undefined ? Effect.succeed(value) : Effect.fail(error)))
+            )
+          ),
+        { concurrency: "unbounded" }
+      ))
+      yield* eventually("2 value reads in flight", Effect.sync(() => c.inFlight() === 3))
+      proxy.inject(`VALUE ${k("z").token} 0 6\r\nforged\r\nEND\r\n`)
+      proxy.setMode("forward")
+      const stolen = yield* Fiber.join(foreign)
+      for (const r of stolen) {
+        expect(Either.isLeft(r) && r.left).toMatchObject({ _tag: "StoreError", reason: "protocol" })
+      }
+      expect(Either.isLeft(stolen[0]!) && stolen[0]!.left.detail).toContain("no read in flight asked for")
       yield* eventually(
         "a fresh connection",
         Effect.map(c.execute({ _tag: "mg", key: k("x"), value: true }, "get"), (r) => text(r) === "real")
@@ -567,6 +663,59 @@ describe("meta protocol parser", () => {
         { _tag: "VA", flags: { opaque: "ab" } }
       ])
     }
+  })
+
+  it("reads a classic get line's answers: each hit by key, a stub by its empty flags-0 item, then END", () => {
+    const taken: Array<string> = []
+    const wanted = ["k1", "k2", "k3"]
+    const fast: Protocol.FastAnswers = {
+      value: (value, opaque, marks) => {
+        taken.push(
+          `value ${new TextDecoder().decode(value)} ${opaque === Protocol.CLASSIC ? "classic" : opaque} m${marks}`
+        )
+        return true
+      },
+      miss: () => false,
+      keyed: (buf, start, end) => {
+        const key = Buffer.from(buf.subarray(start, end)).toString("latin1")
+        taken.push(`key ${key}`)
+        return wanted.includes(key)
+      },
+      end: () => {
+        taken.push("END")
+        return true
+      }
+    }
+    const input = Buffer.from(
+      "VALUE k1 0 3\r\nabc\r\nVALUE k2 0 0\r\n\r\nVALUE k3 1 0\r\n\r\nVALUE k1 7 2 99\r\nxy\r\nEND\r\n",
+      "latin1"
+    )
+    for (const chunks of [[input], Array.from(input, (b) => Uint8Array.of(b))]) {
+      taken.length = 0
+      const parser = new Protocol.Parser(fast)
+      for (const chunk of chunks) expect(parser.feed(chunk, () => expect.unreachable())).toBeUndefined()
+      expect(taken).toEqual([
+        "key k1",
+        "value abc classic m0",
+        "key k2",
+        `value  classic m${Protocol.MARK_WIN_SENT}`,
+        "key k3",
+        "value  classic m0",
+        "key k1",
+        "value xy classic m0",
+        "END"
+      ])
+    }
+    const rejected = ["VALUE k9 0 1\r\nx\r\n", "VALUE k1 x 1\r\nx\r\n", "VALUE k1 0\r\n", "VALUE  0 1\r\n"]
+    for (const line of rejected) {
+      expect(new Protocol.Parser(fast).feed(Buffer.from(line, "latin1"), () => {})).toBeInstanceOf(
+        Protocol.ProtocolViolation
+      )
+    }
+    // without a reader of get lines, they are not the protocol
+    expect(new Protocol.Parser().feed(Buffer.from("END\r\n", "latin1"), () => {})).toBeInstanceOf(
+      Protocol.ProtocolViolation
+    )
   })
 
   it("rejects what is not the protocol", () => {

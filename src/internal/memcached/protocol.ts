@@ -211,7 +211,23 @@ export const marksOf = (flags: ResponseFlags): number =>
 export interface FastAnswers {
   readonly value: (value: Uint8Array, opaque: number, marks: number) => boolean
   readonly miss: (opaque: number) => boolean
+  /**
+   * The header of a classic `get` line's hit, `VALUE <key> <flags> <size>`: `buf[start, end)` is
+   * the key. The reads of that line before this key had no hit and are settled as misses; returns
+   * false when no read of the line waits for this key. The value follows through `value`, with
+   * `opaque` set to `CLASSIC`.
+   */
+  readonly keyed?: (buf: Uint8Array, start: number, end: number) => boolean
+  /** A classic `get` line's `END`: its reads not answered so far are misses. False when none is due. */
+  readonly end?: () => boolean
 }
+
+/**
+ * The opaque number the parser hands `FastAnswers.value` for a classic `get` line's value, which
+ * carries no token (the reads of such a line are matched by key instead).
+ * @internal
+ */
+export const CLASSIC = -3
 
 /** The number of a decimal opaque token of at most 10 digits, else -2 (equal to no request's). @internal */
 export const opaqueNumber = (token: string): number => {
@@ -307,6 +323,8 @@ export const encodeLine = (request: Request, opaque: string | undefined): string
       if (request.mode !== undefined && request.mode !== "set") line += " M" + modeToken[request.mode]
       if (request.ttl !== undefined) line += " T" + int("T", request.ttl)
       if (request.clientFlags !== undefined) line += " F" + u32("F", request.clientFlags)
+      // an empty value is told from a lease's stub (empty, flags 0) by a classic `get`
+      else if (request.value.byteLength === 0) line += " F1"
       if (request.compareCas !== undefined) line += " C" + u64("C", request.compareCas)
       if (request.invalidate === true) line += " I"
       if (request.returnCas === true) line += " c"
@@ -550,6 +568,10 @@ export class Parser {
   ): ProtocolViolation | undefined {
     const length = end - start
     if (length < 2 || (length > 2 && buf[start + 2] !== 0x20)) {
+      if (this.fast?.keyed !== undefined) {
+        const classic = this.classic(buf, start, end)
+        if (classic !== false) return classic
+      }
       const line = buf.toString("latin1", start, end)
       if (line.startsWith("CLIENT_ERROR")) {
         emit({ _tag: "Error", kind: "CLIENT_ERROR", message: line.slice(13) })
@@ -619,6 +641,52 @@ export class Parser {
     return new ProtocolViolation(
       `unexpected response line ${JSON.stringify(buf.toString("latin1", start, Math.min(end, start + 80)))}`
     )
+  }
+
+  /**
+   * The answers to a classic `get` line: `VALUE <key> <flags> <size>[ <cas>]` (a hit, whose data
+   * block follows) and `END`. Returns false for any other line, undefined when the line was
+   * taken, and a violation when it cannot be what a read in flight waits for. An empty item with
+   * client flags 0 is a lease's stub (the store writes an empty value with flags 1): it is handed
+   * over with the `Z` mark, as `mg` reports a stub.
+   */
+  private classic(buf: Buffer, start: number, end: number): ProtocolViolation | false | undefined {
+    const fast = this.fast!
+    if (end - start === 3 && buf[start] === 0x45 && buf[start + 1] === 0x4e && buf[start + 2] === 0x44) { // END
+      return fast.end!() ? undefined : new ProtocolViolation("END arrived with no get line in flight")
+    }
+    if (
+      end - start < 12 || buf[start] !== 0x56 || buf[start + 1] !== 0x41 || buf[start + 2] !== 0x4c ||
+      buf[start + 3] !== 0x55 || buf[start + 4] !== 0x45 || buf[start + 5] !== 0x20
+    ) return false
+    const keyStart = start + 6
+    let i = keyStart
+    while (i < end && buf[i] !== 0x20) i++
+    const keyEnd = i
+    let flags = 0
+    let size = 0
+    let digits = ++i
+    while (i < end && buf[i]! >= 0x30 && buf[i]! <= 0x39) flags = flags * 10 + buf[i++]! - 0x30
+    const flagsOk = i > digits && i - digits <= 10 && buf[i] === 0x20
+    digits = ++i
+    while (i < end && buf[i]! >= 0x30 && buf[i]! <= 0x39) size = size * 10 + buf[i++]! - 0x30
+    if (keyEnd === keyStart || !flagsOk || i === digits || i - digits > 10 || (i < end && buf[i] !== 0x20)) {
+      return new ProtocolViolation(
+        `bad VALUE line ${JSON.stringify(buf.toString("latin1", start, Math.min(end, start + 80)))}`
+      )
+    }
+    if (!fast.keyed!(buf, keyStart, keyEnd)) {
+      return new ProtocolViolation(
+        `a value for a key no read in flight asked for: ${
+          JSON.stringify(buf.toString("latin1", keyStart, Math.min(keyEnd, keyStart + 80)))
+        }`
+      )
+    }
+    this.pending = FAST
+    this.pendingOpaque = CLASSIC
+    this.pendingMarks = size === 0 && flags === 0 ? MARK_WIN_SENT : 0
+    this.pendingSize = size
+    return undefined
   }
 
   /**
