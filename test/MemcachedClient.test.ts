@@ -256,7 +256,7 @@ describe("meta protocol client", () => {
               error !== undefined
                 ? Effect.fail(error)
                 : Effect.succeed(value === null ? "<miss>" : new TextDecoder().decode(value))
-            ))
+            ), false)
         )
       const mixed = yield* Effect.all([
         c.pipeline([
@@ -295,12 +295,13 @@ describe("meta protocol client", () => {
       type Got = { readonly text: string; readonly marks: number }
       const valueRead = (key: string) =>
         Effect.async<Got, StoreError>((resume) =>
+          // half the reads take views into the socket's chunk, which they decode before returning
           c.readValue(k(key), "get", undefined, (_, value, marks, error) =>
             resume(
               error !== undefined
                 ? Effect.fail(error)
                 : Effect.succeed({ text: value === null ? "<miss>" : new TextDecoder().decode(value), marks })
-            ))
+            ), key.length % 2 === 0)
         )
       // reads of each key twice in a row, in a shuffled order, with other requests in between
       const order = Array.from({ length: n }, (_, i) => (i * 7919) % n)
@@ -330,15 +331,21 @@ describe("meta protocol client", () => {
       // a value larger than a socket read, the classic way
       const big = new Uint8Array(300 * 1000).map((_, i) => (i * 31) % 256)
       yield* c.execute({ _tag: "ms", key: k("big"), value: big }, "test")
-      const bigRead = yield* Effect.async<Uint8Array | null, StoreError>((resume) =>
-        c.readValue(
-          k("big"),
-          "get",
-          undefined,
-          (_, value, __, error) => resume(error === undefined ? Effect.succeed(value) : Effect.fail(error))
+      const readBig = (view: boolean) =>
+        Effect.async<Uint8Array | null, StoreError>((resume) =>
+          c.readValue(
+            k("big"),
+            "get",
+            undefined,
+            (_, value, __, error) => resume(error === undefined ? Effect.succeed(value) : Effect.fail(error)),
+            view
+          )
         )
-      )
-      expect(bigRead === null ? null : new Uint8Array(bigRead)).toEqual(big)
+      const [kept, viewed] = yield* Effect.all([readBig(false), readBig(true)], { concurrency: "unbounded" })
+      expect(kept === null ? null : new Uint8Array(kept)).toEqual(big)
+      expect(viewed === null ? null : new Uint8Array(viewed)).toEqual(big)
+      // a value kept is a copy of its own, not a view into the chunk it arrived in
+      expect(kept!.buffer.byteLength).toBe(big.byteLength)
     }))
 
   it.scopedLive("20,000 concurrent gets on one connection each get their own value", () =>
@@ -466,13 +473,12 @@ describe("meta protocol client", () => {
           Effect.either(
             Effect.async<Uint8Array | null, StoreError>((resume) =>
               c.readValue(k("x"), "get", undefined, (_, value, __, error) =>
-                resume(error === undefined ? Effect.succeed(value) : Effect.fail(error)))
+                resume(error === undefined ? Effect.succeed(value) : Effect.fail(error)), false)
             )
           ),
         { concurrency: "unbounded" }
       ))
-      // ten reads on one `get` line, and its END
-      yield* eventually("10 value reads in flight", Effect.sync(() => c.inFlight() === 11))
+      yield* eventually("10 value reads in flight", Effect.sync(() => c.inFlight() === 10))
       proxy.inject("VA 6 O999999\r\nforged\r\n")
       proxy.setMode("forward")
       const forged = yield* Fiber.join(reads)
@@ -492,12 +498,12 @@ describe("meta protocol client", () => {
           Effect.either(
             Effect.async<Uint8Array | null, StoreError>((resume) =>
               c.readValue(k(name), "get", undefined, (_, value, __, error) =>
-                resume(error === undefined ? Effect.succeed(value) : Effect.fail(error)))
+                resume(error === undefined ? Effect.succeed(value) : Effect.fail(error)), false)
             )
           ),
         { concurrency: "unbounded" }
       ))
-      yield* eventually("2 value reads in flight", Effect.sync(() => c.inFlight() === 3))
+      yield* eventually("2 value reads in flight", Effect.sync(() => c.inFlight() === 2))
       proxy.inject(`VALUE ${k("z").token} 0 6\r\nforged\r\nEND\r\n`)
       proxy.setMode("forward")
       const stolen = yield* Fiber.join(foreign)
@@ -677,9 +683,11 @@ describe("meta protocol parser", () => {
       },
       miss: () => false,
       keyed: (buf, start, end) => {
-        const key = Buffer.from(buf.subarray(start, end)).toString("latin1")
+        let stop = start
+        while (stop < end && buf[stop] !== 0x20) stop++
+        const key = Buffer.from(buf.subarray(start, stop)).toString("latin1")
         taken.push(`key ${key}`)
-        return wanted.includes(key)
+        return wanted.includes(key) ? stop : -1
       },
       end: () => {
         taken.push("END")

@@ -79,11 +79,14 @@ export interface Connection {
    */
   readonly read: (request: Protocol.Request, operation: string, reply: Reply) => void
   /**
-   * `read` of a key's value (`mg <key> v`), the short way: no request object, and `reply` gets
-   * `context` back with the value (`null` for a miss), its marks (`Protocol.MARK_*`) or the
-   * failure, so a caller needs no closure per read either.
+   * `read` of a key's value, the short way: no request object, and `reply` gets `context` back
+   * with the value (`null` for a miss), its marks (`Protocol.MARK_*`) or the failure, so a caller
+   * needs no closure per read either. Reads of plain keys made in a row share one classic `get`
+   * line (see `GetLine`); a base64 key is read with `mg <key> b v`. With `view`, the value may
+   * be a view into the socket's chunk, for a caller that is done with it when `reply` returns;
+   * otherwise it is a copy of its own.
    */
-  readonly readValue: <C>(key: WireKey, operation: string, context: C, reply: ValueReply<C>) => void
+  readonly readValue: <C>(key: WireKey, operation: string, context: C, reply: ValueReply<C>, view: boolean) => void
   /**
    * Sends the requests back to back followed by `mn`, in one write, and returns their answers in
    * order; the answers that `q` suppressed are filled in (`EN` for `mg`, `HD` otherwise).
@@ -138,11 +141,11 @@ interface Job {
   complete(answer: unknown, error: StoreError | undefined): void
 }
 
-/** What an entry in flight is: a request's command, or a classic `get` line's read or its `END`. */
-type Kind = Protocol.Request["_tag"] | "get" | "END"
+/** What an entry in flight is: a request's command, or a classic `get` line. */
+type Kind = Protocol.Request["_tag"] | "get"
 
 interface Entry {
-  /** The opaque number the answer must carry; -1 for `mn` and `me`, `Protocol.CLASSIC` for a `get` line's reads. */
+  /** The opaque number the answer must carry; -1 for `mn` and `me`, `Protocol.CLASSIC` for a `get` line. */
   readonly seq: number
   /** The answer a `q` request stands for when the server says nothing. */
   readonly quiet: Protocol.Response | undefined
@@ -204,12 +207,12 @@ class Replied extends Single {
   }
 }
 
-/** A value read (`readValue`): its reply gets the caller's context back, and the value itself. */
+/** A value read of a base64 key (`readValue`): its reply gets the caller's context back, and the value itself. */
 class ValueRead extends Single {
   constructor(
     operation: string,
-    /** The key, which matches a classic `get` line's answer to its read. */
-    readonly key: WireKey,
+    /** Whether the value may be handed over as a view (see `readValue`). */
+    readonly view: boolean,
     readonly context: unknown,
     readonly reply: ValueReply<unknown>,
     /** The failure of an answer a value read cannot have (anything but `VA` and `EN`). */
@@ -221,9 +224,83 @@ class ValueRead extends Single {
   complete(answer: unknown, error: StoreError | undefined): void {
     if (error !== undefined) return this.reply(this.context, null, 0, error)
     const response = answer as Protocol.Response
+    // the parser copied the value of an answer that came this way
     if (response._tag === "VA") this.reply(this.context, response.value, Protocol.marksOf(response.flags), undefined)
     else if (response._tag === "EN") this.reply(this.context, null, 0, undefined)
     else this.reply(this.context, null, 0, this.unexpected(this.operation, response._tag))
+  }
+}
+
+/** A value as a copy of its own: a value read that keeps it must not pin the socket's chunk. */
+const copyOf = (view: Uint8Array): Uint8Array => {
+  // from Node's buffer pool (values under 4 KiB share its 8 KiB slabs): a fresh backing store
+  // per value cost 0.5–0.8 µs against 0.2 µs
+  const value = Buffer.allocUnsafe(view.byteLength)
+  value.set(view)
+  return value
+}
+
+/**
+ * A classic `get` line in flight, `get <key> <key> …`, one entry of the connection's queue for
+ * all its reads: the reads are kept in parallel arrays (no object per read), answered in order
+ * from `next`. Its answer names each hit's key, in the order asked, and ends with `END`; a read
+ * whose key the answer skips had no hit.
+ */
+class GetLine implements Job, Entry {
+  readonly seq = Protocol.CLASSIC
+  readonly quiet = undefined
+  readonly kind = "get"
+  readonly index = 0
+  readonly results = undefined
+  readonly job: Job = this
+  remaining = 1
+  done = false
+  readonly keys: Array<WireKey> = []
+  readonly contexts: Array<unknown> = []
+  readonly replies: Array<ValueReply<unknown>> = []
+  readonly views: Array<boolean> = []
+  /** The first read not answered yet. */
+  next = 0
+  constructor(readonly operation: string, readonly at: number) {}
+  add(key: WireKey, context: unknown, reply: ValueReply<unknown>, view: boolean): void {
+    this.keys.push(key)
+    this.contexts.push(context)
+    this.replies.push(reply)
+    this.views.push(view)
+  }
+  /** Where the read of the key `buf[start, …)` (up to a space) is, from `next` on; -1 if none. */
+  find(buf: Uint8Array, start: number, end: number): number {
+    for (let i = this.next; i < this.keys.length; i++) {
+      const line = this.keys[i]!.readLine!
+      const n = line.length - TOKEN_AT - 4 // `mg ` + token + ` v O`
+      if (start + n >= end || buf[start + n] !== 0x20) continue
+      let j = 0
+      while (j < n && line[TOKEN_AT + j] === buf[start + j]) j++
+      if (j === n) return i
+    }
+    return -1
+  }
+  /** Answers the reads before `until` as misses. */
+  missUntil(until: number): void {
+    while (this.next < until) {
+      const i = this.next++
+      this.replies[i]!(this.contexts[i], null, 0, undefined)
+    }
+  }
+  /** Answers the read at `next` with its value. */
+  hit(value: Uint8Array, marks: number): void {
+    const i = this.next++
+    this.replies[i]!(this.contexts[i], this.views[i] ? value : copyOf(value), marks, undefined)
+  }
+  /** Fails the reads not answered yet: the first with `error`, the others with what `others` makes. */
+  complete(_: unknown, error: StoreError | undefined): void {
+    this.failFrom(error!, () => error!)
+  }
+  failFrom(first: StoreError, others: () => StoreError): void {
+    for (let i = this.next; i < this.keys.length; i++) {
+      this.replies[i]!(this.contexts[i], null, 0, i === this.next ? first : others())
+    }
+    this.next = this.keys.length
   }
 }
 
@@ -245,10 +322,6 @@ class Fifo<A> {
   }
   peek(): A | undefined {
     return this.items[this.head]
-  }
-  /** The `i`th oldest item (0: the one `peek` gives). */
-  at(i: number): A | undefined {
-    return this.items[this.head + i]
   }
   shift(): A | undefined {
     const a = this.items[this.head]
@@ -293,9 +366,6 @@ const TOKEN_AT = 3
  */
 const GET_LINE_KEYS = 128
 
-/** The job of a classic `get` line's `END` entry: it has no caller. */
-const lineEnd: Job = { operation: "get", results: undefined, remaining: 0, done: true, complete: () => {} }
-
 /** @internal */
 export const make = (options: ConnectionOptions): Effect.Effect<Connection, never, Scope.Scope> =>
   Effect.gen(function*() {
@@ -312,13 +382,16 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
     let outLen = 0
     let outSize = OUT_MIN
     /**
-     * Keys on the classic `get` line being written at the end of `out` (0: none open). Value reads
-     * of plain keys made in a row share one line, `get <key> <key> …`: memcached parses one command
-     * for them instead of one `mg` each, which halves its CPU per read in bursts. Its answer names
-     * each hit's key and ends with `END`; a read whose key it skips had no hit.
+     * The classic `get` line being written at the end of `out`, if any. Value reads of plain keys
+     * made in a row share one line, `get <key> <key> …`: memcached parses one command for them
+     * instead of one `mg` each, which halves its CPU per read in bursts.
      */
-    let lineKeys = 0
-    let lineAt = 0
+    let line: GetLine | undefined
+    /**
+     * How many more requests are in flight than there are entries in the queue: a line's entry
+     * counts as its reads not answered yet (see `inFlight`).
+     */
+    let lineExtra = 0
     let seq = 0
     /** Completes to end the current socket; undefined once it has been dropped. */
     let kill: Deferred.Deferred<void, StoreError> | undefined
@@ -357,10 +430,26 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
       const entries = pending.drain()
       out = undefined
       outLen = 0
-      lineKeys = 0
+      line = undefined
+      lineExtra = 0
       let isFirst = true
       for (const entry of entries) {
         if (entry.job.done) continue
+        if (entry instanceof GetLine) {
+          if (entry.next === entry.keys.length) continue
+          const error = isFirst && first !== undefined
+            ? storeError(entry.operation, first.reason, first.detail)
+            : storeError(entry.operation, reason, detail)
+          if (!isFirst) collateral.add(error)
+          isFirst = false
+          entry.done = true
+          entry.failFrom(error, () => {
+            const other = storeError(entry.operation, reason, detail)
+            collateral.add(other)
+            return other
+          })
+          continue
+        }
         const error = isFirst && first !== undefined
           ? storeError(entry.job.operation, first.reason, first.detail)
           : storeError(entry.job.operation, reason, detail)
@@ -436,7 +525,7 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
           resolve(head, head.quiet)
           continue
         }
-        if (head.kind === "get" || head.kind === "END") {
+        if (head instanceof GetLine) {
           violation(`answer ${response._tag} arrived where a get line's answer was due`)
           return false
         }
@@ -465,45 +554,51 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
     const answer = (value: Uint8Array | null, opaque: number, marks: number): boolean => {
       if (broken) return true
       const head = pending.peek()
+      if (opaque === Protocol.CLASSIC) {
+        // the value of the hit `keyed` found: the line's read at `next`
+        if (!(head instanceof GetLine) || head.done) return false
+        answered++
+        lineExtra--
+        head.hit(value!, marks)
+        return true
+      }
       if (!(head instanceof ValueRead && head.seq === opaque)) return false
       pending.shift()
       answered++
       if (!head.done) {
         head.done = true
-        head.reply(head.context, value, marks, undefined)
+        head.reply(head.context, value === null || head.view ? value : copyOf(value), marks, undefined)
       }
       return true
     }
-    /** Settles the oldest read of a classic `get` line as a miss; false when the oldest entry is not one. */
-    const missClassic = (): boolean => answer(null, Protocol.CLASSIC, 0)
     /**
-     * A classic `get` line's hit for `buf[start, end)`: the line's reads before it are misses, and
-     * the read it answers is left the oldest for its value. When no read of the line has this
-     * key, nothing is settled (the stream is broken, and every read in flight fails).
+     * A classic `get` line's hit for the key at `buf[start, …)`: the line's reads before it are
+     * misses, and the read it answers is next for its value. Returns where the key ends, or -1
+     * when no read of the line has this key: nothing is settled then (the stream is broken, and
+     * every read in flight fails).
      */
-    const keyed = (buf: Uint8Array, start: number, end: number): boolean => {
-      if (broken) return true
-      const length = end - start
-      for (let j = 0;; j++) {
-        const entry = pending.at(j)
-        if (!(entry instanceof ValueRead && entry.seq === Protocol.CLASSIC)) return false
-        const line = entry.key.readLine!
-        if (line.length - TOKEN_AT - 4 !== length) continue // `mg ` + token + ` v O`
-        let i = 0
-        while (i < length && line[TOKEN_AT + i] === buf[start + i]) i++
-        if (i < length) continue
-        while (j-- > 0) missClassic()
-        return true
-      }
+    const keyed = (buf: Uint8Array, start: number, end: number): number => {
+      if (broken) return -1
+      const head = pending.peek()
+      if (!(head instanceof GetLine) || head.done) return -1
+      const at = head.find(buf, start, end)
+      if (at === -1) return -1
+      answered += at - head.next
+      lineExtra -= at - head.next
+      head.missUntil(at)
+      return start + head.keys[at]!.readLine!.length - TOKEN_AT - 4
     }
     /** A classic `get` line's `END`: its reads not answered yet had no hit. */
     const endLine = (): boolean => {
-      if (broken) return true
-      while (missClassic()) { /* settled one more miss */ }
+      if (broken) return false
       const head = pending.peek()
-      if (head === undefined || head.kind !== "END") return false
+      if (!(head instanceof GetLine) || head.done) return false
       pending.shift()
-      answered++
+      head.done = true
+      answered += head.keys.length - head.next + 1
+      // the line leaves the queue: its reads no longer count in flight, nor does it
+      lineExtra -= head.keys.length - head.next - 1
+      head.missUntil(head.keys.length)
       return true
     }
     const fast: Protocol.FastAnswers = {
@@ -602,31 +697,38 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
       return out
     }
 
-    /** Ends the open `get` line, if any, and queues its `END`: before any other request is queued. */
+    /** Ends the open `get` line, if any: before any other request is queued, and before a flush. */
     const closeLine = (): void => {
-      if (lineKeys === 0) return
-      lineKeys = 0
+      if (line === undefined) return
+      line = undefined
       const buf = reserve(2)
       buf[outLen++] = 0x0d
       buf[outLen++] = 0x0a
-      pending.push({ seq: -1, quiet: undefined, kind: "END", job: lineEnd, index: -1, at: lineAt })
     }
 
     /** Queues a value read of a plain key on the open `get` line (opening one when none is). */
-    const writeGet = (key: WireKey, at: number): void => {
-      if (lineKeys === GET_LINE_KEYS) closeLine()
-      const line = readLineOf(key)
-      const n = line.length - TOKEN_AT - 4
+    const writeGet = (key: WireKey, operation: string, context: unknown, reply: ValueReply<unknown>, view: boolean) => {
+      let open = line
+      if (open !== undefined && (open.keys.length === GET_LINE_KEYS || open.operation !== operation)) {
+        closeLine()
+        open = undefined
+      }
+      const bytes = readLineOf(key)
+      const n = bytes.length - TOKEN_AT - 4
       const buf = reserve(n + 4)
       let pos = outLen
-      if (lineKeys++ === 0) {
-        lineAt = at
+      if (open === undefined) {
+        open = line = new GetLine(operation, now())
+        pending.push(open)
+        lineExtra--
         buf[pos++] = 0x67 // g
         buf[pos++] = 0x65 // e
         buf[pos++] = 0x74 // t
       }
+      open.add(key, context, reply, view)
+      lineExtra++
       buf[pos++] = 0x20
-      for (let i = 0; i < n; i++) buf[pos + i] = line[TOKEN_AT + i]!
+      for (let i = 0; i < n; i++) buf[pos + i] = bytes[TOKEN_AT + i]!
       outLen = pos + n
     }
 
@@ -710,23 +812,26 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
 
     const unexpected = (operation: string, tag: string) => storeError(operation, "protocol", `unexpected answer ${tag}`)
 
-    const readValue = <C>(key: WireKey, operation: string, context: C, reply: ValueReply<C>): void => {
-      const job = new ValueRead(operation, key, context, reply as ValueReply<unknown>, unexpected)
-      if (state === "down" || state === "closed") return fail(job, unavailable(operation))
-      job.at = now()
-      if (key.base64) {
+    const readValue = <C>(
+      key: WireKey,
+      operation: string,
+      context: C,
+      reply: ValueReply<C>,
+      view: boolean
+    ): void => {
+      if (state === "down" || state === "closed") return reply(context, null, 0, unavailable(operation))
+      if (!key.base64) {
+        writeGet(key, operation, context, reply as ValueReply<unknown>, view)
+      } else {
         // a classic `get` has no base64 keys: `mg <key> b v`, matched by its opaque number
+        const job = new ValueRead(operation, view, context, reply as ValueReply<unknown>, unexpected)
         const opaque = seq = (seq + 1) & 0x7fffffff
         job.seq = opaque
         job.kind = "mg"
+        job.at = now()
         closeLine()
         pending.push(job)
         writeRead(key, opaque)
-      } else {
-        job.seq = Protocol.CLASSIC
-        job.kind = "get"
-        writeGet(key, job.at)
-        pending.push(job)
       }
       scheduleFlush()
     }
@@ -883,7 +988,7 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
     return {
       label: options.label,
       state: () => state,
-      inFlight: () => pending.length,
+      inFlight: () => pending.length + lineExtra,
       answered: () => answered,
       execute,
       executeWith,

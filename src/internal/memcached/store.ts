@@ -560,7 +560,7 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
       if (server === undefined) return noServer("get")
       // While the breaker is closed, the failure handler rides along with the request (no extra step).
       if (server.breaker.state() === "closed") {
-        return Effect.async((resume) => pick(server).readValue(wire, "get", resume, server.onGet))
+        return Effect.async((resume) => pick(server).readValue(wire, "get", resume, server.onGet, false))
       }
       const request: Protocol.MetaGet = { _tag: "mg", key: wire, value: true }
       return guard(server, "get", pick(server).executeWith(request, "get", toOption))
@@ -581,7 +581,7 @@ export const make = (options: Options): Effect.Effect<MemcachedStore, never, Sco
         return reply(null, storeError("get", "unavailable", NO_SERVER), undefined)
       }
       const breaker = server.breaker
-      if (breaker.state() === "closed") return pick(server).readValue(wire, "get", reply, server.onRead)
+      if (breaker.state() === "closed") return pick(server).readValue(wire, "get", reply, server.onRead, true)
       const request: Protocol.MetaGet = { _tag: "mg", key: wire, value: true }
       if (!breaker.admit()) return reply(null, breaker.refused("get"), afterFailure(server))
       // the probe of a breaker that is not closed: its outcome closes or opens it again
