@@ -294,6 +294,10 @@ export interface Service {
  * callback that completed the read. `before`, when given, must run before the outcome is acted
  * on (log lines a store defers to the reader's fiber).
  *
+ * The value is the reader's to read only until `reply` returns: a store may hand a view into a
+ * buffer it reads into again (MemcachedStore hands a view into the socket's chunk, saving a
+ * copy per read). A reader that keeps the bytes copies them; the strategies decode them at once.
+ *
  * @since 0.1.0
  * @category models
  */

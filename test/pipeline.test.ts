@@ -1561,6 +1561,45 @@ describe("pipeline: a store that fails", () => {
   }
 })
 
+describe("pipeline: bytes a store hands over", () => {
+  it.scoped("a store that reads every value into one reused buffer: each read decodes what it holds now", () =>
+    Effect.gen(function*() {
+      // the store answers every read with a view into one scratch buffer, overwritten by the
+      // next read, as a client reading into a reused socket buffer would
+      const map = new Map<string, Uint8Array>()
+      const scratch = Buffer.alloc(4096)
+      const viewOf = (key: string): Uint8Array | null => {
+        const stored = map.get(key)
+        if (stored === undefined) return null
+        scratch.set(stored)
+        return scratch.subarray(0, stored.byteLength)
+      }
+      const get: CacheStore.Service["get"] = (key) => Effect.sync(() => Option.fromNullable(viewOf(key)))
+      const store = CacheStore.make({
+        name: "scratch",
+        get,
+        set: (key, value) => Effect.sync(() => void map.set(key, new Uint8Array(value as Uint8Array))),
+        setIfAbsent: (key, value) =>
+          Effect.sync(() => map.has(key) ? false : (map.set(key, new Uint8Array(value as Uint8Array)), true)),
+        delete: (key) => Effect.sync(() => map.delete(key)),
+        expire: (key) => Effect.sync(() => map.has(key)),
+        directRead: { _tag: "Callback", get, read: (key, reply) => reply(viewOf(key), undefined, undefined) }
+      })
+      const make = CacheAside.make({ namespace: "scratch", value: Schema.String, ttl: "5 minutes" }).pipe(
+        Effect.provideService(CacheStore.CacheStore, store)
+      )
+      const reader = yield* make
+      // another handle (another process, say) writes: same length, other bytes
+      const writer = yield* make
+      yield* writer.set("k", "one")
+      expect(yield* reader.get("k")).toEqual(Option.some("one"))
+      yield* writer.set("k", "two")
+      expect(yield* reader.get("k")).toEqual(Option.some("two"))
+      yield* writer.set("k", "six")
+      expect(yield* reader.get("k")).toEqual(Option.some("six"))
+    }))
+})
+
 describe("pipeline: spans, metrics and options", () => {
   it.scoped("a loader's spans hang under the read that started it, not under the span open at make", () =>
     Effect.gen(function*() {

@@ -102,8 +102,11 @@ export const makeReader = <A>(options: ReadOptions<A>): Reader<A> => {
   const remember = (key: string, full: string, bytes: Uint8Array, entry: Entry<A>) => {
     if (bytes.byteLength > DECODED_MAX_BYTES) return
     decoded.delete(key)
-    // a copy: the bytes a client hands over may be a view into a larger socket buffer
-    decoded.set(key, { full, bytes: bytes.slice(), entry })
+    // a copy (a Buffer's own `slice` would be a view): the bytes a store hands over may be a view
+    // into a buffer it reads into again (see `CacheStore.DirectReply`)
+    const copy = new Uint8Array(bytes.byteLength)
+    copy.set(bytes)
+    decoded.set(key, { full, bytes: copy, entry })
     if (decoded.size > DECODED_MAX_ENTRIES) decoded.delete(decoded.keys().next().value!)
   }
 
