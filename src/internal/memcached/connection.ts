@@ -261,7 +261,23 @@ class GetLine implements Job, Entry {
   readonly views: Array<boolean> = []
   /** The first read not answered yet. */
   next = 0
-  constructor(readonly operation: string, readonly at: number) {}
+  operation = "get"
+  at = 0
+  /** Starts a line (a fresh one, or one answered in full, whose arrays keep their capacity). */
+  begin(operation: string, at: number): this {
+    this.operation = operation
+    this.at = at
+    this.done = false
+    this.next = 0
+    return this
+  }
+  /** Lets go of the reads of a line answered in full, so it can be begun again. */
+  clear(): void {
+    this.keys.length = 0
+    this.contexts.length = 0
+    this.replies.length = 0
+    this.views.length = 0
+  }
   add(key: WireKey, context: unknown, reply: ValueReply<unknown>, view: boolean): void {
     this.keys.push(key)
     this.contexts.push(context)
@@ -387,6 +403,8 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
      * instead of one `mg` each, which halves its CPU per read in bursts.
      */
     let line: GetLine | undefined
+    /** A line answered in full, kept for the next one (its arrays keep their capacity). */
+    let spare: GetLine | undefined
     /**
      * How many more requests are in flight than there are entries in the queue: a line's entry
      * counts as its reads not answered yet (see `inFlight`).
@@ -592,13 +610,17 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
     const endLine = (): boolean => {
       if (broken) return false
       const head = pending.peek()
-      if (!(head instanceof GetLine) || head.done) return false
+      // (a line still being written has not been sent: no END can be its answer)
+      if (!(head instanceof GetLine) || head.done || head === line) return false
       pending.shift()
       head.done = true
       answered += head.keys.length - head.next + 1
       // the line leaves the queue: its reads no longer count in flight, nor does it
       lineExtra -= head.keys.length - head.next - 1
       head.missUntil(head.keys.length)
+      // answered in full and no longer referenced: the next line reuses it
+      head.clear()
+      spare = head
       return true
     }
     const fast: Protocol.FastAnswers = {
@@ -718,7 +740,8 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
       const buf = reserve(n + 4)
       let pos = outLen
       if (open === undefined) {
-        open = line = new GetLine(operation, now())
+        open = line = (spare ?? new GetLine()).begin(operation, now())
+        spare = undefined
         pending.push(open)
         lineExtra--
         buf[pos++] = 0x67 // g
