@@ -41,6 +41,33 @@ const keys = () => {
   const id = `t${process.pid}-${Date.now().toString(36)}-${run++}`
   return (name: string) => Keys.wireKey(`${id}:${name}`)!
 }
+/** A value read through `readValue`, as an Effect. */
+const valueOf = (c: Connection.Connection, key: Keys.WireKey, view: boolean) =>
+  Effect.async<Uint8Array | null, StoreError>((resume) =>
+    c.readValue(
+      key,
+      "get",
+      undefined,
+      (_, value, __, error) => resume(error === undefined ? Effect.succeed(value) : Effect.fail(error)),
+      view
+    )
+  )
+/** A value read through `readValue` as text (`<miss>` for a miss), decoded before the reply returns, with its marks. */
+const textOf = (c: Connection.Connection, key: Keys.WireKey, view: boolean) =>
+  Effect.async<{ readonly text: string; readonly marks: number }, StoreError>((resume) =>
+    c.readValue(
+      key,
+      "get",
+      undefined,
+      (_, value, marks, error) =>
+        resume(
+          error !== undefined
+            ? Effect.fail(error)
+            : Effect.succeed({ text: value === null ? "<miss>" : new TextDecoder().decode(value), marks })
+        ),
+      view
+    )
+  )
 const text = (r: Protocol.Response) => r._tag === "VA" ? new TextDecoder().decode(r.value) : `<${r._tag}>`
 
 describe("meta protocol client", () => {
@@ -249,15 +276,7 @@ describe("meta protocol client", () => {
       expect(yield* c.pipeline([], "test")).toEqual([])
       // value reads sent in the same burst as quiet requests whose answers the server suppresses:
       // each read's answer reaches it past the quiet ones, hit or miss
-      const valueRead = (name: string) =>
-        Effect.async<string, StoreError>((resume) =>
-          c.readValue(k(name), "get", undefined, (_, value, __, error) =>
-            resume(
-              error !== undefined
-                ? Effect.fail(error)
-                : Effect.succeed(value === null ? "<miss>" : new TextDecoder().decode(value))
-            ), false)
-        )
+      const valueRead = (name: string) => Effect.map(textOf(c, k(name), false), (got) => got.text)
       const mixed = yield* Effect.all([
         c.pipeline([
           { _tag: "ms", key: k("p3"), value: bytes("three"), quiet: true },
@@ -292,17 +311,8 @@ describe("meta protocol client", () => {
       const stub = yield* c.execute({ _tag: "mg", key: k("stub"), value: true, vivify: 30 }, "test")
       expect(stub).toMatchObject({ _tag: "VA", flags: { win: true } })
       const expected = (i: number) => i % 3 === 0 ? "<miss>" : i % 50 === 1 ? "" : `value-${i}`.repeat(1 + (i % 7))
-      type Got = { readonly text: string; readonly marks: number }
-      const valueRead = (key: string) =>
-        Effect.async<Got, StoreError>((resume) =>
-          // half the reads take views into the socket's chunk, which they decode before returning
-          c.readValue(k(key), "get", undefined, (_, value, marks, error) =>
-            resume(
-              error !== undefined
-                ? Effect.fail(error)
-                : Effect.succeed({ text: value === null ? "<miss>" : new TextDecoder().decode(value), marks })
-            ), key.length % 2 === 0)
-        )
+      // half the reads take views into the socket's chunk
+      const valueRead = (key: string) => textOf(c, k(key), key.length % 2 === 0)
       // reads of each key twice in a row, in a shuffled order, with other requests in between
       const order = Array.from({ length: n }, (_, i) => (i * 7919) % n)
       const results = yield* Effect.forEach(
@@ -331,17 +341,9 @@ describe("meta protocol client", () => {
       // a value larger than a socket read, the classic way
       const big = new Uint8Array(300 * 1000).map((_, i) => (i * 31) % 256)
       yield* c.execute({ _tag: "ms", key: k("big"), value: big }, "test")
-      const readBig = (view: boolean) =>
-        Effect.async<Uint8Array | null, StoreError>((resume) =>
-          c.readValue(
-            k("big"),
-            "get",
-            undefined,
-            (_, value, __, error) => resume(error === undefined ? Effect.succeed(value) : Effect.fail(error)),
-            view
-          )
-        )
-      const [kept, viewed] = yield* Effect.all([readBig(false), readBig(true)], { concurrency: "unbounded" })
+      const [kept, viewed] = yield* Effect.all([valueOf(c, k("big"), false), valueOf(c, k("big"), true)], {
+        concurrency: "unbounded"
+      })
       expect(kept === null ? null : new Uint8Array(kept)).toEqual(big)
       expect(viewed === null ? null : new Uint8Array(viewed)).toEqual(big)
       // a value kept is a copy of its own, not a view into the chunk it arrived in
@@ -465,56 +467,32 @@ describe("meta protocol client", () => {
         "a fresh connection",
         Effect.map(c.execute({ _tag: "mg", key: k("x"), value: true }, "get"), (r) => text(r) === "real")
       )
-      // a forged answer to value reads (the short way) with a number no read carries
-      proxy.setMode("hold-replies")
-      const reads = yield* Effect.fork(Effect.forEach(
-        Array.from({ length: 10 }, (_, i) => i),
-        () =>
-          Effect.either(
-            Effect.async<Uint8Array | null, StoreError>((resume) =>
-              c.readValue(k("x"), "get", undefined, (_, value, __, error) =>
-                resume(error === undefined ? Effect.succeed(value) : Effect.fail(error)), false)
-            )
-          ),
-        { concurrency: "unbounded" }
-      ))
-      yield* eventually("10 value reads in flight", Effect.sync(() => c.inFlight() === 10))
-      proxy.inject("VA 6 O999999\r\nforged\r\n")
-      proxy.setMode("forward")
-      const forged = yield* Fiber.join(reads)
-      for (const r of forged) {
-        expect(Either.isLeft(r) && r.left).toMatchObject({ _tag: "StoreError", reason: "protocol" })
-      }
-      expect(Either.isLeft(forged[0]!) && forged[0]!.left.detail).toContain("where a get line's answer was due")
-      yield* eventually(
-        "a fresh connection",
-        Effect.map(c.execute({ _tag: "mg", key: k("x"), value: true }, "get"), (r) => text(r) === "real")
-      )
-      // a value for a key that no read of the line asked for: no read takes it
-      proxy.setMode("hold-replies")
-      const foreign = yield* Effect.fork(Effect.forEach(
-        ["x", "y"],
-        (name) =>
-          Effect.either(
-            Effect.async<Uint8Array | null, StoreError>((resume) =>
-              c.readValue(k(name), "get", undefined, (_, value, __, error) =>
-                resume(error === undefined ? Effect.succeed(value) : Effect.fail(error)), false)
-            )
-          ),
-        { concurrency: "unbounded" }
-      ))
-      yield* eventually("2 value reads in flight", Effect.sync(() => c.inFlight() === 2))
-      proxy.inject(`VALUE ${k("z").token} 0 6\r\nforged\r\nEND\r\n`)
-      proxy.setMode("forward")
-      const stolen = yield* Fiber.join(foreign)
-      for (const r of stolen) {
-        expect(Either.isLeft(r) && r.left).toMatchObject({ _tag: "StoreError", reason: "protocol" })
-      }
-      expect(Either.isLeft(stolen[0]!) && stolen[0]!.left.detail).toContain("no read in flight asked for")
-      yield* eventually(
-        "a fresh connection",
-        Effect.map(c.execute({ _tag: "mg", key: k("x"), value: true }, "get"), (r) => text(r) === "real")
-      )
+      // forged answers to value reads (the short way): every read in flight fails, none takes it
+      const forgedReads = (names: ReadonlyArray<string>, forgery: string, detail: string) =>
+        Effect.gen(function*() {
+          proxy.setMode("hold-replies")
+          const reads = yield* Effect.fork(Effect.forEach(
+            names,
+            (name) => Effect.either(valueOf(c, k(name), false)),
+            { concurrency: "unbounded" }
+          ))
+          yield* eventually("the value reads in flight", Effect.sync(() => c.inFlight() === names.length))
+          proxy.inject(forgery)
+          proxy.setMode("forward")
+          const forged = yield* Fiber.join(reads)
+          for (const r of forged) {
+            expect(Either.isLeft(r) && r.left).toMatchObject({ _tag: "StoreError", reason: "protocol" })
+          }
+          expect(Either.isLeft(forged[0]!) && forged[0]!.left.detail).toContain(detail)
+          yield* eventually(
+            "a fresh connection",
+            Effect.map(c.execute({ _tag: "mg", key: k("x"), value: true }, "get"), (r) => text(r) === "real")
+          )
+        })
+      // ten reads on one get line, answered as if by opaque number
+      yield* forgedReads(Array(10).fill("x"), "VA 6 O999999\r\nforged\r\n", "where a get line's answer was due")
+      // a value for a key that no read of the line asked for
+      yield* forgedReads(["x", "y"], `VALUE ${k("z").token} 0 6\r\nforged\r\nEND\r\n`, "no read in flight asked for")
       // an unexpected line is caught the same way
       proxy.setMode("hold-replies")
       const second = yield* Effect.fork(Effect.either(c.execute({ _tag: "mg", key: k("x"), value: true }, "get")))
