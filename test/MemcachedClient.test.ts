@@ -337,6 +337,13 @@ describe("meta protocol client", () => {
       const stubRead = yield* valueRead("stub")
       expect(stubRead).toEqual({ text: "", marks: Protocol.MARK_WIN_SENT })
       expect(yield* valueRead(name(1))).toEqual({ text: "", marks: 0 })
+      // a quiet request the server says nothing for, then a line: the line's answer settles it
+      const [quiet, after] = yield* Effect.all([
+        c.execute({ _tag: "ms", key: k("quiet"), value: bytes("q"), quiet: true }, "test"),
+        valueRead("quiet")
+      ], { concurrency: "unbounded" })
+      expect(quiet._tag).toBe("HD")
+      expect(after).toEqual({ text: "q", marks: 0 })
       expect(c.inFlight()).toBe(0)
       // a value larger than a socket read, the classic way
       const big = new Uint8Array(300 * 1000).map((_, i) => (i * 31) % 256)

@@ -569,6 +569,19 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
      * The common answers of a value read, straight from the parser: taken when the oldest request
      * in flight is a value read with this opaque number; anything else goes through `onResponse`.
      */
+    /**
+     * The oldest entry in flight once the quiet requests before it are settled: an answer that
+     * reaches past them means the server said nothing for them (as in `onResponse`).
+     */
+    const headPastQuiet = (): Entry | undefined => {
+      let head = pending.peek()
+      while (head !== undefined && head.quiet !== undefined) {
+        pending.shift()
+        resolve(head, head.quiet)
+        head = pending.peek()
+      }
+      return head
+    }
     const answer = (value: Uint8Array | null, opaque: number, marks: number): boolean => {
       if (broken) return true
       const head = pending.peek()
@@ -597,7 +610,7 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
      */
     const keyed = (buf: Uint8Array, start: number, end: number): number => {
       if (broken) return -1
-      const head = pending.peek()
+      const head = headPastQuiet()
       if (!(head instanceof GetLine) || head.done) return -1
       const at = head.find(buf, start, end)
       if (at === -1) return -1
@@ -609,7 +622,7 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
     /** A classic `get` line's `END`: its reads not answered yet had no hit. */
     const endLine = (): boolean => {
       if (broken) return false
-      const head = pending.peek()
+      const head = headPastQuiet()
       // (a line still being written has not been sent: no END can be its answer)
       if (!(head instanceof GetLine) || head.done || head === line) return false
       pending.shift()
