@@ -500,13 +500,35 @@ describe("meta protocol client", () => {
       yield* forgedReads(Array(10).fill("x"), "VA 6 O999999\r\nforged\r\n", "where a get line's answer was due")
       // a value for a key that no read of the line asked for
       yield* forgedReads(["x", "y"], `VALUE ${k("z").token} 0 6\r\nforged\r\nEND\r\n`, "no read in flight asked for")
+      // a stray END (a get line's answer carries no opaque token): it may answer a line with
+      // misses, but never hands the next line the answer meant for the one before
+      const direct = yield* connect(servers()[0]!.port)
+      yield* direct.execute({ _tag: "ms", key: k("s"), value: bytes("older") }, "test")
+      proxy.setMode("hold-replies")
+      const first = yield* Effect.fork(Effect.either(valueOf(c, k("s"), false)))
+      yield* eventually("the first line in flight", Effect.sync(() => c.inFlight() === 1))
+      yield* direct.execute({ _tag: "ms", key: k("s"), value: bytes("newer") }, "test")
+      const second = yield* Effect.fork(Effect.either(valueOf(c, k("s"), false)))
+      yield* eventually("both lines in flight", Effect.sync(() => c.inFlight() === 2))
+      proxy.inject("END\r\n")
+      proxy.setMode("forward")
+      const stray = [yield* Fiber.join(first), yield* Fiber.join(second)]
+      for (const r of stray) {
+        if (Either.isRight(r)) expect(r.right).toBeNull()
+        else expect(r.left).toMatchObject({ _tag: "StoreError", reason: "protocol" })
+      }
+      expect(Either.isLeft(stray[1]!)).toBe(true)
+      yield* eventually(
+        "a fresh connection",
+        Effect.map(c.execute({ _tag: "mg", key: k("x"), value: true }, "get"), (r) => text(r) === "real")
+      )
       // an unexpected line is caught the same way
       proxy.setMode("hold-replies")
-      const second = yield* Effect.fork(Effect.either(c.execute({ _tag: "mg", key: k("x"), value: true }, "get")))
+      const unexpected = yield* Effect.fork(Effect.either(c.execute({ _tag: "mg", key: k("x"), value: true }, "get")))
       yield* eventually("a request in flight", Effect.sync(() => c.inFlight() === 1))
       proxy.inject("VALUE x 0 6\r\nforged\r\nEND\r\n")
       proxy.setMode("forward")
-      const r = yield* Fiber.join(second)
+      const r = yield* Fiber.join(unexpected)
       expect(Either.isLeft(r) && r.left).toMatchObject({ reason: "protocol" })
       yield* eventually(
         "a fresh connection",
@@ -658,7 +680,7 @@ describe("meta protocol parser", () => {
 
   it("reads a classic get line's answers: each hit by key, a stub by its empty flags-0 item, then END", () => {
     const taken: Array<string> = []
-    const wanted = ["k1", "k2", "k3"]
+    const wanted = ["k1", "k2", "k3", "q"]
     const fast: Protocol.FastAnswers = {
       value: (value, opaque, marks) => {
         taken.push(
@@ -680,7 +702,7 @@ describe("meta protocol parser", () => {
       }
     }
     const input = Buffer.from(
-      "VALUE k1 0 3\r\nabc\r\nVALUE k2 0 0\r\n\r\nVALUE k3 1 0\r\n\r\nVALUE k1 7 2 99\r\nxy\r\nEND\r\n",
+      "VALUE k1 0 3\r\nabc\r\nVALUE k2 0 0\r\n\r\nVALUE k3 1 0\r\n\r\nVALUE k1 7 2 99\r\nxy\r\nVALUE q 0 1\r\nz\r\nEND\r\n",
       "latin1"
     )
     for (const chunks of [[input], Array.from(input, (b) => Uint8Array.of(b))]) {
@@ -696,6 +718,8 @@ describe("meta protocol parser", () => {
         "value  classic m0",
         "key k1",
         "value xy classic m0",
+        "key q",
+        "value z classic m0",
         "END"
       ])
     }

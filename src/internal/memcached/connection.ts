@@ -231,6 +231,9 @@ class ValueRead extends Single {
   }
 }
 
+/** The job of the `mn` that closes each get line: it has no caller. */
+const lineSync: Job = { operation: "get", results: undefined, remaining: 0, done: true, complete: () => {} }
+
 /** A value as a copy of its own: a value read that keeps it must not pin the socket's chunk. */
 const copyOf = (view: Uint8Array): Uint8Array => {
   // from Node's buffer pool (values under 4 KiB share its 8 KiB slabs): a fresh backing store
@@ -454,7 +457,11 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
       for (const entry of entries) {
         if (entry.job.done) continue
         if (entry instanceof GetLine) {
-          if (entry.next === entry.keys.length) continue
+          if (entry.next === entry.keys.length) {
+            // answered, but for its END: what went wrong most likely answered the line itself
+            isFirst = false
+            continue
+          }
           const error = isFirst && first !== undefined
             ? storeError(entry.operation, first.reason, first.detail)
             : storeError(entry.operation, reason, detail)
@@ -560,15 +567,13 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
           return false
         }
         pending.shift()
+        // a get line's closing `mn` is not counted in flight (see `closeLine`)
+        if (head.job === lineSync) lineExtra++
         resolve(head, response)
         return true
       }
     }
 
-    /**
-     * The common answers of a value read, straight from the parser: taken when the oldest request
-     * in flight is a value read with this opaque number; anything else goes through `onResponse`.
-     */
     /**
      * The oldest entry in flight once the quiet requests before it are settled: an answer that
      * reaches past them means the server said nothing for them (as in `onResponse`).
@@ -582,14 +587,21 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
       }
       return head
     }
+    /**
+     * The common answers of a value read, straight from the parser: taken when the oldest request
+     * in flight is a value read with this opaque number; anything else goes through `onResponse`.
+     */
     const answer = (value: Uint8Array | null, opaque: number, marks: number): boolean => {
       if (broken) return true
       const head = pending.peek()
       if (opaque === Protocol.CLASSIC) {
-        // the value of the hit `keyed` found: the line's read at `next`
-        if (!(head instanceof GetLine) || head.done) return false
-        answered++
-        lineExtra--
+        // the value of the hit `keyed` found: the reads before it had none
+        const at = found
+        found = -1
+        if (!(head instanceof GetLine) || head.done || at < head.next) return false
+        answered += at - head.next + 1
+        lineExtra -= at - head.next + 1
+        head.missUntil(at)
         head.hit(value!, marks)
         return true
       }
@@ -602,11 +614,12 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
       }
       return true
     }
+    /** The read of the oldest get line that the `VALUE` header being parsed answers (-1: none). */
+    let found = -1
     /**
-     * A classic `get` line's hit for the key at `buf[start, …)`: the line's reads before it are
-     * misses, and the read it answers is next for its value. Returns where the key ends, or -1
-     * when no read of the line has this key: nothing is settled then (the stream is broken, and
-     * every read in flight fails).
+     * A classic `get` line's hit for the key at `buf[start, …)`: finds the read it answers (left
+     * in `found` for the value). Returns where the key ends, or -1 when no read of the line has
+     * this key: the stream is broken, and every read in flight fails, none answered.
      */
     const keyed = (buf: Uint8Array, start: number, end: number): number => {
       if (broken) return -1
@@ -614,9 +627,7 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
       if (!(head instanceof GetLine) || head.done) return -1
       const at = head.find(buf, start, end)
       if (at === -1) return -1
-      answered += at - head.next
-      lineExtra -= at - head.next
-      head.missUntil(at)
+      found = at
       return start + head.keys[at]!.readLine!.length - TOKEN_AT - 4
     }
     /** A classic `get` line's `END`: its reads not answered yet had no hit. */
@@ -732,13 +743,24 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
       return out
     }
 
-    /** Ends the open `get` line, if any: before any other request is queued, and before a flush. */
+    /**
+     * Ends the open `get` line, if any: before any other request is queued, and before a flush.
+     * An `mn` follows it, whose `MN` must come right after the line's `END`: a get line's answer
+     * carries no opaque token, so this is what keeps a stray `END` from being taken as the next
+     * line's (which would hand that line's reads the answers meant for the one before).
+     */
     const closeLine = (): void => {
       if (line === undefined) return
       line = undefined
-      const buf = reserve(2)
+      const buf = reserve(6)
       buf[outLen++] = 0x0d
       buf[outLen++] = 0x0a
+      buf[outLen++] = 0x6d // m
+      buf[outLen++] = 0x6e // n
+      buf[outLen++] = 0x0d
+      buf[outLen++] = 0x0a
+      pending.push({ seq: -1, quiet: undefined, kind: "mn", job: lineSync, index: -1, at: now() })
+      lineExtra--
     }
 
     /** Queues a value read of a plain key on the open `get` line (opening one when none is). */

@@ -214,9 +214,10 @@ export interface FastAnswers {
   readonly miss: (opaque: number) => boolean
   /**
    * The header of a classic `get` line's hit, `VALUE <key> <flags> <size>`, whose line is
-   * `buf[…, end)` with the key at `start`: the reads of that line before this key had no hit and
-   * are settled as misses. Returns where the key ends (at a space), or -1 when no read of the
-   * line waits for this key. The value follows through `value`, with `opaque` set to `CLASSIC`.
+   * `buf[…, end)` with the key at `start`: finds the read this key answers. Returns where the key
+   * ends (at a space), or -1 when no read of the line waits for this key. The value follows
+   * through `value`, with `opaque` set to `CLASSIC`; the reads of the line before the one it
+   * answers had no hit, and are settled as misses then.
    */
   readonly keyed?: (buf: Uint8Array, start: number, end: number) => number
   /** A classic `get` line's `END`: its reads not answered so far are misses. False when none is due. */
@@ -657,11 +658,12 @@ export class Parser {
       return fast.end!() ? undefined : new ProtocolViolation("END arrived with no get line in flight")
     }
     if (
-      end - start < 12 || buf[start] !== 0x56 || buf[start + 1] !== 0x41 || buf[start + 2] !== 0x4c ||
+      end - start < 11 || buf[start] !== 0x56 || buf[start + 1] !== 0x41 || buf[start + 2] !== 0x4c ||
       buf[start + 3] !== 0x55 || buf[start + 4] !== 0x45 || buf[start + 5] !== 0x20
     ) return false
     const keyStart = start + 6
-    // the key is matched against the reads in flight first, so it is scanned once
+    // the key is matched against the reads in flight first, so it is scanned once; nothing is
+    // settled until the value has arrived
     const keyEnd = fast.keyed!(buf, keyStart, end)
     if (keyEnd === -1) {
       return new ProtocolViolation(

@@ -592,8 +592,13 @@ export const storeSuite = (runner: StoreSuiteRunner, name: string, options: Stor
               : Effect.async((resume) =>
                 direct.read(
                   key,
+                  // the bytes are the reader's only until the reply returns: a copy is kept
                   (value, error) =>
-                    resume(error === undefined ? Effect.succeed(value ?? undefined) : Effect.fail(error))
+                    resume(
+                      error === undefined
+                        ? Effect.succeed(value instanceof Uint8Array ? new Uint8Array(value) : value ?? undefined)
+                        : Effect.fail(error)
+                    )
                 )
               )
           yield* store.set("k", bytes("v"), shortTtl)
