@@ -452,6 +452,7 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
       out = undefined
       outLen = 0
       line = undefined
+      lastLine = undefined
       lineExtra = 0
       let isFirst = true
       for (const entry of entries) {
@@ -728,6 +729,7 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
     ): void => {
       closeLine()
       pending.push({ seq: opaque, quiet: Protocol.quietDefault(request), kind: request._tag, job, index, at })
+      lastLine = undefined
       write(request, line)
     }
 
@@ -743,18 +745,27 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
       return out
     }
 
-    /**
-     * Ends the open `get` line, if any: before any other request is queued, and before a flush.
-     * An `mn` follows it, whose `MN` must come right after the line's `END`: a get line's answer
-     * carries no opaque token, so this is what keeps a stray `END` from being taken as the next
-     * line's (which would hand that line's reads the answers meant for the one before).
-     */
+    /** Ends the open `get` line, if any: before any other request is queued, and before a flush. */
     const closeLine = (): void => {
       if (line === undefined) return
       line = undefined
-      const buf = reserve(6)
+      const buf = reserve(2)
       buf[outLen++] = 0x0d
       buf[outLen++] = 0x0a
+    }
+
+    /**
+     * The newest entry queued, when it is a get line. A get line's answer carries no opaque
+     * token: a line queued right behind another one still in flight is preceded by an `mn`, whose
+     * `MN` must come right after the first line's `END`, so that a stray `END` (from a proxy or a
+     * faulty server) cannot be taken as the first line's and shift every later line's answers
+     * onto the line after (which would hand its reads the values read before). Any other request
+     * between two lines checks the same, by its own answer.
+     */
+    let lastLine: GetLine | undefined
+    const syncAfterLine = (): void => {
+      if (lastLine === undefined || lastLine.done) return
+      const buf = reserve(4)
       buf[outLen++] = 0x6d // m
       buf[outLen++] = 0x6e // n
       buf[outLen++] = 0x0d
@@ -770,20 +781,24 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
         closeLine()
         open = undefined
       }
+      const opening = open === undefined
+      if (opening) {
+        syncAfterLine()
+        open = line = lastLine = (spare ?? new GetLine()).begin(operation, now())
+        spare = undefined
+        pending.push(open)
+        lineExtra--
+      }
       const bytes = readLineOf(key)
       const n = bytes.length - TOKEN_AT - 4
       const buf = reserve(n + 4)
       let pos = outLen
-      if (open === undefined) {
-        open = line = (spare ?? new GetLine()).begin(operation, now())
-        spare = undefined
-        pending.push(open)
-        lineExtra--
+      if (opening) {
         buf[pos++] = 0x67 // g
         buf[pos++] = 0x65 // e
         buf[pos++] = 0x74 // t
       }
-      open.add(key, context, reply, view)
+      open!.add(key, context, reply, view)
       lineExtra++
       buf[pos++] = 0x20
       for (let i = 0; i < n; i++) buf[pos + i] = bytes[TOKEN_AT + i]!
@@ -843,6 +858,7 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
       job.at = now()
       closeLine()
       pending.push(job)
+      lastLine = undefined
       write(request, line)
       scheduleFlush()
     }
@@ -889,6 +905,7 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
         job.at = now()
         closeLine()
         pending.push(job)
+        lastLine = undefined
         writeRead(key, opaque)
       }
       scheduleFlush()
