@@ -727,9 +727,7 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
       index: number,
       at: number
     ): void => {
-      closeLine()
-      pending.push({ seq: opaque, quiet: Protocol.quietDefault(request), kind: request._tag, job, index, at })
-      lastLine = undefined
+      queue({ seq: opaque, quiet: Protocol.quietDefault(request), kind: request._tag, job, index, at })
       write(request, line)
     }
 
@@ -772,6 +770,13 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
       buf[outLen++] = 0x0a
       pending.push({ seq: -1, quiet: undefined, kind: "mn", job: lineSync, index: -1, at: now() })
       lineExtra--
+    }
+
+    /** Queues a request other than a get line's read: it ends the open line, and checks the one before it. */
+    const queue = (entry: Entry): void => {
+      closeLine()
+      pending.push(entry)
+      lastLine = undefined
     }
 
     /** Queues a value read of a plain key on the open `get` line (opening one when none is). */
@@ -856,9 +861,7 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
       job.quiet = Protocol.quietDefault(request)
       job.kind = request._tag
       job.at = now()
-      closeLine()
-      pending.push(job)
-      lastLine = undefined
+      queue(job)
       write(request, line)
       scheduleFlush()
     }
@@ -903,9 +906,7 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
         job.seq = opaque
         job.kind = "mg"
         job.at = now()
-        closeLine()
-        pending.push(job)
-        lastLine = undefined
+        queue(job)
         writeRead(key, opaque)
       }
       scheduleFlush()
