@@ -5,9 +5,13 @@
  * made while it was out, whether or not it is the server `<prefix>:gen` hashes to.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, Fiber, Option } from "effect"
+import { Deferred, Effect, Either, Fiber, Option, Schedule } from "effect"
 import * as HashRing from "effect-cachekit/HashRing"
 import * as MemcachedStore from "effect-cachekit/MemcachedStore"
+import { StoreError } from "../src/CacheError.js"
+import * as Connection from "../src/internal/memcached/connection.js"
+import * as Generation from "../src/internal/memcached/generation.js"
+import * as Keys from "../src/internal/memcached/keys.js"
 import { bytes, text } from "../src/internal/testing/bytes.js"
 import { fixture } from "./harness/fixture.js"
 import { rawCommand, startMemcacheds } from "./harness/memcached.js"
@@ -106,6 +110,41 @@ const outage = (pick: (cluster: ReadonlyArray<Memcached>, prefix: string) => Mem
   })
 
 describe("MemcachedStore generation", () => {
+  it.scopedLive("processes that start together settle on one first generation, whichever writes first", () =>
+    Effect.gen(function*() {
+      const connections = yield* Effect.forEach(servers(), (server) =>
+        Connection.make({
+          host: "127.0.0.1",
+          port: server.port,
+          timeout: "5 seconds",
+          connectTimeout: "5 seconds",
+          reconnect: Schedule.spaced("100 millis"),
+          label: server.address
+        }))
+      const key = Keys.wireKey(`${uniquePrefix("first")}:gen`)!
+      const fail = (reason: StoreError["reason"], detail: string) =>
+        new StoreError({ store: "memcached", operation: "generation", reason, detail })
+      const plain = (c: Connection.Connection): Generation.Run => (request) => c.execute(request, "generation")
+      // B reads every copy (none yet), then A settles in full, then B writes
+      let readsOfB = 0
+      const readAll = yield* Deferred.make<void>()
+      const goOn = yield* Deferred.make<void>()
+      const gated = (c: Connection.Connection): Generation.Run => (request) =>
+        request._tag === "ms"
+          ? Effect.zipRight(Deferred.await(goOn), c.execute(request, "generation"))
+          : Effect.tap(c.execute(request, "generation"), () =>
+            ++readsOfB === connections.length ? Deferred.succeed(readAll, undefined) : Effect.void)
+      const options = { servers: connections, key, current: undefined, bump: false, fail } as const
+      const b = yield* Effect.fork(Generation.settle({ ...options, run: gated, seed: () => 2_000n }))
+      yield* Deferred.await(readAll)
+      const a = yield* Generation.settle({ ...options, run: plain, seed: () => 1_000n })
+      yield* Deferred.succeed(goOn, undefined)
+      const later = yield* Fiber.join(b)
+      expect(a.generation).toBe(1_000n)
+      expect(later.generation).toBe(a.generation)
+      expect(later.holders.length).toBe(connections.length)
+    }))
+
   it.scopedLive("every server holds a copy; one lowered or removed behind the store's back is written back up", () =>
     Effect.gen(function*() {
       const cluster = servers()

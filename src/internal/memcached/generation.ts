@@ -74,14 +74,18 @@ const readCopy = (run: Run, key: WireKey, fail: SettleOptions<unknown>["fail"]):
 /**
  * Makes one server's copy at least `target`: added when absent, swapped (CAS) when lower, re-read
  * and tried again when it changed in between. Returns what the copy holds then (`target`, or a
- * higher generation someone else wrote).
+ * higher generation someone else wrote). With `adopt` (`target` is a first generation, made up
+ * because none was found), a generation someone else added meanwhile is taken as it is, even a
+ * lower one: processes that start together then settle on one generation, instead of the later
+ * one raising the copies above what the earlier one already adopted.
  */
 const raise = (
   run: Run,
   key: WireKey,
   target: bigint,
   seen: Copy,
-  fail: SettleOptions<unknown>["fail"]
+  fail: SettleOptions<unknown>["fail"],
+  adopt: boolean
 ): Effect.Effect<bigint, StoreError> =>
   Effect.gen(function*() {
     let copy = seen
@@ -98,6 +102,7 @@ const raise = (
         return yield* Effect.fail(fail("protocol", `unexpected answer ${r._tag} to a generation write`))
       }
       copy = yield* readCopy(run, key, fail)
+      if (adopt && copy.value !== undefined) return copy.value
     }
     return yield* Effect.fail(fail("command", "the generation kept changing while it was being written"))
   })
@@ -128,13 +133,15 @@ export const settle = <S>(options: SettleOptions<S>): Effect.Effect<Settled<S>, 
       if (value !== undefined && (highest === undefined || value > highest)) highest = value
     }
     if (answered.length === 0) return yield* Effect.fail(error ?? fail("unavailable", "no server to read it from"))
+    const fresh = highest === undefined
     const target = highest === undefined ? options.seed() : options.bump ? highest + 1n : highest
     const raised = yield* Effect.forEach(
       answered,
-      ([s, copy]) => Effect.either(raise(options.run(s), key, target, copy, fail)),
+      ([s, copy]) => Effect.either(raise(options.run(s), key, target, copy, fail, fresh)),
       { concurrency: "unbounded" }
     )
-    let generation = target
+    // a first generation is what the copies hold now (another process's, when it came first)
+    let generation: bigint | undefined = fresh ? undefined : target
     const holders: Array<S> = []
     for (let i = 0; i < raised.length; i++) {
       const r = raised[i]!
@@ -143,7 +150,7 @@ export const settle = <S>(options: SettleOptions<S>): Effect.Effect<Settled<S>, 
         continue
       }
       holders.push(answered[i]![0])
-      if (r.right > generation) generation = r.right
+      if (generation === undefined || r.right > generation) generation = r.right
     }
-    return { generation, holders, error }
+    return { generation: generation ?? target, holders, error }
   })
