@@ -1,7 +1,7 @@
 /**
  * The distributed lock across real OS processes, on one real Redis and on a ring of three real
  * memcached servers: four child processes (the worker in harness/lockWorker.ts) each run 250
- * concurrent cold gets of one key.
+ * concurrent gets of one key, cold or kept past its expiry by failSafe.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Schema } from "effect"
