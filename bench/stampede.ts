@@ -11,7 +11,9 @@
  *   2 s TTL, each key read every 10 ms for the last 500 ms before they expire, as a hot key is,
  *   then every read at once 20 ms after they expired);
  * - across 4 OS processes on one Redis (started here on a free loopback port, stopped by PID):
- *   the same cold burst split over the processes, loader calls with and without `lock`.
+ *   loader calls with and without `lock`, **cold** (the same cold burst split over the processes)
+ *   and **at expiry** (one process writes every key, the entries expire, and 20 ms later the same
+ *   burst split over the processes reads them again).
  *
  * Loader calls say how many times the source was hit. A read's latency counts from the start of
  * its burst (every read of a burst arrives at once) to its answer, so it includes the time the
@@ -19,7 +21,8 @@
  * the median of `RUNS` runs, each on fresh caches.
  *
  * Run: `npm run bench -- stampede` (builds first; measures the built package).
- * `STAMPEDE_ACCESSORS` and `STAMPEDE_KEYS` change N (1,000) and K (10).
+ * `STAMPEDE_ACCESSORS` and `STAMPEDE_KEYS` change N (1,000) and K (10), `STAMPEDE_RUNS` the
+ * number of runs (3).
  */
 import { BentoCache, bentostore } from "bentocache"
 import { memoryDriver } from "bentocache/drivers/memory"
@@ -49,7 +52,7 @@ const TRICKLE_FOR_MS = 500
 const TRICKLE_MS = 10
 /** …then every read at once, this long after. */
 const AFTER_MS = 20
-const RUNS = 3
+const RUNS = Number(process.env.STAMPEDE_RUNS ?? 3)
 const PROCESSES = 4
 
 const Product = Schema.Struct({ id: Schema.String, price: Schema.Number })
@@ -299,8 +302,9 @@ const lineReader = (input: NodeJS.ReadableStream) => {
 
 /**
  * One process of the cross-process part, over one Redis client. For each `ROUND <json>` on stdin it
- * makes a ReadThrough over a RedisStore under the round's prefix and prints `PREPARED`; at `GO` it
- * runs the burst and prints `RESULT <json>`.
+ * makes a ReadThrough over a RedisStore under the round's prefix and prints `PREPARED`; at `WARM`
+ * (the at-expiry phase, sent to one process) it reads every key once and prints `WARMED`; at `GO`
+ * it runs the burst and prints `RESULT <json>`, counting only the burst's loader calls.
  */
 async function worker(options: WorkerOptions): Promise<void> {
   const runtime = ManagedRuntime.make(Layer.empty)
@@ -333,8 +337,14 @@ async function worker(options: WorkerOptions): Promise<void> {
       roundScope
     ))
     process.stdout.write("PREPARED\n")
-    await next() // GO
     const get = (key: string) => Effect.catchAll(cache.get(key), () => Effect.sync(() => void errors++))
+    if ((await next()) === "WARM") {
+      await effectBurst(runtime, get)(keys.slice(0, options.keys))
+      calls = 0
+      errors = 0
+      process.stdout.write("WARMED\n")
+      await next() // GO
+    }
     const latencies = await effectBurst(runtime, get)(keys)
     const result: WorkerResult = { calls, latencies, errors }
     process.stdout.write(`RESULT ${JSON.stringify(result)}\n`)
@@ -365,9 +375,16 @@ const startWorkers = async (port: number) => {
   const all = <A>(f: (i: number) => Promise<A>) => Promise.all(children.map((_, i) => f(i)))
   await all((i) => expect(i, "READY"))
   return {
-    round: async (round: Round): Promise<Array<WorkerResult>> => {
+    /** With `expired`, one process writes every key first, and the burst starts once they expired. */
+    round: async (round: Round, expired: boolean): Promise<Array<WorkerResult>> => {
       for (const child of children) child.stdin!.write(`ROUND ${JSON.stringify(round)}\n`)
       await all((i) => expect(i, "PREPARED"))
+      if (expired) {
+        children[0]!.stdin!.write("WARM\n")
+        await expect(0, "WARMED")
+        // each entry was written before its read returned: it has expired AFTER_MS before the burst
+        await sleep(TTL_MS + AFTER_MS)
+      }
       for (const child of children) child.stdin!.write("GO\n")
       return all(async (i) => JSON.parse((await expect(i, "RESULT ")).slice(7)) as WorkerResult)
     },
@@ -380,6 +397,9 @@ const startWorkers = async (port: number) => {
 }
 
 // -------------------------------------------------------------------------------------------------
+
+/** A fresh prefix for each cross-process round: its own keys and leases. */
+let prefixes = 0
 
 async function main(): Promise<void> {
   console.log(
@@ -415,39 +435,44 @@ async function main(): Promise<void> {
   console.log(`\nload average after: ${loadavg().map((x) => x.toFixed(1)).join(" ")}`)
 
   await withServers(redisServer(), async (server) => {
-    console.log(`\n### Across ${PROCESSES} processes, one Redis, cold\n`)
-    console.log(`${PROCESSES} processes × ${Math.ceil(ACCESSORS / PROCESSES)} accessors × ${KEYS} keys, all at once`)
-    console.log("\n| effect-cachekit over RedisStore | loader calls | p50 / p99 ms | errors |")
-    console.log("| --- | ---: | ---: | ---: |")
     const workers = await startWorkers(server.port)
     try {
-      type Row = { calls: number; p50: number; p99: number; errors: number }
-      const rows = new Map<boolean, Array<Row>>([[false, []], [true, []]])
-      let run = 0
-      // without and with the lock in turn, so both meet the same moods of the machine
-      for (let r = 0; r < RUNS; r++) {
-        for (const lock of [false, true]) {
-          const results = await workers.round({ prefix: `stampede-${run++}`, lock })
-          const latencies = results.flatMap((w) => w.latencies).sort((a, b) => a - b)
-          rows.get(lock)!.push({
-            calls: results.reduce((n, w) => n + w.calls, 0),
-            p50: percentile(latencies, 0.5),
-            p99: percentile(latencies, 0.99),
-            errors: results.reduce((n, w) => n + w.errors, 0)
-          })
-        }
-      }
-      for (const [lock, runs] of rows) {
+      for (const expired of [false, true]) {
+        console.log(`\n### Across ${PROCESSES} processes, one Redis, ${expired ? "at expiry" : "cold"}\n`)
         console.log(
-          `| ${lock ? "with `lock`" : "single flight only (no `lock`)"} | ${calls(runs.map((r) => r.calls))} | ${
-            ms(median(runs.map((r) => r.p50)))
-          } / ${ms(median(runs.map((r) => r.p99)))} | ${runs.reduce((n, r) => n + r.errors, 0)} |`
+          `${PROCESSES} processes × ${Math.ceil(ACCESSORS / PROCESSES)} accessors × ${KEYS} keys, all at once${
+            expired ? `, ${AFTER_MS} ms after the entries one process wrote expired (TTL ${TTL_MS} ms)` : ""
+          }`
         )
+        console.log("\n| effect-cachekit over RedisStore | loader calls | p50 / p99 ms | errors |")
+        console.log("| --- | ---: | ---: | ---: |")
+        type Row = { calls: number; p50: number; p99: number; errors: number }
+        const rows = new Map<boolean, Array<Row>>([[false, []], [true, []]])
+        // without and with the lock in turn, so both meet the same moods of the machine
+        for (let r = 0; r < RUNS; r++) {
+          for (const lock of [false, true]) {
+            const results = await workers.round({ prefix: `stampede-${prefixes++}`, lock }, expired)
+            const latencies = results.flatMap((w) => w.latencies).sort((a, b) => a - b)
+            rows.get(lock)!.push({
+              calls: results.reduce((n, w) => n + w.calls, 0),
+              p50: percentile(latencies, 0.5),
+              p99: percentile(latencies, 0.99),
+              errors: results.reduce((n, w) => n + w.errors, 0)
+            })
+          }
+        }
+        for (const [lock, runs] of rows) {
+          console.log(
+            `| ${lock ? "with `lock`" : "single flight only (no `lock`)"} | ${calls(runs.map((r) => r.calls))} | ${
+              ms(median(runs.map((r) => r.p50)))
+            } / ${ms(median(runs.map((r) => r.p99)))} | ${runs.reduce((n, r) => n + r.errors, 0)} |`
+          )
+        }
+        console.log(`\nload average after: ${loadavg().map((x) => x.toFixed(1)).join(" ")}`)
       }
     } finally {
       workers.stop()
     }
-    console.log(`\nload average after: ${loadavg().map((x) => x.toFixed(1)).join(" ")}`)
   })
 }
 

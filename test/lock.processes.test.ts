@@ -1,11 +1,13 @@
 /**
  * The distributed lock across real OS processes, on one real Redis and on a ring of three real
  * memcached servers: four child processes (the worker in harness/lockWorker.ts) each run 250
- * concurrent cold gets of one key.
+ * concurrent gets of one key, cold or kept past its expiry by failSafe.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect } from "effect"
+import { Deferred, Effect, Schema } from "effect"
 import type { Scope } from "effect"
+import { CacheAside } from "effect-cachekit"
+import * as RedisStore from "effect-cachekit/RedisStore"
 import { spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
 import { fileURLToPath } from "node:url"
@@ -95,11 +97,15 @@ const startWorker = (options: object, onLoad: (worker: Worker, n: number) => voi
     (worker) => Effect.sync(() => void (worker.child.exitCode === null && worker.child.kill("SIGKILL")))
   )
 
-/** Runs `PROCESSES` workers to their results; `onLoad` sees every loader call as it starts. */
+/**
+ * Runs `PROCESSES` workers to their results; `onLoad` sees every loader call as it starts, and
+ * `prepare` runs (with the workers' key prefix) before they start.
+ */
 const stampede = (
   options: object,
   onLoad: (worker: Worker, n: number) => void = () => {},
-  store: "redis" | "memcached" = "redis"
+  store: "redis" | "memcached" = "redis",
+  prepare: (prefix: string) => Effect.Effect<void, unknown, Scope.Scope> = () => Effect.void
 ): Effect.Effect<
   { readonly workers: ReadonlyArray<Worker>; readonly loaderCalls: number; readonly prefix: string },
   Error,
@@ -110,6 +116,7 @@ const stampede = (
     const port = store === "redis" ? env().port : undefined
     const memcached = store === "memcached" ? ring().map((server) => server.address) : undefined
     const all = { port, memcached, prefix, key: "hot", gets: GETS, ...options }
+    yield* Effect.orDie(prepare(prefix))
     const workers = yield* Effect.forEach(
       Array.from({ length: PROCESSES }),
       () => startWorker(all, onLoad),
@@ -225,6 +232,54 @@ describe("lock across 4 OS processes on one Redis", () => {
           expect(Math.max(...results.map((r) => r.millis))).toBeLessThan(ttl / 2)
           expect(Math.min(...results.map((r) => r.millis))).toBeGreaterThanOrEqual(wait - 1)
         }
+      }),
+    120_000
+  )
+})
+
+describe("lock across 4 OS processes on one Redis, with a kept stale value (failSafe)", () => {
+  it.scopedLive(
+    "the lock holder SIGKILLed mid-load, a value kept by failSafe: every waiter is answered with it at its deadline, no takeover",
+    () =>
+      Effect.gen(function*() {
+        const wait = 1_500
+        const ttl = 20_000
+        const failSafe = { maxStale: 3_600_000, throttle: 1_000 }
+        let killed: Worker | undefined
+        // the value the workers find: written as they would have, then left to expire (kept by
+        // failSafe for an hour): every get is a miss with a kept value, and loads under the lease
+        const prime = (prefix: string) =>
+          Effect.gen(function*() {
+            const cache = yield* CacheAside.make({ namespace: "stampede", value: Schema.String, ttl: 50, failSafe })
+            yield* cache.set("hot", "hot kept")
+            yield* Effect.sleep("100 millis")
+          }).pipe(Effect.provide(RedisStore.layer({ host: "127.0.0.1", port: env().port, prefix })))
+        const { loaderCalls, workers } = yield* stampede(
+          { loadMillis: 200, hangFirst: true, lock: { ttl, wait }, failSafe },
+          (worker, n) => {
+            if (n === 1) {
+              killed = worker
+              worker.child.kill("SIGKILL")
+            }
+          },
+          "redis",
+          prime
+        )
+        expect(killed).toBeDefined()
+        // only the killed holder's call: no waiter loaded, neither by taking over (the lease lasts
+        // 20 s) nor by the "load" policy (the kept value answers first)
+        expect(loaderCalls).toBe(1)
+        const survivors = workers.filter((w) => w !== killed)
+        expect(survivors.length).toBe(PROCESSES - 1)
+        for (const worker of survivors) {
+          const results = yield* resultsOf(worker)
+          expect(results.length).toBe(GETS)
+          expect(new Set(results.map((r) => r.value ?? r.error))).toEqual(new Set(["hot kept"]))
+          // none waited for the lease (20 s): each was answered at its own deadline
+          expect(Math.max(...results.map((r) => r.millis))).toBeLessThan(ttl / 2)
+          expect(Math.min(...results.map((r) => r.millis))).toBeGreaterThanOrEqual(wait - 1)
+        }
+        expect(Effect.runSync(Deferred.isDone(killed!.result))).toBe(true)
       }),
     120_000
   )

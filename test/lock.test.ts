@@ -1,10 +1,11 @@
 /**
  * The distributed lock (`lock`) on the memory store, under TestClock, and its counters on a real
- * Redis (real short times). Two handles over one store stand for two processes: each has its own
- * single flight, so only the lease stops the second from loading too.
+ * Redis (real short times); with early recompute (XFetch), one recompute per cycle on both. Two or
+ * three handles over one store stand for as many processes: each has its own single flight, so
+ * only the lease stops the others from loading too.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Duration, Effect, Exit, Fiber, Option, Ref, Schema, TestClock } from "effect"
+import { Clock, Deferred, Duration, Effect, Exit, Fiber, Option, Random, Ref, Schema, TestClock } from "effect"
 import { Cache, CacheMetrics, CacheStore, MemoryStore, ReadThrough } from "effect-cachekit"
 import * as Redis from "effect-cachekit/Redis"
 import * as RedisStore from "effect-cachekit/RedisStore"
@@ -315,6 +316,94 @@ describe("lock (distributed lease) on the memory store", () => {
   })
 })
 
+/**
+ * Early recompute (XFetch) with the lock, over `handles` handles of one store: every read of a
+ * cycle's waves draws from a seeded `Random`, so which reads fire is the same on every run. Each
+ * cycle starts 4 s before the entry's expiry and reads in 24 waves 250 ms apart (to 2 s past the
+ * expiry), each wave `reads` concurrent gets spread over the handles; a load takes 2 s, so a
+ * recompute started in one wave is still running during the next ones. Answers the loader calls
+ * of each cycle, and the handles' stats.
+ */
+const xfetchCycles = (options: {
+  readonly handles: number
+  readonly cycles: number
+  readonly reads: number
+  readonly lock: boolean
+}) =>
+  Effect.gen(function*() {
+    const calls = yield* Ref.make(0)
+    let loadedAt = 0
+    const handles = yield* Effect.forEach(Array.from({ length: options.handles }), (_, h) =>
+      handle(
+        (key) =>
+          Effect.flatMap(Ref.updateAndGet(calls, (n) => n + 1), (n) =>
+            Effect.sleep("2 seconds").pipe(
+              Effect.zipRight(Effect.flatMap(Clock.currentTimeMillis, (t) => Effect.sync(() => void (loadedAt = t)))),
+              Effect.as(`${h}:${key}#${n}`)
+            )),
+        {
+          ttl: "1 minute",
+          earlyRecompute: { beta: 1 },
+          lock: options.lock ? { ttl: "3 seconds", wait: "20 seconds" } : undefined
+        }
+      ))
+    const cold = yield* Effect.fork(handles[0]!.get("k"))
+    yield* TestClock.adjust("2 seconds")
+    let previous = yield* Fiber.join(cold)
+    const perCycle: Array<number> = []
+    for (let cycle = 0; cycle < options.cycles; cycle++) {
+      const before = yield* Ref.get(calls)
+      const expiry = loadedAt + 60_000
+      yield* TestClock.adjust(expiry - 4_000 - (yield* Clock.currentTimeMillis))
+      const seen = new Set<string>()
+      for (let wave = 0; wave < 24; wave++) {
+        const values = yield* Effect.forEach(
+          Array.from({ length: options.reads }),
+          (_, i) => handles[i % handles.length]!.get("k"),
+          { concurrency: "unbounded" }
+        ).pipe(Effect.withRandom(Random.make(`xfetch ${cycle} ${wave}`)))
+        for (const value of values) seen.add(value)
+        yield* TestClock.adjust("250 millis")
+      }
+      // one more lease's worth of time: every waiter has polled since the recompute ended
+      yield* TestClock.adjust("3 seconds")
+      perCycle.push((yield* Ref.get(calls)) - before)
+      // the reads saw the value of the cycle before, then the recompute's, and nothing else
+      const current = yield* handles[0]!.get("k")
+      for (const h of handles) expect(yield* h.get("k")).toBe(current)
+      expect([...seen].every((value) => value === previous || value === current)).toBe(true)
+      previous = current
+    }
+    const stats = yield* Effect.forEach(handles, (h) => h.stats)
+    return { perCycle, stats }
+  })
+
+describe("lock with early recompute (XFetch) across handles of one store", () => {
+  it.scoped(
+    "3 handles × 300 seeded reads per wave near expiry, 5 cycles: 1 loader call per cycle in total with the lock",
+    () =>
+      Effect.gen(function*() {
+        const { perCycle, stats } = yield* xfetchCycles({ handles: 3, cycles: 5, reads: 300, lock: true })
+        expect(perCycle).toEqual([1, 1, 1, 1, 1])
+        const total = (count: (s: CacheMetrics.Stats) => number) => stats.reduce((sum, s) => sum + count(s), 0)
+        // the cold load and one recompute per cycle took the lease; in every cycle the two other
+        // handles decided to recompute too, and waited on the lease instead of loading
+        expect(total((s) => s.locksAcquired)).toBe(1 + 5)
+        expect(total((s) => s.lockWaits)).toBe(2 * 5)
+        expect(total((s) => s.lockTakeovers + s.lockTimeouts)).toBe(0)
+      }).pipe(Effect.provide(Memory))
+  )
+
+  it.scoped(
+    "the same reads without the lock: each handle recomputes once per cycle (single flight is per handle)",
+    () =>
+      Effect.gen(function*() {
+        const { perCycle } = yield* xfetchCycles({ handles: 3, cycles: 5, reads: 300, lock: false })
+        expect(perCycle).toEqual([3, 3, 3, 3, 3])
+      }).pipe(Effect.provide(Memory))
+  )
+})
+
 const redis = fixture(redisServer())
 
 /** A Redis store over a client of its own, standing for one process. */
@@ -347,4 +436,68 @@ describe("lock counters on a real Redis", () => {
       expect(lockStats(yield* first.stats)).toBe("acquired 1, waits 0, timeouts 0, takeovers 0")
       expect(lockStats(yield* second.stats)).toBe("acquired 1, waits 2, timeouts 0, takeovers 1")
     }))
+})
+
+describe("lock with early recompute (XFetch) on a real Redis", () => {
+  it.scopedLive(
+    "3 handles on their own clients read near expiry for 4.5 s (1 s TTL, 100 ms loads): each loader call starts from the value of the one before, 1 per cycle",
+    () =>
+      Effect.gen(function*() {
+        // in real time, which read fires depends on timing; what holds whatever the timing is
+        // that no two loader calls replace the same value: each starts after the one before
+        // ended, from its value (two recomputes of one cycle would both start from the same one)
+        let calls = 0
+        let latest = 0
+        const startedFrom: Array<number> = []
+        const handles = yield* Effect.forEach(["a", "b", "c"], (label) =>
+          Effect.flatMap(redisStore("lock-xfetch"), (store) =>
+            Effect.provideService(
+              handle(
+                (key) =>
+                  Effect.suspend(() => {
+                    const n = ++calls
+                    startedFrom.push(latest)
+                    return Effect.as(
+                      Effect.zipRight(
+                        Effect.sleep("100 millis"),
+                        Effect.sync(() =>
+                          void (latest = n)
+                        )
+                      ),
+                      `${label}:${key}#${n}`
+                    )
+                  }),
+                {
+                  ttl: "1 second",
+                  earlyRecompute: { beta: 1 },
+                  lock: { ttl: "1 second", wait: "5 seconds" }
+                }
+              ),
+              CacheStore.CacheStore,
+              store
+            )))
+        const end = Date.now() + 4_500
+        const seen = new Set<string>()
+        while (Date.now() < end) {
+          const values = yield* Effect.forEach(
+            Array.from({ length: 30 }),
+            (_, i) => handles[i % handles.length]!.get("k"),
+            { concurrency: "unbounded" }
+          )
+          for (const value of values) seen.add(value)
+          yield* Effect.sleep("25 millis")
+        }
+        // the last recompute ends
+        yield* Effect.sleep("300 millis")
+        expect(startedFrom).toEqual(Array.from({ length: calls }, (_, i) => i))
+        // several cycles: the cold load, then about one recompute per second
+        expect(calls).toBeGreaterThanOrEqual(4)
+        expect(seen.size).toBeGreaterThanOrEqual(calls - 1)
+        const stats = yield* Effect.forEach(handles, (h) => h.stats)
+        const waits = stats.reduce((sum, s) => sum + s.lockWaits, 0)
+        // other handles decided to recompute in the same cycles, and waited instead of loading
+        expect(waits).toBeGreaterThan(0)
+      }).pipe(Effect.withRandom(Random.make("xfetch on redis"))),
+    30_000
+  )
 })

@@ -4,7 +4,8 @@
  * It builds a read-through cache over a Redis store, or a memcached ring (with or without `lock`, as
  * the parent says in its JSON argument), prints `READY <pid>`, and waits for `GO` on stdin. Then it runs `gets` concurrent
  * `get`s of one key and prints `RESULT <json>`: each get's value or error tag and how long it took
- * (real time). It prints `LOAD <n>` when its loader starts its n-th call; over Redis, calls are
+ * (real time). With `failSafe`, an expired entry the parent wrote beforehand is kept and may answer
+ * a get. It prints `LOAD <n>` when its loader starts its n-th call; over Redis, calls are
  * numbered across every process (`INCR` on one key). With `hangFirst` (Redis only), the first call
  * of all processes never finishes: its process is to be killed.
  */
@@ -25,6 +26,8 @@ interface WorkerOptions {
   readonly loadMillis: number
   readonly hangFirst: boolean
   readonly lock?: { readonly ttl: number; readonly wait: number; readonly onTimeout?: "load" | "fail" } | undefined
+  /** The cache's `failSafe` (millis): an expired entry it keeps is what a waiter may be answered with. */
+  readonly failSafe?: { readonly maxStale: number; readonly throttle: number } | undefined
 }
 
 const options = JSON.parse(process.argv[2]!) as WorkerOptions
@@ -58,7 +61,8 @@ const program = Effect.gen(function*() {
       ttl: options.lock.ttl,
       wait: options.lock.wait,
       onTimeout: options.lock.onTimeout
-    }
+    },
+    failSafe: options.failSafe
   })
   process.stdout.write(`READY ${process.pid}\n`)
   yield* Effect.promise(() => go)
