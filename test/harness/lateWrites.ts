@@ -58,6 +58,11 @@ interface KeyRun {
   readonly started: Deferred.Deferred<void>
   readonly gate: Deferred.Deferred<void>
   readonly written: Deferred.Deferred<void>
+  /**
+   * The fiber that ran the loader: the load's flight, which writes the loaded value once the
+   * loader returns (and, after a purge, takes it back), then ends.
+   */
+  flight?: Fiber.RuntimeFiber<unknown, unknown>
 }
 
 /** The caller's key of a store key (the runs' keys have no `:`). */
@@ -114,6 +119,13 @@ export const interleavings = (
   Effect.scoped(Effect.gen(function*() {
     const [storeA, storeB] = yield* options.stores
     const runs = new Map<string, KeyRun>()
+    /** Notes the fiber the load of `key` runs in (the first one: a batch's, not its keys'). */
+    const inFlight = (key: string) =>
+      Effect.withFiberRuntime<void>((fiber) => {
+        const run = runs.get(key)
+        if (run !== undefined) run.flight ??= fiber
+        return Effect.void
+      })
     const load = (key: string) =>
       Effect.gen(function*() {
         const run = runs.get(key)!
@@ -126,9 +138,12 @@ export const interleavings = (
     const loading = yield* ReadThrough.make({
       ...common,
       staleWhileRevalidate: options.staleWhileRevalidate,
-      lookup: load,
+      lookup: (key: string) => Effect.zipRight(inFlight(key), load(key)),
       lookupMany: (keys: ReadonlyArray<string>) =>
-        Effect.forEach(keys, (k) => Effect.map(load(k), (v) => [k, v] as const), { concurrency: "unbounded" })
+        Effect.zipRight(
+          Effect.forEach(keys, inFlight, { discard: true }),
+          Effect.forEach(keys, (k) => Effect.map(load(k), (v) => [k, v] as const), { concurrency: "unbounded" })
+        )
     }).pipe(
       Effect.provideService(
         CacheStore.CacheStore,
@@ -185,7 +200,12 @@ export const interleavings = (
         }
         yield* Fiber.join(reader)
         const loaded = yield* Deferred.isDone(run.started)
-        if (loaded) yield* Deferred.await(run.written)
+        // the loaded value's write (or its refusal; after a purge, its taking back) is done when the
+        // flight ends: after the get returned, for a background refresh
+        if (loaded) {
+          yield* Deferred.await(run.written)
+          yield* Fiber.await(run.flight!)
+        }
         const left = yield* writing.get(key)
         const older = Option.isSome(left) && Number(left.value.slice(1)) < run.source
         runs.delete(key)
