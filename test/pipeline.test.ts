@@ -1802,6 +1802,58 @@ for (const path of readPaths) {
 
           if (strategy.name === "ReadThrough") {
             for (const batched of [true, false]) {
+              scenario(
+                `getMany ${
+                  batched ? "with lookupMany" : "without lookupMany"
+                }: a key another handle loads, writes and releases between this read and its lease gets that value, no second load`,
+                (store) =>
+                  Effect.gen(function*() {
+                    const loads = yield* Ref.make<Array<string>>([])
+                    const loader = (label: string, n: number) => (id: string) =>
+                      Effect.as(Ref.update(loads, (l) => [...l, `${label}:${id}`]), item(id, n))
+                    const lock = { ttl: "1 minute", wait: "1 minute" } as const
+                    // the other process's batch read of x answers only once `resume` opens: its miss is
+                    // old news by then
+                    const read = yield* Deferred.make<void>()
+                    const resume = yield* Deferred.make<void>()
+                    const paused: CacheStore.Service = {
+                      ...store,
+                      getMany: (keys) =>
+                        keys.includes("item:x")
+                          ? store.getMany(keys).pipe(
+                            Effect.zipLeft(Deferred.succeed(read, undefined)),
+                            Effect.zipLeft(Deferred.await(resume))
+                          )
+                          : store.getMany(keys)
+                    }
+                    const first = yield* itemsOf(strategy, loader("a", 1), { lock })
+                    const second = yield* over(
+                      paused,
+                      itemsOf(strategy, loader("b", 2), {
+                        lock,
+                        ...(batched
+                          ? {
+                            lookupMany: (ids: ReadonlyArray<string>) =>
+                              Effect.forEach(ids, (id) => Effect.map(loader("b", 2)(id), (v) => [id, v] as const))
+                          }
+                          : {})
+                      })
+                    )
+                    const batch = yield* Effect.fork(second.getMany!(["x"]))
+                    yield* Deferred.await(read)
+                    // meanwhile the first handle takes the lease, loads, writes and releases it
+                    expect(yield* first.get("x")).toEqual(item("x", 1))
+                    yield* Deferred.succeed(resume, undefined)
+                    // the batch takes the free lease, and reads the key once more before it loads
+                    yield* advanceUntil(isDone([batch]), "the getMany answered")
+                    expect(yield* Fiber.join(batch)).toEqual([Option.some(item("x", 1))])
+                    expect(yield* Ref.get(loads)).toEqual(["a:x"])
+                    expect(yield* lockStats(first, second)).toBe("acquired 2, waits 0, timeouts 0, takeovers 0")
+                    // and it released the lease it took
+                    expect(Option.isSome(yield* store.lease!.acquire("item:x", "1 second"))).toBe(true)
+                  })
+              )
+
               for (const locked of [true, false]) {
                 scenario(
                   `${locked ? "" : "control, without lock: "}getMany ${
