@@ -29,6 +29,7 @@ import {
 import {
   Cache,
   CacheAside,
+  CacheError,
   CacheMetrics,
   CacheStore,
   Invalidation,
@@ -36,7 +37,6 @@ import {
   ReadThrough,
   Ttl
 } from "effect-cachekit"
-import type { CacheError } from "effect-cachekit"
 import * as Redis from "effect-cachekit/Redis"
 import * as RedisStore from "effect-cachekit/RedisStore"
 import * as Testing from "effect-cachekit/testing"
@@ -1799,6 +1799,60 @@ for (const path of readPaths) {
                 expect(yield* Ref.get(calls)).toEqual(["root", "leaf"])
               })
           )
+
+          for (const verb of strategy.name === "ReadThrough" ? ["get", "getMany"] as const : ["get"] as const) {
+            scenario(
+              `onStoreError "fail": the read of the key just after its lease is taken fails the ${verb}, and the lease is released`,
+              (store) =>
+                Effect.gen(function*() {
+                  const { calls, lookup } = yield* counting
+                  // the store goes down for reads as soon as this process is granted a lease
+                  let down = false
+                  const failing: CacheStore.Service = {
+                    ...store,
+                    get: (key) =>
+                      down
+                        ? Effect.fail(
+                          new CacheError.StoreError({
+                            store: store.name,
+                            operation: "get",
+                            reason: "connection",
+                            detail: "down after the lease"
+                          })
+                        )
+                        : store.get(key),
+                    lease: {
+                      ...store.lease!,
+                      acquire: (key, ttl) =>
+                        Effect.tap(store.lease!.acquire(key, ttl), (token) => {
+                          if (token._tag === "Some") down = true
+                        })
+                    }
+                  }
+                  const cache = yield* over(
+                    failing,
+                    itemsOf(strategy, lookup, {
+                      onStoreError: "fail",
+                      lock: { ttl: "1 minute", wait: "1 minute" },
+                      ...(verb === "getMany"
+                        ? {
+                          lookupMany: (ids: ReadonlyArray<string>) =>
+                            Effect.forEach(ids, (id) => Effect.map(lookup(id), (v) => [id, v] as const))
+                        }
+                        : {})
+                    })
+                  )
+                  const error = yield* Effect.flip(
+                    verb === "get" ? Effect.asVoid(cache.get("k")) : Effect.asVoid(cache.getMany!(["k"]))
+                  )
+                  expect(error._tag).toBe("StoreError")
+                  expect(down).toBe(true)
+                  expect(yield* Ref.get(calls)).toBe(0)
+                  // the lease is free at once, not held until its TTL lapses: another process loads now
+                  expect(Option.isSome(yield* store.lease!.acquire("item:k", "1 second"))).toBe(true)
+                })
+            )
+          }
 
           if (strategy.name === "ReadThrough") {
             for (const batched of [true, false]) {

@@ -75,7 +75,8 @@ export interface Leases<A> {
   /**
    * Just acquired: the value of the entry the store holds now when `settled` accepts it (the
    * holder before wrote it and released between this caller's read and its acquisition; the
-   * lease is then released), or none: the caller loads under the lease.
+   * lease is then released), or none: the caller loads under the lease. When the read fails the
+   * call (or is interrupted), the lease is released too.
    */
   readonly recheck: (
     key: string,
@@ -201,10 +202,15 @@ export const makeLeases = <A>(options: LeaseOptions<A>): Leases<A> => {
     token: string,
     settled: (entry: Entry<A>) => boolean
   ): Effect.Effect<Option.Option<A>, CacheError> =>
-    Effect.flatMap(readEntry(key, full), (entry) =>
-      entry !== undefined && settled(entry)
-        ? Effect.as(Effect.ignore(lease.release(full, token)), Option.some(entry.value))
-        : Effect.succeed(Option.none()))
+    Effect.flatMap(
+      // a read that fails the call (onStoreError "fail") or is interrupted gives the lease back:
+      // nobody loads under it
+      Effect.onError(readEntry(key, full), () => Effect.ignore(lease.release(full, token))),
+      (entry) =>
+        entry !== undefined && settled(entry)
+          ? Effect.as(Effect.ignore(lease.release(full, token)), Option.some(entry.value))
+          : Effect.succeed(Option.none())
+    )
 
   /**
    * Just acquired: the holder before may have written and released between this caller's read
