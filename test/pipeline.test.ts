@@ -29,6 +29,7 @@ import {
 import {
   Cache,
   CacheAside,
+  CacheError,
   CacheMetrics,
   CacheStore,
   Invalidation,
@@ -36,7 +37,6 @@ import {
   ReadThrough,
   Ttl
 } from "effect-cachekit"
-import type { CacheError } from "effect-cachekit"
 import * as Redis from "effect-cachekit/Redis"
 import * as RedisStore from "effect-cachekit/RedisStore"
 import * as Testing from "effect-cachekit/testing"
@@ -1533,6 +1533,446 @@ for (const path of readPaths) {
               expect(yield* Ref.get(calls)).toBe(2)
             }))
         }
+
+        // The distributed lock (`lock`, an option every strategy takes): two handles over two views
+        // of one store stand for two processes, each with its own single flight, so only the
+        // key's lease keeps the second from loading too. Waiters poll on the TestClock.
+        describe("lock across handles", () => {
+          /**
+           * Another process over the same store: the same entries and leases, none of this process's
+           * state (its own single flights, key order and versions, and Cache.cached's own pipelines).
+           */
+          const otherProcess = (store: CacheStore.Service): CacheStore.Service => ({ ...store })
+
+          /** A handle made over another process's view of the store. */
+          const over = <H>(
+            view: CacheStore.Service,
+            make: Effect.Effect<H, never, CacheStore.CacheStore | Scope.Scope>
+          ) => Effect.provideService(make, CacheStore.CacheStore, view)
+
+          /** The lock's counters of handles' stats, summed, in one line. */
+          const lockStats = (...handles: ReadonlyArray<{ readonly stats: Effect.Effect<CacheMetrics.Stats> }>) =>
+            Effect.map(Effect.forEach(handles, (h) => h.stats), (all) => {
+              const sum = (f: (s: CacheMetrics.Stats) => number) => all.reduce((n, s) => n + f(s), 0)
+              return `acquired ${sum((s) => s.locksAcquired)}, waits ${sum((s) => s.lockWaits)}, timeouts ${
+                sum((s) => s.lockTimeouts)
+              }, takeovers ${sum((s) => s.lockTakeovers)}`
+            })
+
+          const isDone = (fibers: ReadonlyArray<Fiber.RuntimeFiber<unknown, unknown>>) =>
+            Effect.sync(() => fibers.every((fiber) => fiber.unsafePoll() !== null))
+
+          /**
+           * Lets fibers and the store answer, without moving the clock, until `done` holds, at most
+           * 200 rounds: what waits on the clock (a lease's poll) never gets there.
+           */
+          const within = (done: Effect.Effect<boolean>, what: string) =>
+            Effect.gen(function*() {
+              for (let i = 0; i < 200 && !(yield* done); i++) yield* settle
+              expect(yield* done, what).toBe(true)
+            })
+
+          /** A step of the TestClock: the longest pause between two polls of a lease's waiter. */
+          const STEP_MILLIS = 250
+
+          /** Moves the TestClock on by `millis`, a step at a time, letting fibers and the store answer at each. */
+          const advance = (millis: number) =>
+            Effect.gen(function*() {
+              for (let t = 0; t < millis; t += STEP_MILLIS) {
+                yield* TestClock.adjust(Math.min(STEP_MILLIS, millis - t))
+                yield* settle
+              }
+            })
+
+          /** Moves the TestClock on, a step at a time, until `done` holds: at most a minute of it. */
+          const advanceUntil = (done: Effect.Effect<boolean>, what: string) =>
+            Effect.gen(function*() {
+              for (let t = 0; t < 60_000 && !(yield* done); t += STEP_MILLIS) {
+                yield* TestClock.adjust(STEP_MILLIS)
+                yield* settle
+              }
+              expect(yield* done, what).toBe(true)
+            })
+
+          for (const locked of [true, false]) {
+            scenario(
+              locked
+                ? "two handles over one store × 100 concurrent cold gets each: the loader runs once"
+                : "control, without lock: two handles over one store × 100 concurrent cold gets each load once per handle",
+              (store) =>
+                Effect.gen(function*() {
+                  const { calls, lookup, open } = yield* gated
+                  const options = { lock: locked ? { ttl: "1 minute", wait: "1 minute" } as const : undefined }
+                  const first = yield* itemsOf(strategy, lookup, options)
+                  const second = yield* over(otherProcess(store), itemsOf(strategy, lookup, options))
+                  const gets = yield* Effect.forEach(
+                    Array.from({ length: 200 }),
+                    (_, i) => Effect.fork((i % 2 === 0 ? first : second).get("cold"))
+                  )
+                  // every get has begun: with the lock one handle holds the key's lease and loads while
+                  // the other waits on it; without, each handle's own single flight loads
+                  // (the holder reads the key once more after taking the lease, before its loader runs)
+                  yield* within(
+                    Effect.zipWith(
+                      lockStats(first, second),
+                      Ref.get(calls),
+                      (s, n) => locked ? s === "acquired 1, waits 1, timeouts 0, takeovers 0" && n === 1 : n === 2
+                    ),
+                    "both handles' loads have begun"
+                  )
+                  // a slow load: the waiter polls for 5 seconds, and neither loads nor gives up
+                  yield* advance(5_000)
+                  expect(yield* Ref.get(calls)).toBe(locked ? 1 : 2)
+                  expect(yield* isDone(gets), "no get answered before the load ends").toBe(false)
+                  yield* open
+                  yield* advanceUntil(isDone(gets), "every get answered")
+                  const results = yield* Fiber.joinAll(gets)
+                  expect(results.length).toBe(200)
+                  expect(results.every((r) => r.id === "cold")).toBe(true)
+                  expect(yield* Ref.get(calls)).toBe(locked ? 1 : 2)
+                  if (locked) {
+                    // the waiter was answered by the holder's value: no timeout, no takeover
+                    expect(yield* lockStats(first, second)).toBe("acquired 1, waits 1, timeouts 0, takeovers 0")
+                    // and the holder released the lease once its value was written
+                    const lease = yield* store.lease!.acquire("item:cold", "1 second")
+                    expect(Option.isSome(lease)).toBe(true)
+                  }
+                })
+            )
+          }
+
+          /**
+           * A handle whose loads never end: once it has begun loading a key, it holds the key's
+           * lease (its watchdog extends it) until the test ends.
+           */
+          const stuckHolder = (
+            options: Partial<Omit<HandleOptions<Item, typeof Item.Encoded, never>, "lookup" | "value">>
+          ) =>
+            Effect.gen(function*() {
+              const calls = yield* Ref.make(0)
+              const holder = yield* itemsOf(strategy, () =>
+                Effect.zipRight(Ref.update(calls, (n) => n + 1), Effect.never), options)
+              /** Waits until the holder has taken the lease and its loader runs. */
+              const loading = within(
+                Effect.zipWith(holder.stats, Ref.get(calls), (s, n) =>
+                  s.locksAcquired === 1 && n === 1),
+                "the holder took the lease and loads"
+              )
+              return { calls, holder, loading }
+            })
+
+          scenario(
+            "wait ends while another handle holds the lease and never finishes: onTimeout \"fail\" fails with LockTimeout, no load",
+            (store) =>
+              Effect.gen(function*() {
+                const lock = { ttl: "1 minute", wait: "2 seconds", onTimeout: "fail" } as const
+                const stuck = yield* stuckHolder({ lock })
+                const { calls, lookup } = yield* counting
+                const waiting = yield* over(otherProcess(store), itemsOf(strategy, lookup, { lock }))
+                const holder = yield* Effect.fork(stuck.holder.get("k"))
+                yield* stuck.loading
+                const waiter = yield* Effect.fork(Effect.exit(waiting.get("k")))
+                yield* within(Effect.map(waiting.stats, (s) => s.lockWaits === 1), "the other handle waits")
+                yield* advance(1_900)
+                expect(waiter.unsafePoll(), "still waiting before wait ends").toBeNull()
+                yield* advanceUntil(isDone([waiter]), "the wait ended")
+                const exit = yield* Fiber.join(waiter)
+                expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag).toBe("LockTimeout")
+                expect(yield* Ref.get(calls)).toBe(0)
+                expect(holder.unsafePoll(), "the holder still loads").toBeNull()
+                expect(yield* Ref.get(stuck.calls)).toBe(1)
+                expect(yield* lockStats(waiting)).toBe("acquired 0, waits 1, timeouts 1, takeovers 0")
+              })
+          )
+
+          scenario(
+            "wait ends while another handle holds the lease and never finishes: onTimeout \"load\" loads anyway",
+            (store) =>
+              Effect.gen(function*() {
+                const lock = { ttl: "1 minute", wait: "2 seconds", onTimeout: "load" } as const
+                const stuck = yield* stuckHolder({ lock })
+                const { calls, lookup } = yield* counting
+                const waiting = yield* over(otherProcess(store), itemsOf(strategy, lookup, { lock }))
+                yield* Effect.fork(stuck.holder.get("k"))
+                yield* stuck.loading
+                const waiter = yield* Effect.fork(waiting.get("k"))
+                yield* within(Effect.map(waiting.stats, (s) => s.lockWaits === 1), "the other handle waits")
+                yield* advance(1_900)
+                expect(yield* Ref.get(calls), "no load before wait ends").toBe(0)
+                yield* advanceUntil(isDone([waiter]), "the wait ended")
+                expect(yield* Fiber.join(waiter)).toEqual(item("k"))
+                expect(yield* Ref.get(calls)).toBe(1)
+                // loaded without the lease: a timeout, neither a lease of its own nor a takeover
+                expect(yield* lockStats(waiting)).toBe("acquired 0, waits 1, timeouts 1, takeovers 0")
+              })
+          )
+
+          // the kept value answers whatever onTimeout says: never a load anyway, never a LockTimeout
+          for (const onTimeout of ["fail", "load"] as const) {
+            scenario(
+              `wait ends while another handle holds the lease and never finishes: the value failSafe kept is served, no load (onTimeout "${onTimeout}")`,
+              (store) =>
+                Effect.gen(function*() {
+                  const options = {
+                    ttl: "1 minute",
+                    failSafe: { maxStale: "1 hour", throttle: "30 seconds" },
+                    lock: { ttl: "1 minute", wait: "2 seconds", onTimeout }
+                  } as const
+                  const { calls, lookup } = yield* versioned
+                  const waiting = yield* over(otherProcess(store), itemsOf(strategy, lookup, options))
+                  expect((yield* waiting.get("k")).n).toBe(1)
+                  yield* TestClock.adjust("2 minutes") // expired, kept by failSafe
+                  const stuck = yield* stuckHolder(options)
+                  yield* Effect.fork(stuck.holder.get("k"))
+                  yield* stuck.loading
+                  const waiter = yield* Effect.fork(waiting.get("k"))
+                  yield* within(Effect.map(waiting.stats, (s) => s.lockWaits === 1), "the other handle waits")
+                  yield* advanceUntil(isDone([waiter]), "the wait ended")
+                  expect((yield* Fiber.join(waiter)).n).toBe(1)
+                  expect(yield* Ref.get(calls)).toBe(1)
+                  // the first load took the lease; the wait timed out and the kept value answered it,
+                  // not a failed load that fail-safe rescued
+                  expect(yield* lockStats(waiting)).toBe("acquired 1, waits 1, timeouts 1, takeovers 0")
+                  expect((yield* waiting.stats).failSafeServes).toBe(0)
+                })
+            )
+
+            scenario(
+              `wait ends while another handle holds the lease and never finishes: a stale-while-revalidate refresh keeps the stale value, no load (onTimeout "${onTimeout}")`,
+              (store) =>
+                Effect.gen(function*() {
+                  const options = {
+                    ttl: "1 minute",
+                    staleWhileRevalidate: "10 minutes",
+                    lock: { ttl: "1 minute", wait: "2 seconds", onTimeout }
+                  } as const
+                  const { calls, lookup } = yield* versioned
+                  const waiting = yield* over(otherProcess(store), itemsOf(strategy, lookup, options))
+                  expect((yield* waiting.get("k")).n).toBe(1)
+                  yield* TestClock.adjust("2 minutes") // stale
+                  const stuck = yield* stuckHolder(options)
+                  // stale: served at once, and the holder's refresh takes the lease and never ends
+                  expect((yield* stuck.holder.get("k")).n).toBe(1)
+                  yield* stuck.loading
+                  expect((yield* waiting.get("k")).n).toBe(1)
+                  yield* within(Effect.map(waiting.stats, (s) => s.lockWaits === 1), "the other handle's refresh waits")
+                  yield* advanceUntil(
+                    Effect.map(waiting.stats, (s) => s.lockTimeouts === 1),
+                    "the refresh's wait ended"
+                  )
+                  yield* settle
+                  // the refresh ended with the stale value it refreshes: no load, no failure
+                  expect(yield* Ref.get(calls)).toBe(1)
+                  expect((yield* waiting.stats).refreshFailures).toBe(0)
+                  expect((yield* waiting.get("k")).n).toBe(1)
+                  expect(yield* Ref.get(stuck.calls)).toBe(1)
+                })
+            )
+          }
+
+          scenario(
+            "a loader that reads another key through the same cache under the lock does not deadlock",
+            () =>
+              Effect.gen(function*() {
+                const calls = yield* Ref.make<Array<string>>([])
+                const self: { cache?: Handle<string, Item, unknown> } = {}
+                const lookup = (id: string): Effect.Effect<Item, unknown> =>
+                  Effect.zipRight(
+                    Ref.update(calls, (c) => [...c, id]),
+                    id === "leaf" ?
+                      Effect.succeed(item("leaf", 1)) :
+                      Effect.map(self.cache!.get("leaf"), (leaf) => item(id, leaf.n + 1))
+                  )
+                const cache = yield* itemsOf(strategy, lookup, {
+                  lock: { ttl: "1 minute", wait: "1 minute", onTimeout: "fail" }
+                })
+                self.cache = cache
+                const root = yield* Effect.fork(cache.get("root"))
+                // the clock stands still: a load waiting on a lease (its own, or one shared by both keys) never ends
+                yield* within(isDone([root]), "the nested load ended")
+                expect(yield* Fiber.join(root)).toEqual(item("root", 2))
+                expect(yield* Ref.get(calls)).toEqual(["root", "leaf"])
+                expect(yield* lockStats(cache)).toBe("acquired 2, waits 0, timeouts 0, takeovers 0")
+                // both written: hits, no load
+                expect(yield* cache.get("leaf")).toEqual(item("leaf", 1))
+                expect(yield* cache.get("root")).toEqual(item("root", 2))
+                expect(yield* Ref.get(calls)).toEqual(["root", "leaf"])
+              })
+          )
+
+          for (const verb of strategy.name === "ReadThrough" ? ["get", "getMany"] as const : ["get"] as const) {
+            scenario(
+              `onStoreError "fail": the read of the key just after its lease is taken fails the ${verb}, and the lease is released`,
+              (store) =>
+                Effect.gen(function*() {
+                  const { calls, lookup } = yield* counting
+                  // the store goes down for reads as soon as this process is granted a lease
+                  let down = false
+                  const failing: CacheStore.Service = {
+                    ...store,
+                    get: (key) =>
+                      down
+                        ? Effect.fail(
+                          new CacheError.StoreError({
+                            store: store.name,
+                            operation: "get",
+                            reason: "connection",
+                            detail: "down after the lease"
+                          })
+                        )
+                        : store.get(key),
+                    lease: {
+                      ...store.lease!,
+                      acquire: (key, ttl) =>
+                        Effect.tap(store.lease!.acquire(key, ttl), (token) => {
+                          if (token._tag === "Some") down = true
+                        })
+                    }
+                  }
+                  const cache = yield* over(
+                    failing,
+                    itemsOf(strategy, lookup, {
+                      onStoreError: "fail",
+                      lock: { ttl: "1 minute", wait: "1 minute" },
+                      ...(verb === "getMany"
+                        ? {
+                          lookupMany: (ids: ReadonlyArray<string>) =>
+                            Effect.forEach(ids, (id) => Effect.map(lookup(id), (v) => [id, v] as const))
+                        }
+                        : {})
+                    })
+                  )
+                  const error = yield* Effect.flip(
+                    verb === "get" ? Effect.asVoid(cache.get("k")) : Effect.asVoid(cache.getMany!(["k"]))
+                  )
+                  expect(error._tag).toBe("StoreError")
+                  expect(down).toBe(true)
+                  expect(yield* Ref.get(calls)).toBe(0)
+                  // the lease is free at once, not held until its TTL lapses: another process loads now
+                  expect(Option.isSome(yield* store.lease!.acquire("item:k", "1 second"))).toBe(true)
+                })
+            )
+          }
+
+          if (strategy.name === "ReadThrough") {
+            for (const batched of [true, false]) {
+              scenario(
+                `getMany ${
+                  batched ? "with lookupMany" : "without lookupMany"
+                }: a key another handle loads, writes and releases between this read and its lease gets that value, no second load`,
+                (store) =>
+                  Effect.gen(function*() {
+                    const loads = yield* Ref.make<Array<string>>([])
+                    const loader = (label: string, n: number) => (id: string) =>
+                      Effect.as(Ref.update(loads, (l) => [...l, `${label}:${id}`]), item(id, n))
+                    const lock = { ttl: "1 minute", wait: "1 minute" } as const
+                    // the other process's batch read of x answers only once `resume` opens: its miss is
+                    // old news by then
+                    const read = yield* Deferred.make<void>()
+                    const resume = yield* Deferred.make<void>()
+                    const paused: CacheStore.Service = {
+                      ...store,
+                      getMany: (keys) =>
+                        keys.includes("item:x")
+                          ? store.getMany(keys).pipe(
+                            Effect.zipLeft(Deferred.succeed(read, undefined)),
+                            Effect.zipLeft(Deferred.await(resume))
+                          )
+                          : store.getMany(keys)
+                    }
+                    const first = yield* itemsOf(strategy, loader("a", 1), { lock })
+                    const second = yield* over(
+                      paused,
+                      itemsOf(strategy, loader("b", 2), {
+                        lock,
+                        ...(batched
+                          ? {
+                            lookupMany: (ids: ReadonlyArray<string>) =>
+                              Effect.forEach(ids, (id) => Effect.map(loader("b", 2)(id), (v) => [id, v] as const))
+                          }
+                          : {})
+                      })
+                    )
+                    const batch = yield* Effect.fork(second.getMany!(["x"]))
+                    yield* Deferred.await(read)
+                    // meanwhile the first handle takes the lease, loads, writes and releases it
+                    expect(yield* first.get("x")).toEqual(item("x", 1))
+                    yield* Deferred.succeed(resume, undefined)
+                    // the batch takes the free lease, and reads the key once more before it loads
+                    yield* advanceUntil(isDone([batch]), "the getMany answered")
+                    expect(yield* Fiber.join(batch)).toEqual([Option.some(item("x", 1))])
+                    expect(yield* Ref.get(loads)).toEqual(["a:x"])
+                    expect(yield* lockStats(first, second)).toBe("acquired 2, waits 0, timeouts 0, takeovers 0")
+                    // and it released the lease it took
+                    expect(Option.isSome(yield* store.lease!.acquire("item:x", "1 second"))).toBe(true)
+                  })
+              )
+
+              for (const locked of [true, false]) {
+                scenario(
+                  `${locked ? "" : "control, without lock: "}getMany ${
+                    batched ? "with lookupMany" : "without lookupMany"
+                  }, two handles × 20 concurrent reads of 3 keys: ${
+                    locked ? "one load per key" : "one load per key per handle"
+                  }`,
+                  (store) =>
+                    Effect.gen(function*() {
+                      const loads = yield* Ref.make<Array<string>>([])
+                      const gate = yield* Deferred.make<void>()
+                      const options = {
+                        ...(batched
+                          ? {
+                            lookupMany: (ids: ReadonlyArray<string>) =>
+                              Ref.update(loads, (l) => [...l, ...ids]).pipe(
+                                Effect.zipRight(Deferred.await(gate)),
+                                Effect.as(ids.map((id) => [id, item(id)] as const))
+                              )
+                          }
+                          : {}),
+                        lock: locked ? { ttl: "1 minute", wait: "1 minute" } as const : undefined
+                      }
+                      const lookup = (id: string) =>
+                        Ref.update(loads, (l) => [...l, id]).pipe(
+                          Effect.zipRight(Deferred.await(gate)),
+                          Effect.as(item(id))
+                        )
+                      const first = yield* itemsOf(strategy, lookup, options)
+                      const second = yield* over(otherProcess(store), itemsOf(strategy, lookup, options))
+                      const keys = ["x", "y", "z"]
+                      const reads = yield* Effect.forEach(
+                        Array.from({ length: 40 }),
+                        (_, i) => Effect.fork((i % 2 === 0 ? first : second).getMany!(keys))
+                      )
+                      // each key's lease is held by one handle and waited on by the other
+                      yield* within(
+                        locked
+                          ? Effect.map(lockStats(first, second), (s) =>
+                            s === "acquired 3, waits 3, timeouts 0, takeovers 0")
+                          : Effect.map(Ref.get(loads), (l) =>
+                            l.length === 6),
+                        "both handles' loads have begun"
+                      )
+                      // slow loads: the waiters poll for 5 seconds, and neither load nor give up
+                      yield* advance(5_000)
+                      expect((yield* Ref.get(loads)).length).toBe(locked ? 3 : 6)
+                      expect(yield* isDone(reads), "no getMany answered before the loads end").toBe(false)
+                      yield* Deferred.succeed(gate, undefined)
+                      yield* advanceUntil(isDone(reads), "every getMany answered")
+                      for (const read of yield* Fiber.joinAll(reads)) {
+                        expect(read).toEqual(keys.map((key) => Option.some(item(key))))
+                      }
+                      expect([...(yield* Ref.get(loads))].sort()).toEqual(
+                        locked ? keys : ["x", "x", "y", "y", "z", "z"]
+                      )
+                      if (locked) {
+                        expect(yield* lockStats(first, second)).toBe("acquired 3, waits 3, timeouts 0, takeovers 0")
+                      }
+                    })
+                )
+              }
+            }
+          }
+        })
       })
     }
   }

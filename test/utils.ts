@@ -13,7 +13,8 @@ export const noopCases: ReadonlyArray<Testing.StoreSuiteCase> = ["missing-key", 
 
 /**
  * A real memory store that declares itself a byte store: the strategies then encode entries to
- * bytes and decode them on every read, as they do over Redis or Memcached.
+ * bytes and decode them on every read, as they do over Redis or Memcached. It grants the memory
+ * store's leases, as those stores grant theirs, so the `lock` option runs over it too.
  */
 export const bytesOnlyStore = Effect.map(MemoryStore.make(), (inner) =>
   CacheStore.make({
@@ -29,6 +30,7 @@ export const bytesOnlyStore = Effect.map(MemoryStore.make(), (inner) =>
     expire: inner.expire,
     clear: inner.clear,
     keys: inner.keys,
+    lease: inner.lease,
     scope: inner.scope
   }))
 

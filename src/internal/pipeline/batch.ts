@@ -85,6 +85,20 @@ export interface BatchRead<X, A, E, R> {
   readonly loadMany: BatchLoader<A, E, R> | undefined
 }
 
+/**
+ * What taking a key's lease gave a batch: the lease (`Mine`), none while another holds it
+ * (`Held`), the value the holder before wrote meanwhile (`Written`), or a store that failed when
+ * the policy is to go on without the cache (`Unleased`).
+ */
+type Taken<A> =
+  | { readonly _tag: "Mine"; readonly token: string }
+  | { readonly _tag: "Held" }
+  | { readonly _tag: "Written"; readonly value: A }
+  | { readonly _tag: "Unleased" }
+
+const held: Taken<never> = { _tag: "Held" }
+const unleased: Taken<never> = { _tag: "Unleased" }
+
 /** Matches a batch loader's answer to its slots: each slot's value, or `absent`. */
 const match = <A, E>(
   namespace: string,
@@ -220,26 +234,40 @@ const loadMissing = <A, X, E, R>(
       const { leases } = context
       const slots = yield* flights.start<E, R>(batched, (slots) =>
         leases === undefined ? loadBatch(slots, firstIndices) : Effect.gen(function*() {
-          // under the lock: the keys whose leases this batch takes load together, in one call;
-          // each other key waits for its holder as a single read does, and loads alone if it
-          // takes the lease over
+          // under the lock: the keys whose leases this batch takes load together, in one call
+          // (unless the entry read once more after taking the lease shows that the holder before
+          // wrote it and released meanwhile, as a single read checks); each other key waits for
+          // its holder as a single read does, and loads alone if it takes the lease over
           const taken = yield* Effect.forEach(slots, (slot) =>
-            Effect.either(leases.acquire(slot.full)), {
+            Effect.either(Effect.flatMap(leases.acquire(slot.full), (token): Effect.Effect<Taken<A>, CacheError> =>
+              token === undefined
+                ? Effect.succeed(unleased)
+                : token._tag === "None"
+                ? Effect.succeed(held)
+                : Effect.map(
+                  leases.recheck(slot.key, slot.full, token.value, context.servable),
+                  (found): Taken<A> =>
+                    found._tag === "Some"
+                      ? { _tag: "Written", value: found.value }
+                      : { _tag: "Mine", token: token.value }
+                ))), {
             concurrency: "unbounded"
           })
           const exits = new Array<SlotExit<A, E>>(slots.length)
           const mine: Array<number> = []
-          const held: Array<readonly [string, string, string]> = []
+          const tokens: Array<readonly [string, string, string]> = []
           const waiting: Array<Effect.Effect<void, never, R>> = []
           for (let j = 0; j < slots.length; j++) {
             const slot = slots[j]!
             const outcome = taken[j]!
             if (outcome._tag === "Left") {
               exits[j] = Exit.fail(outcome.left)
-            } else if (outcome.right === undefined || outcome.right._tag === "Some") {
+            } else if (outcome.right._tag === "Written") {
+              exits[j] = Exit.succeed(outcome.right.value)
+            } else if (outcome.right._tag !== "Held") {
               mine.push(j)
-              if (outcome.right !== undefined) {
-                held.push([slot.key, slot.full, outcome.right.value])
+              if (outcome.right._tag === "Mine") {
+                tokens.push([slot.key, slot.full, outcome.right.token])
               }
             } else {
               const fallback = fallbacks.get(slot.full)
@@ -259,9 +287,16 @@ const loadMissing = <A, X, E, R>(
             }
           }
           const batch = mine.length === 0 ? Effect.void : leases.holding(
-            held,
+            tokens,
             Effect.map(
-              loadBatch(mine.map((j) => slots[j]!), mine.map((j) => firstIndices[j]!)),
+              loadBatch(
+                mine.map((j) =>
+                  slots[j]!
+                ),
+                mine.map((j) =>
+                  firstIndices[j]!
+                )
+              ),
               (outcomes) => mine.forEach((j, k) => void (exits[j] = outcomes[k]!))
             )
           )

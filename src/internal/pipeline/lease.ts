@@ -72,6 +72,18 @@ export interface Leases<A> {
    * failed and the policy is to go on without the cache.
    */
   readonly acquire: (full: string) => Effect.Effect<Option.Option<string> | undefined, CacheError>
+  /**
+   * Just acquired: the value of the entry the store holds now when `settled` accepts it (the
+   * holder before wrote it and released between this caller's read and its acquisition; the
+   * lease is then released), or none: the caller loads under the lease. When the read fails the
+   * call (or is interrupted), the lease is released too.
+   */
+  readonly recheck: (
+    key: string,
+    full: string,
+    token: string,
+    settled: (entry: Entry<A>) => boolean
+  ) => Effect.Effect<Option.Option<A>, CacheError>
   /** Runs `loading` while each token holds its key's lease, then releases them all. */
   readonly holding: <B, E, R>(
     held: ReadonlyArray<readonly [key: string, full: string, token: string]>,
@@ -111,6 +123,7 @@ export const makeLeases = <A>(options: LeaseOptions<A>): Leases<A> => {
       run: refuse,
       acquire: refuse,
       // never reached: nothing is held without a lease acquired
+      recheck: () => Effect.succeed(Option.none()),
       holding: (_, loading) => loading,
       waitFor: refuse
     }
@@ -183,6 +196,22 @@ export const makeLeases = <A>(options: LeaseOptions<A>): Leases<A> => {
   const takingOver = <B, E, R>(loading: Effect.Effect<B, E, R>): Effect.Effect<B, E, R> =>
     Effect.zipRight(Effect.sync(counters.lockTakeover), loading)
 
+  const recheck = (
+    key: string,
+    full: string,
+    token: string,
+    settled: (entry: Entry<A>) => boolean
+  ): Effect.Effect<Option.Option<A>, CacheError> =>
+    Effect.flatMap(
+      // a read that fails the call (onStoreError "fail") or is interrupted gives the lease back:
+      // nobody loads under it
+      Effect.onError(readEntry(key, full), () => Effect.ignore(lease.release(full, token))),
+      (entry) =>
+        entry !== undefined && settled(entry)
+          ? Effect.as(Effect.ignore(lease.release(full, token)), Option.some(entry.value))
+          : Effect.succeed(Option.none())
+    )
+
   /**
    * Just acquired: the holder before may have written and released between this caller's read
    * and its acquisition, so the entry is read once more before loading.
@@ -194,9 +223,9 @@ export const makeLeases = <A>(options: LeaseOptions<A>): Leases<A> => {
     settled: (entry: Entry<A>) => boolean,
     loading: Effect.Effect<A, E | CacheError, R>
   ): Effect.Effect<A, E | CacheError, R> =>
-    Effect.flatMap(readEntry(key, full), (entry) =>
-      entry !== undefined && settled(entry)
-        ? Effect.as(Effect.ignore(lease.release(full, token)), entry.value)
+    Effect.flatMap(recheck(key, full, token, settled), (found) =>
+      found._tag === "Some"
+        ? Effect.succeed(found.value)
         : holding([[key, full, token]], loading))
 
   const waitFor = <E, R>(
@@ -269,7 +298,7 @@ export const makeLeases = <A>(options: LeaseOptions<A>): Leases<A> => {
         ? acquired(load.key, load.full, taken.value, settled, loading)
         : waitFor(load, kept, settled, loading))
 
-  return { run, acquire, holding, waitFor }
+  return { run, acquire, recheck, holding, waitFor }
 }
 
 /** A cached failure (negative caching) never answers a wait for a value: the waiter loads. */
