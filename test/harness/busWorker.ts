@@ -23,8 +23,8 @@ import * as ReadThrough from "effect-cachekit/ReadThrough"
 import * as Redis from "effect-cachekit/Redis"
 import * as RedisStore from "effect-cachekit/RedisStore"
 import { Cluster, Redis as IoRedis } from "ioredis"
-import * as readline from "node:readline"
 import { connectRedisBus } from "./bus.js"
+import { runWorker, serveLines } from "./worker.js"
 
 interface WorkerOptions {
   readonly port?: number | undefined
@@ -114,25 +114,11 @@ const program = Effect.gen(function*() {
   }
 
   print(`READY ${process.pid}`)
-  const lines = readline.createInterface({ input: process.stdin })
-  yield* Effect.async<void>((resume) => {
-    lines.on("line", (line) => {
-      const [command, ...args] = line.trim().split(" ")
-      const run = commands[command!]
-      if (run === undefined) return
-      Effect.runFork(Effect.catchAllCause(run(args), (cause) => Effect.sync(() => print(`ERROR ${cause}`))))
-    })
-    lines.once("close", () => resume(Effect.void))
-  })
+  yield* serveLines((line) => {
+    const [command, ...args] = line.trim().split(" ")
+    const run = commands[command!]
+    return run === undefined ? Effect.void : run(args)
+  }, (_, cause) => Effect.sync(() => print(`ERROR ${cause}`)))
 }).pipe(Effect.scoped)
 
-Effect.runPromise(program).then(
-  () => {
-    db.disconnect()
-    process.exit(0)
-  },
-  (error) => {
-    process.stderr.write(`${String(error)}\n`)
-    process.exit(1)
-  }
-)
+runWorker(program, () => db.disconnect())

@@ -16,9 +16,9 @@ import { Effect } from "effect"
 import * as Redis from "effect-cachekit/Redis"
 import * as RedisStore from "effect-cachekit/RedisStore"
 import { Redis as IoRedis } from "ioredis"
-import * as readline from "node:readline"
 import type { Action, Side } from "./lateWriteSide.js"
 import { makeSide } from "./lateWriteSide.js"
+import { runWorker, serveLines } from "./worker.js"
 
 export interface SideWorkerOptions {
   readonly port: number
@@ -70,28 +70,11 @@ const program = Effect.gen(function*() {
     withoutPurges: options.withoutPurges
   })
   process.stdout.write(`READY ${process.pid}\n`)
-  const lines = readline.createInterface({ input: process.stdin })
-  yield* Effect.async<void>((resume) => {
-    lines.on("line", (line) => {
-      const command = JSON.parse(line) as SideCommand
-      Effect.runFork(
-        Effect.catchAllCause(
-          Effect.map(answer(side, command), print),
-          (cause) => Effect.sync(() => print({ seed: command.seed, step: "error", error: String(cause) }))
-        )
-      )
-    })
-    lines.once("close", () => resume(Effect.void))
-  })
+  yield* serveLines(
+    (line) => Effect.map(answer(side, JSON.parse(line) as SideCommand), print),
+    (line, cause) =>
+      Effect.sync(() => print({ seed: (JSON.parse(line) as SideCommand).seed, step: "error", error: String(cause) }))
+  )
 }).pipe(Effect.scoped)
 
-Effect.runPromise(program).then(
-  () => {
-    db.disconnect()
-    process.exit(0)
-  },
-  (error) => {
-    process.stderr.write(`${String(error)}\n`)
-    process.exit(1)
-  }
-)
+runWorker(program, () => db.disconnect())

@@ -13,7 +13,7 @@ import * as MemcachedStore from "effect-cachekit/MemcachedStore"
 import * as ReadThrough from "effect-cachekit/ReadThrough"
 import * as RedisStore from "effect-cachekit/RedisStore"
 import * as fs from "node:fs"
-import * as readline from "node:readline"
+import { awaitGo, runWorker } from "./worker.js"
 
 /** Where the worker's store is. */
 export type WorkerStore =
@@ -30,12 +30,7 @@ export interface WorkerOptions {
 
 {
   const options = JSON.parse(process.argv[2]!) as WorkerOptions
-  const go = new Promise<void>((resolve) => {
-    const lines = readline.createInterface({ input: process.stdin })
-    lines.on("line", (line) => {
-      if (line.trim() === "GO") resolve()
-    })
-  })
+  const go = awaitGo()
   const lookup = (_: string) =>
     Effect.gen(function*() {
       const read = fs.readFileSync(options.source, "utf8")
@@ -52,11 +47,5 @@ export interface WorkerOptions {
     const value = yield* cache.get(options.key)
     process.stdout.write(`DONE ${value}\n`)
   }).pipe(Effect.scoped, Effect.provide(store))
-  Effect.runPromise(program).then(
-    () => process.exit(0),
-    (error) => {
-      process.stderr.write(`${String(error)}\n`)
-      process.exit(1)
-    }
-  )
+  runWorker(program)
 }

@@ -14,7 +14,7 @@ import * as MemcachedStore from "effect-cachekit/MemcachedStore"
 import * as ReadThrough from "effect-cachekit/ReadThrough"
 import * as RedisStore from "effect-cachekit/RedisStore"
 import { Redis as IoRedis } from "ioredis"
-import * as readline from "node:readline"
+import { awaitGo, runWorker } from "./worker.js"
 
 interface WorkerOptions {
   /** A Redis port, or the memcached servers. */
@@ -44,12 +44,7 @@ const lookup = (key: string) =>
     return `${key} loaded by ${process.pid}`
   })
 
-const go = new Promise<void>((resolve) => {
-  const lines = readline.createInterface({ input: process.stdin })
-  lines.on("line", (line) => {
-    if (line.trim() === "GO") resolve()
-  })
-})
+const go = awaitGo()
 
 const program = Effect.gen(function*() {
   const cache = yield* ReadThrough.make({
@@ -93,13 +88,4 @@ const program = Effect.gen(function*() {
   )
 )
 
-Effect.runPromise(program).then(
-  () => {
-    counter?.disconnect()
-    process.exit(0)
-  },
-  (error) => {
-    process.stderr.write(`${String(error)}\n`)
-    process.exit(1)
-  }
-)
+runWorker(program, () => counter?.disconnect())
