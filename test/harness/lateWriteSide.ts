@@ -9,49 +9,12 @@
  * the reads that check what is left), each over a store of its own on the shared backend. The
  * source, the "database", is a Redis counter per seed that both processes read.
  */
-import { Deferred, Effect, Fiber, Option, Random, Schema } from "effect"
+import { Deferred, Effect, Fiber, Option, Schema } from "effect"
 import type { Scope } from "effect"
 import { CacheAside, CacheStore, ReadThrough, Ttl } from "effect-cachekit"
 import type { Redis as IoRedis } from "ioredis"
-
-/**
- * What the writing side does to the key while the load runs: a `set` of the new value, an
- * `invalidate`, a `clear` of the namespace, or an `invalidatePattern` that matches the key.
- */
-export type Action = "set" | "invalidate" | "clear" | "pattern"
-
-/** Which process loads (the other one writes), when the two sides are two processes. */
-export type Loader = "parent" | "worker"
-
-/** One interleaving, as its seed says. */
-export interface Plan {
-  /** What the key holds before: nothing, an invalidation's tombstone, or a stale entry. */
-  readonly prefill: "none" | "tombstone" | "stale"
-  readonly action: Action
-  /** The action comes before the load starts (else: after the load read the source, before it ends). */
-  readonly before: boolean
-  /** The load is a `getMany` (else a `get`). */
-  readonly batch: boolean
-  readonly loader: Loader
-}
-
-const pick = <A>(random: Random.Random, choices: ReadonlyArray<A>): Effect.Effect<A> =>
-  Effect.map(random.nextIntBetween(0, choices.length), (i) => choices[i]!)
-
-/**
- * The interleaving of a seed. The first four choices are drawn in the order the in-process
- * interleavings draw them (lateWrites.ts), so a seed means the same race there and here.
- */
-export const plan = (seed: number, actions: ReadonlyArray<Action>): Effect.Effect<Plan> =>
-  Effect.gen(function*() {
-    const random = Random.make(seed)
-    const prefill = yield* pick(random, ["none", "tombstone", "stale"] as const)
-    const action = yield* pick(random, actions)
-    const before = yield* pick(random, [true, false])
-    const batch = yield* pick(random, [true, false])
-    const loader = yield* pick(random, ["parent", "worker"] as const)
-    return { prefill, action, before, batch, loader }
-  })
+import type { Action } from "./lateWrites.js"
+import { plan } from "./lateWrites.js"
 
 /** The loading side's store, with its fence or its listing of keys left out for the controls. */
 const loadingStore = (

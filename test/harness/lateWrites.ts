@@ -14,10 +14,43 @@ import { startChild } from "./child.js"
 import type { WorkerStore } from "./lateWriteWorker.js"
 
 /**
- * What the other "process" does to the key while the load runs: a `set` of the new value, an
+ * What the writing side does to the key while the load runs: a `set` of the new value, an
  * `invalidate`, a `clear` of the namespace, or an `invalidatePattern` that matches the key.
  */
 export type Action = "set" | "invalidate" | "clear" | "pattern"
+
+/** Which process loads (the other one writes), when the two sides are two processes. */
+export type Loader = "parent" | "worker"
+
+/** One interleaving, as its seed says. */
+export interface Plan {
+  /** What the key holds before: nothing, an invalidation's tombstone, or a stale entry. */
+  readonly prefill: "none" | "tombstone" | "stale"
+  readonly action: Action
+  /** The action comes before the load starts (else: after the load read the source, before it ends). */
+  readonly before: boolean
+  /** The load is a `getMany` (else a `get`). */
+  readonly batch: boolean
+  readonly loader: Loader
+}
+
+const pick = <A>(random: Random.Random, choices: ReadonlyArray<A>): Effect.Effect<A> =>
+  Effect.map(random.nextIntBetween(0, choices.length), (i) => choices[i]!)
+
+/**
+ * The interleaving of a seed, the same in one process (`interleavings`, which ignores `loader`)
+ * and across two (`lateWritesProcesses`).
+ */
+export const plan = (seed: number, actions: ReadonlyArray<Action>): Effect.Effect<Plan> =>
+  Effect.gen(function*() {
+    const random = Random.make(seed)
+    const prefill = yield* pick(random, ["none", "tombstone", "stale"] as const)
+    const action = yield* pick(random, actions)
+    const before = yield* pick(random, [true, false])
+    const batch = yield* pick(random, [true, false])
+    const loader = yield* pick(random, ["parent", "worker"] as const)
+    return { prefill, action, before, batch, loader }
+  })
 
 /** How one interleaving went. */
 export interface Outcome {
@@ -48,9 +81,6 @@ export interface ScenarioOptions {
   /** The actions drawn from (default: `set` and `invalidate`). */
   readonly actions?: ReadonlyArray<Action>
 }
-
-const pick = <A>(random: Random.Random, choices: ReadonlyArray<A>): Effect.Effect<A> =>
-  Effect.map(random.nextIntBetween(0, choices.length), (i) => choices[i]!)
 
 /** What one run's key is doing: its source value, and the signals of its slow load. */
 interface KeyRun {
@@ -154,11 +184,7 @@ export const interleavings = (
 
     const interleaving = (seed: number): Effect.Effect<Outcome> =>
       Effect.gen(function*() {
-        const random = Random.make(seed)
-        const prefill = yield* pick(random, ["none", "tombstone", "stale"] as const)
-        const action = yield* pick<Action>(random, options.actions ?? ["set", "invalidate"])
-        const before = yield* pick(random, [true, false])
-        const batch = yield* pick(random, [true, false])
+        const { action, batch, before, prefill } = yield* plan(seed, options.actions ?? ["set", "invalidate"])
         const key = `k${seed}`
         const run: KeyRun = {
           source: 0,

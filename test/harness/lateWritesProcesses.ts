@@ -19,8 +19,10 @@ import type { Scope } from "effect"
 import type { CacheStore } from "effect-cachekit"
 import { Redis as IoRedis } from "ioredis"
 import { startChild } from "./child.js"
-import type { Action, Plan, Side } from "./lateWriteSide.js"
-import { isOlder, makeSide, plan, readSource } from "./lateWriteSide.js"
+import type { Action, Plan } from "./lateWrites.js"
+import { plan } from "./lateWrites.js"
+import type { Side } from "./lateWriteSide.js"
+import { isOlder, makeSide, readSource } from "./lateWriteSide.js"
 import type { SideCommand, SideWorkerOptions } from "./lateWriteSideWorker.js"
 
 /** How one interleaving went. */
