@@ -1854,6 +1854,161 @@ for (const path of readPaths) {
             )
           }
 
+          /**
+           * A view of the store whose first lease of `full` granted answers only once `open`: the
+           * store has granted it (as Redis applies `SET NX PX`) but the caller has no token yet.
+           * `granted` completes when that lease is granted; the other acquisitions answer at once.
+           */
+          const grantHeldBack = (store: CacheStore.Service, full: string) =>
+            Effect.gen(function*() {
+              const granted = yield* Deferred.make<void>()
+              const gate = yield* Deferred.make<void>()
+              let first = true
+              const view: CacheStore.Service = {
+                ...store,
+                lease: {
+                  ...store.lease!,
+                  acquire: (key, ttl) =>
+                    Effect.flatMap(store.lease!.acquire(key, ttl), (token) => {
+                      if (token._tag === "None" || key !== full || !first) return Effect.succeed(token)
+                      first = false
+                      return Deferred.succeed(granted, undefined).pipe(
+                        Effect.zipRight(Deferred.await(gate)),
+                        Effect.as(token)
+                      )
+                    })
+                }
+              }
+              return {
+                view,
+                granted: Deferred.await(granted),
+                isGranted: Deferred.isDone(granted),
+                open: Deferred.succeed(gate, undefined)
+              }
+            })
+
+          /**
+           * Whether a key's lease is free now: a probe takes it and gives it back at once (no
+           * clock moves, so a lease that is held stays held until the end of the test).
+           */
+          const leaseFree = (store: CacheStore.Service, full: string) =>
+            Effect.orDie(Effect.flatMap(store.lease!.acquire(full, "1 second"), (token) =>
+              token._tag === "Some"
+                ? Effect.as(store.lease!.release(full, token.value), true)
+                : Effect.succeed(false)))
+
+          /**
+           * The reader is interrupted while the store's answer to its acquisition is on its way, and
+           * the interruption reaches the load (the last waiter gone, its flight is interrupted); then
+           * the answer comes. The interruption is forked: taking a lease may not be interruptible.
+           */
+          const interruptWhileGranted = (
+            reader: Fiber.RuntimeFiber<unknown, unknown>,
+            gated: { readonly granted: Effect.Effect<void>; readonly open: Effect.Effect<boolean> }
+          ) =>
+            Effect.gen(function*() {
+              yield* gated.granted
+              const interrupting = yield* Effect.fork(Fiber.interrupt(reader))
+              yield* settle
+              yield* gated.open
+              yield* Fiber.join(interrupting)
+              expect(Exit.isInterrupted(yield* Fiber.await(reader))).toBe(true)
+            })
+
+          scenario(
+            "a get interrupted while the store grants it the lease gives the lease back: another handle loads at once",
+            (store) =>
+              Effect.gen(function*() {
+                const interrupted = yield* counting
+                const { calls, lookup } = yield* counting
+                const lock = { ttl: "1 minute", wait: "1 minute" } as const
+                const gated = yield* grantHeldBack(store, "item:k")
+                const reader = yield* over(gated.view, itemsOf(strategy, interrupted.lookup, { lock }))
+                const other = yield* over(otherProcess(store), itemsOf(strategy, lookup, { lock }))
+                const read = yield* Effect.fork(reader.get("k"))
+                yield* interruptWhileGranted(read, gated)
+                // the interrupted load never ran its loader
+                expect(yield* Ref.get(interrupted.calls)).toBe(0)
+                // the clock stands still: a lease nobody gave back would stay held for its minute
+                yield* within(leaseFree(store, "item:k"), "the lease is given back")
+                const get = yield* Effect.fork(other.get("k"))
+                yield* within(isDone([get]), "the other handle's get answered without waiting")
+                expect(yield* Fiber.join(get)).toEqual(item("k"))
+                expect(yield* Ref.get(calls)).toBe(1)
+                expect(yield* lockStats(other)).toBe("acquired 1, waits 0, timeouts 0, takeovers 0")
+              })
+          )
+
+          scenario(
+            "a waiter interrupted while the store grants it the lease it takes over gives the lease back",
+            (store) =>
+              Effect.gen(function*() {
+                const interrupted = yield* counting
+                const { calls, lookup } = yield* counting
+                const lock = { ttl: "1 minute", wait: "1 minute" } as const
+                // another process holds the lease; it gives it back without writing: the waiter's next poll takes it
+                const held = yield* store.lease!.acquire("item:k", "1 minute")
+                expect(Option.isSome(held)).toBe(true)
+                const gated = yield* grantHeldBack(store, "item:k")
+                const reader = yield* over(gated.view, itemsOf(strategy, interrupted.lookup, { lock }))
+                const other = yield* over(otherProcess(store), itemsOf(strategy, lookup, { lock }))
+                const read = yield* Effect.fork(reader.get("k"))
+                yield* within(Effect.map(reader.stats, (s) => s.lockWaits === 1), "the reader waits")
+                yield* store.lease!.release("item:k", Option.getOrThrow(held))
+                yield* advanceUntil(gated.isGranted, "the waiter's poll takes the lease")
+                yield* interruptWhileGranted(read, gated)
+                expect(yield* Ref.get(interrupted.calls)).toBe(0)
+                yield* within(leaseFree(store, "item:k"), "the lease is given back")
+                const get = yield* Effect.fork(other.get("k"))
+                yield* within(isDone([get]), "the other handle's get answered without waiting")
+                expect(yield* Fiber.join(get)).toEqual(item("k"))
+                expect(yield* Ref.get(calls)).toBe(1)
+                expect(yield* lockStats(other)).toBe("acquired 1, waits 0, timeouts 0, takeovers 0")
+              })
+          )
+
+          if (strategy.name === "ReadThrough") {
+            scenario(
+              "getMany with lookupMany interrupted while the store grants it one key's lease gives every lease it took back",
+              (store) =>
+                Effect.gen(function*() {
+                  const loads = yield* Ref.make<Array<string>>([])
+                  /** The options of a handle whose batch loads are recorded under `label`. */
+                  const batchOptions = (label: string) => {
+                    const lookup = (id: string) =>
+                      Effect.as(Ref.update(loads, (l) => [...l, `${label}:${id}`]), item(id))
+                    return {
+                      lock: { ttl: "1 minute", wait: "1 minute" },
+                      lookupMany: (ids: ReadonlyArray<string>) =>
+                        Effect.forEach(ids, (id) => Effect.map(lookup(id), (v) => [id, v] as const))
+                    } as const
+                  }
+                  // j's lease is granted at once, k's answer is held back
+                  const gated = yield* grantHeldBack(store, "item:k")
+                  const reader = yield* over(
+                    gated.view,
+                    itemsOf(strategy, () => Effect.die("no single load"), batchOptions("interrupted"))
+                  )
+                  const other = yield* over(
+                    otherProcess(store),
+                    itemsOf(strategy, () => Effect.die("no single load"), batchOptions("other"))
+                  )
+                  const read = yield* Effect.fork(reader.getMany!(["j", "k"]))
+                  yield* interruptWhileGranted(read, gated)
+                  expect(yield* Ref.get(loads), "the interrupted batch never ran its loader").toEqual([])
+                  yield* within(
+                    Effect.zipWith(leaseFree(store, "item:j"), leaseFree(store, "item:k"), (j, k) => j && k),
+                    "both leases are given back"
+                  )
+                  const batch = yield* Effect.fork(other.getMany!(["j", "k"]))
+                  yield* within(isDone([batch]), "the other handle's getMany answered without waiting")
+                  expect(yield* Fiber.join(batch)).toEqual([Option.some(item("j")), Option.some(item("k"))])
+                  expect(yield* Ref.get(loads)).toEqual(["other:j", "other:k"])
+                  expect(yield* lockStats(other)).toBe("acquired 2, waits 0, timeouts 0, takeovers 0")
+                })
+            )
+          }
+
           if (strategy.name === "ReadThrough") {
             for (const batched of [true, false]) {
               scenario(

@@ -233,76 +233,81 @@ const loadMissing = <A, X, E, R>(
       )
       const { leases } = context
       const slots = yield* flights.start<E, R>(batched, (slots) =>
-        leases === undefined ? loadBatch(slots, firstIndices) : Effect.gen(function*() {
-          // under the lock: the keys whose leases this batch takes load together, in one call
-          // (unless the entry read once more after taking the lease shows that the holder before
-          // wrote it and released meanwhile, as a single read checks); each other key waits for
-          // its holder as a single read does, and loads alone if it takes the lease over
-          const taken = yield* Effect.forEach(slots, (slot) =>
-            Effect.either(Effect.flatMap(leases.acquire(slot.full), (token): Effect.Effect<Taken<A>, CacheError> =>
-              token === undefined
-                ? Effect.succeed(unleased)
-                : token._tag === "None"
-                ? Effect.succeed(held)
-                : Effect.map(
-                  leases.recheck(slot.key, slot.full, token.value, context.servable),
-                  (found): Taken<A> =>
-                    found._tag === "Some"
-                      ? { _tag: "Written", value: found.value }
-                      : { _tag: "Mine", token: token.value }
-                ))), {
-            concurrency: "unbounded"
-          })
-          const exits = new Array<SlotExit<A, E>>(slots.length)
-          const mine: Array<number> = []
-          const tokens: Array<readonly [string, string, string]> = []
-          const waiting: Array<Effect.Effect<void, never, R>> = []
-          for (let j = 0; j < slots.length; j++) {
-            const slot = slots[j]!
-            const outcome = taken[j]!
-            if (outcome._tag === "Left") {
-              exits[j] = Exit.fail(outcome.left)
-            } else if (outcome.right._tag === "Written") {
-              exits[j] = Exit.succeed(outcome.right.value)
-            } else if (outcome.right._tag !== "Held") {
-              mine.push(j)
-              if (outcome.right._tag === "Mine") {
-                tokens.push([slot.key, slot.full, outcome.right.token])
-              }
-            } else {
-              const fallback = fallbacks.get(slot.full)
-              const i = firstIndices[j]!
-              waiting.push(
-                context.rescue(
-                  slot,
-                  fallback,
-                  leases.waitFor(slot, fallback, context.servable, context.loadKey(slot, args[i]!, loadOne))
-                ).pipe(
-                  Effect.exit,
-                  Effect.map((exit) =>
-                    void (exits[j] = exit)
+        leases === undefined ?
+          loadBatch(slots, firstIndices) :
+          leases.acquire(
+            slots.map((slot) => slot.full),
+            (granted) =>
+              Effect.gen(function*() {
+                // under the lock: the keys whose leases this batch takes load together, in one call
+                // (unless the entry read once more after taking the lease shows that the holder before
+                // wrote it and released meanwhile, as a single read checks); each other key waits for
+                // its holder as a single read does, and loads alone if it takes the lease over. The
+                // leases taken are given back if the batch is interrupted, wherever that lands
+                const taken = yield* Effect.forEach(slots, (slot, j) =>
+                  Effect.either(Effect.flatMap(granted[j]!, (token): Effect.Effect<Taken<A>, CacheError> =>
+                    token === undefined
+                      ? Effect.succeed(unleased)
+                      : token._tag === "None"
+                      ? Effect.succeed(held)
+                      : Effect.map(
+                        leases.recheck(slot.key, slot.full, token.value, context.servable),
+                        (found): Taken<A> =>
+                          found._tag === "Some"
+                            ? { _tag: "Written", value: found.value }
+                            : { _tag: "Mine", token: token.value }
+                      ))), {
+                  concurrency: "unbounded"
+                })
+                const exits = new Array<SlotExit<A, E>>(slots.length)
+                const mine: Array<number> = []
+                const tokens: Array<readonly [string, string, string]> = []
+                const waiting: Array<Effect.Effect<void, never, R>> = []
+                for (let j = 0; j < slots.length; j++) {
+                  const slot = slots[j]!
+                  const outcome = taken[j]!
+                  if (outcome._tag === "Left") {
+                    exits[j] = Exit.fail(outcome.left)
+                  } else if (outcome.right._tag === "Written") {
+                    exits[j] = Exit.succeed(outcome.right.value)
+                  } else if (outcome.right._tag !== "Held") {
+                    mine.push(j)
+                    if (outcome.right._tag === "Mine") {
+                      tokens.push([slot.key, slot.full, outcome.right.token])
+                    }
+                  } else {
+                    const fallback = fallbacks.get(slot.full)
+                    const i = firstIndices[j]!
+                    waiting.push(
+                      context.rescue(
+                        slot,
+                        fallback,
+                        leases.waitFor(slot, fallback, context.servable, context.loadKey(slot, args[i]!, loadOne))
+                      ).pipe(
+                        Effect.exit,
+                        Effect.map((exit) => void (exits[j] = exit))
+                      )
+                    )
+                  }
+                }
+                const batch = mine.length === 0 ? Effect.void : leases.holding(
+                  tokens,
+                  Effect.map(
+                    loadBatch(
+                      mine.map((j) =>
+                        slots[j]!
+                      ),
+                      mine.map((j) =>
+                        firstIndices[j]!
+                      )
+                    ),
+                    (outcomes) => mine.forEach((j, k) => void (exits[j] = outcomes[k]!))
                   )
                 )
-              )
-            }
-          }
-          const batch = mine.length === 0 ? Effect.void : leases.holding(
-            tokens,
-            Effect.map(
-              loadBatch(
-                mine.map((j) =>
-                  slots[j]!
-                ),
-                mine.map((j) =>
-                  firstIndices[j]!
-                )
-              ),
-              (outcomes) => mine.forEach((j, k) => void (exits[j] = outcomes[k]!))
-            )
-          )
-          yield* Effect.all([batch, ...waiting], { concurrency: "unbounded", discard: true })
-          return exits
-        }))
+                yield* Effect.all([batch, ...waiting], { concurrency: "unbounded", discard: true })
+                return exits
+              })
+          ))
       for (let j = 0; j < slots.length; j++) {
         waits.push([slots[j]!, batchedIndices[j]!])
       }

@@ -12,9 +12,16 @@
  *
  * One lease per key, taken only around that key's own load: a loader that reads other keys of
  * the cache takes their leases in turn and never waits on its own.
+ *
+ * A lease the store granted is never lost to an interruption: taking it is not interruptible (the
+ * store may have granted it while its answer is on its way), and an interruption once it is
+ * taken, wherever it lands, gives it back (see `owning`).
  */
+import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import { LockTimeout, UnsupportedCapability } from "../../CacheError.js"
@@ -63,15 +70,25 @@ export type Leased<A> = <E, R>(
   loading: Effect.Effect<A, E | CacheError, R>
 ) => Effect.Effect<A, E | CacheError, R>
 
+/**
+ * What taking a key's lease gave: its token, none while another holds it, or undefined when the
+ * store failed and the policy is to go on without the cache. @internal
+ */
+export type Taken = Option.Option<string> | undefined
+
 /** The lock's parts, for loads of several keys at once (a batch). @internal */
 export interface Leases<A> {
   /** One key's load under its lease: `acquire`, then `holding` or `waitFor`. */
   readonly run: Leased<A>
   /**
-   * Takes a key's lease: its token, none while another holds it, or undefined when the store
-   * failed and the policy is to go on without the cache.
+   * Takes the leases of keys at once, and hands what each gave (or the error the store's failure
+   * fails it with) to `use`. Taking them is not interruptible, and an interruption of `use` gives
+   * back every lease taken, wherever it lands: before `recheck` or `holding` own a token, or after.
    */
-  readonly acquire: (full: string) => Effect.Effect<Option.Option<string> | undefined, CacheError>
+  readonly acquire: <B, E, R>(
+    fulls: ReadonlyArray<string>,
+    use: (taken: ReadonlyArray<Either.Either<Taken, CacheError>>) => Effect.Effect<B, E, R>
+  ) => Effect.Effect<B, E, R>
   /**
    * Just acquired: the value of the entry the store holds now when `settled` accepts it (the
    * holder before wrote it and released between this caller's read and its acquisition; the
@@ -101,9 +118,12 @@ export interface LeasedLoad {
   readonly superseded: boolean
 }
 
+/**
+ * A waiter's poll: the answer (the holder's value, or this caller's own load once it took the
+ * lease over), or still waiting.
+ */
 type Poll<A> =
   | { readonly _tag: "Settled"; readonly value: A }
-  | { readonly _tag: "Acquired"; readonly token: string }
   | { readonly _tag: "Waiting"; readonly kept: Entry<A> | undefined }
 
 /** @internal */
@@ -111,17 +131,15 @@ export const makeLeases = <A>(options: LeaseOptions<A>): Leases<A> => {
   const { counters, lock, namespace, now, onStoreFailure, reader, store } = options
   const lease = store.lease
   if (lease === undefined) {
-    const unsupported = Effect.fail(
-      new UnsupportedCapability({
-        store: store.name,
-        capability: "lease",
-        detail: `the lock option needs a store that grants leases; the ${store.name} store does not`
-      })
-    )
-    const refuse = () => unsupported
+    const unsupported = new UnsupportedCapability({
+      store: store.name,
+      capability: "lease",
+      detail: `the lock option needs a store that grants leases; the ${store.name} store does not`
+    })
+    const refuse = () => Effect.fail(unsupported)
     return {
       run: refuse,
-      acquire: refuse,
+      acquire: (fulls, use) => use(fulls.map(() => Either.left(unsupported))),
       // never reached: nothing is held without a lease acquired
       recheck: () => Effect.succeed(Option.none()),
       holding: (_, loading) => loading,
@@ -140,6 +158,13 @@ export const makeLeases = <A>(options: LeaseOptions<A>): Leases<A> => {
           reader.flushDrops,
           stored._tag === "Some" ? valueEntry(reader.entryOf(key, full, stored.value)) : undefined
         )
+    })
+
+  /** Gives leases back (a lease another holds now stays: a release compares the token). */
+  const release = (held: ReadonlyArray<readonly [full: string, token: string]>): Effect.Effect<void> =>
+    Effect.forEach(held, ([full, token]) => Effect.ignore(lease.release(full, token)), {
+      concurrency: "unbounded",
+      discard: true
     })
 
   /** Keeps the lease while `loading` runs; gives up extending when the lease was lost. */
@@ -175,12 +200,7 @@ export const makeLeases = <A>(options: LeaseOptions<A>): Leases<A> => {
         loading
       )
     ).pipe(
-      Effect.ensuring(
-        Effect.forEach(held, ([, full, token]) => Effect.ignore(lease.release(full, token)), {
-          concurrency: "unbounded",
-          discard: true
-        })
-      )
+      Effect.ensuring(release(held.map(([, full, token]) => [full, token] as const)))
     )
 
   /** Takes a key's lease, counting it when granted. */
@@ -189,8 +209,55 @@ export const makeLeases = <A>(options: LeaseOptions<A>): Leases<A> => {
       if (token._tag === "Some") counters.lockAcquired()
     })
 
-  const acquire = (full: string): Effect.Effect<Option.Option<string> | undefined, CacheError> =>
+  /** Takes a key's lease; a store that fails goes by the `onStoreError` policy. */
+  const takeOrGoOn = (full: string): Effect.Effect<Taken, CacheError> =>
     Effect.catchAll(take(full), (error) => onStoreFailure("lease", error, undefined))
+
+  /**
+   * Takes leases (`taking`) and hands what it took to `use`; `held` tells which leases it holds.
+   * Taking is not interruptible: the store may have granted a lease whose answer is on its way,
+   * and an interruption then would lose the token, and the lease would be held until its TTL
+   * lapses with nobody loading under it. An interruption of `use`, wherever it lands (before
+   * `recheck` or `holding` own a token, or inside them), gives back every lease taken. A lease
+   * given back already (by `recheck` or `holding`) is given back once more then, which is
+   * harmless: a release compares the token (another holder's lease is left alone).
+   */
+  const owning = <T, E1, B, E, R>(
+    taking: Effect.Effect<T, E1>,
+    held: (taken: T) => ReadonlyArray<readonly [full: string, token: string]>,
+    use: (taken: T) => Effect.Effect<B, E, R>
+  ): Effect.Effect<B, E1 | E, R> =>
+    Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(taking, (taken) => {
+        const tokens = held(taken)
+        return tokens.length === 0 ? restore(use(taken)) : Effect.onExit(
+          restore(use(taken)),
+          (exit) => Exit.isFailure(exit) && Cause.isInterrupted(exit.cause) ? release(tokens) : Effect.void
+        )
+      })
+    )
+
+  const heldOne = (full: string) => (taken: Taken): ReadonlyArray<readonly [string, string]> =>
+    taken !== undefined && taken._tag === "Some" ? [[full, taken.value]] : []
+
+  const acquire = <B, E, R>(
+    fulls: ReadonlyArray<string>,
+    use: (taken: ReadonlyArray<Either.Either<Taken, CacheError>>) => Effect.Effect<B, E, R>
+  ): Effect.Effect<B, E, R> =>
+    owning(
+      Effect.forEach(fulls, (full) => Effect.either(takeOrGoOn(full)), { concurrency: "unbounded" }),
+      (taken) => {
+        const tokens: Array<readonly [string, string]> = []
+        for (let i = 0; i < taken.length; i++) {
+          const t = taken[i]!
+          if (t._tag === "Right" && t.right !== undefined && t.right._tag === "Some") {
+            tokens.push([fulls[i]!, t.right.value])
+          }
+        }
+        return tokens
+      },
+      use
+    )
 
   /** A waiter's load once it holds the lease: its holder ended without a value. */
   const takingOver = <B, E, R>(loading: Effect.Effect<B, E, R>): Effect.Effect<B, E, R> =>
@@ -239,7 +306,7 @@ export const makeLeases = <A>(options: LeaseOptions<A>): Leases<A> => {
       counters.lockWait()
       const deadline = now() + lock.waitMillis
       let latest = kept
-      const step: Effect.Effect<Poll<A>, CacheError> = Effect.flatMap(readEntry(key, full), (entry) => {
+      const step: Effect.Effect<Poll<A>, E | CacheError, R> = Effect.flatMap(readEntry(key, full), (entry) => {
         if (entry !== undefined) {
           if (settled(entry)) return Effect.succeed<Poll<A>>({ _tag: "Settled", value: entry.value })
           // an expired entry still kept (fail-safe) may answer when the wait ends
@@ -247,10 +314,18 @@ export const makeLeases = <A>(options: LeaseOptions<A>): Leases<A> => {
             latest = entry
           }
         }
-        return Effect.map(
+        // the lease taken over is this step's to give back: its load runs here, not past the poll
+        return owning(
           Effect.catchAll(take(full), () => Effect.succeed(Option.none<string>())),
-          (token): Poll<A> =>
-            token._tag === "Some" ? { _tag: "Acquired", token: token.value } : { _tag: "Waiting", kept: latest }
+          heldOne(full),
+          (token): Effect.Effect<Poll<A>, E | CacheError, R> =>
+            token._tag === "Some"
+              // the entry read once more may still hold the holder's value (written just before its release)
+              ? Effect.map(acquired(key, full, token.value, settled, takingOver(loading)), (value) => ({
+                _tag: "Settled",
+                value
+              }))
+              : Effect.succeed({ _tag: "Waiting", kept: latest })
         )
       })
       // jittered so that the waiters of several processes do not poll in step; never past the deadline
@@ -274,9 +349,6 @@ export const makeLeases = <A>(options: LeaseOptions<A>): Leases<A> => {
         switch (poll._tag) {
           case "Settled":
             return Effect.succeed(poll.value)
-          case "Acquired":
-            // the entry read once more may still hold the holder's value (written just before its release)
-            return acquired(key, full, poll.token, settled, takingOver(loading))
           case "Waiting": {
             counters.lockTimeout()
             // the value kept is older than a write of this process since: not served
@@ -290,7 +362,7 @@ export const makeLeases = <A>(options: LeaseOptions<A>): Leases<A> => {
     })
 
   const run: Leased<A> = (load, kept, settled, loading) =>
-    Effect.flatMap(acquire(load.full), (taken) =>
+    owning(takeOrGoOn(load.full), heldOne(load.full), (taken) =>
       // the lease cannot be had (the store failed; the policy is to go on without the cache)
       taken === undefined
         ? loading
