@@ -355,6 +355,29 @@ describe("WTinyLfuPolicy", () => {
     expect(policy.sizes).toEqual({ window: 1, probation: 2, protected: 7 })
   })
 
+  it("a protected hit only marks the entry: the least recent unmarked one is demoted, marks are spent once", () => {
+    const { nodes, policy, sim } = tenFull()
+    // Protected, least recent first: v0 … v6 (full at 7).
+    for (const i of [0, 1, 2, 3, 4, 5, 6]) policy.onHit(nodes[i]!)
+    for (const i of [0, 1, 2]) policy.onHit(nodes[i]!)
+    policy.onHit(nodes[7]!) // the eighth promotion: protected runs one over
+    sim.access("x")
+    // v0, v1 and v2 were hit since they last moved: each gets a second chance, and v3 goes back.
+    expect([0, 1, 2, 3].map((i) => policy.queueOf(nodes[i]!))).toEqual([
+      QUEUE_PROTECTED,
+      QUEUE_PROTECTED,
+      QUEUE_PROTECTED,
+      QUEUE_PROBATION
+    ])
+    expect(policy.sizes.protected).toBe(7)
+    // Their marks are spent: the next overflow demotes by recency again (v4, then v5), not v0.
+    policy.onHit(nodes[3]!)
+    sim.access("y")
+    expect(policy.queueOf(nodes[4]!)).toBe(QUEUE_PROBATION)
+    expect(policy.queueOf(nodes[0]!)).toBe(QUEUE_PROTECTED)
+    expect(policy.sizes.protected).toBe(7)
+  })
+
   it("a hit in the window keeps the entry in the window", () => {
     const { nodes, policy } = tenFull()
     policy.onHit(nodes[9]!)

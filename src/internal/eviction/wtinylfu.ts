@@ -11,8 +11,10 @@ import { FrequencySketch } from "./sketch.js"
  * the main area, a segmented LRU (probation + protected). When the cache is full, the candidate
  * competes with the probation queue's least recent entry: the one the frequency sketch has seen
  * less often is evicted. A hit in probation promotes to protected; protected overflow falls back
- * to probation at the next insert or eviction. A hill climber resizes the window: recency-biased workloads want a large window,
- * frequency-biased and looping ones a small one.
+ * to probation at the next insert or eviction. Protected is ordered by CLOCK (second chance)
+ * rather than strict LRU, so a protected hit writes one word and moves nothing. A hill climber
+ * resizes the window: recency-biased workloads want a large window, frequency-biased and looping
+ * ones a small one.
  */
 
 /**
@@ -47,8 +49,9 @@ const FIRST = 3
 const NONE = 0
 /**
  * The meta word: the queue tag in bits 0–1; in bits 2–5 the hits counted on the node that the
- * sketch has not seen yet (0–15, the sketch's own ceiling); in bits 6–9 the key's sample level
- * (see `sampleLevel`). A hit only bumps the count, one write into the node's own word, instead of
+ * sketch has not seen yet (0–15, the sketch's own ceiling); in bit 6 the protected entry's mark,
+ * hit since it last moved (see `oldest`); in bits 7–10 the key's sample level (see
+ * `sampleLevel`). A hit only bumps the count, one write into the node's own word, instead of
  * four counters of the sketch; the count is halved whenever the sketch is aged, an admission adds
  * it to the sketch's estimate, and it is added to the sketch itself when the entry leaves, so that
  * the key's history is there if it comes back. Estimates are thus the ones counting every hit at
@@ -60,7 +63,8 @@ const PENDING_ONE = 1 << PENDING_SHIFT
 const PENDING_BITS = 15 << PENDING_SHIFT
 /** `(meta & (QUEUE_BITS | PENDING_BITS)) < PENDING_FULL` exactly when fewer than 15 hits are pending. */
 const PENDING_FULL = 15 * PENDING_ONE
-const LEVEL_SHIFT = 6
+const REFERENCED = 1 << 6
+const LEVEL_SHIFT = 7
 
 /**
  * The shadow samples a key when the low `bits` of `hash >>> 20` are zero (its mask), that is
@@ -305,48 +309,51 @@ export class WTinyLfuPolicy implements Policy {
     const node = slot + FIRST
     const metas = this.meta
     const meta = metas[node]!
-    const queue = meta & QUEUE_BITS
     // Whether a hit is pending-saturated, or sampled by the shadow, depends on the key: as a
     // branch it would be mispredicted on every few hits. Both are computed as arithmetic instead.
-    // One more pending hit unless 15 are (the difference is negative below that):
-    let updated = meta + (((meta & (QUEUE_BITS | PENDING_BITS)) - PENDING_FULL) >>> 31) * PENDING_ONE
-    // The node moves to the most recent end of its queue, unless it is there already. Window and
-    // protected hits (nearly all hits in a warm cache: protected when the window is small, the
-    // window when recency made it large) stay in their queue. A probation hit, a second look,
-    // earns protection; protected may overflow for a while: its oldest entries go back to
-    // probation at the next insert or eviction (`settle`), which is all that can tell the
-    // difference, so that a hit moves one entry and not two.
-    let target = queue
-    if (queue === PROBATION) {
-      target = PROTECTED
-      updated += PROTECTED - PROBATION
-      this.probationCount--
-      this.protectedCount++
-      if (node === this.candidate) this.candidate = NONE
-    }
-    metas[node] = updated
-    if (queue !== UNQUEUED) {
-      const links = this.links
-      const list = (target - 1) << 1
-      const last = links[list | PREV]!
-      if (last !== node) {
-        const at = node << 1
-        const prev = links[at | PREV]!
-        const next = links[at | NEXT]!
-        links[(prev << 1) | NEXT] = next
-        links[(next << 1) | PREV] = prev
-        links[at | PREV] = last
-        links[at | NEXT] = target - 1
-        links[(last << 1) | NEXT] = node
-        links[list | PREV] = node
-      }
-    }
+    // One more pending hit unless 15 are (the difference is negative below that), and the node is
+    // marked referenced. A protected hit (most hits in a warm cache whose window is small) stops
+    // there: the node does not move, the mark gives it a second chance when it reaches the least
+    // recent end (`oldest`). A window hit moves it: the window stays an exact LRU, as the
+    // recency-heavy workloads on which it grows large need (a marked window measured up to 8
+    // points below LRU on them). A probation hit promotes.
+    const updated = (meta + (((meta & (QUEUE_BITS | PENDING_BITS)) - PENDING_FULL) >>> 31) * PENDING_ONE) |
+      REFERENCED
+    const queue = meta & QUEUE_BITS
+    if (queue === PROTECTED) metas[node] = updated
+    else if (queue === WINDOW) this.refresh(node, updated)
+    else if (queue === PROBATION) this.promote(node, updated)
+    else metas[node] = updated
     // Buffered for the shadow: the difference is negative (1 after the shift and flip) exactly
     // when the key's level is below the sample's. The countdown ends before the buffer is full.
     const count = this.sampledCount
     this.sampledHits[count] = node
     this.sampledCount = count + ((((meta >>> LEVEL_SHIFT) - this.shadowFrom) >>> 31) ^ 1)
     if (--this.sampleLeft === 0) this.endSample()
+  }
+
+  /** A window hit moves the node to the window's most recent end: the window is an exact LRU. */
+  private refresh(node: number, meta: number): void {
+    this.meta[node] = meta & ~REFERENCED
+    const links = this.links
+    const last = links[((WINDOW - 1) << 1) + PREV]!
+    if (last === node) return
+    this.detach(node)
+    this.append(WINDOW, node)
+  }
+
+  /**
+   * A probation hit, a second look, earns protection. Protected may overflow for a while: its
+   * oldest entries go back to probation at the next insert or eviction (`settle`), which is all
+   * that can tell the difference, so that a hit moves one entry and not two.
+   */
+  private promote(node: number, meta: number): void {
+    this.probationCount--
+    this.protectedCount++
+    if (node === this.candidate) this.candidate = NONE
+    this.detach(node)
+    this.meta[node] = (meta & ~(QUEUE_BITS | REFERENCED)) | PROTECTED
+    this.append(PROTECTED, node)
   }
 
   onMiss(hash: number): void {
@@ -522,9 +529,24 @@ export class WTinyLfuPolicy implements Policy {
     return this.hashes[node]!
   }
 
-  /** A queue's least recent node (its sentinel's next). */
+  /**
+   * A queue's least recent node that was not hit since it was last moved (the sentinel when the
+   * queue is empty). Nodes passed over lose their mark and go to the most recent end: the second
+   * chance of the CLOCK algorithm, which orders a queue nearly as an LRU would without moving a
+   * node on every hit. Each mark is cleared once, so the work is bounded by the hits.
+   */
   private oldest(queue: number): number {
-    return this.links[((queue - 1) << 1) + NEXT]!
+    const links = this.links
+    const metas = this.meta
+    const at = ((queue - 1) << 1) + NEXT
+    for (;;) {
+      const node = links[at]!
+      const meta = metas[node]!
+      if ((meta & REFERENCED) === 0) return node
+      metas[node] = meta & ~REFERENCED
+      this.detach(node)
+      this.append(queue, node)
+    }
   }
 
   /** Appends at a queue's most recent end (its sentinel's prev). */
@@ -550,7 +572,7 @@ export class WTinyLfuPolicy implements Policy {
   /** Moves a node to another queue's most recent end; its pending hits go with it. */
   private move(node: number, queue: number): void {
     this.detach(node)
-    this.meta[node] = (this.meta[node]! & ~QUEUE_BITS) | queue
+    this.meta[node] = (this.meta[node]! & ~(QUEUE_BITS | REFERENCED)) | queue
     this.append(queue, node)
   }
 
