@@ -287,6 +287,6 @@ const hitCost = (entries: number): void => {
 hitCost(ENTRIES)
 hitCost(1_000)
 console.log(
-  "\n(target: a store-core W-TinyLFU hit within 1.2× of an lru-cache hit; ≤ 110 B per entry at 100,000 entries)"
+  "\n(targets: a W-TinyLFU hit, map + policy, within 1.2× of an LRU hit; ≤ 110 B per entry at 100,000 entries)"
 )
 void sink
