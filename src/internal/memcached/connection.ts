@@ -359,8 +359,14 @@ class Fifo<A> {
   }
 }
 
-/** The first capacity of the buffer a burst of requests is encoded into, and the most kept after a flush. */
-const OUT_MIN = 4096
+/**
+ * The first capacity of the buffer a burst of requests is encoded into, and the most kept after a
+ * flush. Each burst takes a new buffer (the one written may still be held by the socket); below
+ * half of `Buffer.poolSize` (4 KiB) `Buffer.allocUnsafe` slices Node's shared pool instead of
+ * allocating an `ArrayBuffer`, about 0.2 µs against 1.8 µs for 4 KiB of its own: a read at
+ * concurrency 1 is a burst of one line.
+ */
+const OUT_MIN = 2048
 const OUT_KEEP = 64 * 1024
 
 /** Writes `n` (a non-negative integer) in decimal at `pos`; returns the position after it. */
