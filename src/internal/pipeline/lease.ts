@@ -4,11 +4,12 @@
  *
  * A load of a key first takes the key's lease. The holder loads, writes, and only then releases
  * (so that a waiter never finds the lease free before the value is there), while a watchdog fiber
- * extends the lease every third of its TTL. A caller that finds the lease held polls the entry on
- * a jittered exponential backoff, trying the lease again at each poll (a holder that died lets it
- * lapse, and a waiter takes over); when the entry appears it is the answer. When `wait` ends
- * first, a kept value (fail-safe's, or the stale value a background refresh holds) answers, else
- * `onTimeout` decides: load anyway, or fail with `LockTimeout`.
+ * extends the lease every third of its TTL. A caller that finds the lease held waits for its
+ * holder (`leaseWait.ts`): it polls the entry on a jittered exponential backoff, trying the lease
+ * again at each poll (a holder that died lets it lapse, and a waiter takes over); when the entry
+ * appears it is the answer. When `wait` ends first, a kept value (fail-safe's, or the stale value
+ * a background refresh holds) answers, else `onTimeout` decides: load anyway, or fail with
+ * `LockTimeout`.
  *
  * One lease per key, taken only around that key's own load: a loader that reads other keys of
  * the cache takes their leases in turn and never waits on its own.
@@ -23,12 +24,12 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
-import * as Schedule from "effect/Schedule"
-import { LockTimeout, UnsupportedCapability } from "../../CacheError.js"
+import { UnsupportedCapability } from "../../CacheError.js"
 import type { CacheError } from "../../CacheError.js"
 import type * as CacheStore from "../../CacheStore.js"
 import type { Entry } from "./envelope.js"
 import { EXPIRED, freshness } from "./freshness.js"
+import { makeWaitFor } from "./leaseWait.js"
 import type { Reader } from "./read.js"
 import type { Counters } from "./stats.js"
 import type { OnStoreFailure } from "./storeErrors.js"
@@ -39,10 +40,6 @@ export interface LockOptions {
   readonly waitMillis: number
   readonly onTimeout: "load" | "fail"
 }
-
-/** The first pause between two polls of a waiter; it doubles up to `MAX_POLL_MILLIS`. */
-const FIRST_POLL_MILLIS = 10
-const MAX_POLL_MILLIS = 250
 
 /** @internal */
 export interface LeaseOptions<A> {
@@ -117,14 +114,6 @@ export interface LeasedLoad {
   /** A write or invalidation of the key in this process came since the load started. */
   readonly superseded: boolean
 }
-
-/**
- * A waiter's poll: the answer (the holder's value, or this caller's own load once it took the
- * lease over), or still waiting.
- */
-type Poll<A> =
-  | { readonly _tag: "Settled"; readonly value: A }
-  | { readonly _tag: "Waiting"; readonly kept: Entry<A> | undefined }
 
 /** @internal */
 export const makeLeases = <A>(options: LeaseOptions<A>): Leases<A> => {
@@ -295,71 +284,28 @@ export const makeLeases = <A>(options: LeaseOptions<A>): Leases<A> => {
         ? Effect.succeed(found.value)
         : holding([[key, full, token]], loading))
 
-  const waitFor = <E, R>(
-    load: LeasedLoad,
-    kept: Entry<A> | undefined,
+  /**
+   * A waiter tries the lease once more (a holder that died lets it lapse): when it takes it, it
+   * loads under it, and the value is the answer; none while another still holds it. The lease
+   * taken over is this call's to give back: its load runs here.
+   */
+  const takeOver = <E, R>(
+    key: string,
+    full: string,
     settled: (entry: Entry<A>) => boolean,
     loading: Effect.Effect<A, E | CacheError, R>
-  ): Effect.Effect<A, E | CacheError, R> =>
-    Effect.suspend(() => {
-      const { full, key } = load
-      counters.lockWait()
-      const deadline = now() + lock.waitMillis
-      let latest = kept
-      const step: Effect.Effect<Poll<A>, E | CacheError, R> = Effect.flatMap(readEntry(key, full), (entry) => {
-        if (entry !== undefined) {
-          if (settled(entry)) return Effect.succeed<Poll<A>>({ _tag: "Settled", value: entry.value })
-          // an expired entry still kept (fail-safe) may answer when the wait ends
-          if (now() < entry.staleUntil && (latest === undefined || entry.freshUntil > latest.freshUntil)) {
-            latest = entry
-          }
-        }
-        // the lease taken over is this step's to give back: its load runs here, not past the poll
-        return owning(
-          Effect.catchAll(take(full), () => Effect.succeed(Option.none<string>())),
-          heldOne(full),
-          (token): Effect.Effect<Poll<A>, E | CacheError, R> =>
-            token._tag === "Some"
-              // the entry read once more may still hold the holder's value (written just before its release)
-              ? Effect.map(acquired(key, full, token.value, settled, takingOver(loading)), (value) => ({
-                _tag: "Settled",
-                value
-              }))
-              : Effect.succeed({ _tag: "Waiting", kept: latest })
-        )
-      })
-      // jittered so that the waiters of several processes do not poll in step; never past the deadline
-      const backoff: Schedule.Schedule<unknown, Poll<A>> = Schedule.exponential(Duration.millis(FIRST_POLL_MILLIS), 2)
-        .pipe(
-          Schedule.union(Schedule.spaced(Duration.millis(MAX_POLL_MILLIS))),
-          Schedule.jittered,
-          Schedule.modifyDelay((_, delay) =>
-            // whole milliseconds: a fractional sleep would end a hair past the deadline
-            Duration.millis(Math.max(0, Math.min(Math.floor(Duration.toMillis(delay)), deadline - now())))
-          )
-        )
-      const polled = Effect.zipRight(
-        Effect.sleep(Duration.millis(Math.min(FIRST_POLL_MILLIS, lock.waitMillis))),
-        Effect.repeat(step, {
-          schedule: Schedule.passthrough(backoff),
-          until: (poll) => poll._tag !== "Waiting" || now() >= deadline
-        })
-      )
-      return Effect.flatMap(polled, (poll): Effect.Effect<A, E | CacheError, R> => {
-        switch (poll._tag) {
-          case "Settled":
-            return Effect.succeed(poll.value)
-          case "Waiting": {
-            counters.lockTimeout()
-            // the value kept is older than a write of this process since: not served
-            const last = poll.kept
-            if (last !== undefined && !load.superseded && now() < last.staleUntil) return Effect.succeed(last.value)
-            if (lock.onTimeout === "load") return loading
-            return Effect.fail(new LockTimeout({ namespace, key, waitMillis: lock.waitMillis }))
-          }
-        }
-      })
-    })
+  ): Effect.Effect<Option.Option<A>, E | CacheError, R> =>
+    owning(
+      Effect.catchAll(take(full), () => Effect.succeed(Option.none<string>())),
+      heldOne(full),
+      (token) =>
+        token._tag === "Some"
+          // the entry read once more may still hold the holder's value (written just before its release)
+          ? Effect.map(acquired(key, full, token.value, settled, takingOver(loading)), Option.some)
+          : Effect.succeed(Option.none())
+    )
+
+  const waitFor = makeWaitFor<A>({ counters, lock, namespace, now, readEntry, takeOver })
 
   const run: Leased<A> = (load, kept, settled, loading) =>
     owning(takeOrGoOn(load.full), heldOne(load.full), (taken) =>
