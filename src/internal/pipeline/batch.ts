@@ -1,15 +1,15 @@
 /**
  * Batched reads: many keys in one store round trip, the misses loaded through the same single
  * flight as single reads — in one `lookupMany` call when the strategy has one. A batch loader's
- * answer is matched to the keys by the keys it names, never by position: a key it did not return
- * is not found, and a key it was not asked for fails the batch with `BatchMismatch`.
+ * answer is matched to the keys by the keys it names, never by position (`batchMatch.ts`).
  */
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
-import { BatchMismatch } from "../../CacheError.js"
 import type { CacheError } from "../../CacheError.js"
 import type * as CacheStore from "../../CacheStore.js"
+import type { BatchLoader } from "./batchMatch.js"
+import { matchAnswer } from "./batchMatch.js"
 import { classify, sortTagged } from "./batchSort.js"
 import type { Found } from "./batchSort.js"
 import type { Entry } from "./envelope.js"
@@ -26,15 +26,6 @@ import { Absent, absent, isRetry } from "./slot.js"
 import type { Counters } from "./stats.js"
 import type { OnStoreFailure } from "./storeErrors.js"
 import type { TagChecks } from "./tags.js"
-
-/**
- * Loads the keys at the given indices of a batch read in one call, answering with each value
- * under its caller's key (a `Map` or pairs).
- * @internal
- */
-export type BatchLoader<A, E, R> = (
-  indices: ReadonlyArray<number>
-) => Effect.Effect<Iterable<readonly [key: string, value: A]>, E, R>
 
 /** What a batch read uses of its pipeline. @internal */
 export interface BatchContext<A> {
@@ -98,30 +89,6 @@ type Taken<A> =
 
 const held: Taken<never> = { _tag: "Held" }
 const unleased: Taken<never> = { _tag: "Unleased" }
-
-/** Matches a batch loader's answer to its slots: each slot's value, or `absent`. */
-const match = <A, E>(
-  namespace: string,
-  slots: ReadonlyArray<Slot<A, E>>,
-  answer: Iterable<readonly [string, A]>
-): Effect.Effect<Array<A | Absent>, BatchMismatch> => {
-  const position = new Map<string, number>()
-  for (let j = 0; j < slots.length; j++) position.set(slots[j]!.key, j)
-  const values = new Array<A | Absent>(slots.length).fill(absent)
-  for (const [key, value] of answer) {
-    const j = position.get(key)
-    if (j === undefined) {
-      return Effect.fail(
-        new BatchMismatch({ namespace, detail: `returned the key ${JSON.stringify(key)}, not asked for` })
-      )
-    }
-    if (values[j] !== absent) {
-      return Effect.fail(new BatchMismatch({ namespace, detail: `returned the key ${JSON.stringify(key)} twice` }))
-    }
-    values[j] = value
-  }
-  return Effect.succeed(values)
-}
 
 /** A batch read; made as it runs (it reads the store's keys at once). @internal */
 export const getManyOrLoad = <A, X, E, R>(
@@ -208,7 +175,7 @@ const loadMissing = <A, X, E, R>(
           slots.map((slot) => slot.key),
           Effect.suspend(() => loadMany(firstIndices)),
           (answer, elapsed) =>
-            Effect.flatMap(match(context.namespace, slots, answer), (values) => {
+            Effect.flatMap(matchAnswer(context.namespace, slots, answer), (values) => {
               const loaded: Array<{ load: Slot<A, E>; key: string; value: A }> = []
               for (let j = 0; j < slots.length; j++) {
                 const value = values[j]!

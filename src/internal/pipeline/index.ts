@@ -36,7 +36,7 @@ import type { Pipeline, PipelineOptions } from "./types.js"
 import { makeVersioned } from "./versioned.js"
 import { makeWriter } from "./write.js"
 
-export type { BatchLoader } from "./batch.js"
+export type { BatchLoader } from "./batchMatch.js"
 export type { Forker } from "./fork.js"
 export { daemonForker, forkerIn } from "./fork.js"
 export type { LockOptions } from "./lease.js"
