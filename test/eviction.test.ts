@@ -343,7 +343,7 @@ describe("WTinyLfuPolicy", () => {
     // Protected holds 7 (the eighth promotion will push its least recent entry back).
     for (const i of [0, 1, 2, 4, 5, 6]) policy.onHit(nodes[i]!)
     expect(policy.sizes).toEqual({ window: 1, probation: 2, protected: 7 })
-    policy.onHit(nodes[3]!) // refreshes v3: now v0 is the least recent protected entry
+    policy.onHit(nodes[3]!) // marks v3: it gets a second chance, so v0 is the first to go back
     policy.onHit(nodes[7]!)
     expect(policy.queueOf(nodes[7]!)).toBe(QUEUE_PROTECTED)
     // A hit moves one entry: protected runs one over until the next insert or eviction.
@@ -544,6 +544,32 @@ describe("WTinyLfuPolicy window climber", () => {
       sim.access(key)
     }
   }
+
+  it("keeps every stored key in exactly one queue while the window moves, entries leave and protected hits are marked", () => {
+    const policy = new WTinyLfuPolicy(CAPACITY)
+    const sim = new Sim(policy, CAPACITY)
+    const windows = new Set<number>()
+    const check = () => {
+      const { probation, protected: prot, window } = policy.sizes
+      expect(window + probation + prot).toBe(sim.map.size)
+      for (const slot of sim.map.values()) expect(policy.queueOf(slot)).not.toBe(QUEUE_NONE)
+      windows.add(policy.limits.window)
+    }
+    const random = generator(11)
+    for (let phase = 0; phase < 8; phase++) {
+      if (phase % 2 === 0) recencyPhase(sim, 8_000, phase + 1)
+      else frequencyPhase(sim, 8_000, phase + 1)
+      // some entries leave on their own (invalidations), wherever they are
+      for (const key of [...sim.map.keys()]) if (random() < 0.1) sim.remove(key)
+      check()
+    }
+    // the climber moved the window back and forth, so resizes ran over marked entries
+    expect(windows.size).toBeGreaterThan(3)
+    const stored = new Set(sim.map.values())
+    const drained = drain(policy, CAPACITY + 1)
+    expect(new Set(drained)).toEqual(stored)
+    expect(drained.length).toBe(stored.size)
+  })
 
   it("grows the window on a recency phase", () => {
     const policy = new WTinyLfuPolicy(CAPACITY)
