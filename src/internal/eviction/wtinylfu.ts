@@ -311,19 +311,17 @@ export class WTinyLfuPolicy implements Policy {
     const meta = metas[node]!
     // Whether a hit is pending-saturated, or sampled by the shadow, depends on the key: as a
     // branch it would be mispredicted on every few hits. Both are computed as arithmetic instead.
-    // One more pending hit unless 15 are (the difference is negative below that), and the node is
-    // marked referenced. A protected hit (most hits in a warm cache whose window is small) stops
-    // there: the node does not move, the mark gives it a second chance when it reaches the least
-    // recent end (`oldest`). A window hit moves it: the window stays an exact LRU, as the
-    // recency-heavy workloads on which it grows large need (a marked window measured up to 8
-    // points below LRU on them). A probation hit promotes.
-    const updated = (meta + (((meta & (QUEUE_BITS | PENDING_BITS)) - PENDING_FULL) >>> 31) * PENDING_ONE) |
-      REFERENCED
+    // One more pending hit unless 15 are (the difference is negative below that). A protected hit
+    // (most hits in a warm cache whose window is small) only marks the node: it does not move,
+    // and the mark gives it a second chance when it reaches the least recent end (`oldest`). A
+    // window hit moves it: the window stays an exact LRU, as the recency-heavy workloads on which
+    // it grows large need (a marked window measured up to 8 points below LRU on them). A
+    // probation hit promotes.
+    const updated = meta + (((meta & (QUEUE_BITS | PENDING_BITS)) - PENDING_FULL) >>> 31) * PENDING_ONE
     const queue = meta & QUEUE_BITS
-    if (queue === PROTECTED) metas[node] = updated
-    else if (queue === WINDOW) this.refresh(node, updated)
-    else if (queue === PROBATION) this.promote(node, updated)
-    else metas[node] = updated
+    metas[node] = queue === PROTECTED ? updated | REFERENCED : updated
+    if (queue === WINDOW) this.refresh(node)
+    else if (queue === PROBATION) this.promote(node)
     // Buffered for the shadow: the difference is negative (1 after the shift and flip) exactly
     // when the key's level is below the sample's. The countdown ends before the buffer is full.
     const count = this.sampledCount
@@ -333,8 +331,7 @@ export class WTinyLfuPolicy implements Policy {
   }
 
   /** A window hit moves the node to the window's most recent end: the window is an exact LRU. */
-  private refresh(node: number, meta: number): void {
-    this.meta[node] = meta & ~REFERENCED
+  private refresh(node: number): void {
     const links = this.links
     const last = links[((WINDOW - 1) << 1) + PREV]!
     if (last === node) return
@@ -347,13 +344,11 @@ export class WTinyLfuPolicy implements Policy {
    * oldest entries go back to probation at the next insert or eviction (`settle`), which is all
    * that can tell the difference, so that a hit moves one entry and not two.
    */
-  private promote(node: number, meta: number): void {
+  private promote(node: number): void {
     this.probationCount--
     this.protectedCount++
     if (node === this.candidate) this.candidate = NONE
-    this.detach(node)
-    this.meta[node] = (meta & ~(QUEUE_BITS | REFERENCED)) | PROTECTED
-    this.append(PROTECTED, node)
+    this.move(node, PROTECTED)
   }
 
   onMiss(hash: number): void {
